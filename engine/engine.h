@@ -1,0 +1,75 @@
+/*
+ * engine.h - the model running on a backend: latent caches, scratch, and the
+ * forward entry points that decoding uses (shared/DESIGN.md §4).
+ *
+ * Caches: one MLA latent cache per layer (main layers and each MTP module),
+ * rows indexed by absolute position, each row rkv normalised latent values then
+ * dr rotated k_pe values. The main model's caches share one length; each MTP
+ * module has its own length. Rollback is truncation.
+ *
+ * Every forward of n tokens at start_pos first requires the cache to hold at
+ * least start_pos positions; it (over)writes rows start_pos..start_pos+n-1 and
+ * sets the length to start_pos + n.
+ */
+#ifndef MTP_ENGINE_H
+#define MTP_ENGINE_H
+
+#include <stdint.h>
+
+#include "../kernels/backend.h"
+#include "model.h"
+
+struct mtp_engine;
+
+struct mtp_engine_options {
+    int max_positions; /* cache capacity per layer (prompt + generated + drafts) */
+    int max_batch;     /* most tokens in one forward; longer prefills are chunked */
+};
+
+/* Create an engine for MODEL on BACKEND (both borrowed; they must outlive it).
+ * Prepares every weight on the backend. Returns MTP_OK or MTP_ERR. */
+int mtp_engine_create(struct mtp_model *model, struct mtp_backend *backend,
+                      const struct mtp_engine_options *opt, struct mtp_engine **out);
+void mtp_engine_free(struct mtp_engine *e);
+
+const struct mtp_model *mtp_engine_model(const struct mtp_engine *e);
+
+/* Main model over tokens[0..n) at positions start_pos..start_pos+n-1, any n
+ * (chunked by max_batch). Writes (host memory, either may be NULL):
+ *   logits [n, V]  and  hidden [n, d] (after model.norm, what MTP module 1 takes).
+ * Fails (MTP_ERR) if start_pos exceeds the cache length or capacity runs out. */
+int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
+                       float *logits, float *hidden);
+
+/* MTP module K (1-based) over n positions start_pos..: at position i it takes
+ * Emb(tokens[i - start_pos]) and hidden_in[i - start_pos] (the main post-norm
+ * hidden for K = 1, module K-1's post-shared_head.norm hidden otherwise; host
+ * memory [n, d]). Writes logits [n, V] and hidden_out [n, d] (after
+ * shared_head.norm), either may be NULL. Uses and extends module K's cache. */
+int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *tokens,
+                           const float *hidden_in, int n, int start_pos, float *logits,
+                           float *hidden_out);
+
+/* Cache lengths and rollback. module 0 = main model, 1..D = MTP modules. */
+int mtp_engine_cache_len(const struct mtp_engine *e, int module);
+void mtp_engine_truncate(struct mtp_engine *e, int module, int length);
+
+/* Experts touched by the last main-model forward: for each MoE layer of the
+ * main model (in order), the number of distinct routed experts selected by any
+ * of its tokens. Returns the number of MoE layers; COUNTS has room for it. */
+int mtp_engine_last_experts_touched(const struct mtp_engine *e, int *counts, int capacity);
+int mtp_engine_num_moe_layers(const struct mtp_engine *e);
+
+/* Debug trace of intermediates for golden tests: FN is called with host copies
+ * of named float tensors ("attn_norm", "attn_out", "ffn_norm", "ffn_out",
+ * "kv_cache" (the rows this forward wrote), "router_weights"), FN_I32 with int
+ * tensors ("router_idx"), for layer LAYER (HF index). NULL disables tracing
+ * (the default); names match training/mtpref/golden.py. */
+typedef void (*mtp_trace_fn)(void *user, const char *name, int layer, const float *data,
+                             int rows, int cols);
+typedef void (*mtp_trace_i32_fn)(void *user, const char *name, int layer, const int32_t *data,
+                                 int rows, int cols);
+void mtp_engine_set_trace(struct mtp_engine *e, mtp_trace_fn fn, mtp_trace_i32_fn fn_i32,
+                          void *user);
+
+#endif

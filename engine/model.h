@@ -1,0 +1,130 @@
+/*
+ * model.h - a loaded DeepSeek-V2/V3-family model: config plus pointer structs
+ * into the memory-mapped checkpoint (shared/STYLE.md §2).
+ *
+ * Dimension legend (MODEL.md §3):
+ *   d   = hidden_size            V  = vocab_size
+ *   H   = num_attention_heads    dn = qk_nope_head_dim   dr = qk_rope_head_dim
+ *   dv  = v_head_dim             rq = q_lora_rank        rkv = kv_lora_rank
+ *   E   = n_routed_experts       I  = moe_intermediate_size
+ *
+ * Layers are not uniform (dense first, then MoE, then MTP modules), so each
+ * layer carries its kind explicitly. Matrices stay in the mapping in their
+ * stored dtype. 1-D tensors (norms, router bias) are converted once to F32
+ * arrays owned by the model and described by a struct mtp_weight with rows = 1,
+ * so every backend uploads and addresses all parameters the same way.
+ */
+#ifndef MTP_MODEL_H
+#define MTP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "dtype.h"
+#include "safetensors.h"
+
+/* A weight matrix W [rows, cols], used as y = W x (PyTorch nn.Linear layout). */
+struct mtp_weight {
+    enum mtp_dtype dtype;   /* F32, BF16, F16 or F8_E4M3 */
+    int rows, cols;
+    const void *data;       /* row-major [rows, cols], in the mapping */
+    const float *scale_inv; /* F8_E4M3 only: [ceil(rows/B0), ceil(cols/B1)] block scales */
+    int block_rows, block_cols; /* B0, B1 (128, 128) */
+    const char *name;       /* tensor name, for messages */
+    void *device;           /* backend-private copy (CUDA), NULL on CPU */
+};
+
+/* SwiGLU FFN: down( silu(gate x) * (up x) ). */
+struct mtp_ffn {
+    struct mtp_weight gate; /* [I, d] */
+    struct mtp_weight up;   /* [I, d] */
+    struct mtp_weight down; /* [d, I] */
+};
+
+struct mtp_attention {
+    struct mtp_weight q_a;  /* [rq, d]        (q LoRA only) */
+    struct mtp_weight q_a_norm; /* [rq]         (q LoRA only) */
+    struct mtp_weight q_b;  /* [H*(dn+dr), rq] (q LoRA only) */
+    struct mtp_weight q;    /* [H*(dn+dr), d]  (no q LoRA) */
+    struct mtp_weight kv_a; /* [rkv+dr, d] */
+    struct mtp_weight kv_a_norm; /* [rkv] */
+    struct mtp_weight kv_b; /* [H*(dn+dv), rkv]; per head rows 0..dn-1 = W_UK, dn.. = W_UV */
+    struct mtp_weight o;    /* [d, H*dv] */
+};
+
+struct mtp_moe {
+    struct mtp_weight router;   /* [E, d] (mlp.gate.weight) */
+    struct mtp_weight score_bias; /* [E] e_score_correction_bias; data NULL when absent */
+    bool has_shared;
+    struct mtp_ffn shared;      /* width n_shared * I */
+    struct mtp_ffn *experts;    /* [E] */
+};
+
+enum mtp_layer_kind {
+    MTP_LAYER_DENSE,
+    MTP_LAYER_MOE,
+};
+
+/* The extra parts of an MTP module (layers num_hidden_layers..). */
+struct mtp_nextn {
+    struct mtp_weight enorm;    /* [d] */
+    struct mtp_weight hnorm;    /* [d] */
+    struct mtp_weight eh_proj;  /* [d, 2d]: columns 0..d-1 take enorm(emb), d..2d-1 hnorm(h) */
+    struct mtp_weight head_norm; /* [d] shared_head.norm */
+    const struct mtp_weight *embed; /* own embed_tokens, or the main model's */
+    const struct mtp_weight *head;  /* own shared_head.head, or the main lm_head */
+    struct mtp_weight own_embed, own_head; /* storage when the module has its own */
+};
+
+struct mtp_layer {
+    int index;                  /* HF layer index */
+    enum mtp_layer_kind kind;
+    bool is_mtp;
+    struct mtp_weight attn_norm; /* [d] input_layernorm */
+    struct mtp_weight ffn_norm;  /* [d] post_attention_layernorm */
+    struct mtp_attention attn;
+    struct mtp_ffn dense;       /* MTP_LAYER_DENSE */
+    struct mtp_moe moe;         /* MTP_LAYER_MOE */
+    struct mtp_nextn nextn;     /* is_mtp only */
+};
+
+struct mtp_model {
+    char *dir;
+    struct mtp_config cfg;
+    struct mtp_checkpoint *ckpt;
+    struct mtp_weight embed;    /* [V, d] model.embed_tokens */
+    struct mtp_weight final_norm; /* [d] model.norm */
+    struct mtp_weight lm_head;  /* [V, d] (aliases embed when tied) */
+    int n_layers;               /* num_hidden_layers + num_nextn_predict_layers */
+    struct mtp_layer *layers;   /* [n_layers]; MTP module k (1-based) is layers[num_hidden_layers+k-1] */
+    char **unused;              /* names of tensors present but not used */
+    int n_unused;
+};
+
+/* Load DIR (config.json + safetensors). Every tensor the config implies is
+ * checked for presence, dtype and shape; FP8 weights need their scale_inv.
+ * Returns MTP_OK and *OUT, or MTP_ERR with a message naming the file and the
+ * tensor, expected versus found. */
+int mtp_model_load(const char *dir, struct mtp_model **out);
+void mtp_model_free(struct mtp_model *m);
+
+/* MTP module K (1-based) or NULL. */
+static inline const struct mtp_layer *mtp_model_module(const struct mtp_model *m, int k)
+{
+    if (k < 1 || k > m->cfg.num_nextn_predict_layers)
+        return NULL;
+    return &m->layers[m->cfg.num_hidden_layers + k - 1];
+}
+
+/* Parameter counts (elements) for inspect and model cards. */
+struct mtp_param_counts {
+    long long total;        /* every bound tensor, main and MTP */
+    long long main;         /* main model (embed, layers, norm, head) */
+    long long active_main;  /* main model per token: shared + top-k routed experts only */
+    long long mtp;          /* all MTP modules (own embed/head included when present) */
+    long long active_mtp_module; /* one MTP module per token, without embed/head */
+};
+void mtp_model_param_counts(const struct mtp_model *m, struct mtp_param_counts *out);
+
+#endif
