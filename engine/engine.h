@@ -37,9 +37,16 @@ const struct mtp_model *mtp_engine_model(const struct mtp_engine *e);
 /* Main model over tokens[0..n) at positions start_pos..start_pos+n-1, any n
  * (chunked by max_batch). Writes (host memory, either may be NULL):
  *   logits [n, V]  and  hidden [n, d] (after model.norm, what MTP module 1 takes).
- * Fails (MTP_ERR) if start_pos exceeds the cache length or capacity runs out. */
+ * Fails (MTP_ERR) if start_pos exceeds the cache length or capacity runs out.
+ * n = 1 is a decode step, n = k+1 a verification; results per token are
+ * bitwise identical in both (backend.h, batch invariance). */
 int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
                        float *logits, float *hidden);
+
+/* Prefill: the main model over a prompt at positions 0..n-1, logits only for
+ * the last position (last_logits [V], may be NULL), hidden [n, d] (may be NULL). */
+int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
+                       float *hidden);
 
 /* MTP module K (1-based) over n positions start_pos..: at position i it takes
  * Emb(tokens[i - start_pos]) and hidden_in[i - start_pos] (the main post-norm
@@ -53,6 +60,10 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
 /* Cache lengths and rollback. module 0 = main model, 1..D = MTP modules. */
 int mtp_engine_cache_len(const struct mtp_engine *e, int module);
 void mtp_engine_truncate(struct mtp_engine *e, int module, int length);
+
+/* Copy latent cache rows start..start+n-1 of LAYER (HF index, main or MTP) to
+ * OUT [n, rkv+dr] on the host (tests and debugging). */
+void mtp_engine_read_cache(struct mtp_engine *e, int layer, int start, int n, float *out);
 
 /* Experts touched by the last main-model forward: for each MoE layer of the
  * main model (in order), the number of distinct routed experts selected by any

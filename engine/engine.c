@@ -1,0 +1,365 @@
+/*
+ * engine.c - the model on a backend: life cycle, latent caches, and the
+ * forward entry points (main model, prefill, MTP modules). The per-block math
+ * lives in forward.c.
+ *
+ * Long inputs are processed in chunks of at most max_batch tokens: causal
+ * attention over the cache makes chunk boundaries invisible in the results.
+ */
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: memcpy */
+
+#include "engine_internal.h"
+#include "error.h"
+
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+static void *be_alloc(struct mtp_engine *e, size_t bytes) { return e->be->alloc(e->bctx, bytes); }
+
+static void scratch_alloc(struct mtp_engine *e)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    size_t B = (size_t)e->opt.max_batch, f = sizeof(float);
+    int k = c->num_experts_per_tok > 0 ? c->num_experts_per_tok : 1;
+    e->s.x = be_alloc(e, B * c->hidden_size * f);
+    e->s.xn = be_alloc(e, B * c->hidden_size * f);
+    e->s.tmp = be_alloc(e, B * c->hidden_size * f);
+    e->s.q_lat = be_alloc(e, B * max_int(c->q_lora_rank, 1) * f);
+    e->s.q = be_alloc(e, B * c->num_attention_heads * mtp_config_qk_head_dim(c) * f);
+    e->s.attn = be_alloc(e, B * c->num_attention_heads * c->v_head_dim * f);
+    e->s.cat = be_alloc(e, B * 2 * c->hidden_size * f);
+    e->s.logits = be_alloc(e, B * c->vocab_size * f);
+    e->s.idx = be_alloc(e, B * k * sizeof(int32_t));
+    e->s.weights = be_alloc(e, B * k * f);
+    int row = max_int(max_int(c->vocab_size, 2 * c->hidden_size), e->cache_width);
+    e->host_rows = mtp_xmalloc(B * row * f);
+    e->host_idx = mtp_xmalloc(B * k * sizeof(int32_t));
+}
+
+static void scratch_free(struct mtp_engine *e)
+{
+    void *bufs[] = {e->s.x,     e->s.xn,  e->s.tmp,    e->s.q_lat, e->s.q,
+                    e->s.attn,  e->s.cat, e->s.logits, e->s.idx,   e->s.weights};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i])
+            e->be->release(e->bctx, bufs[i]);
+    free(e->host_rows);
+    free(e->host_idx);
+}
+
+/* Every parameter of one layer, for prepare_weight. */
+static int prepare_ffn(struct mtp_engine *e, struct mtp_ffn *f)
+{
+    if (e->be->prepare_weight(e->bctx, &f->gate) || e->be->prepare_weight(e->bctx, &f->up) ||
+        e->be->prepare_weight(e->bctx, &f->down))
+        return MTP_ERR;
+    return MTP_OK;
+}
+
+static int prepare_layer(struct mtp_engine *e, struct mtp_layer *l)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    struct mtp_weight *ws[16];
+    int nw = 0;
+    ws[nw++] = &l->attn_norm;
+    ws[nw++] = &l->ffn_norm;
+    if (c->q_lora_rank > 0) {
+        ws[nw++] = &l->attn.q_a;
+        ws[nw++] = &l->attn.q_a_norm;
+        ws[nw++] = &l->attn.q_b;
+    } else {
+        ws[nw++] = &l->attn.q;
+    }
+    ws[nw++] = &l->attn.kv_a;
+    ws[nw++] = &l->attn.kv_a_norm;
+    ws[nw++] = &l->attn.kv_b;
+    ws[nw++] = &l->attn.o;
+    if (l->is_mtp) {
+        ws[nw++] = &l->nextn.enorm;
+        ws[nw++] = &l->nextn.hnorm;
+        ws[nw++] = &l->nextn.eh_proj;
+        ws[nw++] = &l->nextn.head_norm;
+        if (l->nextn.embed == &l->nextn.own_embed)
+            ws[nw++] = &l->nextn.own_embed;
+        if (l->nextn.head == &l->nextn.own_head)
+            ws[nw++] = &l->nextn.own_head;
+    }
+    for (int i = 0; i < nw; i++)
+        if (e->be->prepare_weight(e->bctx, ws[i]))
+            return MTP_ERR;
+    if (l->kind == MTP_LAYER_DENSE)
+        return prepare_ffn(e, &l->dense);
+    if (e->be->prepare_weight(e->bctx, &l->moe.router))
+        return MTP_ERR;
+    if (l->moe.score_bias.data && e->be->prepare_weight(e->bctx, &l->moe.score_bias))
+        return MTP_ERR;
+    if (l->moe.has_shared && prepare_ffn(e, &l->moe.shared))
+        return MTP_ERR;
+    for (int x = 0; x < c->n_routed_experts; x++)
+        if (prepare_ffn(e, &l->moe.experts[x]))
+            return MTP_ERR;
+    return MTP_OK;
+}
+
+static int prepare_weights(struct mtp_engine *e)
+{
+    struct mtp_model *m = e->model;
+    if (e->be->prepare_weight(e->bctx, &m->embed) ||
+        e->be->prepare_weight(e->bctx, &m->final_norm))
+        return MTP_ERR;
+    if (m->lm_head.data != m->embed.data && e->be->prepare_weight(e->bctx, &m->lm_head))
+        return MTP_ERR;
+    if (m->lm_head.data == m->embed.data)
+        m->lm_head.device = m->embed.device;
+    for (int i = 0; i < m->n_layers; i++)
+        if (prepare_layer(e, &m->layers[i]))
+            return mtp_error_wrap("preparing layer %d for backend %s: ", i, e->be->name);
+    return MTP_OK;
+}
+
+static void init_static_params(struct mtp_engine *e)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    e->rope.dim = c->qk_rope_head_dim;
+    mtp_config_rope_inv_freq(c, e->rope.inv_freq, &e->rope.cos_sin_scale);
+    e->mla = (struct mtp_mla_dims){
+        .n_heads = c->num_attention_heads,
+        .nope = c->qk_nope_head_dim,
+        .rope = c->qk_rope_head_dim,
+        .v = c->v_head_dim,
+        .kv_lora = c->kv_lora_rank,
+        .scale = (float)mtp_config_softmax_scale(c),
+    };
+    e->route = (struct mtp_route_params){
+        .scoring = c->scoring_func,
+        .method = c->topk_method,
+        .n_experts = c->n_routed_experts,
+        .top_k = c->num_experts_per_tok,
+        .n_group = c->n_group,
+        .topk_group = c->topk_group,
+        .norm_topk_prob = c->norm_topk_prob,
+        .routed_scaling_factor = (float)c->routed_scaling_factor,
+    };
+    e->cache_width = mtp_config_cache_width(c);
+    for (int i = 0; i < c->num_hidden_layers; i++)
+        if (mtp_config_layer_is_moe(c, i))
+            e->n_moe_main++;
+}
+
+int mtp_engine_create(struct mtp_model *model, struct mtp_backend *backend,
+                      const struct mtp_engine_options *opt, struct mtp_engine **out)
+{
+    *out = NULL;
+    if (opt->max_positions < 1 || opt->max_batch < 1)
+        return mtp_error_set("engine: max_positions (%d) and max_batch (%d) must be >= 1",
+                             opt->max_positions, opt->max_batch);
+    struct mtp_engine *e = mtp_xcalloc(1, sizeof *e);
+    e->model = model;
+    e->backend = backend;
+    e->be = backend->iface;
+    e->bctx = backend->ctx;
+    e->opt = *opt;
+    init_static_params(e);
+    if (prepare_weights(e)) {
+        free(e);
+        return MTP_ERR;
+    }
+    scratch_alloc(e);
+    e->cache = mtp_xcalloc((size_t)model->n_layers, sizeof *e->cache);
+    for (int i = 0; i < model->n_layers; i++)
+        e->cache[i] = be_alloc(e, (size_t)opt->max_positions * e->cache_width * sizeof(float));
+    e->cache_len = mtp_xcalloc((size_t)model->cfg.num_nextn_predict_layers + 1, sizeof(int));
+    e->experts_touched = mtp_xcalloc((size_t)max_int(e->n_moe_main, 1), sizeof(int));
+    e->expert_seen = mtp_xcalloc((size_t)max_int(model->cfg.n_routed_experts, 1), 1);
+    *out = e;
+    return MTP_OK;
+}
+
+void mtp_engine_free(struct mtp_engine *e)
+{
+    if (!e)
+        return;
+    scratch_free(e);
+    for (int i = 0; i < e->model->n_layers; i++)
+        e->be->release(e->bctx, e->cache[i]);
+    free(e->cache);
+    free(e->cache_len);
+    free(e->experts_touched);
+    free(e->expert_seen);
+    free(e);
+}
+
+const struct mtp_model *mtp_engine_model(const struct mtp_engine *e) { return e->model; }
+
+void mtp_engine_set_trace(struct mtp_engine *e, mtp_trace_fn fn, mtp_trace_i32_fn fn_i32,
+                          void *user)
+{
+    e->trace = fn;
+    e->trace_i32 = fn_i32;
+    e->trace_user = user;
+}
+
+void mtp_engine_trace(struct mtp_engine *e, const char *name, int layer, const float *data,
+                      int rows, int cols, int stride)
+{
+    if (!e->trace)
+        return;
+    for (int r = 0; r < rows; r++)
+        e->be->download(e->bctx, e->host_rows + (size_t)r * cols, data + (size_t)r * stride,
+                        (size_t)cols * sizeof(float));
+    e->trace(e->trace_user, name, layer, e->host_rows, rows, cols);
+}
+
+/* Checks shared by every forward: the cache of MODULE must already hold
+ * start_pos positions and have room for n more. */
+static int check_positions(const struct mtp_engine *e, int module, int n, int start_pos)
+{
+    if (n < 0 || start_pos < 0)
+        return mtp_error_set("engine: invalid forward of %d tokens at position %d", n, start_pos);
+    if (start_pos > e->cache_len[module])
+        return mtp_error_set("engine: forward at position %d but cache %d holds only %d positions",
+                             start_pos, module, e->cache_len[module]);
+    if (start_pos + n > e->opt.max_positions)
+        return mtp_error_set("engine: positions up to %d exceed the cache capacity %d "
+                             "(raise max_positions)",
+                             start_pos + n, e->opt.max_positions);
+    return MTP_OK;
+}
+
+/* Final norm into s.xn, then hidden and logits to the host. */
+static void emit_outputs(struct mtp_engine *e, const struct mtp_weight *norm,
+                         const struct mtp_weight *head, int n, float *logits, float *hidden)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    int d = c->hidden_size;
+    e->be->rmsnorm(e->bctx, e->s.x, d, norm, n, d, (float)c->rms_norm_eps, e->s.xn, d);
+    if (hidden)
+        e->be->download(e->bctx, hidden, e->s.xn, (size_t)n * d * sizeof(float));
+    if (logits) {
+        e->be->matmul(e->bctx, head, e->s.xn, d, n, e->s.logits, c->vocab_size);
+        e->be->download(e->bctx, logits, e->s.logits, (size_t)n * c->vocab_size * sizeof(float));
+    }
+}
+
+/* One chunk (n <= max_batch) of the main model. */
+static void main_chunk(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
+                       float *logits, float *hidden)
+{
+    const struct mtp_model *m = e->model;
+    e->be->embed(e->bctx, &m->embed, tokens, n, e->s.x);
+    int moe = 0;
+    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+        const struct mtp_layer *layer = &m->layers[l];
+        int *touched = layer->kind == MTP_LAYER_MOE ? &e->experts_touched[moe++] : NULL;
+        mtp_forward_block(e, layer, n, start_pos, e->cache[l], touched);
+    }
+    emit_outputs(e, &m->final_norm, &m->lm_head, n, logits, hidden);
+    mtp_engine_trace(e, "hidden", -1, e->s.xn, n, m->cfg.hidden_size, m->cfg.hidden_size);
+}
+
+int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
+                       float *logits, float *hidden)
+{
+    if (check_positions(e, 0, n, start_pos))
+        return MTP_ERR;
+    const struct mtp_config *c = &e->model->cfg;
+    for (int done = 0; done < n; done += e->opt.max_batch) {
+        int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
+        main_chunk(e, tokens + done, chunk, start_pos + done,
+                   logits ? logits + (size_t)done * c->vocab_size : NULL,
+                   hidden ? hidden + (size_t)done * c->hidden_size : NULL);
+    }
+    e->cache_len[0] = start_pos + n;
+    return MTP_OK;
+}
+
+int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
+                       float *hidden)
+{
+    if (n < 1)
+        return mtp_error_set("engine: prefill needs at least one token");
+    if (check_positions(e, 0, n, 0))
+        return MTP_ERR;
+    const struct mtp_config *c = &e->model->cfg;
+    for (int done = 0; done < n; done += e->opt.max_batch) {
+        int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
+        bool last = done + chunk == n;
+        main_chunk(e, tokens + done, chunk, done, NULL,
+                   hidden ? hidden + (size_t)done * c->hidden_size : NULL);
+        if (last && last_logits) {
+            /* s.xn holds the final-normed chunk: project only its last row. */
+            float *row = e->s.xn + (size_t)(chunk - 1) * c->hidden_size;
+            e->be->matmul(e->bctx, &e->model->lm_head, row, c->hidden_size, 1, e->s.logits,
+                          c->vocab_size);
+            e->be->download(e->bctx, last_logits, e->s.logits, (size_t)c->vocab_size * sizeof(float));
+        }
+    }
+    e->cache_len[0] = n;
+    return MTP_OK;
+}
+
+/* One chunk of MTP module LAYER: x = eh_proj [enorm(Emb(tok)) ; hnorm(h)], block, head. */
+static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
+                      const float *hidden_in, int n, int start_pos, float *logits,
+                      float *hidden_out)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    const struct mtp_layer *layer = mtp_model_module(e->model, module);
+    int d = c->hidden_size;
+    float eps = (float)c->rms_norm_eps;
+    e->be->embed(e->bctx, layer->nextn.embed, tokens, n, e->s.tmp);
+    e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.enorm, n, d, eps, e->s.cat, 2 * d);
+    e->be->upload(e->bctx, e->s.tmp, hidden_in, (size_t)n * d * sizeof(float));
+    e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.hnorm, n, d, eps, e->s.cat + d, 2 * d);
+    e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);
+    mtp_engine_trace(e, "mtp_input", layer->index, e->s.x, n, d, d);
+    mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
+    emit_outputs(e, &layer->nextn.head_norm, layer->nextn.head, n, logits, hidden_out);
+}
+
+int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *tokens,
+                           const float *hidden_in, int n, int start_pos, float *logits,
+                           float *hidden_out)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    if (module < 1 || module > c->num_nextn_predict_layers)
+        return mtp_error_set("engine: MTP module %d does not exist (the model has %d)", module,
+                             c->num_nextn_predict_layers);
+    if (check_positions(e, module, n, start_pos))
+        return MTP_ERR;
+    for (int done = 0; done < n; done += e->opt.max_batch) {
+        int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
+        mtp_chunk(e, module, tokens + done, hidden_in + (size_t)done * c->hidden_size, chunk,
+                  start_pos + done, logits ? logits + (size_t)done * c->vocab_size : NULL,
+                  hidden_out ? hidden_out + (size_t)done * c->hidden_size : NULL);
+    }
+    e->cache_len[module] = start_pos + n;
+    return MTP_OK;
+}
+
+int mtp_engine_cache_len(const struct mtp_engine *e, int module) { return e->cache_len[module]; }
+
+void mtp_engine_truncate(struct mtp_engine *e, int module, int length)
+{
+    MTP_CHECK(module >= 0 && module <= e->model->cfg.num_nextn_predict_layers);
+    MTP_CHECK(length >= 0);
+    if (length < e->cache_len[module])
+        e->cache_len[module] = length;
+}
+
+void mtp_engine_read_cache(struct mtp_engine *e, int layer, int start, int n, float *out)
+{
+    MTP_CHECK(layer >= 0 && layer < e->model->n_layers);
+    MTP_CHECK(start >= 0 && n >= 0 && start + n <= e->opt.max_positions);
+    e->be->download(e->bctx, out, e->cache[layer] + (size_t)start * e->cache_width,
+                    (size_t)n * e->cache_width * sizeof(float));
+}
+
+int mtp_engine_num_moe_layers(const struct mtp_engine *e) { return e->n_moe_main; }
+
+int mtp_engine_last_experts_touched(const struct mtp_engine *e, int *counts, int capacity)
+{
+    int n = e->n_moe_main < capacity ? e->n_moe_main : capacity;
+    memcpy(counts, e->experts_touched, (size_t)n * sizeof(int));
+    return e->n_moe_main;
+}

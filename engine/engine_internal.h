@@ -1,0 +1,64 @@
+/*
+ * engine_internal.h - the engine's private state, shared by engine.c (life
+ * cycle, caches) and forward.c (the layer math). Not part of the public API.
+ */
+#ifndef MTP_ENGINE_INTERNAL_H
+#define MTP_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+/* Activation scratch in backend memory, sized for max_batch tokens. */
+struct mtp_scratch {
+    float *x;       /* [B, d]        residual stream */
+    float *xn;      /* [B, d]        normalised input of a sub-layer */
+    float *tmp;     /* [B, d]        sub-layer output before the residual add */
+    float *q_lat;   /* [B, rq]       q LoRA latent */
+    float *q;       /* [B, H*(dn+dr)] queries */
+    float *attn;    /* [B, H*dv]     attention output per head, before o_proj */
+    float *cat;     /* [B, 2d]       MTP input [enorm(emb) ; hnorm(h)] */
+    float *logits;  /* [B, V] */
+    int32_t *idx;   /* [B, k]        routed experts */
+    float *weights; /* [B, k]        routing weights */
+};
+
+struct mtp_engine {
+    struct mtp_model *model;
+    struct mtp_backend *backend;
+    const struct mtp_backend_i *be; /* backend->iface */
+    void *bctx;                     /* backend->ctx */
+    struct mtp_engine_options opt;
+
+    struct mtp_rope rope;
+    struct mtp_mla_dims mla;
+    struct mtp_route_params route;
+
+    float **cache;      /* [n_layers] -> [capacity, cache_width] in backend memory */
+    int cache_width;    /* rkv + dr */
+    int *cache_len;     /* [1 + D]: 0 = main model, k = MTP module k */
+
+    struct mtp_scratch s;
+    float *host_rows;   /* [B, max(V, 2d, cache_width)] host staging (trace, hidden) */
+    int32_t *host_idx;  /* [B, k] host copy of routing for experts-touched */
+
+    int n_moe_main;         /* MoE layers in the main model */
+    int *experts_touched;   /* [n_moe_main] for the last main forward */
+    unsigned char *expert_seen; /* [E] scratch bitmap */
+
+    mtp_trace_fn trace;
+    mtp_trace_i32_fn trace_i32;
+    void *trace_user;
+};
+
+/* forward.c: one decoder block (attention + FFN with residuals) over n tokens
+ * whose residual stream is s.x, at positions start_pos.., using CACHE. */
+void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
+                       float *cache, int *experts_touched);
+
+/* Trace helper: downloads and reports a backend tensor when tracing is on. */
+void mtp_engine_trace(struct mtp_engine *e, const char *name, int layer, const float *data,
+                      int rows, int cols, int stride);
+
+#endif

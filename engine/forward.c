@@ -1,0 +1,129 @@
+/*
+ * forward.c - one DeepSeek decoder block, written once against the backend
+ * interface (kernels/backend.h), for main layers and MTP modules alike.
+ *
+ *   h = h + o_proj( MLA( RMSNorm(h; input_layernorm), pos ) )
+ *   h = h + FFN( RMSNorm(h; post_attention_layernorm) )      dense MLP or MoE
+ *
+ * MLA (MODEL.md §3): the kv_a projection is written straight into the latent
+ * cache rows of this forward; the first rkv values of each row are normalised
+ * in place and the last dr values rotated in place, so the cache holds exactly
+ * what the absorbed attention reads (576 values per token for V3).
+ *
+ * Shapes: n tokens, d = hidden, H heads, dn/dr/dv head dims, rq/rkv LoRA ranks.
+ */
+#include <string.h> /* defines: memset */
+
+#include "engine_internal.h"
+
+/* The eps of q_a_layernorm and kv_a_layernorm: HF and the official code fix it
+ * at 1e-6 whatever the config says (MODEL.md §3.1); every shipped config has
+ * rms_norm_eps = 1e-6, so following the config equals both. */
+static float latent_norm_eps(const struct mtp_engine *e)
+{
+    return (float)e->model->cfg.rms_norm_eps;
+}
+
+/* Queries [n, H*(dn+dr)] into s.q, rope part rotated. */
+static void attention_queries(struct mtp_engine *e, const struct mtp_attention *a, int n,
+                              int start_pos)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    int qk = mtp_config_qk_head_dim(c);
+    int q_width = c->num_attention_heads * qk;
+    if (c->q_lora_rank > 0) {
+        e->be->matmul(e->bctx, &a->q_a, e->s.xn, c->hidden_size, n, e->s.q_lat, c->q_lora_rank);
+        e->be->rmsnorm(e->bctx, e->s.q_lat, c->q_lora_rank, &a->q_a_norm, n, c->q_lora_rank,
+                       latent_norm_eps(e), e->s.q_lat, c->q_lora_rank);
+        e->be->matmul(e->bctx, &a->q_b, e->s.q_lat, c->q_lora_rank, n, e->s.q, q_width);
+    } else {
+        e->be->matmul(e->bctx, &a->q, e->s.xn, c->hidden_size, n, e->s.q, q_width);
+    }
+    e->be->rope(e->bctx, e->s.q, q_width, n, c->num_attention_heads, qk, c->qk_nope_head_dim,
+                start_pos, &e->rope);
+}
+
+/* Latent cache rows start_pos..start_pos+n-1: [RMSNorm(c_kv) ; RoPE(k_pe)]. */
+static void attention_cache_rows(struct mtp_engine *e, const struct mtp_attention *a, int n,
+                                 int start_pos, float *cache)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    int cw = e->cache_width;
+    float *rows = cache + (size_t)start_pos * cw;
+    e->be->matmul(e->bctx, &a->kv_a, e->s.xn, c->hidden_size, n, rows, cw);
+    e->be->rmsnorm(e->bctx, rows, cw, &a->kv_a_norm, n, c->kv_lora_rank, latent_norm_eps(e), rows,
+                   cw);
+    e->be->rope(e->bctx, rows, cw, n, 1, cw, c->kv_lora_rank, start_pos, &e->rope);
+}
+
+/* s.tmp = o_proj(MLA(s.xn)). */
+static void attention_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n,
+                              int start_pos, float *cache)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    const struct mtp_attention *a = &layer->attn;
+    attention_queries(e, a, n, start_pos);
+    attention_cache_rows(e, a, n, start_pos, cache);
+    mtp_engine_trace(e, "kv_cache", layer->index, cache + (size_t)start_pos * e->cache_width, n,
+                     e->cache_width, e->cache_width);
+    e->be->mla_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, start_pos, cache, e->s.attn);
+    int attn_width = c->num_attention_heads * c->v_head_dim;
+    e->be->matmul(e->bctx, &a->o, e->s.attn, attn_width, n, e->s.tmp, c->hidden_size);
+}
+
+/* Distinct experts selected by any of the n tokens (host copy of s.idx). */
+static int count_experts_touched(struct mtp_engine *e, int n)
+{
+    int k = e->route.top_k, touched = 0;
+    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+    memset(e->expert_seen, 0, (size_t)e->route.n_experts);
+    for (int i = 0; i < n * k; i++) {
+        int x = e->host_idx[i];
+        if (x >= 0 && x < e->route.n_experts && !e->expert_seen[x]) {
+            e->expert_seen[x] = 1;
+            touched++;
+        }
+    }
+    return touched;
+}
+
+/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. */
+static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n,
+                        int *experts_touched)
+{
+    if (layer->kind == MTP_LAYER_DENSE) {
+        e->be->ffn(e->bctx, &layer->dense, e->s.xn, n, e->s.tmp);
+        return;
+    }
+    int k = e->route.top_k;
+    e->be->route(e->bctx, &layer->moe, &e->route, e->s.xn, n, e->s.idx, e->s.weights);
+    if (e->trace_i32) {
+        e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+        e->trace_i32(e->trace_user, "router_idx", layer->index, e->host_idx, n, k);
+    }
+    mtp_engine_trace(e, "router_weights", layer->index, e->s.weights, n, k, k);
+    if (experts_touched)
+        *experts_touched = count_experts_touched(e, n);
+    e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, e->s.idx, e->s.weights, e->s.tmp);
+}
+
+void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
+                       float *cache, int *experts_touched)
+{
+    int d = e->model->cfg.hidden_size;
+    float eps = (float)e->model->cfg.rms_norm_eps;
+    size_t nd = (size_t)n * d;
+
+    e->be->rmsnorm(e->bctx, e->s.x, d, &layer->attn_norm, n, d, eps, e->s.xn, d);
+    mtp_engine_trace(e, "attn_norm", layer->index, e->s.xn, n, d, d);
+    attention_forward(e, layer, n, start_pos, cache);
+    mtp_engine_trace(e, "attn_out", layer->index, e->s.tmp, n, d, d);
+    e->be->add(e->bctx, e->s.x, e->s.tmp, nd);
+
+    e->be->rmsnorm(e->bctx, e->s.x, d, &layer->ffn_norm, n, d, eps, e->s.xn, d);
+    mtp_engine_trace(e, "ffn_norm", layer->index, e->s.xn, n, d, d);
+    ffn_forward(e, layer, n, experts_touched);
+    mtp_engine_trace(e, "ffn_out", layer->index, e->s.tmp, n, d, d);
+    e->be->add(e->bctx, e->s.x, e->s.tmp, nd);
+    mtp_engine_trace(e, "residual", layer->index, e->s.x, n, d, d);
+}

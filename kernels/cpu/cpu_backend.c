@@ -1,0 +1,146 @@
+/*
+ * cpu_backend.c - the CPU backend object: context, vtable and memory ops.
+ *
+ * Memory is host memory: alloc is a 64-byte aligned, zero-filled allocation,
+ * upload/download/copy are memcpy, synchronize does nothing (every op returns
+ * when its work is done). Weights are read from the mapping as they are, so
+ * prepare_weight only validates them.
+ *
+ * Threads: n_threads <= 0 takes omp_get_max_threads() (all cores unless
+ * OMP_NUM_THREADS says otherwise); each op passes the count in a num_threads
+ * clause, so two contexts with different counts can coexist (tests compare 1
+ * and 2 threads bitwise). One context serves one engine (cpu_internal.h).
+ */
+#include "cpu_internal.h"
+
+#include <omp.h>    /* defines: omp_get_max_threads */
+#include <stdlib.h> /* defines: aligned_alloc, free */
+#include <string.h> /* defines: memcpy, memset */
+
+#include "../../engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+
+enum { CPU_ALIGN = 64 };
+
+void *mtp_cpu_aligned_alloc(size_t bytes)
+{
+    size_t size = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+    if (size == 0)
+        size = CPU_ALIGN;
+    void *p = aligned_alloc(CPU_ALIGN, size);
+    if (!p) {
+        /* Environment failure: abort like mtp_xmalloc (error.h). */
+        MTP_CHECK(!"out of memory in the CPU backend's alloc");
+    }
+    memset(p, 0, size);
+    return p;
+}
+
+float *mtp_cpu_scratch_get(struct mtp_cpu_ctx *ctx, enum mtp_cpu_scratch_slot slot, size_t count)
+{
+    MTP_CHECK(slot >= 0 && slot < MTP_CPU_SCRATCH_COUNT);
+    if (ctx->scratch_cap[slot] < count) {
+        free(ctx->scratch[slot]);
+        size_t cap = count + count / 2 + 16;
+        ctx->scratch[slot] = mtp_cpu_aligned_alloc(cap * sizeof(float));
+        ctx->scratch_cap[slot] = cap;
+    }
+    return ctx->scratch[slot];
+}
+
+static void cpu_free(void *vctx)
+{
+    struct mtp_cpu_ctx *ctx = vctx;
+    if (!ctx)
+        return;
+    for (int i = 0; i < MTP_CPU_SCRATCH_COUNT; i++)
+        free(ctx->scratch[i]);
+    free(ctx);
+}
+
+static void *cpu_alloc(void *vctx, size_t bytes)
+{
+    (void)vctx;
+    return mtp_cpu_aligned_alloc(bytes);
+}
+
+static void cpu_release(void *vctx, void *p)
+{
+    (void)vctx;
+    free(p);
+}
+
+static void cpu_memcpy(void *vctx, void *dst, const void *src, size_t bytes)
+{
+    (void)vctx;
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+static void cpu_synchronize(void *vctx) { (void)vctx; }
+
+/* Validate a parameter: a dtype the kernels read, data present, FP8 scales. A
+ * descriptor with no data (an absent optional tensor such as score_bias) is
+ * accepted: there is nothing to prepare. */
+static int cpu_prepare_weight(void *vctx, struct mtp_weight *w)
+{
+    (void)vctx;
+    const char *name = w->name ? w->name : "(unnamed)";
+    if (!w->data)
+        return MTP_OK;
+    switch (w->dtype) {
+    case MTP_DTYPE_F32:
+    case MTP_DTYPE_BF16:
+    case MTP_DTYPE_F16:
+    case MTP_DTYPE_F8_E4M3:
+        break;
+    default:
+        return mtp_error_set("cpu backend: tensor %s: unsupported dtype %s (expected F32, BF16, "
+                             "F16 or F8_E4M3)",
+                             name, mtp_dtype_name(w->dtype));
+    }
+    if (w->rows < 0 || w->cols < 0)
+        return mtp_error_set("cpu backend: tensor %s: negative shape [%d, %d]", name, w->rows,
+                             w->cols);
+    if (w->dtype == MTP_DTYPE_F8_E4M3) {
+        if (!w->scale_inv)
+            return mtp_error_set("cpu backend: FP8 tensor %s has no scale_inv", name);
+        if (w->block_rows <= 0 || w->block_cols <= 0)
+            return mtp_error_set("cpu backend: FP8 tensor %s: bad block size [%d, %d]", name,
+                                 w->block_rows, w->block_cols);
+    }
+    return MTP_OK;
+}
+
+static const struct mtp_backend_i cpu_iface = {
+    .name = "cpu",
+    .free = cpu_free,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .synchronize = cpu_synchronize,
+    .prepare_weight = cpu_prepare_weight,
+    .embed = mtp_cpu_embed,
+    .matmul = mtp_cpu_matmul,
+    .rmsnorm = mtp_cpu_rmsnorm,
+    .rope = mtp_cpu_rope,
+    .mla_attention = mtp_cpu_mla_attention,
+    .route = mtp_cpu_route,
+    .moe_ffn = mtp_cpu_moe_ffn,
+    .ffn = mtp_cpu_ffn,
+    .add = mtp_cpu_add,
+};
+
+int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)
+{
+    struct mtp_cpu_ctx *ctx = mtp_xcalloc(1, sizeof *ctx);
+    ctx->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+    if (ctx->n_threads < 1)
+        ctx->n_threads = 1;
+    struct mtp_backend *be = mtp_xcalloc(1, sizeof *be);
+    be->iface = &cpu_iface;
+    be->ctx = ctx;
+    *out = be;
+    return MTP_OK;
+}

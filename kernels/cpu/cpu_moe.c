@@ -1,0 +1,287 @@
+/*
+ * cpu_moe.c - MoE router, routed + shared experts, and the dense SwiGLU FFN
+ * (MODEL.md §5).
+ *
+ * Routing, per token (all variants of §5):
+ *   logits = W_router x in fp32 (the canonical matmul);
+ *   s = sigmoid(logits) (noaux_tc) or softmax(logits) (greedy, group_limited_greedy);
+ *   selection scores b = s + e_score_correction_bias for noaux_tc (bias used for
+ *   selection only), b = s otherwise;
+ *   group limit (n_group > 1, not greedy): the E experts form n_group contiguous
+ *   groups; a group's score is the sum of its top-2 b (noaux_tc) or its max b
+ *   (group_limited_greedy); the topk_group best groups are kept and every expert
+ *   of the other groups gets b = -inf, so the top-k below can only pick experts
+ *   of kept groups;
+ *   top-k of b, slots in descending b, ties to the lower id (lower group id for
+ *   groups); weights = unbiased s of the chosen, divided by their sum when
+ *   norm_topk_prob, times routed_scaling_factor.
+ *
+ * Experts: tokens are grouped by expert (per-expert lists of (token, slot),
+ * in token order), each expert runs its SwiGLU once over its gathered tokens,
+ * so its weights are read once per call, and writes one output row per
+ * (token, slot). Each y[t] is then summed in a fixed order: shared expert
+ * first, then slots 0..k-1 times their weights. Every matmul is batch
+ * invariant, hence so is the whole op. y may alias x (x is fully consumed
+ * before y is written).
+ *
+ * Scratch lives in the context (cpu_internal.h): one engine per context.
+ */
+#include "cpu_internal.h"
+
+#include <math.h>   /* defines: expf, INFINITY */
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: memcpy, memset */
+
+#include "../../engine/error.h" /* defines: MTP_CHECK, mtp_xmalloc */
+
+/* ------------------------------------------------------------------- route */
+
+/* Per-thread routing buffers. */
+struct route_work {
+    float *s;              /* [E] unbiased scores */
+    float *b;              /* [E] selection scores (biased, masked) */
+    float *gscore;         /* [n_group] */
+    unsigned char *taken;  /* [max(E, n_group)] */
+    int *sel;              /* [max(k, topk_group)] */
+};
+
+/* The K largest of V[0..n) in descending order into OUT; ties go to the lower
+ * index (strict > keeps the first maximum). TAKEN [n] is scratch. */
+static void topk_desc(const float *v, int n, int k, unsigned char *taken, int *out)
+{
+    memset(taken, 0, (size_t)n);
+    for (int s = 0; s < k; s++) {
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (!taken[i] && (best < 0 || v[i] > v[best]))
+                best = i;
+        taken[best] = 1;
+        out[s] = best;
+    }
+}
+
+static void scores_compute(const struct mtp_route_params *p, const float *logits, float *s)
+{
+    const int E = p->n_experts;
+    if (p->scoring == MTP_SCORING_SIGMOID) {
+        for (int e = 0; e < E; e++)
+            s[e] = 1.0f / (1.0f + expf(-logits[e]));
+        return;
+    }
+    float mx = -INFINITY, sum = 0.0f;
+    for (int e = 0; e < E; e++)
+        mx = logits[e] > mx ? logits[e] : mx;
+    for (int e = 0; e < E; e++) {
+        s[e] = expf(logits[e] - mx);
+        sum += s[e];
+    }
+    for (int e = 0; e < E; e++)
+        s[e] /= sum;
+}
+
+/* Group limit: score the groups, keep the topk_group best, mask the rest of B to -inf. */
+static void groups_mask(const struct mtp_route_params *p, float *b, struct route_work *w)
+{
+    const int G = p->n_group, gsize = p->n_experts / p->n_group;
+    for (int g = 0; g < G; g++) {
+        const float *bg = b + g * gsize;
+        float top1 = -INFINITY, top2 = -INFINITY;
+        for (int i = 0; i < gsize; i++) {
+            if (bg[i] > top1) {
+                top2 = top1;
+                top1 = bg[i];
+            } else if (bg[i] > top2) {
+                top2 = bg[i];
+            }
+        }
+        if (p->method == MTP_TOPK_NOAUX_TC)
+            w->gscore[g] = gsize >= 2 ? top1 + top2 : top1; /* sum of the top-2 */
+        else
+            w->gscore[g] = top1; /* group_limited_greedy: max */
+    }
+    topk_desc(w->gscore, G, p->topk_group, w->taken, w->sel);
+    /* topk_desc left taken[g] = 1 exactly for the kept groups. */
+    for (int g = 0; g < G; g++)
+        if (!w->taken[g])
+            for (int i = 0; i < gsize; i++)
+                b[g * gsize + i] = -INFINITY;
+}
+
+static void route_token(const struct mtp_route_params *p, const float *bias, const float *logits,
+                        struct route_work *w, int32_t *idx, float *weights)
+{
+    const int E = p->n_experts, k = p->top_k;
+    scores_compute(p, logits, w->s);
+    for (int e = 0; e < E; e++)
+        w->b[e] = (p->method == MTP_TOPK_NOAUX_TC && bias) ? w->s[e] + bias[e] : w->s[e];
+    if (p->n_group > 1 && p->method != MTP_TOPK_GREEDY)
+        groups_mask(p, w->b, w);
+    topk_desc(w->b, E, k, w->taken, w->sel);
+    float sum = 0.0f;
+    for (int j = 0; j < k; j++) {
+        idx[j] = w->sel[j];
+        weights[j] = w->s[w->sel[j]];
+        sum += weights[j];
+    }
+    for (int j = 0; j < k; j++) {
+        if (p->norm_topk_prob)
+            weights[j] /= sum;
+        weights[j] *= p->routed_scaling_factor;
+    }
+}
+
+static void route_check(const struct mtp_moe *moe, const struct mtp_route_params *p)
+{
+    MTP_CHECK(moe->router.rows == p->n_experts);
+    MTP_CHECK(p->top_k >= 1 && p->top_k <= p->n_experts);
+    MTP_CHECK(p->n_group >= 1 && p->n_experts % p->n_group == 0);
+    MTP_CHECK(p->n_group == 1 || p->method == MTP_TOPK_GREEDY ||
+              (p->topk_group >= 1 && p->topk_group <= p->n_group));
+    MTP_CHECK(!moe->score_bias.data || (moe->score_bias.dtype == MTP_DTYPE_F32 &&
+                                        moe->score_bias.cols * moe->score_bias.rows ==
+                                            p->n_experts));
+}
+
+void mtp_cpu_route(void *vctx, const struct mtp_moe *moe, const struct mtp_route_params *p,
+                   const float *x, int n, int32_t *idx, float *weights)
+{
+    struct mtp_cpu_ctx *ctx = vctx;
+    if (n <= 0)
+        return;
+    route_check(moe, p);
+    const int E = p->n_experts, k = p->top_k;
+    const float *bias = moe->score_bias.data; /* [E] or NULL */
+    float *logits = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_ROUTE, (size_t)n * (size_t)E);
+    mtp_cpu_matmul(ctx, &moe->router, x, moe->router.cols, n, logits, E);
+#pragma omp parallel num_threads(ctx->n_threads) if (n > 1)
+    {
+        int wide = E > p->n_group ? E : p->n_group;
+        struct route_work w = {
+            .s = mtp_xmalloc((size_t)E * sizeof(float)),
+            .b = mtp_xmalloc((size_t)E * sizeof(float)),
+            .gscore = mtp_xmalloc((size_t)p->n_group * sizeof(float)),
+            .taken = mtp_xmalloc((size_t)wide),
+            .sel = mtp_xmalloc((size_t)(k > p->n_group ? k : p->n_group) * sizeof(int)),
+        };
+#pragma omp for schedule(static)
+        for (int t = 0; t < n; t++)
+            route_token(p, bias, logits + (size_t)t * E, &w, idx + (size_t)t * k,
+                        weights + (size_t)t * k);
+        free(w.s);
+        free(w.b);
+        free(w.gscore);
+        free(w.taken);
+        free(w.sel);
+    }
+}
+
+/* ------------------------------------------------------------------ SwiGLU */
+
+/* y[m, d] = down( silu(gate x) * (up x) ); GATE, UP are [m, I] scratch. */
+static void swiglu(struct mtp_cpu_ctx *ctx, const struct mtp_ffn *f, const float *x, int m,
+                   float *gate, float *up, float *y)
+{
+    const int I = f->gate.rows, d = f->gate.cols;
+    MTP_CHECK(f->up.rows == I && f->up.cols == d && f->down.cols == I);
+    mtp_cpu_matmul(ctx, &f->gate, x, d, m, gate, I);
+    mtp_cpu_matmul(ctx, &f->up, x, d, m, up, I);
+    size_t len = (size_t)m * (size_t)I;
+    for (size_t i = 0; i < len; i++)
+        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i]; /* silu(g) * u */
+    mtp_cpu_matmul(ctx, &f->down, gate, I, m, y, f->down.rows);
+}
+
+void mtp_cpu_ffn(void *vctx, const struct mtp_ffn *ffn, const float *x, int n, float *y)
+{
+    struct mtp_cpu_ctx *ctx = vctx;
+    if (n <= 0)
+        return;
+    size_t len = (size_t)n * (size_t)ffn->gate.rows;
+    float *gate = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_FFN_GATE, len);
+    float *up = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_FFN_UP, len);
+    swiglu(ctx, ffn, x, n, gate, up, y);
+}
+
+/* ------------------------------------------------------------------ moe_ffn */
+
+/* Per-expert lists of (token, slot) entries e = t*k + j, in token order:
+ * list of expert x is entries[offsets[x] .. offsets[x+1]). */
+struct expert_lists {
+    int *offsets; /* [E + 1] */
+    int *entries; /* [n * k] */
+};
+
+static void expert_lists_build(const int32_t *idx, int n, int k, int E, struct expert_lists *l)
+{
+    l->offsets = mtp_xcalloc((size_t)E + 1, sizeof(int));
+    l->entries = mtp_xmalloc((size_t)n * (size_t)k * sizeof(int));
+    for (int i = 0; i < n * k; i++) {
+        MTP_CHECK(idx[i] >= 0 && idx[i] < E);
+        l->offsets[idx[i] + 1]++;
+    }
+    for (int e = 0; e < E; e++)
+        l->offsets[e + 1] += l->offsets[e];
+    int *fill = mtp_xmalloc((size_t)E * sizeof(int));
+    memcpy(fill, l->offsets, (size_t)E * sizeof(int));
+    for (int i = 0; i < n * k; i++)
+        l->entries[fill[idx[i]]++] = i;
+    free(fill);
+}
+
+/* Run expert E over its tokens; its output rows go to SLOTS[entry, :]. */
+static void expert_run(struct mtp_cpu_ctx *ctx, const struct mtp_ffn *f, const float *x, int d,
+                       int k, const int *entries, int m, float *slots)
+{
+    size_t width = (size_t)f->gate.rows;
+    float *xe = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_X, (size_t)m * d);    /* [m, d] */
+    float *gate = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_GATE, (size_t)m * width);
+    float *up = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_UP, (size_t)m * width);
+    float *ye = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_OUT, (size_t)m * d);  /* [m, d] */
+    for (int i = 0; i < m; i++)
+        memcpy(xe + (size_t)i * d, x + (size_t)(entries[i] / k) * d, (size_t)d * sizeof(float));
+    swiglu(ctx, f, xe, m, gate, up, ye);
+    for (int i = 0; i < m; i++)
+        memcpy(slots + (size_t)entries[i] * d, ye + (size_t)i * d, (size_t)d * sizeof(float));
+}
+
+void mtp_cpu_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_k, const float *x, int n,
+                     const int32_t *idx, const float *weights, float *y)
+{
+    struct mtp_cpu_ctx *ctx = vctx;
+    if (n <= 0)
+        return;
+    const int E = moe->router.rows, d = moe->router.cols, k = top_k;
+    float *slots = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_SLOTS, (size_t)n * k * d);
+    float *shared = NULL; /* [n, d] */
+
+    struct expert_lists l;
+    expert_lists_build(idx, n, k, E, &l);
+    for (int e = 0; e < E; e++) {
+        int m = l.offsets[e + 1] - l.offsets[e];
+        if (m > 0)
+            expert_run(ctx, &moe->experts[e], x, d, k, l.entries + l.offsets[e], m, slots);
+    }
+    free(l.offsets);
+    free(l.entries);
+
+    if (moe->has_shared) {
+        size_t len = (size_t)n * (size_t)moe->shared.gate.rows;
+        shared = mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_SHARED, (size_t)n * d);
+        swiglu(ctx, &moe->shared, x, n, mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_GATE, len),
+               mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_UP, len), shared);
+    }
+
+    /* y[t] = shared[t] + w[t,0] o[t,0] + ... + w[t,k-1] o[t,k-1], left to right. */
+#pragma omp parallel for schedule(static) num_threads(ctx->n_threads) if (n * d > 32768)
+    for (int t = 0; t < n; t++) {
+        float *yt = y + (size_t)t * d;
+        for (int c = 0; c < d; c++)
+            yt[c] = shared ? shared[(size_t)t * d + c] : 0.0f;
+        for (int j = 0; j < k; j++) {
+            float wj = weights[(size_t)t * k + j];
+            const float *o = slots + ((size_t)t * k + j) * d;
+            for (int c = 0; c < d; c++)
+                yt[c] += wj * o[c];
+        }
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian packages mtpbench builds and tests with.
+# Idempotent; needs root (or sudo). Skips apt when every package is present.
+set -euo pipefail
+
+# msgpack-c is libmsgpack-dev up to Debian 12 and libmsgpack-c-dev from Debian 13.
+msgpack_pkg=libmsgpack-dev
+if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
+  msgpack_pkg=libmsgpack-c-dev
+fi
+packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+# Re-check the msgpack choice now that the package lists are fresh.
+if ! dpkg-query -W "$msgpack_pkg" >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmsgpack-c-dev >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmsgpack-dev >/dev/null
+fi

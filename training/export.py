@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Export a training checkpoint to a Hugging Face model directory the C engine loads (DESIGN.md §3):
+config.json (ModelConfig.to_hf_dict(), torch_dtype bfloat16) and model.safetensors in BF16, with
+every `mlp.gate.e_score_correction_bias` kept in F32 (as in DeepSeek-V3's checkpoints).
+
+The MTP modules share the main embedding and lm_head, so `model.layers.N+k.embed_tokens` and
+`model.layers.N+k.shared_head.head` are not written (DESIGN.md §3: when absent the engine uses the main
+model's tensors).
+
+Refuses, with a clear error, anything it cannot export faithfully: a config field value the C engine
+does not support, a tensor missing from / unexpected in the checkpoint (checked against a name list
+derived independently from the config, MODEL.md §2), a wrong shape, or a non-finite value (before or
+after rounding to BF16).
+
+Usage:
+  .venv/bin/python training/export.py training/checkpoints/mtp-mini/final.pt models/mtp-mini
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+class ExportError(Exception):
+    pass
+
+
+def check_config(cfg):
+    """Field values the C engine supports (DESIGN.md §3 / MODEL.md §1); anything else is refused."""
+    errs = []
+    if cfg.model_type not in ("deepseek_v3", "deepseek_v2"):
+        errs.append("model_type %r" % cfg.model_type)
+    if cfg.topk_method not in ("noaux_tc", "greedy", "group_limited_greedy"):
+        errs.append("topk_method %r" % cfg.topk_method)
+    if cfg.scoring_func not in ("sigmoid", "softmax"):
+        errs.append("scoring_func %r" % cfg.scoring_func)
+    if cfg.topk_method == "noaux_tc" and cfg.scoring_func != "sigmoid":
+        errs.append("noaux_tc requires sigmoid scoring")
+    if cfg.rope_scaling is not None:
+        kind = cfg.rope_scaling.get("type", cfg.rope_scaling.get("rope_type"))
+        if kind != "yarn":
+            errs.append("rope_scaling type %r (only yarn or null)" % kind)
+    if cfg.tie_word_embeddings:
+        errs.append("tie_word_embeddings true (the V3 layout stores lm_head separately)")
+    if cfg.quantization_config is not None:
+        errs.append("quantization_config set: this exporter writes BF16 only")
+    if cfg.qk_rope_head_dim % 2:
+        errs.append("odd qk_rope_head_dim")
+    if cfg.num_nextn_predict_layers < 0:
+        errs.append("num_nextn_predict_layers < 0")
+    if cfg.n_routed_experts is not None and cfg.n_routed_experts % cfg.n_group:
+        errs.append("n_routed_experts not a multiple of n_group")
+    for f in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "kv_lora_rank",
+              "qk_nope_head_dim", "v_head_dim"):
+        if getattr(cfg, f) <= 0:
+            errs.append("%s <= 0" % f)
+    if errs:
+        raise ExportError("config not exportable: " + "; ".join(errs))
+
+
+def expected_tensors(cfg):
+    """{name: shape} of every tensor the exported model must hold (MODEL.md §2, shared MTP embed/head)."""
+    d, V, H = cfg.hidden_size, cfg.vocab_size, cfg.num_attention_heads
+    qk = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
+    exp = {"model.embed_tokens.weight": [V, d], "model.norm.weight": [d], "lm_head.weight": [V, d]}
+
+    def block(p, i):
+        exp[p + "input_layernorm.weight"] = [d]
+        exp[p + "post_attention_layernorm.weight"] = [d]
+        if cfg.q_lora_rank:
+            exp[p + "self_attn.q_a_proj.weight"] = [cfg.q_lora_rank, d]
+            exp[p + "self_attn.q_a_layernorm.weight"] = [cfg.q_lora_rank]
+            exp[p + "self_attn.q_b_proj.weight"] = [H * qk, cfg.q_lora_rank]
+        else:
+            exp[p + "self_attn.q_proj.weight"] = [H * qk, d]
+        exp[p + "self_attn.kv_a_proj_with_mqa.weight"] = [cfg.kv_lora_rank + cfg.qk_rope_head_dim, d]
+        exp[p + "self_attn.kv_a_layernorm.weight"] = [cfg.kv_lora_rank]
+        exp[p + "self_attn.kv_b_proj.weight"] = [H * (cfg.qk_nope_head_dim + cfg.v_head_dim), cfg.kv_lora_rank]
+        exp[p + "self_attn.o_proj.weight"] = [d, H * cfg.v_head_dim]
+        if cfg.layer_is_moe(i):
+            E, m = cfg.n_routed_experts, cfg.moe_intermediate_size
+            exp[p + "mlp.gate.weight"] = [E, d]
+            if cfg.topk_method == "noaux_tc":
+                exp[p + "mlp.gate.e_score_correction_bias"] = [E]
+            if cfg.n_shared_experts:
+                s = cfg.n_shared_experts * m
+                exp[p + "mlp.shared_experts.gate_proj.weight"] = [s, d]
+                exp[p + "mlp.shared_experts.up_proj.weight"] = [s, d]
+                exp[p + "mlp.shared_experts.down_proj.weight"] = [d, s]
+            for e in range(E):
+                exp[p + "mlp.experts.%d.gate_proj.weight" % e] = [m, d]
+                exp[p + "mlp.experts.%d.up_proj.weight" % e] = [m, d]
+                exp[p + "mlp.experts.%d.down_proj.weight" % e] = [d, m]
+        else:
+            f = cfg.intermediate_size
+            exp[p + "mlp.gate_proj.weight"] = [f, d]
+            exp[p + "mlp.up_proj.weight"] = [f, d]
+            exp[p + "mlp.down_proj.weight"] = [d, f]
+
+    N = cfg.num_hidden_layers
+    for i in range(N):
+        block("model.layers.%d." % i, i)
+    for k in range(cfg.num_nextn_predict_layers):
+        i = N + k
+        p = "model.layers.%d." % i
+        exp[p + "enorm.weight"] = [d]
+        exp[p + "hnorm.weight"] = [d]
+        exp[p + "eh_proj.weight"] = [d, 2 * d]
+        exp[p + "shared_head.norm.weight"] = [d]
+        block(p, i)
+    return exp
+
+
+SHARED_COPIES = ("embed_tokens.weight", "shared_head.head.weight")
+
+
+def export(sd, hf_config, out_dir, verbose=True):
+    from mtpref.config import ModelConfig
+    cfg = ModelConfig.from_dict(dict(hf_config))
+    cfg.torch_dtype = "bfloat16"
+    cfg.bos_token_id, cfg.eos_token_id = 0, 1
+    check_config(cfg)
+    exp = expected_tensors(cfg)
+    N = cfg.num_hidden_layers
+
+    out = {}
+    unexpected = []
+    for name, t in sd.items():
+        if name in exp:
+            out[name] = t
+            continue
+        if name.startswith("model.layers.") and name.endswith(SHARED_COPIES):
+            li = int(name.split(".")[2])
+            if li >= N:
+                ref = sd["model.embed_tokens.weight"] if name.endswith("embed_tokens.weight") else sd["lm_head.weight"]
+                if t.data_ptr() != ref.data_ptr() and not torch.equal(t, ref):
+                    raise ExportError("%s is not the main model's tensor: the shared-head layout cannot "
+                                      "represent it" % name)
+                continue  # shared with the main model: not stored
+        unexpected.append(name)
+    missing = sorted(set(exp) - set(out))
+    if missing or unexpected:
+        raise ExportError("tensor set mismatch: missing %s; unexpected %s" % (missing[:20], unexpected[:20]))
+
+    tensors = {}
+    for name in sorted(out):
+        t = out[name].detach().to("cpu")
+        if list(t.shape) != exp[name]:
+            raise ExportError("%s: shape %s, expected %s" % (name, list(t.shape), exp[name]))
+        if not torch.isfinite(t.float()).all():
+            raise ExportError("%s has non-finite values" % name)
+        if name.endswith("e_score_correction_bias"):
+            t = t.to(torch.float32).contiguous()
+        else:
+            t = t.to(torch.bfloat16).contiguous()
+            if not torch.isfinite(t.float()).all():
+                raise ExportError("%s overflows BF16" % name)
+        tensors[name] = t
+
+    from safetensors.torch import save_file
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, "model.safetensors.tmp")
+    save_file(tensors, tmp, metadata={"format": "pt"})
+    os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
+    cfg.save(os.path.join(out_dir, "config.json"))
+    n = sum(t.numel() for t in tensors.values())
+    size = os.path.getsize(os.path.join(out_dir, "model.safetensors"))
+    if verbose:
+        print("exported %d tensors, %d parameters, %.2f MB -> %s" % (len(tensors), n, size / 1e6, out_dir))
+    return dict(tensors=len(tensors), params=n, bytes=size)
+
+
+def load_checkpoint(path):
+    ck = torch.load(path, map_location="cpu")
+    return ck["model"], ck["hf_config"], ck
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("out_dir")
+    args = ap.parse_args()
+    sd, hf, _ = load_checkpoint(args.checkpoint)
+    try:
+        export(sd, hf, args.out_dir)
+    except ExportError as e:
+        raise SystemExit("export refused: %s" % e)
+    tok = os.path.join(args.out_dir, "tokenizer.json")
+    if not os.path.exists(tok):
+        print("warning: %s missing (the data engineer writes it)" % tok)
+
+
+if __name__ == "__main__":
+    main()
