@@ -93,7 +93,7 @@ static const char *cfg_describe(const json_t *v, char *buf, size_t n)
     case JSON_ARRAY: return "an array";
     case JSON_STRING: snprintf(buf, n, "string \"%.40s\"", json_string_value(v)); return buf;
     case JSON_INTEGER: snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); return buf;
-    case JSON_REAL: snprintf(buf, n, "%.17g", json_real_value(v)); return buf;
+    case JSON_REAL: snprintf(buf, n, "%.10g", json_real_value(v)); return buf;
     case JSON_TRUE: return "true";
     case JSON_FALSE: return "false";
     case JSON_NULL: return "null";
@@ -311,7 +311,7 @@ static int cfg_read_scalars(const struct cfg_reader *r, struct mtp_config *c)
         return MTP_ERR;
     if (act && strcmp(act, "silu"))
         return cfg_fail(r, "hidden_act", "\"silu\"", json_object_get(r->root, "hidden_act"));
-    bool bias;
+    bool bias = false;
     if (cfg_opt_bool(r, "attention_bias", false, &bias))
         return MTP_ERR;
     if (bias)
@@ -510,13 +510,14 @@ int mtp_config_load(const char *path, struct mtp_config *cfg)
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return mtp_error_set("%s: line %d column %d: %s", path, jerr.line, jerr.column,
-                             jerr.text);
+        return jerr.line < 0 ? mtp_error_set("%s", jerr.text) /* cannot open: text names it */
+                             : mtp_error_set("%s: line %d column %d: %s", path, jerr.line,
+                                             jerr.column, jerr.text);
     struct cfg_reader r = {path, root};
     int rc = MTP_ERR;
     memset(cfg, 0, sizeof *cfg);
     if (!json_is_object(root)) {
-        char buf[8];
+        char buf[96];
         mtp_error_set("%s: expected a JSON object at the top level, found %s", path,
                       cfg_describe(root, buf, sizeof buf));
         goto out_root;

@@ -81,7 +81,7 @@ static const char *st_describe(const json_t *v, char *buf, size_t n)
     case JSON_ARRAY: return "an array";
     case JSON_STRING: snprintf(buf, n, "\"%.40s\"", json_string_value(v)); return buf;
     case JSON_INTEGER: snprintf(buf, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); return buf;
-    case JSON_REAL: snprintf(buf, n, "%.17g", json_real_value(v)); return buf;
+    case JSON_REAL: snprintf(buf, n, "%.10g", json_real_value(v)); return buf;
     case JSON_NULL: return "null";
     default: return "a boolean";
     }
@@ -255,7 +255,7 @@ static int st_parse_header(struct mtp_checkpoint *ck, struct st_file *f, size_t 
     json_object_foreach(root, name, e) {
         if (!strcmp(name, "__metadata__"))
             continue; /* free-form strings; nothing here depends on them */
-        unsigned bits;
+        unsigned bits = 0;
         if (!json_is_object(e)) {
             rc = st_fail(f->path, name, "an object {dtype, shape, data_offsets}", e);
             goto out;
@@ -471,8 +471,9 @@ static int st_open_index(struct mtp_checkpoint *ck, const char *dir, const char 
     json_error_t jerr;
     json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return mtp_error_set("%s: line %d column %d: %s", index, jerr.line, jerr.column,
-                             jerr.text);
+        return jerr.line < 0 ? mtp_error_set("%s", jerr.text) /* cannot open: text names it */
+                             : mtp_error_set("%s: line %d column %d: %s", index, jerr.line,
+                                             jerr.column, jerr.text);
     int rc = MTP_ERR;
     json_t *wm = json_object_get(root, "weight_map");
     const char **shards = NULL;

@@ -98,11 +98,13 @@ struct mtp_request_record {
     int n_moe_layers;               /* columns of experts_touched */
     int32_t *experts_touched;       /* [n_steps][n_moe_layers] row-major, or NULL (-> nil) */
     enum mtp_log_stop stop_reason;
+    int64_t time_unix_ns;           /* when the request finished; 0 -> the writer's clock */
 };
 
 struct mtp_log_summary {
     uint64_t wall_ns; /* wall time of the whole run (this process, if resumed) */
     bool finished;    /* every request of the spec is in the log */
+    int64_t end_unix_ns; /* 0 -> now */
 };
 
 /* ---- writer ------------------------------------------------------------- */

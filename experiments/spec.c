@@ -57,12 +57,17 @@ static int fail_expected(const struct parse *p, const char *key, const char *exp
                          brief);
 }
 
+/* OUT (KEY_CAP bytes) = "PREFIX.KEY", or KEY at the top level. Key paths are
+ * short; a pathological one is cut, never overflowed. */
 static void key_join(char *out, const char *prefix, const char *key)
 {
-    if (prefix && prefix[0])
-        snprintf(out, KEY_CAP, "%s.%s", prefix, key);
-    else
-        snprintf(out, KEY_CAP, "%s", key);
+    size_t n = 0;
+    const char *parts[3] = {prefix && prefix[0] ? prefix : "", prefix && prefix[0] ? "." : "",
+                            key};
+    for (int i = 0; i < 3; i++)
+        for (const char *c = parts[i]; *c && n + 1 < KEY_CAP; c++)
+            out[n++] = *c;
+    out[n] = '\0';
 }
 
 /* Fail on the first key of OBJ that is not in ALLOWED (NULL-terminated). */

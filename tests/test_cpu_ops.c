@@ -40,7 +40,10 @@ static uint64_t rng_next(uint64_t *s)
 }
 
 /* Uniform in [-1, 1). */
-static float rng_float(uint64_t *s) { return (float)((double)(rng_next(s) >> 11) / 4503599627370496.0 - 1.0); }
+static float rng_float(uint64_t *s)
+{
+    return (float)((double)(rng_next(s) >> 11) / 4503599627370496.0 - 1.0);
+}
 
 /* A weight of DTYPE with random contents, and its exact values as doubles. */
 struct test_weight {
@@ -276,7 +279,8 @@ static void matmul_case_run(const struct matmul_case *mc, uint64_t seed)
     /* Thread invariance: 2 threads, bitwise. */
     be2->iface->matmul(be2->ctx, &tw.w, x, xs, n, y2, ys);
     for (int t = 0; t < n; t++)
-        assert_memory_equal(y1 + (size_t)t * ys, y2 + (size_t)t * ys, (size_t)mc->rows * sizeof(float));
+        assert_memory_equal(y1 + (size_t)t * ys, y2 + (size_t)t * ys,
+                            (size_t)mc->rows * sizeof(float));
 
     /* Batch invariance: each token alone (n = 1) equals its row in n = 5, bitwise. */
     for (int t = 0; t < n; t++) {
@@ -296,7 +300,7 @@ static void matmul_case_run(const struct matmul_case *mc, uint64_t seed)
     test_weight_free(&tw);
 }
 
-static const int matmul_shapes[][2] = {{70, 200}, {37, 611}, {5, 7}, {130, 64}};
+static const int matmul_shapes[][2] = {{70, 200}, {37, 611}, {5, 7}, {130, 64}, {33, 90}};
 
 static void matmul_dtype_run(enum mtp_dtype dt)
 {

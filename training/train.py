@@ -246,7 +246,7 @@ def evaluate_windows(model, windows, bs=8):
         agreement=[a / max(1, b) for a, b in agree],
         acc_main=macc[0] / max(1, macc[1]),
         acc_mtp=[a / max(1, b) for a, b in acc],
-        tokens=n_main,
+        val_tokens=n_main,
     )
 
 
@@ -449,7 +449,6 @@ def main():
     budget = state["budget_s"]
     t_start = time.time() - state["elapsed"]
     last_log = last_ckpt = time.time()
-    last_val = time.time() if state["step"] else time.time() - 1e9
     last_val = time.time()
     acc_main = 0.0
     acc_per = [0.0] * D

@@ -9,8 +9,10 @@
  *     the thread count are. Tokens are tiled by MATMUL_TILE only to reuse a
  *     decoded weight segment; each token keeps its own accumulators.
  *   - Weights are converted on the fly, one SEG-column segment of one row at a
- *     time into a stack buffer (never a full F32 copy). An FP8 element becomes
- *     fp8(W) * scale_inv[r / B0][c / B1] rounded to float (MODEL.md §2.5).
+ *     time into a stack buffer, or (n > MATMUL_TILE) one row at a time into a
+ *     per-thread row buffer shared by the token tiles; never a full F32 copy.
+ *     An FP8 element becomes fp8(W) * scale_inv[r / B0][c / B1] rounded to
+ *     float (MODEL.md §2.5).
  *   - AVX2/FMA (+F16C) intrinsics under __AVX2__; a portable scalar build uses
  *     the same lane structure with fmaf, so it is batch invariant as well.
  *   - OpenMP over blocks of MATMUL_ROWS output rows (schedule(static)); an
@@ -19,6 +21,7 @@
 #include "cpu_internal.h"
 
 #include <math.h>   /* defines: fmaf */
+#include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
 
 #ifdef __AVX2__
@@ -114,11 +117,15 @@ void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float
     }
 }
 
-/* W[r, c0 .. c0+len) as floats: straight from the mapping for F32, else decoded into BUF. */
-static const float *row_segment(const struct mtp_weight *w, int r, int c0, int len, float *buf)
+/* W[r, c0 .. c0+len) as floats: straight from the mapping for F32, from ROW when
+ * the whole row was decoded already, else decoded into BUF. */
+static const float *row_segment(const struct mtp_weight *w, int r, int c0, int len,
+                                const float *row, float *buf)
 {
     if (w->dtype == MTP_DTYPE_F32)
         return (const float *)w->data + (size_t)r * (size_t)w->cols + (size_t)c0;
+    if (row)
+        return row + c0;
     mtp_cpu_row_decode(w, r, c0, c0 + len, buf);
     return buf;
 }
@@ -184,7 +191,8 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n)
 #ifdef __AVX2__
     __m256 av = _mm256_set1_ps(a);
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
 #endif
     for (; i < n; i++)
         y[i] = fmaf(a, x[i], y[i]);
@@ -199,8 +207,8 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n)
  * chunk (global chunk index % 4) equals its index inside the segment % 4.
  */
 static inline __attribute__((always_inline)) void
-row_tile(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt, float *y,
-         int y_stride, float *buf)
+row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, int x_stride, int nt,
+         float *y, int y_stride, float *buf)
 {
     const int cols = w->cols;
     const float *seg = NULL;
@@ -216,7 +224,7 @@ row_tile(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt
     for (int c0 = 0; c0 < cols; c0 += SEG) {
         int len = cols - c0 < SEG ? cols - c0 : SEG;
         int nv = len & ~7;
-        seg = row_segment(w, r, c0, len, buf);
+        seg = row_segment(w, r, c0, len, row, buf);
         seg_c0 = c0;
         int c = 0;
 #ifdef __AVX2__
@@ -259,20 +267,30 @@ row_tile(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt
     }
 }
 
-/* Rows [r0, r1) for all n tokens: each row decoded once per token tile. */
+/*
+ * Rows [r0, r1) for all n tokens. With one token tile a converted row is
+ * decoded segment by segment into BUF; with several tiles it is decoded once
+ * into ROW_BUF [cols] (one row, per thread) and shared by the tiles. Both give
+ * the same floats in the same order, so y does not depend on n.
+ */
 static void matmul_rows(const struct mtp_weight *w, int r0, int r1, const float *x, int x_stride,
-                        int n, float *y, int y_stride)
+                        int n, float *y, int y_stride, float *row_buf)
 {
     float buf[SEG] __attribute__((aligned(64)));
     for (int r = r0; r < r1; r++) {
+        const float *row = NULL;
+        if (row_buf) {
+            mtp_cpu_row_decode(w, r, 0, w->cols, row_buf);
+            row = row_buf;
+        }
         for (int t0 = 0; t0 < n; t0 += MATMUL_TILE) {
             const float *xt = x + (size_t)t0 * (size_t)x_stride;
             float *yt = y + (size_t)t0 * (size_t)y_stride;
             switch (n - t0 < MATMUL_TILE ? n - t0 : MATMUL_TILE) {
-            case 1: row_tile(w, r, xt, x_stride, 1, yt, y_stride, buf); break;
-            case 2: row_tile(w, r, xt, x_stride, 2, yt, y_stride, buf); break;
-            case 3: row_tile(w, r, xt, x_stride, 3, yt, y_stride, buf); break;
-            default: row_tile(w, r, xt, x_stride, 4, yt, y_stride, buf); break;
+            case 1: row_tile(w, r, row, xt, x_stride, 1, yt, y_stride, buf); break;
+            case 2: row_tile(w, r, row, xt, x_stride, 2, yt, y_stride, buf); break;
+            case 3: row_tile(w, r, row, xt, x_stride, 3, yt, y_stride, buf); break;
+            default: row_tile(w, r, row, xt, x_stride, 4, yt, y_stride, buf); break;
             }
         }
     }
@@ -286,13 +304,19 @@ void mtp_cpu_matmul(void *vctx, const struct mtp_weight *w, const float *x, int 
         return;
     MTP_CHECK(x_stride >= w->cols && y_stride >= w->rows);
     int n_blocks = (w->rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
+    int whole_rows = n > MATMUL_TILE && w->dtype != MTP_DTYPE_F32;
     /* Small products are not worth waking the team (result is the same either way). */
     int parallel = (double)w->rows * (double)w->cols * (double)n > 65536.0;
-#pragma omp parallel for schedule(static) num_threads(ctx->n_threads) if (parallel)
-    for (int b = 0; b < n_blocks; b++) {
-        int r0 = b * MATMUL_ROWS;
-        int r1 = r0 + MATMUL_ROWS < w->rows ? r0 + MATMUL_ROWS : w->rows;
-        matmul_rows(w, r0, r1, x, x_stride, n, y, y_stride);
+#pragma omp parallel num_threads(ctx->n_threads) if (parallel)
+    {
+        float *row_buf = whole_rows ? mtp_cpu_aligned_alloc((size_t)w->cols * sizeof(float)) : NULL;
+#pragma omp for schedule(static)
+        for (int b = 0; b < n_blocks; b++) {
+            int r0 = b * MATMUL_ROWS;
+            int r1 = r0 + MATMUL_ROWS < w->rows ? r0 + MATMUL_ROWS : w->rows;
+            matmul_rows(w, r0, r1, x, x_stride, n, y, y_stride, row_buf);
+        }
+        free(row_buf);
     }
 }
 

@@ -6,7 +6,7 @@
     loss, parts = mtp_loss(out, input_ids, lambda_mtp=0.3)
 
 See model.py for the exact semantics (eps, RoPE layout, routing, tie-breaking, MTP wiring).
-Self-check: .venv/bin/python -m training.mtpref.selftest  (or python training/mtpref/selftest.py)
+Self-check: .venv/bin/python training/mtpref/selftest.py
 """
 from .config import ModelConfig
 from .model import DeepseekV3MTP, mtp_loss, RMSNorm, Gate, MoE, MLA, MLP, DecoderLayer

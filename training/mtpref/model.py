@@ -356,6 +356,7 @@ class DeepseekV3MTP(nn.Module):
         if c is not None:
             c["rope.inv_freq"] = self.rope_inv_freq.detach().clone()
             c["attn.softmax_scale"] = torch.tensor([scale], dtype=torch.float64)
+            c["rope.attention_factor"] = torch.tensor([cfg.rope_attention_factor()], dtype=torch.float64)
         stats: Dict[int, torch.Tensor] = {}
 
         h = self.model.embed_tokens(input_ids)

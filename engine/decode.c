@@ -1,0 +1,299 @@
+/*
+ * decode.c - decoding sessions (decode.h): life cycle, prefill, the baseline
+ * step, token emission with EOS / max_new_tokens, and the per-step records.
+ * The speculative step is in decode_mtp.c, drafting in decode_draft.c.
+ */
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: memset, memcpy */
+#include <time.h>   /* defines: clock_gettime */
+
+#include "decode_internal.h"
+#include "error.h"
+
+uint64_t mtp_decode_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int mtp_decode_positions_needed(int n_prompt, int max_new_tokens, int depth)
+{
+    /* The sequence never exceeds n_prompt + max_new_tokens; a verify forward
+     * writes up to depth + 1 positions from the pending one. */
+    return n_prompt + max_new_tokens + depth + 1;
+}
+
+static int check_params(const struct mtp_decode_params *p, int D)
+{
+    const struct mtp_sampling *s = &p->sampling;
+    if (p->max_new_tokens < 1)
+        return mtp_error_set("decode: max_new_tokens must be >= 1, got %d", p->max_new_tokens);
+    if (!(s->temperature >= 0) || !(s->top_p > 0 && s->top_p <= 1) || s->top_k < 0)
+        return mtp_error_set("decode: invalid sampling (temperature %g, top_p %g, top_k %d)",
+                             s->temperature, s->top_p, s->top_k);
+    if (p->drafting == MTP_DECODE_DRAFTING_NONE)
+        return MTP_OK;
+    if (p->depth < 1 || p->depth > MTP_DECODE_MAX_DEPTH)
+        return mtp_error_set("decode: depth must be in 1..%d, got %d", MTP_DECODE_MAX_DEPTH,
+                             p->depth);
+    if (p->drafting == MTP_DECODE_DRAFTING_EXACT && p->depth > D)
+        return mtp_error_set("decode: exact drafting needs depth <= the model's %d MTP modules, "
+                             "got depth %d (use chain drafting for deeper drafts)",
+                             D, p->depth);
+    int module = p->chain_module > 0 ? p->chain_module : 1;
+    if (p->drafting == MTP_DECODE_DRAFTING_CHAIN && module > D)
+        return mtp_error_set("decode: chain drafting with module %d, but the model has %d MTP "
+                             "modules", module, D);
+    if (p->draft_hook && !mtp_sampling_is_greedy(s))
+        return mtp_error_set("decode: a draft hook needs greedy sampling");
+    return MTP_OK;
+}
+
+int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
+                      struct mtp_decode **out)
+{
+    *out = NULL;
+    const struct mtp_config *c = &mtp_engine_model(e)->cfg;
+    if (check_params(p, c->num_nextn_predict_layers))
+        return MTP_ERR;
+    struct mtp_decode *d = mtp_xcalloc(1, sizeof *d);
+    d->e = e;
+    d->p = *p;
+    d->V = c->vocab_size;
+    d->dm = c->hidden_size;
+    d->D = c->num_nextn_predict_layers;
+    d->K = p->drafting == MTP_DECODE_DRAFTING_NONE ? 0 : p->depth;
+    d->module = p->chain_module > 0 ? p->chain_module : 1;
+    d->n_moe = mtp_engine_num_moe_layers(e);
+    size_t V = (size_t)d->V, K = (size_t)d->K;
+    d->hid = mtp_xcalloc((size_t)d->D + 1, sizeof *d->hid);
+    d->draft_logits = mtp_xmalloc((K + 1) * V * sizeof(float));
+    d->q = mtp_xmalloc((K + 1) * V * sizeof(float));
+    d->p_target = mtp_xmalloc((K + 1) * V * sizeof(float));
+    d->logits = mtp_xmalloc((K + 1) * V * sizeof(float));
+    /* One module forward covers the newly accepted positions (<= K + 1) and,
+     * for exact drafting, up to K - 1 draft-dependent ones. */
+    d->batch_cap = 2 * d->K + 2;
+    d->batch_logits = mtp_xmalloc((size_t)d->batch_cap * V * sizeof(float));
+    d->batch_tokens = mtp_xmalloc((size_t)d->batch_cap * sizeof(int32_t));
+    d->work = mtp_xmalloc(V * sizeof(float));
+    d->iwork = mtp_xmalloc(V * sizeof(int32_t));
+    *out = d;
+    return MTP_OK;
+}
+
+static void free_result_arrays(struct mtp_decode_result *r)
+{
+    free(r->output);
+    free(r->from_draft);
+    free(r->accepted);
+    free(r->emitted);
+    free(r->draft_ns);
+    free(r->verify_ns);
+    free(r->accept_ns);
+    free(r->update_ns);
+    free(r->experts_touched);
+    memset(r, 0, sizeof *r);
+}
+
+void mtp_decode_result_free(struct mtp_decode_result *r)
+{
+    if (r)
+        free_result_arrays(r);
+}
+
+static void free_positions(struct mtp_decode *d)
+{
+    for (int k = 0; k <= d->D; k++) {
+        free(d->hid[k]);
+        d->hid[k] = NULL;
+    }
+    free(d->seq);
+    d->seq = NULL;
+}
+
+void mtp_decode_free(struct mtp_decode *d)
+{
+    if (!d)
+        return;
+    free_positions(d);
+    free(d->hid);
+    free(d->draft_logits);
+    free(d->q);
+    free(d->p_target);
+    free(d->logits);
+    free(d->batch_logits);
+    free(d->batch_tokens);
+    free(d->work);
+    free(d->iwork);
+    free_result_arrays(&d->r);
+    free(d);
+}
+
+const struct mtp_decode_result *mtp_decode_result(const struct mtp_decode *d) { return &d->r; }
+
+const int32_t *mtp_decode_sequence(const struct mtp_decode *d, int *n)
+{
+    *n = d->n_seq;
+    return d->seq;
+}
+
+int mtp_decode_last_drafts(const struct mtp_decode *d, int32_t *drafts, int cap)
+{
+    for (int i = 0; i < d->last_K && i < cap; i++)
+        drafts[i] = d->drafts[i];
+    return d->last_K;
+}
+
+const float *mtp_decode_last_draft_logits(const struct mtp_decode *d, int k)
+{
+    if (k < 1 || k > d->last_K)
+        return NULL;
+    return d->draft_logits + (size_t)(k - 1) * d->V;
+}
+
+int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs)
+{
+    if (mtp_sampling_is_greedy(&d->p.sampling)) {
+        int32_t t = mtp_sampling_argmax(logits, d->V);
+        if (probs)
+            mtp_sampling_probs(&d->p.sampling, logits, d->V, probs, d->iwork);
+        return t;
+    }
+    float *pr = probs ? probs : d->work;
+    mtp_sampling_probs(&d->p.sampling, logits, d->V, pr, d->iwork);
+    return mtp_sampling_sample(pr, d->V, mtp_rng_uniform(&d->p.rng));
+}
+
+bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft)
+{
+    struct mtp_decode_result *r = &d->r;
+    MTP_CHECK(r->n_output < d->p.max_new_tokens && d->n_seq < d->cap_pos);
+    d->seq[d->n_seq++] = token;
+    r->from_draft[r->n_output] = from_draft;
+    r->output[r->n_output++] = token;
+    if (d->p.eos_token_id >= 0 && token == d->p.eos_token_id)
+        r->stop = MTP_DECODE_STOP_EOS;
+    else if (r->n_output >= d->p.max_new_tokens)
+        r->stop = MTP_DECODE_STOP_MAX_TOKENS;
+    return r->stop != MTP_DECODE_STOP_NONE;
+}
+
+static void *grow(void *p, int cap, size_t elem) { return mtp_xrealloc(p, (size_t)cap * elem); }
+
+int mtp_decode_step_begin(struct mtp_decode *d)
+{
+    struct mtp_decode_result *r = &d->r;
+    if (r->n_steps == r->capacity) {
+        int cap = r->capacity ? 2 * r->capacity : 64;
+        r->accepted = grow(r->accepted, cap, sizeof(int32_t));
+        r->emitted = grow(r->emitted, cap, sizeof(int32_t));
+        r->draft_ns = grow(r->draft_ns, cap, sizeof(uint64_t));
+        r->verify_ns = grow(r->verify_ns, cap, sizeof(uint64_t));
+        r->accept_ns = grow(r->accept_ns, cap, sizeof(uint64_t));
+        r->update_ns = grow(r->update_ns, cap, sizeof(uint64_t));
+        r->experts_touched =
+            grow(r->experts_touched, cap, (size_t)(d->n_moe > 0 ? d->n_moe : 1) * sizeof(int32_t));
+        r->capacity = cap;
+    }
+    int s = r->n_steps++;
+    r->accepted[s] = r->emitted[s] = 0;
+    r->draft_ns[s] = r->verify_ns[s] = r->accept_ns[s] = r->update_ns[s] = 0;
+    for (int l = 0; l < d->n_moe; l++)
+        r->experts_touched[(size_t)s * d->n_moe + l] = 0;
+    return s;
+}
+
+/* Host arrays by position for a request of N_PROMPT tokens; reset the result. */
+static void reset_request(struct mtp_decode *d, int n_prompt)
+{
+    free_positions(d);
+    free_result_arrays(&d->r);
+    d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens, d->K);
+    d->seq = mtp_xmalloc((size_t)d->cap_pos * sizeof(int32_t));
+    if (d->K > 0) {
+        int top = d->p.drafting == MTP_DECODE_DRAFTING_EXACT ? d->K : d->module;
+        for (int k = 0; k <= top; k++)
+            if (k == 0 || d->p.drafting == MTP_DECODE_DRAFTING_EXACT || k == d->module)
+                d->hid[k] = mtp_xmalloc((size_t)d->cap_pos * d->dm * sizeof(float));
+    }
+    d->r.n_prompt = n_prompt;
+    d->r.n_moe_layers = d->n_moe;
+    d->r.output = mtp_xmalloc((size_t)d->p.max_new_tokens * sizeof(int32_t));
+    d->r.from_draft = mtp_xcalloc((size_t)d->p.max_new_tokens, 1);
+    d->n_seq = 0;
+    d->last_K = 0;
+    for (int k = 0; k <= d->D; k++)
+        mtp_engine_truncate(d->e, k, 0);
+}
+
+int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
+{
+    if (n < 1)
+        return mtp_error_set("decode: the prompt is empty");
+    reset_request(d, n);
+    memcpy(d->seq, prompt, (size_t)n * sizeof(int32_t));
+    d->n_seq = n;
+    uint64_t t0 = mtp_decode_now_ns();
+    if (mtp_engine_prefill(d->e, prompt, n, d->logits, d->hid[0]))
+        return mtp_error_wrap("decode: prefill of %d tokens: ", n);
+    if (d->K > 0 && mtp_decode_prefill_modules(d))
+        return MTP_ERR;
+    d->r.prefill_ns = mtp_decode_now_ns() - t0;
+    mtp_decode_emit(d, mtp_decode_choose(d, d->logits, NULL), false);
+    d->r.ttft_ns = mtp_decode_now_ns() - t0;
+    d->r.total_ns = d->r.ttft_ns;
+    return MTP_OK;
+}
+
+/* Baseline: run seq[m] at position m, choose seq[m+1] from its logits. */
+static int step_baseline(struct mtp_decode *d)
+{
+    int m = d->n_seq - 1, s = mtp_decode_step_begin(d);
+    struct mtp_decode_result *r = &d->r;
+    uint64_t t0 = mtp_decode_now_ns();
+    if (mtp_engine_forward(d->e, &d->seq[m], 1, m, d->logits, NULL))
+        return mtp_error_wrap("decode: step %d at position %d: ", s, m);
+    uint64_t t1 = mtp_decode_now_ns();
+    mtp_engine_last_experts_touched(d->e, r->experts_touched + (size_t)s * d->n_moe, d->n_moe);
+    mtp_decode_emit(d, mtp_decode_choose(d, d->logits, NULL), false);
+    uint64_t t2 = mtp_decode_now_ns();
+    r->verify_ns[s] = t1 - t0;
+    r->accept_ns[s] = t2 - t1;
+    r->emitted[s] = 1;
+    return MTP_OK;
+}
+
+int mtp_decode_step(struct mtp_decode *d, bool *done)
+{
+    *done = d->r.stop != MTP_DECODE_STOP_NONE;
+    if (*done)
+        return MTP_OK;
+    if (d->n_seq == 0)
+        return mtp_error_set("decode: step before prefill");
+    uint64_t t0 = mtp_decode_now_ns();
+    int rc = d->K > 0 ? mtp_decode_step_mtp(d) : step_baseline(d);
+    d->r.total_ns += mtp_decode_now_ns() - t0;
+    *done = d->r.stop != MTP_DECODE_STOP_NONE;
+    return rc;
+}
+
+int mtp_decode_run(struct mtp_engine *e, const struct mtp_decode_params *p,
+                   const int32_t *prompt, int n, struct mtp_decode_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct mtp_decode *d;
+    if (mtp_decode_create(e, p, &d))
+        return MTP_ERR;
+    int rc = mtp_decode_prefill(d, prompt, n);
+    bool done = false;
+    while (rc == MTP_OK && !done)
+        rc = mtp_decode_step(d, &done);
+    if (rc == MTP_OK) {
+        *out = d->r;
+        memset(&d->r, 0, sizeof d->r);
+    }
+    mtp_decode_free(d);
+    return rc;
+}

@@ -1,0 +1,72 @@
+/*
+ * decode_internal.h - the state of a decoding session, shared by decode.c
+ * (life cycle, prefill, baseline step, emission, records), decode_draft.c
+ * (exact and chained drafting) and decode_mtp.c (the speculative step:
+ * verify, accept, roll back). Not part of the public API.
+ *
+ * Notation (DESIGN.md §5): the accepted sequence is seq[0..m], m = n_seq - 1;
+ * seq[m] is the pending token (chosen, not yet run through the main model);
+ * the main cache holds positions 0..m-1 and hid[0][j] is the main post-norm
+ * hidden at position j (j < m).
+ */
+#ifndef MTP_DECODE_INTERNAL_H
+#define MTP_DECODE_INTERNAL_H
+
+#include "decode.h"
+
+enum { MTP_DECODE_MAX_DEPTH = 64 }; /* as experiments/spec.h MTP_SPEC_MAX_DEPTH */
+
+struct mtp_decode {
+    struct mtp_engine *e;
+    struct mtp_decode_params p;
+    int V;          /* vocab size */
+    int dm;         /* hidden size d */
+    int D;          /* MTP modules in the model */
+    int K;          /* depth (0 for baseline) */
+    int module;     /* chain: the module reused */
+    int n_moe;      /* main-model MoE layers (experts-touched columns) */
+
+    int32_t *seq;   /* [cap_pos] prompt + output */
+    int n_seq;
+    int cap_pos;    /* positions the host arrays hold */
+
+    /* Host hidden states by absolute position, [cap_pos, d] each:
+     * hid[0] the main model (after model.norm), hid[k] MTP module k (after
+     * shared_head.norm). Chain drafting uses hid[module] for the reused module. */
+    float **hid;
+
+    int32_t drafts[MTP_DECODE_MAX_DEPTH];     /* d_1..d_K of the current step (K <= MTP_DECODE_MAX_DEPTH) */
+    float *draft_logits;    /* [K, V] module logits at the draft position */
+    float *q;               /* [K, V] draft distributions (sampling) */
+    float *p_target;        /* [K+1, V] target distributions (sampling) */
+    float *logits;          /* [K+1, V] main logits of the verify / decode forward */
+    float *batch_logits;    /* [batch_cap, V] logits of one module forward */
+    int32_t *batch_tokens;  /* [batch_cap] */
+    int batch_cap;
+    float *work;            /* [V] residual scratch */
+    int32_t *iwork;         /* [V] sort scratch */
+    int last_K;             /* drafts made in the last step */
+
+    struct mtp_decode_result r;
+};
+
+/* decode.c */
+uint64_t mtp_decode_now_ns(void);
+/* Choose a token from LOGITS [V] under the session's sampling (draws one
+ * uniform unless greedy). PROBS [V] receives the distribution when not NULL. */
+int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs);
+/* Append TOKEN to the output; returns true when the request stops with it. */
+bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft);
+/* Start a step record; returns its index. */
+int mtp_decode_step_begin(struct mtp_decode *d);
+
+/* decode_draft.c: fill module caches over the prompt, and draft d_1..d_K. */
+int mtp_decode_prefill_modules(struct mtp_decode *d);
+int mtp_decode_draft(struct mtp_decode *d);
+/* Truncate module caches after a step that accepted A drafts at pending m. */
+void mtp_decode_rollback_modules(struct mtp_decode *d, int m, int a);
+
+/* decode_mtp.c */
+int mtp_decode_step_mtp(struct mtp_decode *d);
+
+#endif
