@@ -212,11 +212,13 @@ static void reset_request(struct mtp_decode *d, int n_prompt)
     free_result_arrays(&d->r);
     d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens, d->K);
     d->seq = mtp_xmalloc((size_t)d->cap_pos * sizeof(int32_t));
-    if (d->K > 0) {
-        int top = d->p.drafting == MTP_DECODE_DRAFTING_EXACT ? d->K : d->module;
-        for (int k = 0; k <= top; k++)
-            if (k == 0 || d->p.drafting == MTP_DECODE_DRAFTING_EXACT || k == d->module)
-                d->hid[k] = mtp_xmalloc((size_t)d->cap_pos * d->dm * sizeof(float));
+    size_t hid_bytes = (size_t)d->cap_pos * d->dm * sizeof(float);
+    if (d->p.drafting == MTP_DECODE_DRAFTING_EXACT)
+        for (int k = 0; k <= d->K; k++)
+            d->hid[k] = mtp_xmalloc(hid_bytes);
+    if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
+        d->hid[0] = mtp_xmalloc(hid_bytes);
+        d->hid[d->module] = mtp_xmalloc(hid_bytes);
     }
     d->r.n_prompt = n_prompt;
     d->r.n_moe_layers = d->n_moe;

@@ -248,10 +248,10 @@ struct bpe_scratch {
 
 static void bpe_consider(const struct mtp_tokenizer *tok, struct bpe_scratch *sc, int pos)
 {
+    if (pos < 0 || sc->sym[pos].next < 0)
+        return;
     int next = sc->sym[pos].next;
     int32_t merged;
-    if (pos < 0 || next < 0)
-        return;
     int32_t rank = mtp_tok_pairmap_get(&tok->merges, sc->sym[pos].id, sc->sym[next].id, &merged);
     if (rank >= 0)
         heap_push(&sc->heap, (struct bpe_cand){rank, merged, pos});

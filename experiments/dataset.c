@@ -194,6 +194,8 @@ static int cmp_id_line(const void *a, const void *b)
 /* Request keys in logs use question_id, so two prompts may not share one. */
 static int check_unique_ids(struct reader *rd)
 {
+    if (rd->n_ids < 2)
+        return MTP_OK;
     qsort(rd->ids, (size_t)rd->n_ids, sizeof *rd->ids, cmp_id_line);
     for (int i = 1; i < rd->n_ids; i++)
         if (strcmp(rd->ids[i - 1].id, rd->ids[i].id) == 0)

@@ -110,6 +110,7 @@ struct mtp_log_summary {
 /* ---- writer ------------------------------------------------------------- */
 
 struct mtp_log_writer; /* opaque */
+struct mtp_log_keyset; /* opaque; see "finished-request keys" below */
 
 struct mtp_log_options {
     bool overwrite; /* mtp_log_open: replace an existing file (default: refuse) */

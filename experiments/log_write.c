@@ -229,6 +229,15 @@ static int check_writable(const struct mtp_log_writer *w)
     return MTP_OK;
 }
 
+/* The sbuffer's write callback, made to abort on out-of-memory like every
+ * other allocation here: a silently short record would corrupt the log. */
+static int sbuffer_write_or_die(void *data, const char *buf, size_t len)
+{
+    int rc = msgpack_sbuffer_write(data, buf, len);
+    MTP_CHECK(rc == 0);
+    return rc;
+}
+
 static struct mtp_log_writer *writer_new(int fd, const char *path, const struct mtp_log_options *opt)
 {
     struct mtp_log_writer *w = mtp_xcalloc(1, sizeof *w);
@@ -237,7 +246,7 @@ static struct mtp_log_writer *writer_new(int fd, const char *path, const struct 
     if (opt)
         w->opt = *opt;
     msgpack_sbuffer_init(&w->sbuf);
-    msgpack_packer_init(&w->pk, &w->sbuf, msgpack_sbuffer_write);
+    msgpack_packer_init(&w->pk, &w->sbuf, sbuffer_write_or_die);
     return w;
 }
 

@@ -1,6 +1,6 @@
 /*
  * cuda_internal.cuh - private declarations shared by the CUDA backend's files
- * (kernels/cuda/*.cu). Nothing outside kernels/cuda/ includes this.
+ * (the .cu files of kernels/cuda/). Nothing outside kernels/cuda/ includes this.
  *
  * The CUDA backend implements kernels/backend.h on one device and one stream.
  * Every op is enqueued on ctx->stream; only download() and synchronize() wait.

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""read_log.py - read an mtpbench MessagePack log (schema mtpbench-log/1), check
+every record's required keys and types, and print record counts.
+
+    .venv/bin/python analysis/read_log.py runs/x/log.msgpack [more logs...]
+
+Exit status: 0 when every log is valid (a cut-off last record is only a
+warning, as in the C reader), 1 otherwise. The format is spec/log-format.md;
+this script is also the worked example of reading a log from Python with the
+`msgpack` package. CI does not run it: the C tests (tests/test_log.c) are the gate.
+"""
+import collections
+import os
+import sys
+
+import msgpack
+
+SCHEMA = "mtpbench-log/1"
+INT = (int,)
+NUM = (int, float)
+STR = (str,)
+NONE = (type(None),)
+
+# type -> {key: allowed Python types}; lists are checked element-wise below.
+REQUIRED = {
+    "run": {
+        "type": STR, "schema_version": STR, "spec": (dict,), "model": (dict,),
+        "git_commit": STR + NONE, "host": STR, "cpu": STR, "gpu": STR + NONE,
+        "backend": STR, "threads": INT, "start_time": STR, "start_unix_ns": INT,
+    },
+    "request": {
+        "type": STR, "decoder": STR, "mode": STR, "depth": INT, "drafting": STR,
+        "sampling_index": INT, "temperature": NUM, "top_p": NUM, "top_k": INT, "seed": INT,
+        "dataset": STR, "category": STR, "prompt_id": STR, "repeat": INT,
+        "prompt_tokens": INT, "output_tokens": (list,), "accepted": (list,),
+        "draft_ns": (list,), "verify_ns": (list,), "accept_ns": (list,), "update_ns": (list,),
+        "ttft_ns": INT, "total_ns": INT, "experts_touched": (list,) + NONE,
+        "stop_reason": STR, "time_unix_ns": INT,
+    },
+    "resume": {"type": STR, "time": STR, "unix_ns": INT, "host": STR,
+               "git_commit": STR + NONE, "requests_before": INT},
+    "summary": {"type": STR, "requests": INT, "wall_ns": INT, "finished": (bool,),
+                "end_time": STR, "end_unix_ns": INT},
+}
+MODEL_KEYS = {"dir": STR, "config_hash": STR, "num_layers": INT,
+              "num_nextn_predict_layers": INT, "vocab_size": INT, "params": INT}
+ENUMS = {"mode": {"baseline", "mtp"}, "drafting": {"none", "exact", "chain"},
+         "stop_reason": {"eos", "max_tokens"}}
+PER_STEP = ("draft_ns", "verify_ns", "accept_ns", "update_ns")
+
+
+def check_keys(rec, spec, where):
+    errors = []
+    for key, types in spec.items():
+        if key not in rec:
+            errors.append(f"{where}: missing key '{key}'")
+        elif isinstance(rec[key], bool) and bool not in types:
+            errors.append(f"{where}: key '{key}': expected {types}, found bool")
+        elif not isinstance(rec[key], types):
+            errors.append(f"{where}: key '{key}': expected {[t.__name__ for t in types]}, "
+                          f"found {type(rec[key]).__name__}")
+    return errors
+
+
+def check_request(rec, where):
+    errors = []
+    for key, allowed in ENUMS.items():
+        if rec.get(key) not in allowed:
+            errors.append(f"{where}: key '{key}': expected one of {sorted(allowed)}, found {rec.get(key)!r}")
+    steps = len(rec["accepted"])
+    for key in PER_STEP:
+        if len(rec[key]) != steps:
+            errors.append(f"{where}: key '{key}': {len(rec[key])} entries for {steps} steps")
+    if rec["experts_touched"] is not None and len(rec["experts_touched"]) != steps:
+        errors.append(f"{where}: key 'experts_touched': {len(rec['experts_touched'])} rows for {steps} steps")
+    if steps and len(rec["output_tokens"]) - 1 > sum(a + 1 for a in rec["accepted"]):
+        errors.append(f"{where}: more output tokens than the steps can emit")
+    return errors
+
+
+def check_record(rec, index, offset):
+    where = f"record {index} (byte {offset})"
+    if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
+        return None, [f"{where}: expected a map with a string 'type'"]
+    kind = rec["type"]
+    if index == 0 and kind != "run":
+        return kind, [f"{where}: first record is '{kind}', expected 'run'"]
+    if kind not in REQUIRED:
+        return kind, []  # a newer writer's record type: readers skip it
+    errors = check_keys(rec, REQUIRED[kind], where)
+    if errors:
+        return kind, errors
+    if kind == "run":
+        errors += check_keys(rec["model"], MODEL_KEYS, where + " model")
+        if rec["schema_version"] != SCHEMA:
+            errors.append(f"{where}: schema_version {rec['schema_version']!r}, expected {SCHEMA!r}")
+    elif kind == "request":
+        errors += check_request(rec, where)
+    return kind, errors
+
+
+def read_log(path):
+    """Yield (offset, record); raise ValueError on damage. Returns the partial tail size."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
+        offset = 0
+        while True:
+            try:
+                rec = unpacker.unpack()
+            except msgpack.OutOfData:
+                return size - offset  # bytes of a cut-off last record (0 if none)
+            except (msgpack.FormatError, msgpack.StackError, ValueError) as e:
+                raise ValueError(f"{path}: bytes at offset {offset} are not MessagePack ({e})")
+            yield offset, rec
+            offset = unpacker.tell()
+
+
+def summarize(path):
+    counts = collections.Counter()
+    per_decoder = collections.defaultdict(lambda: [0, 0, 0])  # requests, tokens, steps
+    errors = []
+    reader = read_log(path)
+    index = 0
+    partial = 0
+    try:
+        while True:
+            offset, rec = next(reader)
+            kind, errs = check_record(rec, index, offset)
+            errors += errs
+            counts[kind] += 1
+            if kind == "request" and not errs:
+                d = per_decoder[rec["decoder"]]
+                d[0] += 1
+                d[1] += max(len(rec["output_tokens"]) - 1, 0)
+                d[2] += len(rec["accepted"])
+            index += 1
+    except StopIteration as stop:
+        partial = stop.value or 0
+    except ValueError as e:
+        errors.append(str(e))
+    print(f"{path}: {index} records: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=str)))
+    for name, (n, tokens, steps) in sorted(per_decoder.items()):
+        tau = tokens / steps if steps else float("nan")
+        print(f"  {name}: {n} requests, {steps} steps, tau {tau:.3f}")
+    if partial:
+        print(f"  warning: the last record is cut off ({partial} bytes after the last whole record)")
+    if counts["summary"] == 0:
+        print("  note: no summary record (run unfinished or still running)")
+    for e in errors:
+        print(f"  ERROR {e}")
+    return not errors
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if len(argv) >= 2 else 1
+    ok = all([summarize(p) for p in argv[1:]])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,155 @@
+/*
+ * decode_draft.c - drafting with the MTP modules: exact (module k drafts
+ * token k, DESIGN.md §5 "Exact drafting") and chained (one module reused K
+ * times), the module-cache prefill, and the module-cache rollback.
+ *
+ * ---- Index algebra of exact drafting ---------------------------------------
+ * t[] is the token sequence; seq[0..m] are accepted (m pending). Module k at
+ * position j reads Emb(t[j+k]) and g_{k-1}[j] (g_0 = main hidden h, g_k =
+ * module k's post-shared_head.norm hidden) and predicts t[j+k+1]. Unrolled,
+ * module k's row j depends on exactly t[j+1..j+k] (and h[j], i.e. t[0..j]).
+ *
+ *   - Row j is TRUE (final, cached for good) iff j + k <= m: every token it
+ *     reads is accepted. True rows of module k: j = 0 .. m-k.
+ *   - Rows j = m-k+1 .. m-1 read drafts: t[j+k] = d_{j+k-m} for j+k > m,
+ *     with j+k-m <= k-1, so module k needs only d_1..d_{k-1}, which modules
+ *     1..k-1 produce earlier in the same step.
+ *   - The draft d_k is read from module k's logits at row m-1 (reading
+ *     t[m-1+k], which is seq[m] for k = 1 and d_{k-1} otherwise).
+ *
+ * Cache length c_k of module k = number of valid leading rows. Per step,
+ * module k runs ONE batched forward over rows c_k .. m-1 (the newly true rows
+ * and the draft-dependent ones); its hidden input rows c_k..m-1 of g_{k-1}
+ * are valid because c_k <= c_{k-1} (below) and module k-1 has just computed
+ * rows c_{k-1}..m-1 with the same drafts.
+ *
+ * After verification accepted a drafts, the new pending index is
+ * m' = m + a + 1 and t[m+1..m+a] = d_1..d_a, t[m'] != d_{a+1}. Row j of module
+ * k stays valid iff all of t[j+1..j+k] were right: j + k <= m + a, i.e.
+ * j <= m'-1-k. Rows were computed only up to m-1, so
+ *        c_k <- min(m, max(0, m' - k)).
+ * For k = 1 this is m (row m-1 read the true pending token). Kept rows are
+ * bitwise equal to a recompute, since the inputs are equal and every op is
+ * batch invariant (backend.h), which is what invariant (c) tests. Since
+ * c_k <= m'-1 (k >= 1), each module computes at least row m'-1 next step,
+ * and c_k is non-increasing in k, as claimed above.
+ *
+ * Prefill over a prompt of n tokens (m = n after the first token is chosen,
+ * but the modules are filled from the prompt only): module k over rows
+ * 0 .. n-1-k with tokens seq[k..n-1], i.e. c_k = max(0, n - k) = the true rows
+ * for m = n. The first step then computes rows n-k .. n-1.
+ *
+ * ---- Chained drafting -------------------------------------------------------
+ * Module M (default 1) is used as a one-step predictor at every depth. Its
+ * true rows are j = 0..m-1 with Emb(t[j+1]) and the main hidden h[j] (as
+ * module 1 sees them, whichever M is chosen). Draft i >= 2 runs it at
+ * position m+i-2 with Emb(d_{i-1}) and its own hidden at m+i-3. After
+ * verification the draft rows (positions >= m) are dropped, even for
+ * accepted drafts: the next step recomputes those positions from the main
+ * model's hidden states, as vLLM and SGLang do ("draft extend").
+ */
+#include <string.h> /* defines: memcpy */
+
+#include "decode_internal.h"
+#include "error.h"
+
+static int min_int(int a, int b) { return a < b ? a : b; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+/* t[i] of the sequence extended by this step's drafts (seq up to m, then d_1..). */
+static int32_t token_at(const struct mtp_decode *d, int i)
+{
+    int m = d->n_seq - 1;
+    return i <= m ? d->seq[i] : d->drafts[i - m - 1];
+}
+
+/* Choose draft K from module logits ROW [V] (greedy argmax, or a sample from
+ * q_K kept for acceptance), then let a test hook see it. */
+static void pick_draft(struct mtp_decode *d, int k, const float *row)
+{
+    memcpy(d->draft_logits + (size_t)(k - 1) * d->V, row, (size_t)d->V * sizeof(float));
+    d->drafts[k - 1] = mtp_decode_choose(d, row, d->q + (size_t)(k - 1) * d->V);
+    if (d->p.draft_hook)
+        d->p.draft_hook(d->p.draft_hook_user, k, &d->drafts[k - 1]);
+}
+
+int mtp_decode_prefill_modules(struct mtp_decode *d)
+{
+    int n = d->n_seq;
+    if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
+        if (n < 2)
+            return MTP_OK;
+        return mtp_engine_mtp_forward(d->e, d->module, d->seq + 1, d->hid[0], n - 1, 0, NULL,
+                                      d->hid[d->module]);
+    }
+    for (int k = 1; k <= d->K && n - k > 0; k++)
+        if (mtp_engine_mtp_forward(d->e, k, d->seq + k, d->hid[k - 1], n - k, 0, NULL,
+                                   d->hid[k]))
+            return mtp_error_wrap("decode: prefill of MTP module %d: ", k);
+    return MTP_OK;
+}
+
+/* Module MODULE over rows c..m-1 with tokens t[j+k] (k = SHIFT) and hidden
+ * IN[j]; hidden rows to OUT[j]; returns the logits of row m-1. */
+static const float *module_rows(struct mtp_decode *d, int module, int shift, const float *in,
+                                float *out, int *rc)
+{
+    int m = d->n_seq - 1, c = mtp_engine_cache_len(d->e, module), rows = m - c;
+    MTP_CHECK(rows >= 1 && rows <= d->batch_cap);
+    for (int r = 0; r < rows; r++)
+        d->batch_tokens[r] = token_at(d, c + r + shift);
+    *rc = mtp_engine_mtp_forward(d->e, module, d->batch_tokens, in + (size_t)c * d->dm, rows, c,
+                                 d->batch_logits, out + (size_t)c * d->dm);
+    if (*rc)
+        mtp_error_wrap("decode: MTP module %d at positions %d..%d: ", module, c, m - 1);
+    return d->batch_logits + (size_t)(rows - 1) * d->V;
+}
+
+static int draft_exact(struct mtp_decode *d)
+{
+    for (int k = 1; k <= d->K; k++) {
+        int rc;
+        const float *row = module_rows(d, k, k, d->hid[k - 1], d->hid[k], &rc);
+        if (rc)
+            return rc;
+        pick_draft(d, k, row);
+    }
+    return MTP_OK;
+}
+
+static int draft_chain(struct mtp_decode *d)
+{
+    int m = d->n_seq - 1, M = d->module, rc;
+    float *g = d->hid[M];
+    const float *row = module_rows(d, M, 1, d->hid[0], g, &rc);
+    if (rc)
+        return rc;
+    pick_draft(d, 1, row);
+    for (int i = 2; i <= d->K; i++) {
+        int pos = m + i - 2;
+        if (mtp_engine_mtp_forward(d->e, M, &d->drafts[i - 2], g + (size_t)(pos - 1) * d->dm, 1,
+                                   pos, d->batch_logits, g + (size_t)pos * d->dm))
+            return mtp_error_wrap("decode: chained draft %d at position %d: ", i, pos);
+        pick_draft(d, i, d->batch_logits);
+    }
+    return MTP_OK;
+}
+
+int mtp_decode_draft(struct mtp_decode *d)
+{
+    d->last_K = d->K;
+    if (d->p.drafting == MTP_DECODE_DRAFTING_EXACT)
+        return draft_exact(d);
+    return draft_chain(d);
+}
+
+void mtp_decode_rollback_modules(struct mtp_decode *d, int m, int a)
+{
+    int m_next = m + a + 1;
+    if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
+        mtp_engine_truncate(d->e, d->module, m);
+        return;
+    }
+    for (int k = 1; k <= d->K; k++)
+        mtp_engine_truncate(d->e, k, min_int(m, max_int(0, m_next - k)));
+}

@@ -1,0 +1,350 @@
+/*
+ * cuda_moe.cu - MoE router and experts (MODEL.md §5), same semantics as
+ * kernels/cpu/cpu_moe.c.
+ *
+ * Router: logits = W_router x through mtp_cuda_matmul (F32 output), then one
+ * block per token:
+ *   s = sigmoid(logits) (noaux_tc) or softmax(logits) (greedy,
+ *   group_limited_greedy; max by reduction, the sum of exps sequential in
+ *   expert order as on the CPU); b = s + bias (noaux_tc, bias for selection
+ *   only) or s; group limit (n_group > 1 and not greedy): group score = sum of
+ *   the top-2 b (noaux_tc) or max b, the topk_group best groups kept (ties to
+ *   the lower group), others masked to -inf; top-k of b by k block-wide argmax
+ *   rounds, ties to the lower expert id; weights = unbiased s of the chosen,
+ *   divided by their sum (slot order) when norm_topk_prob, times
+ *   routed_scaling_factor. Each step is written as the CPU writes it, so with
+ *   the same logits the choices and weights agree up to the 2-ulp difference of
+ *   CUDA's expf.
+ *
+ * Experts: the grouping by expert is planned on the host. moe_ffn downloads
+ * idx [n, k] (n*k int32; the engine downloads it at every MoE layer anyway to
+ * count the experts touched, so the synchronisation is already paid), builds
+ * per-expert lists of (token, slot) entries in token order as the CPU does,
+ * uploads them, and runs every active expert as one segment of two batched
+ * GEMV launches (cuda_matmul.cu): gate+up with SwiGLU fused, then down,
+ * writing one row per (token, slot). The shared expert is one more segment of
+ * the same launches. Each expert's weights are read once per call (for up to
+ * 16 tokens per expert; more tokens re-read them per tile of 16). A combine
+ * kernel then sums y[t] = shared[t] + w[t,0] o[t,0] + ... + w[t,k-1] o[t,k-1]
+ * left to right, each operation rounded once. Batch invariant: every row
+ * depends only on its token. A device-side plan (histogram + scan over idx)
+ * would remove the host round trip and allow CUDA Graph capture (README.md).
+ */
+#include "cuda_internal.cuh"
+
+#include <string.h> /* defines: memset */
+
+enum { ROUTE_THREADS = 256 };
+
+struct route_args {
+    const float *logits; /* [n, E] */
+    const float *bias;   /* [E] or NULL */
+    int32_t *idx;        /* [n, k] */
+    float *weights;      /* [n, k] */
+    int E, k, n_group, topk_group;
+    int scoring, method, norm_topk_prob;
+    float scaling;
+};
+
+/* (value, index) order of the top-k: larger value first, then lower index. */
+__device__ __forceinline__ bool better(float v, int i, float bv, int bi)
+{
+    return v > bv || (v == bv && i < bi);
+}
+
+__global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(struct route_args a)
+{
+    extern __shared__ float rsm[];
+    __shared__ float red[32];
+    __shared__ float red_v[32];
+    __shared__ int red_i[32];
+    __shared__ int sel[64];
+    const int E = a.E, t = blockIdx.x, tid = threadIdx.x;
+    float *s = rsm;                          /* [E] unbiased scores */
+    float *b = s + E;                        /* [E] selection scores */
+    unsigned char *taken = (unsigned char *)(b + E); /* [E] */
+    const float *lg = a.logits + (size_t)t * E;
+
+    /* scores */
+    if (a.scoring == MTP_SCORING_SIGMOID) {
+        for (int e = tid; e < E; e += ROUTE_THREADS)
+            s[e] = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-lg[e])));
+    } else {
+        float mx = -INFINITY;
+        for (int e = tid; e < E; e += ROUTE_THREADS)
+            mx = fmaxf(mx, lg[e]);
+        mx = mtp_cuda_block_max(mx, red);
+        for (int e = tid; e < E; e += ROUTE_THREADS)
+            s[e] = expf(__fsub_rn(lg[e], mx));
+        __syncthreads();
+        if (tid == 0) {
+            float sum = 0.0f;
+            for (int e = 0; e < E; e++)
+                sum = __fadd_rn(sum, s[e]);
+            red[0] = sum;
+        }
+        __syncthreads();
+        float sum = red[0];
+        for (int e = tid; e < E; e += ROUTE_THREADS)
+            s[e] = __fdiv_rn(s[e], sum);
+    }
+    bool use_bias = a.method == MTP_TOPK_NOAUX_TC && a.bias;
+    for (int e = tid; e < E; e += ROUTE_THREADS) {
+        b[e] = use_bias ? __fadd_rn(s[e], a.bias[e]) : s[e];
+        taken[e] = 0;
+    }
+    __syncthreads();
+
+    /* group limit: thread 0, sequential as on the CPU (n_group is small) */
+    if (a.n_group > 1 && a.method != MTP_TOPK_GREEDY) {
+        if (tid == 0) {
+            const int G = a.n_group, gsize = E / G;
+            unsigned long long kept = 0; /* G <= 64 (checked by the caller) */
+            float gscore[64];
+            for (int g = 0; g < G; g++) {
+                const float *bg = b + g * gsize;
+                float top1 = -INFINITY, top2 = -INFINITY;
+                for (int i = 0; i < gsize; i++) {
+                    if (bg[i] > top1) {
+                        top2 = top1;
+                        top1 = bg[i];
+                    } else if (bg[i] > top2) {
+                        top2 = bg[i];
+                    }
+                }
+                gscore[g] = a.method == MTP_TOPK_NOAUX_TC ? (gsize >= 2 ? __fadd_rn(top1, top2) : top1)
+                                                          : top1;
+            }
+            for (int r = 0; r < a.topk_group; r++) {
+                int best = -1;
+                for (int g = 0; g < G; g++)
+                    if (!(kept >> g & 1ull) && (best < 0 || gscore[g] > gscore[best]))
+                        best = g;
+                kept |= 1ull << best;
+            }
+            for (int g = 0; g < G; g++)
+                if (!(kept >> g & 1ull))
+                    for (int i = 0; i < gsize; i++)
+                        b[g * gsize + i] = -INFINITY;
+        }
+        __syncthreads();
+    }
+
+    /* top-k: k rounds of a block-wide argmax over the experts not yet taken */
+    for (int slot = 0; slot < a.k; slot++) {
+        float bv = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int e = tid; e < E; e += ROUTE_THREADS)
+            if (!taken[e] && better(b[e], e, bv, bi))
+                bv = b[e], bi = e;
+        for (int off = 16; off > 0; off >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+            int oi = __shfl_xor_sync(0xffffffffu, bi, off);
+            if (better(ov, oi, bv, bi))
+                bv = ov, bi = oi;
+        }
+        int lane = tid & 31, warp = tid >> 5;
+        if (lane == 0)
+            red_v[warp] = bv, red_i[warp] = bi;
+        __syncthreads();
+        if (tid == 0) {
+            float v = red_v[0];
+            int i = red_i[0];
+            for (int w = 1; w < ROUTE_THREADS / 32; w++)
+                if (better(red_v[w], red_i[w], v, i))
+                    v = red_v[w], i = red_i[w];
+            sel[slot] = i;
+            taken[i] = 1;
+        }
+        __syncthreads();
+    }
+
+    /* weights, in slot order */
+    if (tid == 0) {
+        int32_t *idx = a.idx + (size_t)t * a.k;
+        float *w = a.weights + (size_t)t * a.k;
+        float sum = 0.0f;
+        for (int j = 0; j < a.k; j++) {
+            idx[j] = sel[j];
+            w[j] = s[sel[j]];
+            sum = __fadd_rn(sum, w[j]);
+        }
+        for (int j = 0; j < a.k; j++) {
+            if (a.norm_topk_prob)
+                w[j] = __fdiv_rn(w[j], sum);
+            w[j] = __fmul_rn(w[j], a.scaling);
+        }
+    }
+}
+
+extern "C" void mtp_cuda_route(void *vctx, const struct mtp_moe *moe,
+                               const struct mtp_route_params *p, const float *x, int n,
+                               int32_t *idx, float *weights)
+{
+    struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
+    if (n <= 0)
+        return;
+    const int E = p->n_experts;
+    MTP_CHECK(moe->router.rows == E);
+    MTP_CHECK(p->top_k >= 1 && p->top_k <= E && p->top_k <= 64);
+    MTP_CHECK(p->n_group >= 1 && p->n_group <= 64 && E % p->n_group == 0);
+    MTP_CHECK(p->n_group == 1 || p->method == MTP_TOPK_GREEDY ||
+              (p->topk_group >= 1 && p->topk_group <= p->n_group));
+    MTP_CHECK(!moe->score_bias.data || (moe->score_bias.dtype == MTP_DTYPE_F32 &&
+                                        moe->score_bias.cols * moe->score_bias.rows == E));
+    float *logits =
+        (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_LOGITS, (size_t)n * E * sizeof(float));
+    mtp_cuda_matmul(ctx, &moe->router, x, moe->router.cols, n, logits, E);
+    struct route_args a = {};
+    a.logits = logits;
+    a.bias = moe->score_bias.data ? (const float *)mtp_cuda_weight_ptr(&moe->score_bias) : NULL;
+    a.idx = idx;
+    a.weights = weights;
+    a.E = E;
+    a.k = p->top_k;
+    a.n_group = p->n_group;
+    a.topk_group = p->topk_group;
+    a.scoring = p->scoring;
+    a.method = p->method;
+    a.norm_topk_prob = p->norm_topk_prob;
+    a.scaling = p->routed_scaling_factor;
+    size_t smem = (size_t)E * (2 * sizeof(float) + 1);
+    MTP_CHECK(smem <= 48 * 1024);
+    route_kernel<<<(unsigned)n, ROUTE_THREADS, smem, ctx->stream>>>(a);
+    CUDA_LAUNCH_CHECK();
+}
+
+/* ------------------------------------------------------------------ moe_ffn */
+
+/* y[t, c] = shared[t, c] (or 0) + sum_j w[t, j] * slots[t*k + j, c], left to right. */
+__global__ void moe_combine_kernel(const float *shared, const float *slots, const float *weights,
+                                   int n, int k, int d, float *y)
+{
+    size_t total = (size_t)n * d;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t t = i / (size_t)d, c = i % (size_t)d;
+        float acc = shared ? shared[i] : 0.0f;
+        for (int j = 0; j < k; j++)
+            acc = __fadd_rn(acc, __fmul_rn(weights[t * k + j], slots[(t * k + j) * d + c]));
+        y[i] = acc;
+    }
+}
+
+/* Host plan: per-expert lists of entries e = t*k + j in token order (a
+ * counting sort, as cpu_moe.c builds them). ORDER [n*k] receives the entries
+ * grouped by expert, OFFSETS [E+1] the list bounds. */
+static void plan_build(const int32_t *idx, int n, int k, int E, int *offsets, int *order,
+                       int *fill)
+{
+    memset(offsets, 0, (size_t)(E + 1) * sizeof(int));
+    for (int i = 0; i < n * k; i++) {
+        MTP_CHECK(idx[i] >= 0 && idx[i] < E);
+        offsets[idx[i] + 1]++;
+    }
+    for (int e = 0; e < E; e++)
+        offsets[e + 1] += offsets[e];
+    memcpy(fill, offsets, (size_t)E * sizeof(int));
+    for (int i = 0; i < n * k; i++)
+        order[fill[idx[i]]++] = i;
+}
+
+extern "C" void mtp_cuda_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_k, const float *x,
+                                 int n, const int32_t *idx, const float *weights, float *y)
+{
+    struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
+    if (n <= 0)
+        return;
+    const int E = moe->router.rows, d = moe->router.cols, k = top_k, nk = n * k;
+    const int I = E > 0 ? moe->experts[0].gate.rows : 0;
+    const int Is = moe->has_shared ? moe->shared.gate.rows : 0;
+
+    /* 1. the plan, on the host */
+    int32_t *hidx = (int32_t *)mtp_cuda_host_scratch(ctx, MTP_CUDA_HOST_MOE_IDX,
+                                                     (size_t)nk * sizeof(int32_t));
+    CUDA_CHECK(cudaMemcpyAsync(hidx, idx, (size_t)nk * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                               ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    /* lists: [0, nk) token of each sorted entry, [nk, 2nk) the entry ids,
+     * then offsets [E+1] and fill [E] (host only). */
+    int *plan = (int *)mtp_cuda_host_scratch(ctx, MTP_CUDA_HOST_MOE_PLAN,
+                                             (size_t)(2 * nk + 2 * E + 1) * sizeof(int));
+    int *tok = plan, *order = plan + nk, *offsets = plan + 2 * nk, *fill = offsets + E + 1;
+    plan_build(hidx, n, k, E, offsets, order, fill);
+    for (int i = 0; i < nk; i++)
+        tok[i] = order[i] / k;
+    int *dlists = (int *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_LISTS,
+                                          (size_t)2 * nk * sizeof(int));
+    CUDA_CHECK(cudaMemcpyAsync(dlists, plan, (size_t)2 * nk * sizeof(int), cudaMemcpyHostToDevice,
+                               ctx->stream));
+
+    /* 2. buffers */
+    float *act = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_ACT,
+                                           (size_t)nk * (I > 0 ? I : 1) * sizeof(float));
+    float *slots = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SLOTS,
+                                             (size_t)nk * d * sizeof(float));
+    float *sact = NULL, *shared = NULL;
+    if (moe->has_shared) {
+        sact = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SACT,
+                                         (size_t)n * Is * sizeof(float));
+        shared = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SHARED,
+                                           (size_t)n * d * sizeof(float));
+    }
+
+    /* 3. segments: shared expert first (if any), then each active expert */
+    struct mtp_cuda_gemv_seg *up = (struct mtp_cuda_gemv_seg *)mtp_cuda_host_scratch(
+        ctx, MTP_CUDA_HOST_SEGS, (size_t)2 * (E + 1) * sizeof(struct mtp_cuda_gemv_seg));
+    struct mtp_cuda_gemv_seg *down = up + (E + 1);
+    int ns = 0;
+    if (moe->has_shared) {
+        const struct mtp_ffn *f = &moe->shared;
+        MTP_CHECK(f->gate.cols == d && f->up.rows == Is && f->down.rows == d && f->down.cols == Is);
+        MTP_CHECK(mtp_cuda_weight_type(&f->gate) == mtp_cuda_weight_type(&f->up));
+        up[ns] = (struct mtp_cuda_gemv_seg){};
+        up[ns].w0 = mtp_cuda_weight_ptr(&f->gate);
+        up[ns].w1 = mtp_cuda_weight_ptr(&f->up);
+        up[ns].wtype = mtp_cuda_weight_type(&f->gate);
+        up[ns].rows = Is, up[ns].cols = d, up[ns].m = n;
+        up[ns].x = x, up[ns].x_stride = d;
+        up[ns].y = sact, up[ns].y_stride = Is;
+        down[ns] = (struct mtp_cuda_gemv_seg){};
+        down[ns].w0 = mtp_cuda_weight_ptr(&f->down);
+        down[ns].wtype = mtp_cuda_weight_type(&f->down);
+        down[ns].rows = d, down[ns].cols = Is, down[ns].m = n;
+        down[ns].x = sact, down[ns].x_stride = Is;
+        down[ns].y = shared, down[ns].y_stride = d;
+        ns++;
+    }
+    for (int e = 0; e < E; e++) {
+        int off = offsets[e], m = offsets[e + 1] - offsets[e];
+        if (m == 0)
+            continue;
+        const struct mtp_ffn *f = &moe->experts[e];
+        MTP_CHECK(f->gate.rows == I && f->gate.cols == d && f->up.rows == I &&
+                  f->down.rows == d && f->down.cols == I);
+        MTP_CHECK(mtp_cuda_weight_type(&f->gate) == mtp_cuda_weight_type(&f->up));
+        up[ns] = (struct mtp_cuda_gemv_seg){};
+        up[ns].w0 = mtp_cuda_weight_ptr(&f->gate);
+        up[ns].w1 = mtp_cuda_weight_ptr(&f->up);
+        up[ns].wtype = mtp_cuda_weight_type(&f->gate);
+        up[ns].rows = I, up[ns].cols = d, up[ns].m = m;
+        up[ns].x = x, up[ns].x_stride = d, up[ns].x_rows = dlists + off;
+        up[ns].y = act + (size_t)off * I, up[ns].y_stride = I;
+        down[ns] = (struct mtp_cuda_gemv_seg){};
+        down[ns].w0 = mtp_cuda_weight_ptr(&f->down);
+        down[ns].wtype = mtp_cuda_weight_type(&f->down);
+        down[ns].rows = d, down[ns].cols = I, down[ns].m = m;
+        down[ns].x = act + (size_t)off * I, down[ns].x_stride = I;
+        down[ns].y = slots, down[ns].y_stride = d, down[ns].y_rows = dlists + nk + off;
+        ns++;
+    }
+
+    /* 4. experts, then the fixed-order sum */
+    mtp_cuda_gemv(ctx, up, ns, true);
+    mtp_cuda_gemv(ctx, down, ns, false);
+    size_t total = (size_t)n * d;
+    unsigned blocks = mtp_cuda_blocks(total, 256);
+    moe_combine_kernel<<<blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream>>>(
+        shared, slots, weights, n, k, d, y);
+    CUDA_LAUNCH_CHECK();
+}
