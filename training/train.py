@@ -142,7 +142,10 @@ def param_counts(model, hf):
 # Data
 # --------------------------------------------------------------------------------------------
 def load_tokens(path):
-    return np.memmap(path, dtype=np.uint16, mode="r")
+    """uint16 token file -> int64 torch tensor (no numpy<->torch interop: the venv's numpy may change)."""
+    with open(path, "rb") as f:
+        raw = bytearray(f.read())
+    return (torch.frombuffer(raw, dtype=torch.int16).to(torch.int64) & 0xFFFF)
 
 
 class WindowSampler:
@@ -157,9 +160,8 @@ class WindowSampler:
         assert self.hi > 0, "train.bin shorter than one window"
 
     def next(self):
-        starts = self.rng.integers(0, self.hi, size=self.B)
-        batch = np.stack([np.asarray(self.tokens[s:s + self.T], dtype=np.int64) for s in starts])
-        return torch.from_numpy(batch)
+        starts = [int(x) for x in self.rng.integers(0, self.hi, size=self.B)]
+        return torch.stack([self.tokens[s:s + self.T] for s in starts])
 
     def state(self):
         return self.rng.bit_generator.state
@@ -168,12 +170,15 @@ class WindowSampler:
         self.rng.bit_generator.state = st
 
 
-def fixed_windows(tokens, T, n):
-    """n fixed, evenly spaced windows (deterministic validation set)."""
-    hi = len(tokens) - T
-    n = max(1, min(n, hi // T if hi >= T else 1))
-    starts = np.linspace(0, hi, n).astype(np.int64)
-    return torch.from_numpy(np.stack([np.asarray(tokens[s:s + T], dtype=np.int64) for s in starts]))
+def fixed_windows(tokens, T, n, lo=0, hi=None):
+    """n fixed, evenly spaced windows inside tokens[lo:hi] (deterministic evaluation set)."""
+    hi = len(tokens) if hi is None else hi
+    span = hi - lo - T
+    if span < 0:
+        return tokens[lo:hi][None]
+    n = max(1, min(n, span // T + 1))
+    starts = [lo + (span * j) // max(1, n - 1) for j in range(n)] if n > 1 else [lo]
+    return torch.stack([tokens[s:s + T] for s in starts])
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ tokenizer that reads this file also reads the real one:
   - ByteLevel decoder;
   - special added tokens <｜begin▁of▁sentence｜> = 0, <｜end▁of▁sentence｜> = 1, <｜▁pad▁｜> = 2.
 
-The tokenizer is trained on the train split only. Outputs:
+The tokenizer is trained on the train split only; training is deterministic for a given corpus,
+but the corpus follows the installed Debian package versions, so once a model is trained on it the
+committed tokenizer.json is the reference: rebuild token files for it with --encode-only. Outputs:
   models/mtp-mini/tokenizer.json
   data/tokens/{train,valid,heldout}.bin  uint16 ids; each document is BOS, its tokens, EOS, in the
                                         order of the jsonl (sorted by category, then id), so each
@@ -126,26 +128,38 @@ def encode_split(tok, path, out_bin):
             "chars": sum(c["chars"] for c in cats.values()), "categories": cats}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", default="data/corpus")
-    ap.add_argument("--out-tokens", default="data/tokens")
-    ap.add_argument("--out-tokenizer", default="models/mtp-mini/tokenizer.json")
-    ap.add_argument("--vocab-size", type=int, default=4096)
-    args = ap.parse_args()
-
+def train(args):
+    """Train on the train split and save; deterministic for a given corpus."""
     tok = build_tokenizer()
     trainer = trainers.BpeTrainer(vocab_size=args.vocab_size, min_frequency=2,
                                   special_tokens=SPECIALS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     train_path = os.path.join(args.corpus, "train.jsonl")
     tok.train_from_iterator((d["text"] for d in read_docs(train_path)), trainer=trainer)
-    for i, s in enumerate(SPECIALS):
-        if tok.token_to_id(s) != i:
-            sys.exit(f"special token {s} got id {tok.token_to_id(s)}, expected {i}")
     os.makedirs(os.path.dirname(args.out_tokenizer), exist_ok=True)
     tok.save(args.out_tokenizer)
     print(f"wrote {args.out_tokenizer}: vocab {tok.get_vocab_size()}")
+    return tok
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--out-tokens", default="data/tokens")
+    ap.add_argument("--out-tokenizer", default="models/mtp-mini/tokenizer.json")
+    ap.add_argument("--vocab-size", type=int, default=4096)
+    ap.add_argument("--encode-only", action="store_true",
+                    help="keep the existing tokenizer.json (the one the model was trained with) "
+                         "and only rewrite the token files")
+    args = ap.parse_args()
+
+    if args.encode_only:
+        tok = Tokenizer.from_file(args.out_tokenizer)
+    else:
+        tok = train(args)
+    for i, s in enumerate(SPECIALS):
+        if tok.token_to_id(s) != i:
+            sys.exit(f"special token {s} got id {tok.token_to_id(s)}, expected {i}")
     check_pretokenizer(tok)
 
     os.makedirs(args.out_tokens, exist_ok=True)

@@ -1,0 +1,81 @@
+/*
+ * report_internal.h - what the report's files share but callers need not see:
+ * a prompt's sufficient statistics, the weighted samples behind percentiles,
+ * and the metric evaluation the bootstrap repeats.
+ *
+ * Every metric of spec/metrics.md is a ratio of sums over steps or requests,
+ * so a prompt ("unit") is summarised by a handful of sums once; a bootstrap
+ * resample is then a weighting of units (weight = how often the prompt was
+ * drawn) and never touches the logs again.
+ */
+#ifndef MTP_REPORT_INTERNAL_H
+#define MTP_REPORT_INTERNAL_H
+
+#include "report.h"
+
+/* One prompt of one group: sums over its requests (all repeats and, when the
+ * grouping merges them, all sampling settings). */
+struct mtp_report_unit {
+    double steps;        /* N: decode steps */
+    double emitted;      /* sum e_s = output tokens after the first */
+    double accepted;     /* sum a_s */
+    double drafted;      /* sum over steps of the step's K */
+    double *reach;       /* [k + 1]: steps with a_s >= j (reach[0] = steps) */
+    double dec_tok, dec_ns;   /* tokens and decode time (total - ttft) */
+    double pair_tok, pair_ns; /* the same, only requests paired with a baseline */
+    double base_tok, base_ns; /* the paired baseline requests' */
+    double exp_sum, exp_n;    /* experts_touched: sum and number of (step, layer) cells */
+    double pexp_sum, pexp_n;  /* the same, only requests whose baseline has experts */
+    double bexp_sum, bexp_n;  /* the paired baseline's */
+};
+
+/* A value tagged with the unit it belongs to, for weighted percentiles. */
+struct mtp_report_wsample {
+    double v;
+    int unit;
+};
+
+/* Sorted (by v) samples of one percentile family. */
+struct mtp_report_wset {
+    int n;
+    struct mtp_report_wsample *s;
+};
+
+enum {
+    MTP_REPORT_SET_TTFT,
+    MTP_REPORT_SET_TPOT,
+    MTP_REPORT_SET_PHASE, /* + phase */
+    MTP_REPORT_SET_SPEEDUP = MTP_REPORT_SET_PHASE + MTP_REPORT_PHASE_COUNT, /* per unit */
+    MTP_REPORT_SET_COUNT,
+};
+
+/* group->priv. */
+struct mtp_report_priv {
+    struct mtp_report_wset sets[MTP_REPORT_SET_COUNT];
+    bool latency; /* sets filled; otherwise latency metrics are NaN */
+};
+
+/* report_stats.c: fill the percentile sets of G from D's requests (after the
+ * units are built) and sort them. */
+void mtp_report_stats_prepare(const struct mtp_report_data *d, struct mtp_report_group *g,
+                              bool latency);
+void mtp_report_stats_release(struct mtp_report_group *g);
+
+/* Metric vector of G (g->n_metrics values) under unit weights W [g->n_units]
+ * (all 1: the point estimate). Undefined metrics are NaN. */
+void mtp_report_eval(const struct mtp_report_group *g, const double *w, double *out);
+
+/* Nearest-rank percentiles PCTS[0..np) of SET under unit weights W. */
+void mtp_report_wpercentiles(const struct mtp_report_wset *set, const double *w,
+                             const double *pcts, int np, double *out);
+
+/* report_bootstrap.c: point estimates and intervals of every group. */
+void mtp_report_bootstrap(struct mtp_report_group *g, int b, uint64_t seed);
+
+/* report_group.c -> report_table.c: the order groups are listed in. */
+int mtp_report_group_cmp(const struct mtp_report_group *a, const struct mtp_report_group *b);
+
+/* Release the members and results of G (not G itself). */
+void mtp_report_group_release(struct mtp_report_group *g);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * report_load.c - read experiment logs into memory for the report: every
+ * whole "request" record, tagged with the "run" record it belongs to.
+ *
+ * Several logs merge into one data set. A run is identified by its run
+ * record's host and start time, so shards or copies of one run share it and
+ * a request seen twice (the same file given twice) is counted once, with a
+ * warning. A log cut off inside its last record is normal after a crash: its
+ * whole records are kept and the cut is reported with the byte offset.
+ */
+#include "report.h"
+
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: memset, strcmp */
+#include <time.h>   /* defines: gmtime_r, strftime */
+
+#include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+
+/* "<name>@2025-01-31T12:34:56Z" */
+static char *run_label(const char *name, int64_t start_ns)
+{
+    char iso[40] = "?";
+    time_t secs = (time_t)(start_ns / 1000000000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm))
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    size_t n = strlen(name) + strlen(iso) + 2;
+    char *s = mtp_xmalloc(n);
+    snprintf(s, n, "%s@%s", name, iso);
+    return s;
+}
+
+/* The index of the run REC describes in D, adding it when new. */
+static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec,
+                            const char *path)
+{
+    int64_t start = 0;
+    mtp_log_obj_int(mtp_log_map_get(rec, "start_unix_ns"), &start);
+    char *host = mtp_log_obj_strdup(mtp_log_map_get(rec, "host"));
+    if (!host)
+        host = mtp_xstrdup("");
+    for (int i = 0; i < d->n_runs; i++)
+        if (d->runs[i].start_unix_ns == start && strcmp(d->runs[i].host, host) == 0) {
+            free(host);
+            return i;
+        }
+    char *name = mtp_log_obj_strdup(mtp_log_map_get(mtp_log_map_get(rec, "spec"), "name"));
+    d->runs = mtp_xrealloc(d->runs, (size_t)(d->n_runs + 1) * sizeof *d->runs);
+    struct mtp_report_run *run = &d->runs[d->n_runs];
+    run->file = mtp_xstrdup(path);
+    run->name = name ? name : mtp_xstrdup("");
+    run->host = host;
+    run->start_unix_ns = start;
+    run->label = run_label(run->name, start);
+    return d->n_runs++;
+}
+
+/* Keep the decoded request REQ of run RUN unless it was seen already. */
+static void report_add_request(struct mtp_report_data *d, int run,
+                               struct mtp_request_record *req, const char *path,
+                               uint64_t off, FILE *warn)
+{
+    char tag[32];
+    snprintf(tag, sizeof tag, "%d:", run);
+    size_t n = strlen(tag) + strlen(req->decoder) + 1;
+    char *dec = mtp_xmalloc(n);
+    snprintf(dec, n, "%s%s", tag, req->decoder);
+    bool dup = mtp_log_keyset_contains(d->seen, dec, req->sampling_index, req->dataset,
+                                       req->prompt_id, req->repeat);
+    if (dup) {
+        if (warn && d->n_duplicates == 0)
+            fprintf(warn, "mtpbench: warning: %s: request at offset %llu (%s, prompt %s) is "
+                          "already in an earlier record or log; duplicates are counted once\n",
+                    path, (unsigned long long)off, req->decoder, req->prompt_id);
+        d->n_duplicates++;
+        mtp_log_request_free(req);
+        free(dec);
+        return;
+    }
+    mtp_log_keyset_add(d->seen, dec, req->sampling_index, req->dataset, req->prompt_id,
+                       req->repeat);
+    free(dec);
+    if (d->n_requests == d->cap_requests) {
+        d->cap_requests = d->cap_requests ? 2 * d->cap_requests : 64;
+        d->requests = mtp_xrealloc(d->requests, (size_t)d->cap_requests * sizeof *d->requests);
+    }
+    d->requests[d->n_requests].run = run;
+    d->requests[d->n_requests].rec = *req;
+    d->n_requests++;
+}
+
+/* One record at OFF of PATH; *RUN is the current run (-1 before the first). */
+static int report_take_record(struct mtp_report_data *d, const msgpack_object *rec,
+                              const char *path, uint64_t off, int *run, bool *summary,
+                              FILE *warn)
+{
+    char type[32];
+    mtp_log_record_type(rec, type, sizeof type);
+    if (strcmp(type, "run") == 0) {
+        *run = report_run_index(d, rec, path);
+        return MTP_OK;
+    }
+    if (strcmp(type, "summary") == 0)
+        *summary = true;
+    if (strcmp(type, "request") != 0)
+        return MTP_OK; /* resume, summary, and types this reader does not know */
+    if (*run < 0)
+        return mtp_error_set("REPORT %s: request at offset %llu comes before any \"run\" record",
+                             path, (unsigned long long)off);
+    struct mtp_request_record req;
+    if (mtp_log_decode_request(rec, &req)) {
+        mtp_log_request_free(&req);
+        return mtp_error_wrap("REPORT %s: record at offset %llu: ", path,
+                              (unsigned long long)off);
+    }
+    report_add_request(d, *run, &req, path, off, warn);
+    return MTP_OK;
+}
+
+int mtp_report_data_load(struct mtp_report_data *d, const char *path, FILE *warn)
+{
+    struct mtp_log_reader *r;
+    if (mtp_log_reader_open(path, &r))
+        return MTP_ERR;
+    if (!d->seen)
+        d->seen = mtp_log_keyset_create();
+    d->files = mtp_xrealloc(d->files, (size_t)(d->n_files + 1) * sizeof *d->files);
+    d->files[d->n_files++] = mtp_xstrdup(path);
+    int run = -1, rc = MTP_OK, n_before = d->n_requests;
+    bool summary = false;
+    for (;;) {
+        const msgpack_object *rec;
+        uint64_t off;
+        rc = mtp_log_reader_next(r, &rec, &off);
+        if (rc || !rec)
+            break;
+        rc = report_take_record(d, rec, path, off, &run, &summary, warn);
+        if (rc)
+            break;
+    }
+    uint64_t at;
+    if (rc == MTP_OK && mtp_log_reader_partial(r, &at) && warn)
+        fprintf(warn, "mtpbench: warning: %s: log cut off at byte offset %llu (a partial last "
+                      "record); using the %d whole request records before it\n",
+                path, (unsigned long long)at, d->n_requests - n_before);
+    else if (rc == MTP_OK && !summary && warn)
+        fprintf(warn, "mtpbench: warning: %s: no summary record (run unfinished?); using its "
+                      "%d request records\n", path, d->n_requests - n_before);
+    mtp_log_reader_close(r);
+    return rc;
+}
+
+void mtp_report_data_free(struct mtp_report_data *d)
+{
+    for (int i = 0; i < d->n_files; i++)
+        free(d->files[i]);
+    free(d->files);
+    for (int i = 0; i < d->n_runs; i++) {
+        free(d->runs[i].file);
+        free(d->runs[i].name);
+        free(d->runs[i].host);
+        free(d->runs[i].label);
+    }
+    free(d->runs);
+    for (int i = 0; i < d->n_requests; i++)
+        mtp_log_request_free(&d->requests[i].rec);
+    free(d->requests);
+    mtp_log_keyset_free(d->seen);
+    memset(d, 0, sizeof *d);
+}
