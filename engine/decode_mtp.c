@@ -67,7 +67,7 @@ int mtp_decode_step_mtp(struct mtp_decode *d)
     r->emitted[s] = emit_step(d, a, final_token);
     uint64_t t3 = mtp_decode_now_ns();
 
-    mtp_engine_truncate(d->e, 0, m + a + 2 > m + K + 1 ? m + K + 1 : m + a + 2);
+    mtp_engine_truncate(d->e, 0, m + a + 1);
     mtp_decode_rollback_modules(d, m, a);
     uint64_t t4 = mtp_decode_now_ns();
     r->draft_ns[s] = t1 - t0;

@@ -36,6 +36,8 @@ struct golden {
     int failures;
     int compared;
     int module; /* 0 while tracing the main model, k for MTP module k */
+    double max_err;      /* largest |engine - reference| over every tensor compared */
+    char max_err_name[128];
 };
 
 static const float *ref_f32(struct golden *g, const char *name, int rows, int cols)
@@ -59,10 +61,15 @@ static void check_f32(struct golden *g, const char *name, const float *got, int 
     const float *want = ref_f32(g, name, rows, cols);
     char label[256];
     snprintf(label, sizeof label, "%s/%s", g->variant, name);
+    double err = 0.0;
     g->compared++;
     if (!want || !mtp_compare(label, got, want, (size_t)rows * cols, &mtp_tol_f32_activations,
-                              NULL))
+                              &err))
         g->failures++;
+    if (err > g->max_err) {
+        g->max_err = err;
+        snprintf(g->max_err_name, sizeof g->max_err_name, "%s", name);
+    }
 }
 
 static void trace_f32(void *user, const char *name, int layer, const float *data, int rows,
@@ -190,8 +197,8 @@ static void test_matches_reference(void **state)
     check_f32(g, "logits", logits, g->T, c->vocab_size);
     check_f32(g, "hidden", hidden, g->T, c->hidden_size);
     check_mtp_modules(g, e, hidden);
-    fprintf(stderr, "%s: %d tensors compared, %d mismatched\n", g->variant, g->compared,
-            g->failures);
+    fprintf(stderr, "%s: %d tensors compared, %d mismatched, max |engine - reference| %.3g (%s)\n",
+            g->variant, g->compared, g->failures, g->max_err, g->max_err_name);
     assert_true(g->compared > 10);
     assert_int_equal(g->failures, 0);
     mtp_engine_free(e);
