@@ -57,6 +57,7 @@
 struct pair {
     struct mtp_backend *cpu;
     struct mtp_backend *cuda; /* NULL when no GPU */
+    bool have_gpu;            /* survives the teardown, for main's exit code */
     char why[512];            /* why there is no CUDA backend */
 };
 
@@ -72,6 +73,7 @@ static int group_setup(void **state)
         g_pair.cuda = NULL;
         mtp_error_clear();
     }
+    g_pair.have_gpu = g_pair.cuda != NULL;
     return 0;
 }
 
@@ -80,6 +82,7 @@ static int group_teardown(void **state)
     (void)state;
     mtp_backend_free(g_pair.cuda);
     mtp_backend_free(g_pair.cpu);
+    g_pair.cuda = g_pair.cpu = NULL;
     return 0;
 }
 
@@ -279,6 +282,17 @@ static void test_prepare_rejects(void **state)
     mtp_error_clear();
 }
 
+/* Which path the CUDA matmul takes for N tokens (cuda_matmul.cu). */
+static bool matmul_uses_cublas(int n)
+{
+    const char *env = getenv("MTP_CUDA_MATMUL");
+    if (env && !strcmp(env, "cublas"))
+        return true;
+    if (env && !strcmp(env, "custom"))
+        return false;
+    return n > 16;
+}
+
 /* One matmul case on both backends; N tokens, strides XS >= cols, YS >= rows. */
 static void matmul_case(enum mtp_dtype dt, int rows, int cols, int n, int xs, int ys, uint64_t *s)
 {
@@ -294,8 +308,7 @@ static void matmul_case(enum mtp_dtype dt, int rows, int cols, int n, int xs, in
     cu->iface->matmul(cu->ctx, &w, dx, xs, n, dy, ys);
     float *y_cu = host_from(cu, dy, ybytes);
 
-    const char *env = getenv("MTP_CUDA_MATMUL");
-    bool cublas = env && !strcmp(env, "cublas") ? true : (!env || strcmp(env, "custom")) && n > 16;
+    bool cublas = matmul_uses_cublas(n);
     double budget = cublas ? 1.0 / 128 : dt == MTP_DTYPE_F8_E4M3 ? 1.0 / 256
                                                                   : (cols / 16.0 + 32) * FLT_EPSILON / 2;
     double worst = 0.0;
@@ -512,7 +525,7 @@ static void test_attention(void **state)
 }
 
 /* A router whose logits are well separated (no near ties): W[e, c] = v_e / d
- * times (1 + 1% noise), x ~ 1 + 1% noise, v_e a shuffled grid of step 0.1;
+ * times (1 + 1% noise), x ~ +-(1 + 1% noise), v_e a shuffled grid over [-2, 2);
  * expert TIE copies the row of expert TIE_SRC exactly (an exact tie). */
 static struct mtp_moe router_make(int E, int d, bool bias, int tie_src, int tie, uint64_t *s)
 {
@@ -520,7 +533,7 @@ static struct mtp_moe router_make(int E, int d, bool bias, int tie_src, int tie,
     memset(&moe, 0, sizeof moe);
     float *v = malloc((size_t)E * sizeof(float));
     for (int e = 0; e < E; e++)
-        v[e] = -2.0f + 0.1f * (float)e;
+        v[e] = -2.0f + 4.0f / (float)E * (float)e;
     for (int e = E - 1; e > 0; e--) {
         int j = (int)(rng_next(s) % (uint64_t)(e + 1));
         float t = v[e];
@@ -735,7 +748,7 @@ static void test_moe_ffn(void **state)
     moe_case(true, 1, &s);
     moe_case(true, 5, &s);
     moe_case(false, 4, &s);
-    moe_case(true, 24, &s); /* more tokens than one GEMV tile */
+    moe_case(true, 24, &s); /* the shared expert spans two GEMV token tiles */
 }
 
 /* ------------------------------------------------------- whole forwards */
@@ -862,7 +875,8 @@ static void verify_invariance(const char *variant)
     struct fwd f;
     if (!fwd_open(&f, variant))
         return;
-    const int V = f.model->cfg.vocab_size, K1 = 4, P = 6;
+    enum { K1 = 4, P = 6 };
+    const int V = f.model->cfg.vocab_size;
     int32_t tok[P + K1];
     for (int i = 0; i < P + K1; i++)
         tok[i] = (int32_t)((i * 53 + 7) % V);
@@ -878,8 +892,7 @@ static void verify_invariance(const char *variant)
     }
     printf("[  INFO    ] %s: verify of %d vs single decodes: %d of %d rows differ bitwise\n",
            variant, K1, differing, K1);
-    const char *env = getenv("MTP_CUDA_MATMUL");
-    if (!env || strcmp(env, "cublas") != 0)
+    if (!matmul_uses_cublas(K1))
         assert_int_equal(differing, 0);
     free(batch);
     free(single);
@@ -957,7 +970,7 @@ int main(void)
         cmocka_unit_test(test_verify_invariance), cmocka_unit_test(test_greedy_fixtures),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    if (failed == 0 && !g_pair.cuda) {
+    if (failed == 0 && !g_pair.have_gpu) {
         printf("test_cuda_ops: GPU tests skipped (%s); exit 77 so ctest reports Skipped\n",
                g_pair.why[0] ? g_pair.why : "no CUDA backend");
         return 77;
