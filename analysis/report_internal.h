@@ -78,4 +78,37 @@ int mtp_report_group_cmp(const struct mtp_report_group *a, const struct mtp_repo
 /* Release the members and results of G (not G itself). */
 void mtp_report_group_release(struct mtp_report_group *g);
 
+/* ---- table building (report_table.c; used by report_views.c) ------------- */
+
+char *mtp_report_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void mtp_report_table_init(struct mtp_report_table *t, const char *name, const char *title);
+/* A new metric section; returns its number. */
+int mtp_report_table_section(struct mtp_report_table *t, const char *title);
+/* Append a column (strings copied); returns its index. Columns come before rows. */
+int mtp_report_table_col(struct mtp_report_table *t, const char *key, const char *label,
+                         const char *tex, int section, enum mtp_report_fmt fmt);
+/* Allocate N rows of empty cells. */
+void mtp_report_table_rows(struct mtp_report_table *t, int n);
+void mtp_report_put_text(struct mtp_report_table *t, int row, int col, const char *s);
+void mtp_report_put_int(struct mtp_report_table *t, int row, int col, int64_t v);
+void mtp_report_put_num(struct mtp_report_table *t, int row, int col, double v);
+/* Value and interval times SCALE (1e-6: ns -> ms); NaN value -> empty cell. */
+void mtp_report_put_stat(struct mtp_report_table *t, int row, int col, struct mtp_report_stat s,
+                         double scale);
+void mtp_report_put_metric(struct mtp_report_table *t, int row, int col,
+                           const struct mtp_report_group *g, int m, double scale);
+
+/* Column indices of the key columns of a table (-1: absent). */
+struct mtp_report_key_cols {
+    int decoder, depth, drafting, temperature, top_p, top_k, category, dataset, run;
+};
+void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report *r,
+                            const enum mtp_report_key *by, int n_by,
+                            struct mtp_report_key_cols *kc);
+void mtp_report_key_cells(struct mtp_report_table *t, int row,
+                          const struct mtp_report_key_cols *kc, const struct mtp_report_group *g,
+                          const struct mtp_report_data *d);
+/* "value [95% CI]: percentile bootstrap over prompts, B = ..., seed ..." (new string). */
+char *mtp_report_bootstrap_note(const struct mtp_report_options *opt);
+
 #endif

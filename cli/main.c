@@ -16,6 +16,9 @@ struct command {
 static const struct command commands[] = {
     {"inspect", mtp_cmd_inspect, "describe a model directory (config, parameters, cache, tensors)"},
     {"generate", mtp_cmd_generate, "generate a continuation of a prompt"},
+    {"report", mtp_cmd_report, "tables from experiment logs (acceptance, speedup, latency, CIs)"},
+    {"run", mtp_cmd_run, "run an experiment spec and log every request"},
+    {"bench", mtp_cmd_bench, "measure prefill, decode, verify and draft costs and rooflines"},
 };
 
 static void usage(FILE *f)

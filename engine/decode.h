@@ -64,12 +64,15 @@ struct mtp_decode_result {
     int32_t *output;        /* [n_output] new tokens; output[0] from the prefill logits */
     uint8_t *from_draft;    /* [n_output] 1 where the token was an accepted draft */
     int n_steps;
-    int32_t *accepted;      /* [n_steps] a_s: drafts accepted by the acceptance rule */
+    int32_t *accepted;      /* [n_steps] a_s: drafts accepted and emitted (a draft cut by
+                             * EOS or max_new_tokens does not count, spec/metrics.md) */
     int32_t *emitted;       /* [n_steps] e_s: tokens appended (a_s + 1 unless cut) */
     uint64_t *draft_ns;     /* [n_steps] module forwards (incl. cache extension) + draft sampling */
     uint64_t *verify_ns;    /* [n_steps] the main forward */
     uint64_t *accept_ns;    /* [n_steps] target distributions, acceptance, emission */
-    uint64_t *update_ns;    /* [n_steps] rollback: cache truncation and hidden bookkeeping */
+    uint64_t *update_ns;    /* [n_steps] rollback: cache truncation and hidden bookkeeping
+                             * (the module-cache extension over newly accepted positions is
+                             * fused into the draft forward, so it is in draft_ns) */
     int n_moe_layers;       /* columns of experts_touched */
     int32_t *experts_touched; /* [n_steps][n_moe_layers]: distinct routed experts, verify forward */
     uint64_t prefill_ns;    /* main (+ module) prefill */

@@ -63,8 +63,11 @@ int mtp_decode_step_mtp(struct mtp_decode *d)
 
     int32_t final_token;
     int a = accept_drafts(d, &final_token);
-    r->accepted[s] = a;
     r->emitted[s] = emit_step(d, a, final_token);
+    /* spec/metrics.md: a draft that was not emitted (past EOS or the token
+     * limit) is not counted as accepted, so e_s <= a_s + 1 always holds and
+     * a_s <= e_s. */
+    r->accepted[s] = a < r->emitted[s] ? a : r->emitted[s];
     uint64_t t3 = mtp_decode_now_ns();
 
     mtp_engine_truncate(d->e, 0, m + a + 1);

@@ -27,6 +27,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
+def fuse_experts_like(ref_sd, hf_sd):
+    """Add fused expert tensors to mtpref's per-expert state dict where transformers (>= 5) stores
+    experts fused: `mlp.experts.gate_up_proj` = per expert [gate; up] and `mlp.experts.down_proj`,
+    stacked over experts. The layout (stacked [E, out, in] or transposed [E, in, out]) is taken from the
+    shape transformers allocated, so both conventions work."""
+    import torch
+    out = dict(ref_sd)
+    for key, target in hf_sd.items():
+        if key in out or ".mlp.experts." not in key:
+            continue
+        prefix, kind = key.rsplit(".", 1)
+        n_exp = target.shape[0]
+        if kind == "gate_up_proj":
+            per = [torch.cat([ref_sd[f"{prefix}.{e}.gate_proj.weight"],
+                              ref_sd[f"{prefix}.{e}.up_proj.weight"]], 0) for e in range(n_exp)]
+        elif kind == "down_proj":
+            per = [ref_sd[f"{prefix}.{e}.down_proj.weight"] for e in range(n_exp)]
+        else:
+            continue
+        fused = torch.stack(per)
+        if fused.shape != target.shape:
+            fused = fused.transpose(1, 2)
+        if fused.shape != target.shape:
+            raise SystemExit(f"cannot map {key}: transformers wants {tuple(target.shape)}")
+        out[key] = fused.contiguous()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", default=os.path.join(HERE, "..", "tests", "fixtures", "v3-f32"))
@@ -54,7 +82,7 @@ def main() -> int:
     hf.eval()
     # transformers may keep the router bias in another dtype; load every main-model tensor exactly as
     # mtpref holds it, so both sides compute from identical values
-    ref_sd = ref.state_dict()
+    ref_sd = fuse_experts_like(ref.state_dict(), hf.state_dict())
     hf_sd = hf.state_dict()
     missing = [k for k in hf_sd if k not in ref_sd]
     if missing:

@@ -24,7 +24,7 @@
 
 #include <stdio.h>  /* defines: fprintf */
 #include <stdlib.h> /* defines: abort, getenv, free */
-#include <string.h> /* defines: strstr, strcmp */
+#include <string.h> /* defines: strstr, strcmp, memcpy */
 
 /* ----------------------------------------------------------------- errors */
 
@@ -247,8 +247,13 @@ static int cuda_prepare_weight(void *vctx, struct mtp_weight *w)
         return mtp_error_set("cuda backend: cannot allocate %zu bytes for tensor %s: %s", bytes,
                              name, cudaGetErrorString(err));
     }
-    if (bytes)
-        CUDA_CHECK(cudaMemcpy(dev, host ? host : w->data, bytes, cudaMemcpyHostToDevice));
+    /* On the context's stream, so later kernels are ordered after the copy; the
+     * synchronise makes the host buffer free to go. */
+    if (bytes) {
+        CUDA_CHECK(cudaMemcpyAsync(dev, host ? host : w->data, bytes, cudaMemcpyHostToDevice,
+                                   ctx->stream));
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    }
     free(host);
     track_weight(ctx, dev);
     w->device = dev;
@@ -277,12 +282,22 @@ extern "C" void mtp_cuda_add(void *vctx, float *y, const float *x, size_t n)
     CUDA_LAUNCH_CHECK();
 }
 
-/* out[t, c] = table[tokens[t], c] as float. */
+/* Token ids travel inside the kernel parameters (copied at launch, so the
+ * caller's array is free when embed returns) up to EMBED_INLINE of them; longer
+ * prefill chunks go through a device buffer and a synchronised copy. */
+enum { EMBED_INLINE = 512 };
+struct embed_tokens {
+    int32_t id[EMBED_INLINE];
+};
+
+/* out[t, c] = table[token t, c] as float. */
 template <typename WT>
-__global__ void embed_kernel(const WT *table, const int32_t *tokens, int n, int cols, float *out)
+__global__ void embed_kernel(const WT *table, struct embed_tokens inl, const int32_t *tokens,
+                             int cols, float *out)
 {
     int t = blockIdx.y;
-    const WT *row = table + (size_t)tokens[t] * cols;
+    int tok = tokens ? tokens[t] : inl.id[t];
+    const WT *row = table + (size_t)tok * cols;
     for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x)
         out[(size_t)t * cols + c] = mtp_cuda_wload(row, (size_t)c);
 }
@@ -296,18 +311,25 @@ extern "C" void mtp_cuda_embed(void *vctx, const struct mtp_weight *table, const
     for (int t = 0; t < n; t++)
         MTP_CHECK(tokens[t] >= 0 && tokens[t] < table->rows);
     MTP_CHECK(n <= 65535);
-    int32_t *dtok = (int32_t *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_TOKENS,
-                                                (size_t)n * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(dtok, tokens, (size_t)n * sizeof(int32_t), cudaMemcpyHostToDevice,
-                               ctx->stream));
+    struct embed_tokens inl;
+    int32_t *dtok = NULL;
+    if (n <= EMBED_INLINE) {
+        memcpy(inl.id, tokens, (size_t)n * sizeof(int32_t));
+    } else {
+        dtok = (int32_t *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_TOKENS,
+                                           (size_t)n * sizeof(int32_t));
+        CUDA_CHECK(cudaMemcpyAsync(dtok, tokens, (size_t)n * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, ctx->stream));
+        CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    }
     dim3 grid(mtp_cuda_blocks((size_t)table->cols, 256), (unsigned)n);
     const void *p = mtp_cuda_weight_ptr(table);
     if (mtp_cuda_weight_type(table) == MTP_CUDA_W_F32)
-        embed_kernel<float><<<grid, 256, 0, ctx->stream>>>((const float *)p, dtok, n, table->cols,
-                                                           out);
+        embed_kernel<float><<<grid, 256, 0, ctx->stream>>>((const float *)p, inl, dtok,
+                                                           table->cols, out);
     else
-        embed_kernel<__nv_bfloat16><<<grid, 256, 0, ctx->stream>>>(
-            (const __nv_bfloat16 *)p, dtok, n, table->cols, out);
+        embed_kernel<__nv_bfloat16><<<grid, 256, 0, ctx->stream>>>((const __nv_bfloat16 *)p, inl,
+                                                                   dtok, table->cols, out);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -1,0 +1,46 @@
+/*
+ * metrics.h - the acceptance and speed metrics of spec/metrics.md (DESIGN.md
+ * §6), accumulated from per-step accepted counts: tau, alpha_j, beta_j,
+ * accept_rate, tokens/s. Small and dependency-free, so the runner's end-of-run
+ * table and the report compute the same numbers.
+ *
+ * Everything is a ratio of sums over the steps added, so accumulators of
+ * several requests (or prompts) merge by adding.
+ */
+#ifndef MTP_METRICS_H
+#define MTP_METRICS_H
+
+#include <stdint.h>
+
+enum { MTP_METRICS_MAX_DEPTH = 64 };
+
+struct mtp_metrics {
+    int K;                 /* draft depth (0 = baseline) */
+    int64_t steps;         /* N */
+    int64_t emitted;       /* sum e_s = sum over requests of (n_output - 1) */
+    int64_t accepted;      /* sum a_s */
+    int64_t reach[MTP_METRICS_MAX_DEPTH + 1]; /* reach[j] = #{s : a_s >= j}; reach[0] = N */
+    uint64_t decode_ns;    /* sum of (total_ns - ttft_ns) */
+    int64_t requests;
+};
+
+/* Zero M for depth K (0..MTP_METRICS_MAX_DEPTH). */
+void mtp_metrics_init(struct mtp_metrics *m, int K);
+
+/* Add one request: its per-step ACCEPTED [n_steps], N_OUTPUT tokens (the
+ * first comes from the prefill, so the steps emitted n_output - 1) and its
+ * decode time (total_ns - ttft_ns). */
+void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted, int n_steps,
+                             int n_output, uint64_t decode_ns);
+
+/* M += O (same K). */
+void mtp_metrics_merge(struct mtp_metrics *m, const struct mtp_metrics *o);
+
+/* Metrics; NaN when undefined (no steps, alpha_j with no step reaching j-1). */
+double mtp_metrics_tau(const struct mtp_metrics *m);
+double mtp_metrics_alpha(const struct mtp_metrics *m, int j); /* j = 1..K */
+double mtp_metrics_beta(const struct mtp_metrics *m, int j);  /* j = 1..K */
+double mtp_metrics_accept_rate(const struct mtp_metrics *m);
+double mtp_metrics_tokens_per_s(const struct mtp_metrics *m);
+
+#endif

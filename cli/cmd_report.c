@@ -1,0 +1,234 @@
+/*
+ * cmd_report.c - `mtpbench report LOG...`: acceptance, speed, latency and MoE
+ * tables from one or more experiment logs (analysis/report.h), with 95%
+ * bootstrap intervals over prompts.
+ *
+ *   mtpbench report runs/default/default.msgpack
+ *   mtpbench report runs/default --table acceptance
+ *   mtpbench report a.msgpack b.msgpack --by decoder,category --format csv --out t.csv
+ *
+ * A directory argument stands for every *.msgpack file in it (sorted).
+ */
+#include <dirent.h>   /* defines: opendir, readdir */
+#include <getopt.h>   /* defines: getopt_long */
+#include <stdio.h>    /* defines: fopen, fprintf */
+#include <stdlib.h>   /* defines: free, qsort */
+#include <string.h>   /* defines: strcmp, strlen */
+#include <sys/stat.h> /* defines: stat, S_ISDIR */
+
+#include "analysis/report.h" /* defines: mtp_report_* */
+#include "cli_util.h"        /* defines: mtp_cli_parse_int, mtp_cli_fail */
+#include "commands.h"        /* defines: mtp_cmd_report */
+#include "engine/error.h"    /* defines: mtp_error_message */
+
+enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION };
+
+struct report_args {
+    struct mtp_report_options opt;
+    enum mtp_report_format format;
+    enum report_view view;
+    const char *out;
+    int n_logs;
+    char **logs; /* argv entries */
+};
+
+static void report_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
+            "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
+            "                       [--out FILE]\n"
+            "\n"
+            "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
+            "directory means every *.msgpack in it). Every metric of spec/metrics.md with a\n"
+            "95%% bootstrap confidence interval over prompts.\n"
+            "\n"
+            "options:\n"
+            "  --by KEYS        group by these comma-separated keys, in column order:\n"
+            "                   decoder, temperature, category, dataset, run\n"
+            "                   (default decoder,temperature)\n"
+            "  --table VIEW     full (default): every metric per group;\n"
+            "                   acceptance: tau and alpha_1 per category, overall speedup;\n"
+            "                   ablation: exact vs chained drafting per depth\n"
+            "  --format FMT     md (default), csv, tex, json\n"
+            "  --bootstrap N    resamples for the intervals (default %d; 0 = none)\n"
+            "  --seed S         bootstrap seed (default 0)\n"
+            "  --out FILE       write there instead of standard output\n"
+            "  -h, --help       show this help\n",
+            MTP_REPORT_DEFAULT_BOOTSTRAP);
+}
+
+static int report_parse_view(const char *s, enum report_view *v)
+{
+    static const char *const names[] = {"full", "acceptance", "ablation"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *v = (enum report_view)i;
+            return 0;
+        }
+    fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance or ablation, "
+                    "found '%s'\n", s);
+    return -1;
+}
+
+/* One option C with argument ARG; returns 0, or 2 on a usage error. */
+static int report_option(int c, const char *arg, struct report_args *a)
+{
+    long v;
+    switch (c) {
+    case 'b':
+        if (mtp_report_parse_by(arg, &a->opt)) {
+            fprintf(stderr, "mtpbench: error: %s\n", mtp_error_message());
+            return 2;
+        }
+        return 0;
+    case 'f':
+        if (mtp_report_format_parse(arg, &a->format)) {
+            fprintf(stderr, "mtpbench: error: %s\n", mtp_error_message());
+            return 2;
+        }
+        return 0;
+    case 't': return report_parse_view(arg, &a->view) ? 2 : 0;
+    case 'B':
+        if (mtp_cli_parse_int("--bootstrap", arg, 0, 1000000, &v))
+            return 2;
+        a->opt.bootstrap = (int)v;
+        return 0;
+    case 's':
+        if (mtp_cli_parse_int("--seed", arg, 0, 0x7fffffffL, &v))
+            return 2;
+        a->opt.seed = (uint64_t)v;
+        return 0;
+    case 'o': a->out = arg; return 0;
+    default: return 2;
+    }
+}
+
+/* 0: go on; 1: --help printed; 2: usage error. */
+static int report_parse(int argc, char **argv, struct report_args *a)
+{
+    static const struct option opts[] = {
+        {"by", required_argument, 0, 'b'},        {"format", required_argument, 0, 'f'},
+        {"table", required_argument, 0, 't'},     {"bootstrap", required_argument, 0, 'B'},
+        {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+    };
+    memset(a, 0, sizeof *a);
+    mtp_report_options_default(&a->opt);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            report_usage(stdout);
+            return 1;
+        }
+        if (c == '?' || report_option(c, optarg, a)) {
+            report_usage(stderr);
+            return 2;
+        }
+    }
+    a->n_logs = argc - optind;
+    a->logs = argv + optind;
+    if (a->n_logs == 0) {
+        fprintf(stderr, "mtpbench: error: report needs at least one LOG\n");
+        report_usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Load every *.msgpack file of directory DIR, in name order. */
+static int report_load_dir(struct mtp_report_data *d, const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (!dp)
+        return mtp_error_set("REPORT %s: cannot open directory", dir);
+    char **names = NULL;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        size_t len = strlen(e->d_name);
+        if (len <= 8 || strcmp(e->d_name + len - 8, ".msgpack") != 0)
+            continue;
+        names = mtp_xrealloc(names, (size_t)(n + 1) * sizeof *names);
+        size_t cap = strlen(dir) + len + 2;
+        names[n] = mtp_xmalloc(cap);
+        snprintf(names[n++], cap, "%s/%s", dir, e->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)n, sizeof *names, str_cmp);
+    int rc = n ? MTP_OK : mtp_error_set("REPORT %s: no *.msgpack logs in this directory", dir);
+    for (int i = 0; i < n; i++) {
+        if (rc == MTP_OK)
+            rc = mtp_report_data_load(d, names[i], stderr);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int report_load_all(struct mtp_report_data *d, const struct report_args *a)
+{
+    for (int i = 0; i < a->n_logs; i++) {
+        struct stat st;
+        int rc = stat(a->logs[i], &st) == 0 && S_ISDIR(st.st_mode)
+                     ? report_load_dir(d, a->logs[i])
+                     : mtp_report_data_load(d, a->logs[i], stderr);
+        if (rc)
+            return MTP_ERR;
+    }
+    return MTP_OK;
+}
+
+/* Build the requested view of D into T. */
+static int report_make_table(const struct mtp_report_data *d, const struct report_args *a,
+                             struct mtp_report_table *t)
+{
+    if (a->view == VIEW_ACCEPTANCE)
+        return mtp_report_table_acceptance(d, &a->opt, t);
+    if (a->view == VIEW_ABLATION)
+        return mtp_report_table_ablation(d, &a->opt, t);
+    struct mtp_report r;
+    if (mtp_report_build(d, &a->opt, &r))
+        return MTP_ERR;
+    int rc = mtp_report_table_full(&r, t);
+    mtp_report_free(&r);
+    return rc;
+}
+
+static int report_output(const struct mtp_report_data *d, const struct report_args *a,
+                         const struct mtp_report_table *t)
+{
+    FILE *f = a->out ? fopen(a->out, "w") : stdout;
+    if (!f)
+        return mtp_error_set("REPORT %s: cannot create the output file", a->out);
+    struct mtp_report_meta meta = {d, &a->opt};
+    int rc = mtp_report_write(f, t, a->format, &meta);
+    if (a->out && fclose(f) != 0 && rc == MTP_OK)
+        rc = mtp_error_set("REPORT %s: write failed", a->out);
+    return rc;
+}
+
+int mtp_cmd_report(int argc, char **argv)
+{
+    struct report_args a;
+    int rc = report_parse(argc, argv, &a);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    struct mtp_report_data d = {0};
+    struct mtp_report_table t = {0};
+    int status = report_load_all(&d, &a);
+    if (status == MTP_OK)
+        status = report_make_table(&d, &a, &t);
+    if (status == MTP_OK)
+        status = report_output(&d, &a, &t);
+    if (status != MTP_OK)
+        mtp_cli_fail();
+    mtp_report_table_free(&t);
+    mtp_report_data_free(&d);
+    return status == MTP_OK ? 0 : 1;
+}

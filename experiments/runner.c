@@ -1,0 +1,459 @@
+/*
+ * runner.c - `mtpbench run` (see runner.h): validation and setup, warm-up,
+ * the request loop with resume, logging, and the summary.
+ */
+#include "runner.h"
+
+#include <errno.h>    /* defines: errno */
+#include <signal.h>   /* defines: sigaction, SIGINT, SIGTERM */
+#include <stdlib.h>   /* defines: free */
+#include <string.h>   /* defines: strcmp, strerror */
+#include <sys/stat.h> /* defines: mkdir, stat */
+#include <time.h>     /* defines: clock_gettime */
+
+#include "../engine/error.h"
+#include "runner_internal.h"
+
+static volatile sig_atomic_t interrupted;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+char *mtp_runner_log_path(const char *out_dir, const char *spec_name)
+{
+    size_t n = strlen(out_dir) + strlen(spec_name) + 16;
+    char *p = mtp_xmalloc(n);
+    snprintf(p, n, "%s/%s.msgpack", out_dir, spec_name);
+    return p;
+}
+
+/* mkdir -p DIR. */
+static int make_dirs(const char *dir)
+{
+    char *p = mtp_xstrdup(dir);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == '\0') {
+            *s = '\0';
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                int rc = mtp_error_set("cannot create output directory %s: %s", p,
+                                       strerror(errno));
+                free(p);
+                return rc;
+            }
+            *s = c;
+        }
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return MTP_OK;
+}
+
+/* Every dataset, fully validated. With max_prompt_tokens, skipped prompts do
+ * not count towards max_prompts, so all lines are read and cut later. */
+static int load_datasets(struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    r->ds = mtp_xcalloc((size_t)s->n_datasets, sizeof *r->ds);
+    int limit = s->max_prompt_tokens > 0 ? 0 : s->max_prompts;
+    for (int i = 0; i < s->n_datasets; i++)
+        if (mtp_dataset_load(s->datasets[i], limit, &r->ds[i]))
+            return MTP_ERR;
+    return MTP_OK;
+}
+
+static int load_tokenizer(struct mtp_runner *r)
+{
+    size_t n = strlen(r->spec.model_dir) + 32;
+    char *path = mtp_xmalloc(n);
+    snprintf(path, n, "%s/tokenizer.json", r->spec.model_dir);
+    int rc = mtp_tokenizer_load(path, &r->tok);
+    free(path);
+    if (rc)
+        return mtp_error_wrap("model %s: ", r->spec.model_dir);
+    const struct mtp_config *c = &r->model->cfg;
+    r->eos = c->eos_token_id >= 0 ? c->eos_token_id : mtp_tokenizer_eos_id(r->tok);
+    return MTP_OK;
+}
+
+/* Tokenize one prompt (BOS first when the tokenizer has one); ids must fit the model. */
+static int tokenize(struct mtp_runner *r, int di, const struct mtp_prompt *p, int32_t **ids,
+                    int *n)
+{
+    bool bos = mtp_tokenizer_bos_id(r->tok) >= 0;
+    if (mtp_tokenizer_encode(r->tok, p->text, strlen(p->text), bos, ids, n))
+        return mtp_error_wrap("DATASET: %s:%d: ", r->spec.datasets[di], p->line);
+    int V = r->model->cfg.vocab_size;
+    for (int i = 0; i < *n; i++)
+        if ((*ids)[i] < 0 || (*ids)[i] >= V)
+            return mtp_error_set("DATASET: %s:%d: token id %d is outside the model's vocabulary "
+                                 "(%d): tokenizer and model do not match",
+                                 r->spec.datasets[di], p->line, (*ids)[i], V);
+    if (*n < 1)
+        return mtp_error_set("DATASET: %s:%d: the prompt has no tokens", r->spec.datasets[di],
+                             p->line);
+    return MTP_OK;
+}
+
+static int prepare_prompts(struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    int cap = 0;
+    for (int i = 0; i < s->n_datasets; i++)
+        cap += r->ds[i].n_prompts;
+    r->prompts = mtp_xcalloc((size_t)(cap > 0 ? cap : 1), sizeof *r->prompts);
+    for (int di = 0; di < s->n_datasets; di++) {
+        int kept = 0;
+        for (int pi = 0; pi < r->ds[di].n_prompts; pi++) {
+            if (s->max_prompts > 0 && kept == s->max_prompts)
+                break;
+            struct mtp_run_prompt *rp = &r->prompts[r->n_prompts];
+            if (tokenize(r, di, &r->ds[di].prompts[pi], &rp->ids, &rp->n))
+                return MTP_ERR;
+            if (s->max_prompt_tokens > 0 && rp->n > s->max_prompt_tokens) {
+                free(rp->ids);
+                rp->ids = NULL;
+                continue;
+            }
+            rp->dataset = di;
+            rp->p = &r->ds[di].prompts[pi];
+            rp->index = r->n_prompts++;
+            kept++;
+        }
+    }
+    if (r->n_prompts == 0)
+        return mtp_error_set("SPEC: %s: no prompt to run (datasets empty, or every prompt is "
+                             "longer than max_prompt_tokens = %d)",
+                             s->path, s->max_prompt_tokens);
+    return MTP_OK;
+}
+
+static int create_engine(struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    int max_depth = 0, max_prompt = 0;
+    for (int i = 0; i < s->n_decoders; i++)
+        if (s->decoders[i].depth > max_depth)
+            max_depth = s->decoders[i].depth;
+    for (int i = 0; i < r->n_prompts; i++)
+        if (r->prompts[i].n > max_prompt)
+            max_prompt = r->prompts[i].n;
+    if (mtp_backend_create(mtp_spec_backend_name(s->backend), s->threads, &r->be))
+        return MTP_ERR;
+    struct mtp_engine_options eo = {
+        .max_positions = mtp_decode_positions_needed(max_prompt, s->max_new_tokens, max_depth),
+        .max_batch = 128,
+    };
+    return mtp_engine_create(r->model, r->be, &eo, &r->engine);
+}
+
+/* Everything that can fail on bad input, before any decoding. */
+static int setup(struct mtp_runner *r, const char *spec_path)
+{
+    if (mtp_spec_load(spec_path, &r->spec) || load_datasets(r))
+        return MTP_ERR;
+    if (mtp_model_load(r->spec.model_dir, &r->model))
+        return MTP_ERR;
+    if (mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers))
+        return MTP_ERR;
+    if (load_tokenizer(r) || prepare_prompts(r))
+        return MTP_ERR;
+    return create_engine(r);
+}
+
+static void teardown(struct mtp_runner *r)
+{
+    mtp_progress_finish(r->progress);
+    mtp_log_close(r->log);
+    mtp_log_keyset_free(r->finished);
+    free(r->log_path);
+    mtp_engine_free(r->engine);
+    mtp_backend_free(r->be);
+    mtp_tokenizer_free(r->tok);
+    mtp_model_free(r->model);
+    for (int i = 0; i < r->n_prompts; i++)
+        free(r->prompts[i].ids);
+    free(r->prompts);
+    for (int i = 0; r->ds && i < r->spec.n_datasets; i++)
+        mtp_dataset_free(&r->ds[i]);
+    free(r->ds);
+    mtp_spec_free(&r->spec);
+}
+
+/* The commit of the source tree, for provenance (NULL when unknown). */
+static char *git_commit(void)
+{
+    const char *env = getenv("MTP_GIT_COMMIT");
+    if (env && *env)
+        return mtp_xstrdup(env);
+    FILE *f = popen("git -C '" MTP_SOURCE_DIR "' rev-parse HEAD 2>/dev/null", "r");
+    if (!f)
+        return NULL;
+    char buf[64] = {0};
+    char *ok = fgets(buf, sizeof buf, f);
+    pclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return ok && strlen(buf) == 40 ? mtp_xstrdup(buf) : NULL;
+}
+
+static int write_run_record(struct mtp_runner *r, const char *commit)
+{
+    char cfg_path[4096], hash[32];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", r->spec.model_dir);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)mtp_config_hash_file(cfg_path));
+    struct mtp_param_counts pc;
+    mtp_model_param_counts(r->model, &pc);
+    const struct mtp_config *c = &r->model->cfg;
+    struct mtp_log_run_info info = {
+        .spec_json = r->spec.json_text,
+        .model = {.dir = r->spec.model_dir, .config_hash = hash,
+                  .num_layers = c->num_hidden_layers,
+                  .num_nextn_predict_layers = c->num_nextn_predict_layers,
+                  .vocab_size = c->vocab_size, .params = pc.total},
+        .git_commit = commit,
+        .backend = mtp_spec_backend_name(r->spec.backend),
+        .threads = r->spec.threads,
+    };
+    return mtp_log_write_run(r->log, &info);
+}
+
+/* Create the log, or reopen it with --resume (then finished keys are skipped). */
+static int open_log(struct mtp_runner *r, bool *complete)
+{
+    const char *dir = r->opt->out_dir ? r->opt->out_dir : r->spec.output_dir;
+    if (make_dirs(dir))
+        return MTP_ERR;
+    r->log_path = mtp_runner_log_path(dir, r->spec.name);
+    struct stat st;
+    bool exists = stat(r->log_path, &st) == 0;
+    char *commit = git_commit();
+    int rc = MTP_OK;
+    *complete = false;
+    if (!exists || !r->opt->resume) {
+        if (exists)
+            rc = mtp_error_set("LOG %s exists: continue it with --resume, or move it away",
+                               r->log_path);
+        else if (!(rc = mtp_log_open(r->log_path, NULL, &r->log)))
+            rc = write_run_record(r, commit);
+        r->finished = mtp_log_keyset_create();
+    } else {
+        struct mtp_log_resume st_res;
+        rc = mtp_log_open_resume(r->log_path, r->spec.json_text, NULL, &r->log, &st_res);
+        if (!rc) {
+            r->finished = st_res.finished;
+            st_res.finished = NULL;
+            *complete = st_res.complete;
+            if (!st_res.has_run)
+                rc = write_run_record(r, commit);
+            else if (!st_res.complete)
+                rc = mtp_log_write_resume(r->log, commit);
+            mtp_log_resume_free(&st_res);
+        }
+    }
+    free(commit);
+    return rc;
+}
+
+static enum mtp_decode_drafting drafting_of(const struct mtp_spec_decoder *d)
+{
+    if (d->type == MTP_SPEC_DECODER_BASELINE)
+        return MTP_DECODE_DRAFTING_NONE;
+    return d->drafting == MTP_SPEC_DRAFTING_EXACT ? MTP_DECODE_DRAFTING_EXACT
+                                                  : MTP_DECODE_DRAFTING_CHAIN;
+}
+
+static struct mtp_decode_params decode_params(const struct mtp_runner *r, int dec, int samp,
+                                              const struct mtp_run_prompt *p, int repeat)
+{
+    const struct mtp_spec_decoder *d = &r->spec.decoders[dec];
+    const struct mtp_spec_sampling *s = &r->spec.sampling[samp];
+    struct mtp_decode_params dp = {
+        .drafting = drafting_of(d),
+        .depth = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->depth,
+        .chain_module = d->module,
+        .sampling = {.temperature = (float)s->temperature, .top_p = (float)s->top_p,
+                     .top_k = s->top_k},
+        .max_new_tokens = r->spec.max_new_tokens,
+        .eos_token_id = r->eos,
+    };
+    mtp_rng_seed_stream(&dp.rng, r->spec.seed, (uint64_t)p->index, (uint64_t)repeat,
+                        (uint64_t)dec);
+    return dp;
+}
+
+/* Warm-up requests (not logged): decoders in turn over the first prompts. */
+static int warm_up(struct mtp_runner *r)
+{
+    for (int i = 0; i < r->spec.warmup && !interrupted; i++) {
+        int dec = i % r->spec.n_decoders;
+        const struct mtp_run_prompt *p = &r->prompts[i % r->n_prompts];
+        struct mtp_decode_params dp = decode_params(r, dec, 0, p, 0);
+        struct mtp_decode_result res;
+        if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
+            return mtp_error_wrap("warm-up request %d: ", i);
+        mtp_decode_result_free(&res);
+    }
+    return MTP_OK;
+}
+
+/* The log record of one finished request (pointers borrowed from RES). */
+static void fill_record(const struct mtp_runner *r, int dec, int samp,
+                        const struct mtp_run_prompt *p, int repeat,
+                        const struct mtp_decode_result *res, struct mtp_request_record *rec)
+{
+    const struct mtp_spec_decoder *d = &r->spec.decoders[dec];
+    const struct mtp_spec_sampling *s = &r->spec.sampling[samp];
+    *rec = (struct mtp_request_record){
+        .decoder = d->name,
+        .mode = d->type,
+        .depth = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->depth,
+        .drafting = d->drafting,
+        .sampling_index = samp,
+        .temperature = s->temperature,
+        .top_p = s->top_p,
+        .top_k = s->top_k,
+        .seed = r->spec.seed,
+        .dataset = r->spec.dataset_names[p->dataset],
+        .category = p->p->category,
+        .prompt_id = p->p->id,
+        .repeat = repeat,
+        .prompt_tokens = p->n,
+        .n_output = res->n_output,
+        .output_tokens = res->output,
+        .n_steps = res->n_steps,
+        .accepted = res->accepted,
+        .draft_ns = res->draft_ns,
+        .verify_ns = res->verify_ns,
+        .accept_ns = res->accept_ns,
+        .update_ns = res->update_ns,
+        .ttft_ns = res->ttft_ns,
+        .total_ns = res->total_ns,
+        .n_moe_layers = res->n_moe_layers,
+        .experts_touched = res->n_moe_layers > 0 ? res->experts_touched : NULL,
+        .stop_reason = res->stop == MTP_DECODE_STOP_EOS ? MTP_LOG_STOP_EOS
+                                                        : MTP_LOG_STOP_MAX_TOKENS,
+    };
+}
+
+/* Decode and log one request. */
+static int run_request(struct mtp_runner *r, int dec, int samp, const struct mtp_run_prompt *p,
+                       int repeat)
+{
+    struct mtp_decode_params dp = decode_params(r, dec, samp, p, repeat);
+    struct mtp_decode_result res;
+    if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
+        return mtp_error_wrap("request %s/%s/%s repeat %d: ", r->spec.decoders[dec].name,
+                              r->spec.dataset_names[p->dataset], p->p->id, repeat);
+    struct mtp_request_record rec;
+    fill_record(r, dec, samp, p, repeat, &res, &rec);
+    int rc = mtp_log_write_request(r->log, &rec);
+    r->tokens += res.n_output > 0 ? res.n_output - 1 : 0;
+    r->steps += res.n_steps;
+    mtp_decode_result_free(&res);
+    return rc;
+}
+
+/* The Cartesian product, skipping finished keys; stops early on a signal or
+ * the max_requests limit. */
+static int run_all(struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    for (int dec = 0; dec < s->n_decoders; dec++)
+        for (int samp = 0; samp < s->n_sampling; samp++)
+            for (int pi = 0; pi < r->n_prompts; pi++)
+                for (int rep = 0; rep < s->repeats; rep++) {
+                    const struct mtp_run_prompt *p = &r->prompts[pi];
+                    const char *dname = s->dataset_names[p->dataset];
+                    if (mtp_log_keyset_contains(r->finished, s->decoders[dec].name, samp, dname,
+                                                p->p->id, rep))
+                        continue;
+                    if (interrupted ||
+                        (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests))
+                        return MTP_OK;
+                    if (run_request(r, dec, samp, p, rep))
+                        return MTP_ERR;
+                    r->logged++;
+                    r->done++;
+                    mtp_progress_update(r->progress, r->done, r->tokens, r->steps,
+                                        s->decoders[dec].name);
+                }
+    return MTP_OK;
+}
+
+static void install_signals(struct sigaction *old_int, struct sigaction *old_term)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
+/* Decode everything not yet in the log, then the summary record. */
+static int run_body(struct mtp_runner *r)
+{
+    uint64_t t0 = now_ns();
+    r->total = (int64_t)r->spec.n_decoders * r->spec.n_sampling * r->n_prompts *
+               r->spec.repeats;
+    r->done = mtp_log_keyset_size(r->finished);
+    r->progress = mtp_progress_create(r->total, r->opt->quiet);
+    mtp_progress_resume_from(r->progress, r->done);
+    struct sigaction old_int, old_term;
+    install_signals(&old_int, &old_term);
+    int rc = warm_up(r);
+    if (!rc)
+        rc = run_all(r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    mtp_progress_finish(r->progress);
+    r->progress = NULL;
+    if (rc)
+        return rc;
+    struct mtp_log_summary sum = {
+        .wall_ns = now_ns() - t0,
+        .finished = mtp_log_writer_requests(r->log) == r->total,
+    };
+    if (mtp_log_write_summary(r->log, &sum))
+        return MTP_ERR;
+    if (!sum.finished && !r->opt->quiet)
+        fprintf(stderr, "mtpbench: run stopped after %d of %lld requests; continue it with "
+                        "--resume\n", mtp_log_writer_requests(r->log), (long long)r->total);
+    return MTP_OK;
+}
+
+int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt)
+{
+    struct mtp_runner r;
+    memset(&r, 0, sizeof r);
+    r.opt = opt;
+    bool complete = false;
+    int rc = setup(&r, spec_path);
+    if (!rc)
+        rc = open_log(&r, &complete);
+    if (!rc && complete && !opt->quiet)
+        fprintf(stderr, "mtpbench: %s is complete; nothing to do\n", r.log_path);
+    if (!rc && !complete)
+        rc = run_body(&r);
+    if (!rc) {
+        if (mtp_log_close(r.log))
+            rc = MTP_ERR;
+        r.log = NULL;
+    }
+    if (!rc)
+        rc = mtp_runner_print_table(r.log_path, opt->out ? opt->out : stdout);
+    teardown(&r);
+    return rc;
+}

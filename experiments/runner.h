@@ -1,0 +1,47 @@
+/*
+ * runner.h - `mtpbench run`: an experiment spec from start to log
+ * (shared/DESIGN.md §2, §7, §8).
+ *
+ * Order of work: load and validate the spec, every dataset, the model's
+ * config (depth check), the tokenizer and every prompt's tokens before any
+ * decoding, so a typo fails in a second rather than an hour in. Then warm-up
+ * requests (not logged), then the Cartesian product
+ *     decoder x sampling x dataset x prompt x repeat
+ * (outermost first), one "request" record each, flushed as it is written.
+ * With resume, requests whose key is already in the log are skipped.
+ * At the end: a "summary" record and a table per (sampling, decoder) on OUT:
+ * tau, alpha_1..alpha_K, accept_rate, tokens/s and speedup over the baseline
+ * decoder of the same sampling setting in the same log (spec/metrics.md).
+ *
+ * Each request's random stream is PCG32 seeded from (spec seed, prompt index
+ * over all datasets, repeat, decoder index), so a request's tokens do not
+ * depend on which other requests ran before it (resume gives the same log).
+ * The log is <output_dir>/<spec name>.msgpack.
+ */
+#ifndef MTP_RUNNER_H
+#define MTP_RUNNER_H
+
+#include <stdbool.h>
+#include <stdio.h> /* defines: FILE */
+
+struct mtp_runner_options {
+    bool resume;          /* continue an existing log (else an existing log is an error) */
+    bool quiet;           /* no progress display */
+    const char *out_dir;  /* overrides the spec's output_dir (NULL: the spec's) */
+    int max_requests;     /* stop cleanly after logging this many requests in this process
+                           * (summary finished = false); 0 = no limit */
+    FILE *out;            /* the end-of-run table (NULL = stdout) */
+};
+
+/* Run the experiment SPEC_PATH. Returns MTP_OK or MTP_ERR (message set). An
+ * interruption (SIGINT/SIGTERM, or max_requests) finishes the current
+ * request, writes a summary with finished = false and returns MTP_OK. */
+int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt);
+
+/* The log path for SPEC_NAME in OUT_DIR, newly allocated. */
+char *mtp_runner_log_path(const char *out_dir, const char *spec_name);
+
+/* Print the per-(sampling, decoder) table of the log at PATH to OUT. */
+int mtp_runner_print_table(const char *path, FILE *out);
+
+#endif

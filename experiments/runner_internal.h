@@ -1,0 +1,46 @@
+/*
+ * runner_internal.h - the runner's state, shared by runner.c (setup, the
+ * request loop, logging) and runner_table.c (the end-of-run table).
+ */
+#ifndef MTP_RUNNER_INTERNAL_H
+#define MTP_RUNNER_INTERNAL_H
+
+#include <stdint.h>
+
+#include "../engine/decode.h"
+#include "../engine/tokenizer.h"
+#include "dataset.h"
+#include "log.h"
+#include "progress.h"
+#include "runner.h"
+#include "spec.h"
+
+/* A prompt that will be decoded: tokenized, within max_prompt_tokens. */
+struct mtp_run_prompt {
+    int dataset;              /* index into spec.datasets */
+    const struct mtp_prompt *p;
+    int index;                /* over all datasets: the RNG stream's prompt index */
+    int32_t *ids;
+    int n;
+};
+
+struct mtp_runner {
+    const struct mtp_runner_options *opt;
+    struct mtp_spec spec;
+    struct mtp_dataset *ds;     /* [spec.n_datasets] */
+    struct mtp_run_prompt *prompts;
+    int n_prompts;
+    struct mtp_model *model;
+    struct mtp_tokenizer *tok;
+    struct mtp_backend *be;
+    struct mtp_engine *engine;
+    int eos;
+    char *log_path;
+    struct mtp_log_writer *log;
+    struct mtp_log_keyset *finished;
+    struct mtp_progress *progress;
+    int64_t total, done, tokens, steps;
+    int logged;                 /* requests logged by this process */
+};
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * runner_table.c - the table `mtpbench run` prints at the end: per sampling
+ * setting and decoder, tau, alpha_1..alpha_K, accept_rate, tokens/s and the
+ * speedup over the baseline decoder of the same sampling setting
+ * (spec/metrics.md; point estimates only, `mtpbench report` adds intervals).
+ * It reads the log back, so a resumed run reports on every request in it.
+ */
+#include <math.h>   /* defines: isnan */
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: strcmp */
+
+#include "../analysis/metrics.h"
+#include "../engine/error.h"
+#include "runner.h"
+#include "runner_internal.h"
+
+struct table_row {
+    char *decoder;
+    int sampling_index;
+    double temperature, top_p;
+    int top_k;
+    enum mtp_spec_decoder_type mode;
+    enum mtp_spec_drafting drafting;
+    struct mtp_metrics m;
+};
+
+struct table {
+    struct table_row *rows;
+    int n, cap, max_k;
+};
+
+static struct table_row *row_for(struct table *t, const struct mtp_request_record *rec)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->rows[i].sampling_index == rec->sampling_index &&
+            !strcmp(t->rows[i].decoder, rec->decoder))
+            return &t->rows[i];
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 16;
+        t->rows = mtp_xrealloc(t->rows, (size_t)t->cap * sizeof *t->rows);
+    }
+    struct table_row *row = &t->rows[t->n++];
+    *row = (struct table_row){.decoder = mtp_xstrdup(rec->decoder),
+                              .sampling_index = rec->sampling_index,
+                              .temperature = rec->temperature, .top_p = rec->top_p,
+                              .top_k = rec->top_k, .mode = rec->mode,
+                              .drafting = rec->drafting};
+    int K = rec->depth < MTP_METRICS_MAX_DEPTH ? rec->depth : MTP_METRICS_MAX_DEPTH;
+    mtp_metrics_init(&row->m, K);
+    if (K > t->max_k)
+        t->max_k = K;
+    return row;
+}
+
+static int collect(const char *path, struct table *t)
+{
+    struct mtp_log_reader *rd;
+    if (mtp_log_reader_open(path, &rd))
+        return MTP_ERR;
+    const msgpack_object *o;
+    int rc;
+    char type[32];
+    while ((rc = mtp_log_reader_next(rd, &o, NULL)) == MTP_OK && o) {
+        if (strcmp(mtp_log_record_type(o, type, sizeof type), "request"))
+            continue;
+        struct mtp_request_record rec;
+        if ((rc = mtp_log_decode_request(o, &rec))) {
+            mtp_log_request_free(&rec);
+            break;
+        }
+        struct table_row *row = row_for(t, &rec);
+        mtp_metrics_add_request(&row->m, rec.accepted, rec.n_steps, rec.n_output,
+                                rec.total_ns - rec.ttft_ns);
+        mtp_log_request_free(&rec);
+    }
+    mtp_log_reader_close(rd);
+    return rc;
+}
+
+static void print_num(FILE *out, double v, int width, int prec)
+{
+    if (isnan(v))
+        fprintf(out, " %*s", width, "-");
+    else
+        fprintf(out, " %*.*f", width, prec, v);
+}
+
+static void print_header(FILE *out, const struct table *t, const struct table_row *r)
+{
+    fprintf(out, "\nsampling %d (temperature %g, top_p %g, top_k %d)\n", r->sampling_index,
+            r->temperature, r->top_p, r->top_k);
+    fprintf(out, "%-20s %2s %-8s %5s %6s", "decoder", "K", "drafting", "reqs", "tau");
+    for (int j = 1; j <= t->max_k; j++)
+        fprintf(out, " %5s%-2d", "alpha", j);
+    fprintf(out, " %7s %9s %7s\n", "accept", "tok/s", "speedup");
+}
+
+static void print_rows(FILE *out, const struct table *t, int samp)
+{
+    const struct table_row *base = NULL;
+    for (int i = 0; i < t->n && !base; i++)
+        if (t->rows[i].sampling_index == samp && t->rows[i].mode == MTP_SPEC_DECODER_BASELINE)
+            base = &t->rows[i];
+    for (int i = 0; i < t->n; i++) {
+        const struct table_row *r = &t->rows[i];
+        if (r->sampling_index != samp)
+            continue;
+        fprintf(out, "%-20s %2d %-8s %5lld", r->decoder, r->m.K,
+                mtp_spec_drafting_name(r->drafting), (long long)r->m.requests);
+        print_num(out, mtp_metrics_tau(&r->m), 6, 3);
+        for (int j = 1; j <= t->max_k; j++)
+            print_num(out, mtp_metrics_alpha(&r->m, j), 7, 3);
+        print_num(out, r->m.K ? mtp_metrics_accept_rate(&r->m) : NAN, 7, 3);
+        double tps = mtp_metrics_tokens_per_s(&r->m);
+        print_num(out, tps, 9, 1);
+        print_num(out, base ? tps / mtp_metrics_tokens_per_s(&base->m) : NAN, 7, 3);
+        fprintf(out, "\n");
+    }
+}
+
+int mtp_runner_print_table(const char *path, FILE *out)
+{
+    struct table t = {0};
+    int rc = collect(path, &t);
+    for (int i = 0; rc == MTP_OK && i < t.n; i++) {
+        bool first = true; /* one block per sampling setting, in order of appearance */
+        for (int j = 0; j < i; j++)
+            first &= t.rows[j].sampling_index != t.rows[i].sampling_index;
+        if (!first)
+            continue;
+        print_header(out, &t, &t.rows[i]);
+        print_rows(out, &t, t.rows[i].sampling_index);
+    }
+    for (int i = 0; i < t.n; i++)
+        free(t.rows[i].decoder);
+    free(t.rows);
+    return rc;
+}
