@@ -195,22 +195,13 @@ static double decode_ns(const struct mtp_request_record *r)
     return r->total_ns > r->ttft_ns ? (double)(r->total_ns - r->ttft_ns) : 0.0;
 }
 
-/* Add request R (paired with baseline B, or NULL) to unit U of a group with K positions. */
-static void unit_add(struct mtp_report_unit *u, int k, const struct mtp_request_record *r,
+/* Add request R (paired with baseline B, or NULL) to unit U. */
+static void unit_add(struct mtp_report_unit *u, const struct mtp_request_record *r,
                      const struct mtp_request_record *b)
 {
     double tok = r->n_output > 0 ? r->n_output - 1 : 0;
-    u->steps += r->n_steps;
-    u->emitted += tok;
-    u->drafted += (double)r->n_steps * r->depth;
-    for (int s = 0; s < r->n_steps; s++) {
-        int a = r->accepted[s] < 0 ? 0 : r->accepted[s];
-        u->accepted += a;
-        for (int j = 0; j <= k && j <= a; j++)
-            u->reach[j] += 1;
-    }
-    u->dec_tok += tok;
-    u->dec_ns += decode_ns(r);
+    mtp_metrics_add_request(&u->m, r->accepted, r->n_steps, r->n_output,
+                            r->total_ns > r->ttft_ns ? r->total_ns - r->ttft_ns : 0);
     double cells = 0, sum = r->experts_touched ? experts_sum(r, &cells) : 0;
     u->exp_sum += sum;
     u->exp_n += cells;
@@ -243,14 +234,14 @@ static void group_units(const struct mtp_report_data *d, struct mtp_report_group
     for (int i = 0; i < g->n_requests; i++) {
         if (i == 0 || strcmp(ks[i].key, ks[i - 1].key) != 0) {
             g->unit_keys[g->n_units] = mtp_xstrdup(ks[i].key);
-            g->units[g->n_units].reach = mtp_xcalloc((size_t)g->k + 1, sizeof(double));
+            mtp_metrics_init(&g->units[g->n_units].m, g->k);
             g->n_units++;
         }
         g->requests[i] = ks[i].idx; /* members in unit order from here on */
         g->member_unit[i] = g->n_units - 1;
         const struct mtp_request_record *r = &d->requests[ks[i].idx].rec;
         int p = partner[ks[i].idx];
-        unit_add(&g->units[g->n_units - 1], g->k, r, p >= 0 ? &d->requests[p].rec : NULL);
+        unit_add(&g->units[g->n_units - 1], r, p >= 0 ? &d->requests[p].rec : NULL);
         g->n_steps += r->n_steps;
         g->n_tokens += r->n_output > 0 ? r->n_output - 1 : 0;
         g->has_baseline |= p >= 0;
@@ -278,7 +269,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
         if (r->depth != g->depth || r->drafting != g->drafting)
             g->depth = -1;
         if (r->depth > g->k)
-            g->k = r->depth;
+            g->k = r->depth < MTP_METRICS_MAX_DEPTH ? r->depth : MTP_METRICS_MAX_DEPTH;
     }
     bool by_t = by_has(opt, MTP_REPORT_KEY_TEMPERATURE);
     g->temperature = by_t ? r0->temperature : NAN;
@@ -385,10 +376,8 @@ int mtp_report_build(const struct mtp_report_data *d, const struct mtp_report_op
 
 void mtp_report_group_release(struct mtp_report_group *g)
 {
-    for (int u = 0; u < g->n_units; u++) {
-        free(g->units[u].reach);
+    for (int u = 0; u < g->n_units; u++)
         free(g->unit_keys[u]);
-    }
     free(g->units);
     free(g->unit_keys);
     free(g->requests);

@@ -11,18 +11,18 @@
 #ifndef MTP_REPORT_INTERNAL_H
 #define MTP_REPORT_INTERNAL_H
 
+#include "metrics.h" /* defines: struct mtp_metrics */
 #include "report.h"
 
 /* One prompt of one group: sums over its requests (all repeats and, when the
- * grouping merges them, all sampling settings). */
+ * grouping merges them, all sampling settings). The acceptance and speed sums
+ * are analysis/metrics.h accumulators, so the report and the runner's
+ * end-of-run table share one implementation of tau, alpha_j, beta_j,
+ * accept_rate and tokens/s; a resample merges each unit as often as it was
+ * drawn. */
 struct mtp_report_unit {
-    double steps;        /* N: decode steps */
-    double emitted;      /* sum e_s = output tokens after the first */
-    double accepted;     /* sum a_s */
-    double drafted;      /* sum over steps of the step's K */
-    double *reach;       /* [k + 1]: steps with a_s >= j (reach[0] = steps) */
-    double dec_tok, dec_ns;   /* tokens and decode time (total - ttft) */
-    double pair_tok, pair_ns; /* the same, only requests paired with a baseline */
+    struct mtp_metrics m;     /* steps, emitted, accepted, reach[], decode time */
+    double pair_tok, pair_ns; /* tokens and decode time of requests paired with a baseline */
     double base_tok, base_ns; /* the paired baseline requests' */
     double exp_sum, exp_n;    /* experts_touched: sum and number of (step, layer) cells */
     double pexp_sum, pexp_n;  /* the same, only requests whose baseline has experts */

@@ -28,14 +28,15 @@ static json_t *cell_json(const struct mtp_report_cell *c, bool interval)
     case MTP_REPORT_CELL_TEXT: return json_string(c->text);
     case MTP_REPORT_CELL_INT: return json_integer((json_int_t)c->i);
     case MTP_REPORT_CELL_NUM:
+    case MTP_REPORT_CELL_STAT:
+        /* A metric column keeps one shape, {value, lo, hi}, in every row. */
         if (!interval)
             return num_or_null(c->stat.value);
-        /* fall through: a numeric metric column keeps one shape */
-    case MTP_REPORT_CELL_STAT:
         return json_pack("{s:o, s:o, s:o}", "value", num_or_null(c->stat.value), "lo",
                          num_or_null(c->stat.lo), "hi", num_or_null(c->stat.hi));
-    default: return json_null();
+    default: break;
     }
+    return json_null();
 }
 
 static json_t *rows_json(const struct mtp_report_table *t)

@@ -135,26 +135,20 @@ void mtp_report_wpercentiles(const struct mtp_report_wset *set, const double *w,
 
 static double ratio(double num, double den) { return den > 0 ? num / den : NAN; }
 
-/* Sums of the weighted units into S (a unit-shaped accumulator). */
-static void eval_sums(const struct mtp_report_group *g, const double *w,
-                      struct mtp_report_unit *s, double *reach)
+/* The weighted units: acceptance and speed sums into M (each unit merged as
+ * often as it was drawn), the pairing and MoE sums into S. */
+static void eval_sums(const struct mtp_report_group *g, const double *w, struct mtp_metrics *m,
+                      struct mtp_report_unit *s)
 {
     memset(s, 0, sizeof *s);
-    for (int j = 0; j <= g->k; j++)
-        reach[j] = 0;
+    mtp_metrics_init(m, g->k);
     for (int u = 0; u < g->n_units; u++) {
         const struct mtp_report_unit *x = &g->units[u];
         double c = w[u];
+        for (int i = 0; i < (int)c; i++)
+            mtp_metrics_merge(m, &x->m);
         if (c == 0)
             continue;
-        s->steps += c * x->steps;
-        s->emitted += c * x->emitted;
-        s->accepted += c * x->accepted;
-        s->drafted += c * x->drafted;
-        for (int j = 0; j <= g->k; j++)
-            reach[j] += c * x->reach[j];
-        s->dec_tok += c * x->dec_tok;
-        s->dec_ns += c * x->dec_ns;
         s->pair_tok += c * x->pair_tok;
         s->pair_ns += c * x->pair_ns;
         s->base_tok += c * x->base_tok;
@@ -187,13 +181,11 @@ static void eval_latency(const struct mtp_report_group *g, const double *w, doub
 void mtp_report_eval(const struct mtp_report_group *g, const double *w, double *out)
 {
     struct mtp_report_unit s;
-    double reach_buf[MTP_SPEC_MAX_DEPTH + 1];
-    double *reach = g->k < MTP_SPEC_MAX_DEPTH ? reach_buf : mtp_xcalloc((size_t)g->k + 1,
-                                                                        sizeof *reach);
-    eval_sums(g, w, &s, reach);
-    out[MTP_REPORT_M_TAU] = ratio(s.emitted, s.steps);
-    out[MTP_REPORT_M_ACCEPT_RATE] = ratio(s.accepted, s.drafted);
-    out[MTP_REPORT_M_TOKENS_PER_S] = ratio(s.dec_tok, s.dec_ns * 1e-9);
+    struct mtp_metrics m;
+    eval_sums(g, w, &m, &s);
+    out[MTP_REPORT_M_TAU] = mtp_metrics_tau(&m);
+    out[MTP_REPORT_M_ACCEPT_RATE] = mtp_metrics_accept_rate(&m);
+    out[MTP_REPORT_M_TOKENS_PER_S] = mtp_metrics_tokens_per_s(&m);
     out[MTP_REPORT_M_SPEEDUP] = s.base_tok > 0 ? ratio(ratio(s.pair_tok, s.pair_ns),
                                                        ratio(s.base_tok, s.base_ns)) : NAN;
     out[MTP_REPORT_M_EXPERTS] = ratio(s.exp_sum, s.exp_n);
@@ -206,9 +198,7 @@ void mtp_report_eval(const struct mtp_report_group *g, const double *w, double *
                                 out + MTP_REPORT_M_SPEEDUP_MEDIAN);
     eval_latency(g, w, out);
     for (int j = 1; j <= g->k; j++) {
-        out[MTP_REPORT_M_COUNT + j - 1] = ratio(reach[j], reach[j - 1]);
-        out[MTP_REPORT_M_COUNT + g->k + j - 1] = ratio(reach[j], reach[0]);
+        out[MTP_REPORT_M_COUNT + j - 1] = mtp_metrics_alpha(&m, j);
+        out[MTP_REPORT_M_COUNT + g->k + j - 1] = mtp_metrics_beta(&m, j);
     }
-    if (reach != reach_buf)
-        free(reach);
 }

@@ -1,45 +1,122 @@
 /*
- * cmd_generate.c - `mtpbench generate`: greedy continuation of a prompt given
- * as token ids, with single-token decoding on the main model.
+ * cmd_generate.c - `mtpbench generate`: continue one prompt with single-token
+ * decoding or MTP speculative decoding (engine/decode.h), and print the
+ * continuation and the step statistics.
  *
- *   mtpbench generate --model DIR --prompt-ids 1,2,3 -n 32 [--threads N] [--backend cpu]
+ *   mtpbench generate --model DIR --prompt "text" [-n 32] [--mtp K [--drafting exact|chain]]
+ *                     [--temperature T --top-p P --top-k K --seed S] [--threads N]
+ *   mtpbench generate --model DIR --prompt-ids 1,2,3 ...   (prints token ids)
+ *
+ * On a terminal, tokens that came from accepted drafts are shown in color;
+ * statistics (steps, tau, acceptance per draft position, tokens/s) go to stderr.
  */
 #include <getopt.h> /* defines: getopt_long */
 #include <stdio.h>  /* defines: printf */
 #include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: strcmp, strlen */
+#include <unistd.h> /* defines: isatty */
 
+#include "analysis/metrics.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "engine/decode.h"
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "engine/model.h"
+#include "engine/tokenizer.h"
 
 struct generate_args {
     const char *model_dir;
     const char *backend;
-    int32_t *prompt;
+    const char *text;  /* --prompt */
+    int32_t *prompt;   /* --prompt-ids */
     int n_prompt;
     int n_new;
     int threads;
+    int depth;         /* --mtp K; 0 = baseline */
+    enum mtp_decode_drafting drafting;
+    int module;
+    struct mtp_sampling sampling;
+    uint64_t seed;
 };
 
 static void generate_usage(FILE *f)
 {
-    fprintf(f, "usage: mtpbench generate --model DIR --prompt-ids 1,2,3 [-n 32] [--threads N]\n"
-               "                         [--backend cpu|cuda]\n\n"
-               "Greedy single-token decoding on the main model; prints the new token ids.\n");
+    fprintf(f,
+            "usage: mtpbench generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [-n 32]\n"
+            "                         [--mtp K] [--drafting exact|chain] [--module M]\n"
+            "                         [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
+            "                         [--threads N] [--backend cpu|cuda]\n\n"
+            "Continue a prompt: single-token decoding, or with --mtp K speculative decoding with\n"
+            "K drafts per step from the model's MTP modules (exact: module k drafts token k,\n"
+            "K <= modules; chain: module M (default 1) reused K times). Greedy unless\n"
+            "--temperature > 0. Prints the continuation (text for --prompt, ids for\n"
+            "--prompt-ids; accepted drafts in color on a terminal) and step statistics.\n");
+}
+
+static int parse_mode(struct generate_args *a, int c, const char *arg)
+{
+    long v;
+    double x;
+    switch (c) {
+    case 'k':
+        if (mtp_cli_parse_int("--mtp", arg, 0, 64, &v))
+            return 2;
+        a->depth = (int)v;
+        return 0;
+    case 'd':
+        if (strcmp(arg, "exact") && strcmp(arg, "chain")) {
+            fprintf(stderr, "mtpbench: error: option --drafting: expected exact or chain, found "
+                            "'%s'\n", arg);
+            return 2;
+        }
+        a->drafting = arg[0] == 'e' ? MTP_DECODE_DRAFTING_EXACT : MTP_DECODE_DRAFTING_CHAIN;
+        return 0;
+    case 'M':
+        if (mtp_cli_parse_int("--module", arg, 1, 64, &v))
+            return 2;
+        a->module = (int)v;
+        return 0;
+    case 'T':
+        if (mtp_cli_parse_double("--temperature", arg, 0, 100, &x))
+            return 2;
+        a->sampling.temperature = (float)x;
+        return 0;
+    case 'P':
+        if (mtp_cli_parse_double("--top-p", arg, 1e-6, 1, &x))
+            return 2;
+        a->sampling.top_p = (float)x;
+        return 0;
+    case 'K':
+        if (mtp_cli_parse_int("--top-k", arg, 0, 1L << 30, &v))
+            return 2;
+        a->sampling.top_k = (int)v;
+        return 0;
+    case 's':
+        if (mtp_cli_parse_int("--seed", arg, 0, 0x7fffffffL, &v))
+            return 2;
+        a->seed = (uint64_t)v;
+        return 0;
+    }
+    return -1;
 }
 
 static int generate_parse(int argc, char **argv, struct generate_args *a)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"prompt-ids", required_argument, 0, 'p'},
-        {"threads", required_argument, 0, 't'}, {"backend", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},    {"prompt-ids", required_argument, 0, 'p'},
+        {"prompt", required_argument, 0, 'x'},   {"threads", required_argument, 0, 't'},
+        {"backend", required_argument, 0, 'b'},  {"mtp", required_argument, 0, 'k'},
+        {"drafting", required_argument, 0, 'd'}, {"module", required_argument, 0, 'M'},
+        {"temperature", required_argument, 0, 'T'}, {"top-p", required_argument, 0, 'P'},
+        {"top-k", required_argument, 0, 'K'},    {"seed", required_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
-    *a = (struct generate_args){.backend = "cpu", .n_new = 32};
+    *a = (struct generate_args){.backend = "cpu", .n_new = 32,
+                                .drafting = MTP_DECODE_DRAFTING_EXACT,
+                                .sampling = {.temperature = 0, .top_p = 1, .top_k = 0}};
     long v;
-    int c;
+    int c, rc;
     optind = 1;
     while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
         switch (c) {
@@ -48,8 +125,9 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
             if (mtp_cli_parse_ids("--prompt-ids", optarg, &a->prompt, &a->n_prompt))
                 return 2;
             break;
+        case 'x': a->text = optarg; break;
         case 'n':
-            if (mtp_cli_parse_int("-n", optarg, 0, 1 << 20, &v))
+            if (mtp_cli_parse_int("-n", optarg, 1, 1 << 20, &v))
                 return 2;
             a->n_new = (int)v;
             break;
@@ -60,42 +138,112 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
             break;
         case 'b': a->backend = optarg; break;
         case 'h': generate_usage(stdout); return 1;
-        default: generate_usage(stderr); return 2;
+        default:
+            rc = parse_mode(a, c, optarg);
+            if (rc < 0) {
+                generate_usage(stderr);
+                return 2;
+            }
+            if (rc)
+                return rc;
         }
     }
-    if (!a->model_dir || !a->prompt) {
-        fprintf(stderr, "mtpbench: error: generate needs --model and --prompt-ids\n");
+    if (!a->model_dir || (!a->prompt == !a->text)) {
+        fprintf(stderr, "mtpbench: error: generate needs --model and one of --prompt, "
+                        "--prompt-ids\n");
         generate_usage(stderr);
         return 2;
     }
     return 0;
 }
 
-static int argmax(const float *x, int n)
+/* Print the continuation: runs of tokens with the same origin, colored on a
+ * terminal when they are accepted drafts. */
+static void print_output(const struct mtp_decode_result *r, const struct mtp_tokenizer *tok,
+                         const char *prompt_text)
 {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
-static int generate_run(const struct generate_args *a, struct mtp_engine *e)
-{
-    const struct mtp_config *c = &mtp_engine_model(e)->cfg;
-    float *logits = mtp_xmalloc(sizeof(float) * c->vocab_size);
-    int status = mtp_engine_prefill(e, a->prompt, a->n_prompt, logits, NULL);
-    int pos = a->n_prompt;
-    for (int i = 0; i < a->n_new && status == MTP_OK; i++) {
-        int32_t tok = argmax(logits, c->vocab_size);
-        printf(i ? ",%d" : "%d", tok);
-        if (tok == c->eos_token_id)
-            break;
-        status = mtp_engine_forward(e, &tok, 1, pos++, logits, NULL);
+    bool color = isatty(fileno(stdout));
+    if (prompt_text)
+        fputs(prompt_text, stdout);
+    for (int i = 0; i < r->n_output;) {
+        int j = i;
+        while (j < r->n_output && r->from_draft[j] == r->from_draft[i])
+            j++;
+        if (color && r->from_draft[i])
+            fputs("\033[32m", stdout);
+        if (tok) {
+            size_t len;
+            char *s = mtp_tokenizer_decode(tok, r->output + i, j - i, false, &len);
+            if (s)
+                fwrite(s, 1, len, stdout);
+            free(s);
+        } else {
+            for (int t = i; t < j; t++)
+                printf(t ? ",%d" : "%d", r->output[t]);
+        }
+        if (color && r->from_draft[i])
+            fputs("\033[0m", stdout);
+        i = j;
     }
     printf("\n");
-    free(logits);
-    return status;
+}
+
+static void print_stats(const struct generate_args *a, const struct mtp_decode_result *r)
+{
+    struct mtp_metrics m;
+    mtp_metrics_init(&m, a->depth);
+    mtp_metrics_add_request(&m, r->accepted, r->n_steps, r->n_output, r->total_ns - r->ttft_ns);
+    fprintf(stderr, "\n%d prompt tokens, %d new tokens (%s), %d steps, tau %.3f", r->n_prompt,
+            r->n_output, r->stop == MTP_DECODE_STOP_EOS ? "eos" : "max tokens", r->n_steps,
+            mtp_metrics_tau(&m));
+    if (a->depth > 0) {
+        fprintf(stderr, ", accept rate %.3f\nacceptance per draft position (alpha_j):",
+                mtp_metrics_accept_rate(&m));
+        for (int j = 1; j <= a->depth; j++)
+            fprintf(stderr, " %.3f", mtp_metrics_alpha(&m, j));
+    }
+    fprintf(stderr, "\nttft %.2f ms, decode %.1f tokens/s\n", r->ttft_ns * 1e-6,
+            mtp_metrics_tokens_per_s(&m));
+}
+
+static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
+                           const struct mtp_tokenizer *tok, const int32_t *prompt, int n)
+{
+    const struct mtp_config *c = &mtp_engine_model(e)->cfg;
+    struct mtp_decode_params p = {
+        .drafting = a->depth > 0 ? a->drafting : MTP_DECODE_DRAFTING_NONE,
+        .depth = a->depth,
+        .chain_module = a->module,
+        .sampling = a->sampling,
+        .max_new_tokens = a->n_new,
+        .eos_token_id = c->eos_token_id >= 0 ? c->eos_token_id
+                                             : (tok ? mtp_tokenizer_eos_id(tok) : -1),
+    };
+    mtp_rng_seed_stream(&p.rng, a->seed, 0, 0, 0);
+    struct mtp_decode_result r;
+    if (mtp_decode_run(e, &p, prompt, n, &r))
+        return MTP_ERR;
+    print_output(&r, a->text ? tok : NULL, a->text);
+    print_stats(a, &r);
+    mtp_decode_result_free(&r);
+    return MTP_OK;
+}
+
+/* The prompt's ids: --prompt-ids as given, or --prompt through the tokenizer. */
+static int generate_prompt(const struct generate_args *a, struct mtp_tokenizer **tok,
+                           int32_t **ids, int *n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", a->model_dir);
+    if (a->prompt) {
+        *ids = a->prompt;
+        *n = a->n_prompt;
+        return MTP_OK;
+    }
+    if (mtp_tokenizer_load(path, tok))
+        return MTP_ERR;
+    bool bos = mtp_tokenizer_bos_id(*tok) >= 0;
+    return mtp_tokenizer_encode(*tok, a->text, strlen(a->text), bos, ids, n);
 }
 
 int mtp_cmd_generate(int argc, char **argv)
@@ -107,19 +255,30 @@ int mtp_cmd_generate(int argc, char **argv)
     struct mtp_model *model = NULL;
     struct mtp_backend *be = NULL;
     struct mtp_engine *e = NULL;
+    struct mtp_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    int n = 0;
     int status = mtp_model_load(a.model_dir, &model);
     if (!status)
+        status = generate_prompt(&a, &tok, &ids, &n);
+    if (!status && n < 1)
+        status = mtp_error_set("the prompt has no tokens");
+    if (!status)
         status = mtp_backend_create(a.backend, a.threads, &be);
-    struct mtp_engine_options opt = {.max_positions = a.n_prompt + a.n_new + 16, .max_batch = 64};
+    struct mtp_engine_options opt = {
+        .max_positions = mtp_decode_positions_needed(n, a.n_new, a.depth), .max_batch = 64};
     if (!status)
         status = mtp_engine_create(model, be, &opt, &e);
     if (!status)
-        status = generate_run(&a, e);
+        status = generate_decode(&a, e, tok, ids, n);
     if (status)
         rc = mtp_cli_fail();
     mtp_engine_free(e);
     mtp_backend_free(be);
+    mtp_tokenizer_free(tok);
     mtp_model_free(model);
+    if (ids != a.prompt)
+        free(ids);
     free(a.prompt);
     return rc;
 }

@@ -339,12 +339,31 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
 
 int mtp_engine_cache_len(const struct mtp_engine *e, int module) { return e->cache_len[module]; }
 
+/* Fill rows [from, to) of every cache of MODULE with NaN. */
+static void poison_rows(struct mtp_engine *e, int module, int from, int to)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    size_t n = (size_t)(to - from) * e->cache_width;
+    float *nan_rows = mtp_xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        nan_rows[i] = __builtin_nanf("");
+    int first = module == 0 ? 0 : c->num_hidden_layers + module - 1;
+    int last = module == 0 ? c->num_hidden_layers : first + 1;
+    for (int l = first; l < last; l++)
+        e->be->upload(e->bctx, e->cache[l] + (size_t)from * e->cache_width, nan_rows,
+                      n * sizeof(float));
+    free(nan_rows);
+}
+
 void mtp_engine_truncate(struct mtp_engine *e, int module, int length)
 {
     MTP_CHECK(module >= 0 && module <= e->model->cfg.num_nextn_predict_layers);
     MTP_CHECK(length >= 0);
-    if (length < e->cache_len[module])
-        e->cache_len[module] = length;
+    if (length >= e->cache_len[module])
+        return;
+    if (e->opt.poison_rollback)
+        poison_rows(e, module, length, e->cache_len[module]);
+    e->cache_len[module] = length;
 }
 
 void mtp_engine_read_cache(struct mtp_engine *e, int layer, int start, int n, float *out)

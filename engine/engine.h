@@ -14,6 +14,7 @@
 #ifndef MTP_ENGINE_H
 #define MTP_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../kernels/backend.h"
@@ -24,6 +25,8 @@ struct mtp_engine;
 struct mtp_engine_options {
     int max_positions; /* cache capacity per layer (prompt + generated + drafts) */
     int max_batch;     /* most tokens in one forward; longer prefills are chunked */
+    bool poison_rollback; /* tests: truncation fills the dropped cache rows with NaN, so any
+                           * later read of stale entries shows up in the results */
 };
 
 /* Create an engine for MODEL on BACKEND (both borrowed; they must outlive it).

@@ -146,7 +146,8 @@ static int golden_teardown(void **state)
 static struct mtp_engine *make_engine(struct golden *g, int max_batch)
 {
     struct mtp_engine *e = NULL;
-    struct mtp_engine_options opt = {.max_positions = 2 * g->T + 8, .max_batch = max_batch};
+    struct mtp_engine_options opt = {
+        .max_positions = 2 * g->T + 8, .max_batch = max_batch, .poison_rollback = true};
     if (mtp_engine_create(g->model, g->be, &opt, &e))
         fail_msg("engine: %s", mtp_error_message());
     return e;
