@@ -248,13 +248,22 @@ static void tex_escape(FILE *f, const char *s)
     }
 }
 
+/* Key columns that hold names (left-aligned); numbers are right-aligned. */
+static bool text_column(const char *key)
+{
+    static const char *const names[] = {"decoder", "drafting", "category", "dataset", "run"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(key, names[i]) == 0)
+            return true;
+    return false;
+}
+
 static void tex_section(FILE *f, const struct mtp_report_table *t, const char *title,
                         const int *cols, int n)
 {
     fprintf(f, "%% %s\n\\begin{tabular}{", title);
     for (int i = 0; i < n; i++)
-        fputc(t->cols[cols[i]].section == 0 && t->cols[cols[i]].fmt == MTP_REPORT_FMT_PLAIN &&
-                      strcmp(t->cols[cols[i]].key, "depth") != 0 ? 'l' : 'r', f);
+        fputc(text_column(t->cols[cols[i]].key) ? 'l' : 'r', f);
     fprintf(f, "}\n\\toprule\n");
     for (int i = 0; i < n; i++)
         fprintf(f, "%s%s", i ? " & " : "", t->cols[cols[i]].tex); /* headers are LaTeX already */

@@ -36,6 +36,8 @@ static json_t *cell_json(const struct mtp_report_cell *c, bool interval)
                          num_or_null(c->stat.lo), "hi", num_or_null(c->stat.hi));
     default: break;
     }
+    if (interval) /* an empty metric cell keeps the shape too */
+        return json_pack("{s:n, s:n, s:n}", "value", "lo", "hi");
     return json_null();
 }
 

@@ -272,13 +272,16 @@ static void full_columns(struct mtp_report_table *t, const struct mtp_report *r)
                 snprintf(tex, sizeof tex, "%s %s", f ? "TPOT" : "TTFT", pn[p]);
                 mtp_report_table_col(t, key, label, tex, s, MTP_REPORT_FMT_2);
             }
-        s = mtp_report_table_section(t, "Step latency by phase (ms)");
-        for (int ph = 0; ph < MTP_REPORT_PHASE_COUNT; ph++)
-            for (int p = 0; p < MTP_REPORT_NPCT; p++) {
+        /* One section per percentile keeps each table four intervals wide. */
+        for (int p = 0; p < MTP_REPORT_NPCT; p++) {
+            snprintf(label, sizeof label, "Step latency by phase, %s (ms)", pn[p]);
+            s = mtp_report_table_section(t, label);
+            for (int ph = 0; ph < MTP_REPORT_PHASE_COUNT; ph++) {
                 snprintf(key, sizeof key, "%s_ms_%s", mtp_report_phase_names[ph], pn[p]);
                 snprintf(label, sizeof label, "%s %s", mtp_report_phase_names[ph], pn[p]);
                 mtp_report_table_col(t, key, label, label, s, MTP_REPORT_FMT_3);
             }
+        }
     }
     if (any_experts(r)) {
         s = mtp_report_table_section(t, "MoE cost (distinct routed experts per step and MoE layer)");
@@ -307,8 +310,10 @@ static void full_cells(struct mtp_report_table *t, int row, int first,
     if (latency) {
         for (int m = MTP_REPORT_M_TTFT; m < MTP_REPORT_M_PHASE; m++)
             mtp_report_put_metric(t, row, c++, g, m, 1e-6);
-        for (int m = MTP_REPORT_M_PHASE; m < MTP_REPORT_M_COUNT; m++)
-            mtp_report_put_metric(t, row, c++, g, m, 1e-6);
+        for (int p = 0; p < MTP_REPORT_NPCT; p++)
+            for (int ph = 0; ph < MTP_REPORT_PHASE_COUNT; ph++)
+                mtp_report_put_metric(t, row, c++, g,
+                                      MTP_REPORT_M_PHASE + ph * MTP_REPORT_NPCT + p, 1e-6);
     }
     if (experts) {
         mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_EXPERTS, 1);

@@ -46,6 +46,18 @@ static int build_with(const struct mtp_report_data *d, const struct mtp_report_o
 
 /* ---- acceptance ------------------------------------------------------------ */
 
+/* S with LaTeX's special characters escaped into OUT (cut to CAP). */
+static void tex_escape(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s && n + 3 < cap; s++) {
+        if (strchr("_%&#{}$", *s))
+            out[n++] = '\\';
+        out[n++] = strchr("~^\\", *s) ? '-' : *s;
+    }
+    out[n] = '\0';
+}
+
 /* Distinct categories of R's groups, sorted (pointers into the data). */
 static int categories(const struct mtp_report *r, const char ***out)
 {
@@ -119,14 +131,17 @@ int mtp_report_table_acceptance(const struct mtp_report_data *d,
     mtp_report_key_columns(t, &all, by, 2, &kc);
     int first = t->n_cols;
     int s = mtp_report_table_section(t, "Acceptance");
-    char key[160], label[160];
+    char key[160], label[160], tex[200], cat_tex[128];
     for (int k = 0; k < n_cats; k++) {
+        tex_escape(cats[k], cat_tex, sizeof cat_tex);
         snprintf(key, sizeof key, "tau_%s", cats[k]);
         snprintf(label, sizeof label, "%s tau", cats[k]);
-        mtp_report_table_col(t, key, label, label, s, MTP_REPORT_FMT_2);
+        snprintf(tex, sizeof tex, "%s $\\tau$", cat_tex);
+        mtp_report_table_col(t, key, label, tex, s, MTP_REPORT_FMT_2);
         snprintf(key, sizeof key, "alpha_1_%s", cats[k]);
         snprintf(label, sizeof label, "%s alpha_1", cats[k]);
-        mtp_report_table_col(t, key, label, label, s, MTP_REPORT_FMT_2);
+        snprintf(tex, sizeof tex, "%s $\\alpha_1$", cat_tex);
+        mtp_report_table_col(t, key, label, tex, s, MTP_REPORT_FMT_2);
     }
     mtp_report_table_col(t, "tau", "all tau", "all $\\tau$", s, MTP_REPORT_FMT_2);
     mtp_report_table_col(t, "speedup", "speedup", "speedup", s, MTP_REPORT_FMT_2);

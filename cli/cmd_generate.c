@@ -199,8 +199,10 @@ static void print_stats(const struct generate_args *a, const struct mtp_decode_r
     if (a->depth > 0) {
         fprintf(stderr, ", accept rate %.3f\nacceptance per draft position (alpha_j):",
                 mtp_metrics_accept_rate(&m));
-        for (int j = 1; j <= a->depth; j++)
-            fprintf(stderr, " %.3f", mtp_metrics_alpha(&m, j));
+        for (int j = 1; j <= a->depth; j++) { /* "-": no step reached position j */
+            double al = mtp_metrics_alpha(&m, j);
+            fprintf(stderr, al == al ? " %.3f" : " -", al);
+        }
     }
     fprintf(stderr, "\nttft %.2f ms, decode %.1f tokens/s\n", r->ttft_ns * 1e-6,
             mtp_metrics_tokens_per_s(&m));

@@ -72,9 +72,9 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
     d->q = mtp_xmalloc((K + 1) * V * sizeof(float));
     d->p_target = mtp_xmalloc((K + 1) * V * sizeof(float));
     d->logits = mtp_xmalloc((K + 1) * V * sizeof(float));
-    /* One module forward covers the newly accepted positions (<= K + 1) and,
-     * for exact drafting, up to K - 1 draft-dependent ones. */
-    d->batch_cap = 2 * d->K + 2;
+    /* One module forward per step covers rows c_k..m-1: max(a + 1, k) <= K + 1
+     * rows (decode_draft.c); the prompt is filled by the engine in chunks. */
+    d->batch_cap = d->K + 1;
     d->batch_logits = mtp_xmalloc((size_t)d->batch_cap * V * sizeof(float));
     d->batch_tokens = mtp_xmalloc((size_t)d->batch_cap * sizeof(int32_t));
     d->work = mtp_xmalloc(V * sizeof(float));

@@ -105,8 +105,8 @@ int mtp_decode_step(struct mtp_decode *d, bool *done);
 const struct mtp_decode_result *mtp_decode_result(const struct mtp_decode *d);
 
 /* The drafts of the last MTP step: writes up to CAP tokens and returns K
- * (0 before the first step). LOGITS (may be NULL) gets the draft module's
- * logits at the draft position for draft k (1-based) when K_LOGITS > 0 (tests). */
+ * (0 before the first step). The logits [V] that draft k (1-based) was chosen
+ * from (the module's output at the draft position), or NULL (tests). */
 int mtp_decode_last_drafts(const struct mtp_decode *d, int32_t *drafts, int cap);
 const float *mtp_decode_last_draft_logits(const struct mtp_decode *d, int k);
 

@@ -485,9 +485,15 @@ static void attention_case(enum mtp_dtype dt, int n, int start_pos, uint64_t *s)
     snprintf(label, sizeof label, "mla_attention %s n=%d start=%d", mtp_dtype_name(dt), n,
              start_pos);
     const struct mtp_tolerance *tol = &tol_f32_ops;
-    static const struct mtp_tolerance tol_fp8 = {
-        .atol = 1e-3, .rtol = 1e-2, .min_cosine = 0.9999,
-        .why = "kv_b FP8 rounded to BF16 on the device: 2^-9 relative per weight"};
+    /* FP8 kv_b: every weight rounded to BF16 (2^-9) on the device; the score
+     * errors this causes (~|score| 2^-9) move the softmax by ~1%, so the bound is
+     * relative to the output's magnitude. */
+    double peak = 0.0;
+    for (int i = 0; i < n * H * dm.v; i++)
+        peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
+    struct mtp_tolerance tol_fp8 = {
+        .atol = 2e-2 * peak, .rtol = 2e-2, .min_cosine = 0.999,
+        .why = "kv_b FP8 rounded to BF16 on the device: 2^-9 relative per weight, through softmax"};
     if (dt == MTP_DTYPE_F8_E4M3)
         tol = &tol_fp8;
     assert_true(mtp_compare(label, got, want, (size_t)n * H * dm.v, tol, NULL));
@@ -808,7 +814,9 @@ static bool fwd_open(struct fwd *f, const char *variant)
     }
     if (mtp_model_load(dir, &f->model))
         fail_msg("%s: %s", variant, mtp_error_message());
-    struct mtp_engine_options opt = {.max_positions = PROMPT + GEN + 16, .max_batch = 32};
+    /* NaN-poisoned rollback: a stale cache row read after truncate shows up. */
+    struct mtp_engine_options opt = {
+        .max_positions = PROMPT + GEN + 16, .max_batch = 32, .poison_rollback = true};
     if (mtp_engine_create(f->model, g_pair.cpu, &opt, &f->cpu) ||
         mtp_engine_create(f->model, g_pair.cuda, &opt, &f->cuda))
         fail_msg("%s: %s", variant, mtp_error_message());

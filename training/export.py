@@ -120,8 +120,25 @@ def expected_tensors(cfg):
 SHARED_COPIES = ("embed_tokens.weight", "shared_head.head.weight")
 
 
+# keys of a training config that ModelConfig does not hold: accepted only with the values it implies
+IMPLIED = {"hidden_act": "silu", "attention_bias": False}
+
+
 def export(sd, hf_config, out_dir, verbose=True):
+    import dataclasses
     from mtpref.config import ModelConfig
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    for k, v in hf_config.items():
+        if k in known:
+            continue
+        if k == "num_key_value_heads":
+            if v != hf_config.get("num_attention_heads"):
+                raise ExportError("num_key_value_heads %r != num_attention_heads (MLA)" % v)
+        elif k in IMPLIED:
+            if v != IMPLIED[k]:
+                raise ExportError("config field %s = %r not supported (only %r)" % (k, v, IMPLIED[k]))
+        else:
+            raise ExportError("config field %r is unknown to ModelConfig: cannot be exported faithfully" % k)
     cfg = ModelConfig.from_dict(dict(hf_config))
     cfg.torch_dtype = "bfloat16"
     cfg.bos_token_id, cfg.eos_token_id = 0, 1
@@ -167,6 +184,7 @@ def export(sd, hf_config, out_dir, verbose=True):
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, "model.safetensors.tmp")
     save_file(tensors, tmp, metadata={"format": "pt"})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
     cfg.save(os.path.join(out_dir, "config.json"))
     n = sum(t.numel() for t in tensors.values())
@@ -174,6 +192,30 @@ def export(sd, hf_config, out_dir, verbose=True):
     if verbose:
         print("exported %d tensors, %d parameters, %.2f MB -> %s" % (len(tensors), n, size / 1e6, out_dir))
     return dict(tensors=len(tensors), params=n, bytes=size)
+
+
+def verify(sd, hf, out_dir, T=32):
+    """Round trip: the exported directory, loaded back, must give exactly the logits of the checkpoint
+    with its weights rounded to BF16 (same code path, fp32 compute; 1e-4 allows for BLAS summation order)."""
+    from evaluate import load_exported
+    from mtpref.model import DeepseekV3MTP
+    from mtpref.config import ModelConfig
+    _, m_exp = load_exported(out_dir)
+    ref = DeepseekV3MTP(ModelConfig.from_dict(dict(hf)))
+    rsd = {k: (v.float() if k.endswith("e_score_correction_bias") else v.to(torch.bfloat16).float())
+           for k, v in sd.items()}
+    ref.load_state_dict(rsd, strict=False)
+    ref.eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, hf["vocab_size"], (1, T), generator=g)
+    with torch.no_grad():
+        a, b = m_exp(ids), ref(ids)
+    diffs = [(a["logits"] - b["logits"]).abs().max().item()]
+    diffs += [(x - y).abs().max().item() for x, y in zip(a["mtp_logits"], b["mtp_logits"])]
+    if max(diffs) > 1e-4:  # same weights and code; only BLAS summation order may differ
+        raise SystemExit("export verification failed: max |logit diff| per output %s" % diffs)
+    print("verified: exported model reproduces the BF16-rounded checkpoint (max |logit diff| %.1e, main + %d "
+          "MTP depths)" % (max(diffs), len(diffs) - 1))
 
 
 def load_checkpoint(path):
@@ -191,6 +233,7 @@ def main():
         export(sd, hf, args.out_dir)
     except ExportError as e:
         raise SystemExit("export refused: %s" % e)
+    verify(sd, hf, args.out_dir)
     tok = os.path.join(args.out_dir, "tokenizer.json")
     if not os.path.exists(tok):
         print("warning: %s missing (the data engineer writes it)" % tok)

@@ -95,6 +95,7 @@ def main():
         save_file(tensors, tmp, metadata=md)
         size = os.path.getsize(tmp)
         if size <= args.max_bytes:
+            os.chmod(tmp, 0o644)
             os.replace(tmp, args.out)
             print("wrote %s: T=%d, %d tensors, %d bytes" % (args.out, T, len(tensors), size))
             print("text: %r" % text)

@@ -3,10 +3,9 @@
  * handle and workspace), vtable, memory ops, weight upload, error reporting.
  *
  * Memory: alloc is cudaMallocAsync + cudaMemsetAsync(0) on the context's
- * stream, release cudaFreeAsync; upload/copy are cudaMemcpyAsync on the stream
- * (an upload from pageable host memory has consumed the source when it
- * returns); download is cudaMemcpyAsync then a stream synchronise, so the host
- * copy is complete when it returns. synchronize waits for the stream (the
+ * stream, release cudaFreeAsync; copy is a stream-ordered cudaMemcpyAsync;
+ * upload and download are cudaMemcpyAsync then a stream synchronise, so the
+ * host buffer is free (upload) or complete (download) when they return. synchronize waits for the stream (the
  * decoding layer brackets its phase timers with it).
  *
  * Weights: prepare_weight uploads each parameter once, in the device type of
@@ -123,11 +122,17 @@ static void cuda_release(void *vctx, void *p)
         CUDA_CHECK(cudaFreeAsync(p, ctx->stream));
 }
 
+/* Synchronised: callers free or reuse SRC_HOST as soon as this returns (the
+ * engine's NaN poisoning does), and CUDA only says a pageable copy "might be"
+ * synchronous. The engine uploads at most once per forward (MTP hidden input),
+ * when the queue is nearly empty, so the wait costs microseconds. */
 static void cuda_upload(void *vctx, void *dst, const void *src_host, size_t bytes)
 {
     struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
-    if (bytes)
-        CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, ctx->stream));
+    if (!bytes)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, ctx->stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
 }
 
 static void cuda_download(void *vctx, void *dst_host, const void *src, size_t bytes)

@@ -237,6 +237,11 @@ struct mtp_cuda_gemv_seg {
 void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *segs, int n_segs,
                    bool swiglu);
 
+/* y = x W^T through the GEMV whatever n and MTP_CUDA_MATMUL are (router
+ * logits: fp32 activations and batch invariant in prefill too). */
+void mtp_cuda_matmul_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, const float *x,
+                          int x_stride, int n, float *y, int y_stride);
+
 /* y[i] = silu(g[i]) * u[i] in place into G, written as the CPU writes it. */
 void mtp_cuda_swiglu_inplace(struct mtp_cuda_ctx *ctx, float *g, const float *u, size_t count);
 

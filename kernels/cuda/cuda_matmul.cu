@@ -256,17 +256,12 @@ static bool use_cublas(const struct mtp_cuda_ctx *ctx, int n)
     return n > MTP_CUDA_SMALL_N;
 }
 
-extern "C" void mtp_cuda_matmul(void *vctx, const struct mtp_weight *w, const float *x,
-                                int x_stride, int n, float *y, int y_stride)
+void mtp_cuda_matmul_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, const float *x,
+                          int x_stride, int n, float *y, int y_stride)
 {
-    struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
     if (n <= 0 || w->rows <= 0)
         return;
     MTP_CHECK(x_stride >= w->cols && y_stride >= w->rows);
-    if (use_cublas(ctx, n)) {
-        matmul_cublas(ctx, w, x, x_stride, n, y, y_stride);
-        return;
-    }
     struct mtp_cuda_gemv_seg s = {};
     s.w0 = mtp_cuda_weight_ptr(w);
     s.wtype = mtp_cuda_weight_type(w);
@@ -278,6 +273,19 @@ extern "C" void mtp_cuda_matmul(void *vctx, const struct mtp_weight *w, const fl
     s.y = y;
     s.y_stride = y_stride;
     mtp_cuda_gemv(ctx, &s, 1, false);
+}
+
+extern "C" void mtp_cuda_matmul(void *vctx, const struct mtp_weight *w, const float *x,
+                                int x_stride, int n, float *y, int y_stride)
+{
+    struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
+    if (n <= 0 || w->rows <= 0)
+        return;
+    MTP_CHECK(x_stride >= w->cols && y_stride >= w->rows);
+    if (use_cublas(ctx, n))
+        matmul_cublas(ctx, w, x, x_stride, n, y, y_stride);
+    else
+        mtp_cuda_matmul_gemv(ctx, w, x, x_stride, n, y, y_stride);
 }
 
 /* -------------------------------------------------------------------- FFN */

@@ -2,8 +2,10 @@
  * cuda_moe.cu - MoE router and experts (MODEL.md §5), same semantics as
  * kernels/cpu/cpu_moe.c.
  *
- * Router: logits = W_router x through mtp_cuda_matmul (F32 output), then one
- * block per token:
+ * Router: logits = W_router x through the GEMV for every n (F32 activations
+ * and accumulation as MODEL.md §9 recommends, batch invariant even in
+ * prefill; the router is small, so re-reading it per 16-token tile is cheap),
+ * then one block per token:
  *   s = sigmoid(logits) (noaux_tc) or softmax(logits) (greedy,
  *   group_limited_greedy; max by reduction, the sum of exps sequential in
  *   expert order as on the CPU); b = s + bias (noaux_tc, bias for selection
@@ -194,7 +196,7 @@ extern "C" void mtp_cuda_route(void *vctx, const struct mtp_moe *moe,
                                         moe->score_bias.cols * moe->score_bias.rows == E));
     float *logits =
         (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_LOGITS, (size_t)n * E * sizeof(float));
-    mtp_cuda_matmul(ctx, &moe->router, x, moe->router.cols, n, logits, E);
+    mtp_cuda_matmul_gemv(ctx, &moe->router, x, moe->router.cols, n, logits, E);
     struct route_args a = {};
     a.logits = logits;
     a.bias = moe->score_bias.data ? (const float *)mtp_cuda_weight_ptr(&moe->score_bias) : NULL;
