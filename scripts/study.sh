@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# study.sh - the README's main command: install what the build needs, build,
+# run an experiment spec (default: experiments/default.json, the default study
+# on models/mtp-mini), and print the acceptance-rate table and the exact-vs-
+# chained drafting ablation from its log. Writes the full report (report.md,
+# report.json) beside the log and, when python3 with matplotlib is available,
+# the plots (PNG) too; plotting is optional and never fails the command.
+#
+#   scripts/study.sh                       # the default study (minutes on 2 cores)
+#   scripts/study.sh experiments/quick.json
+#
+# A finished log is reused (the run is resumed, which does nothing when every
+# request is in the log); an interrupted one is continued. Delete the log (the
+# path is printed) to measure again. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+spec="${1:-experiments/default.json}"
+[ -f "$spec" ] || { echo "study: no spec file '$spec'" >&2; exit 2; }
+start=$(date +%s)
+
+echo "== build (scripts/build.sh)" >&2
+scripts/build.sh
+
+# The log is <output_dir>/<name>.msgpack with output_dir relative to the spec's
+# directory and name defaulting to the spec's file stem (spec/experiment-spec.md).
+spec_field() { # KEY: the string value of a top-level key of the spec, or ""
+  sed -n 's/^[[:space:]]*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$spec" | head -n 1
+}
+out_rel=$(spec_field output_dir)
+name=$(spec_field name)
+[ -n "$name" ] || name=$(basename "$spec" .json)
+[ -n "$out_rel" ] || { echo "study: cannot find output_dir in $spec" >&2; exit 2; }
+case "$out_rel" in
+  /*) out_dir="$out_rel" ;;
+  *) out_dir="$(dirname "$spec")/$out_rel" ;;
+esac
+log="$out_dir/$name.msgpack"
+
+echo "== run $spec -> $log" >&2
+build/mtpbench run "$spec" --resume
+
+echo >&2
+echo "== report" >&2
+build/mtpbench report "$log" --table acceptance
+echo
+build/mtpbench report "$log" --table ablation
+build/mtpbench report "$log" --out "$out_dir/report.md"
+build/mtpbench report "$log" --by decoder,temperature,category --out "$out_dir/report-by-category.md"
+build/mtpbench report "$log" --format json --out "$out_dir/report.json"
+echo
+echo "full report: $out_dir/report.md (per category: $out_dir/report-by-category.md, json: $out_dir/report.json)"
+
+# Plots: optional. The project venv first, then the system python3.
+py=""
+for cand in .venv/bin/python python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import matplotlib' >/dev/null 2>&1; then
+    py="$cand"
+    break
+  fi
+done
+if [ -n "$py" ]; then
+  "$py" analysis/plots.py "$log" --mtpbench build/mtpbench ||
+    echo "study: plotting failed (the tables above are complete)" >&2
+else
+  echo "study: no python3 with matplotlib: plots skipped (pip install matplotlib msgpack)" >&2
+fi
+echo "study: done in $(( $(date +%s) - start )) s" >&2
