@@ -59,6 +59,8 @@ struct mtp_report_run {
     char *host;
     int64_t start_unix_ns;
     char *label;          /* "<name>@<UTC start>" for tables */
+    char *model_dir, *backend, *cpu, *git_commit; /* provenance ("" when absent) */
+    int threads;
 };
 
 struct mtp_report_request {

@@ -16,7 +16,7 @@
 
 #include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 
-enum { CELL_CAP = 96 };
+enum { CELL_CAP = 160 }; /* three numbers of < 32 characters and the brackets */
 
 int mtp_report_format_parse(const char *s, enum mtp_report_format *out)
 {
@@ -47,7 +47,7 @@ static void fmt_number(char *buf, size_t cap, double v, enum mtp_report_fmt f)
 static void cell_text(const struct mtp_report_cell *c, enum mtp_report_fmt f, bool tex,
                       char *buf, size_t cap)
 {
-    char v[40], lo[40], hi[40];
+    char v[32], lo[32], hi[32];
     switch (c->kind) {
     case MTP_REPORT_CELL_TEXT: snprintf(buf, cap, "%s", c->text); break;
     case MTP_REPORT_CELL_INT: snprintf(buf, cap, "%lld", (long long)c->i); break;
@@ -99,6 +99,13 @@ static void md_header(FILE *f, const struct mtp_report_table *t, const struct mt
         fprintf(f, "%s %s", i ? "," : "", m->data->files[i]);
     fprintf(f, " (%d requests, %d run%s)\n\n", m->data->n_requests, m->data->n_runs,
             m->data->n_runs == 1 ? "" : "s");
+    for (int i = 0; i < m->data->n_runs; i++) {
+        const struct mtp_report_run *r = &m->data->runs[i];
+        fprintf(f, "- run %s: model %s, backend %s, %d thread%s, CPU %s, host %s, commit %.12s\n",
+                r->label, r->model_dir, r->backend, r->threads, r->threads == 1 ? "" : "s",
+                r->cpu, r->host, r->git_commit[0] ? r->git_commit : "unknown");
+    }
+    fprintf(f, "\n");
 }
 
 static void md_row(FILE *f, const struct mtp_report_table *t, const int *cols, int n,

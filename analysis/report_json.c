@@ -78,10 +78,12 @@ static void meta_json(json_t *root, const struct mtp_report_meta *m)
             json_array_append_new(logs, json_string(m->data->files[i]));
         for (int i = 0; i < m->data->n_runs; i++) {
             const struct mtp_report_run *r = &m->data->runs[i];
-            json_array_append_new(runs, json_pack("{s:s, s:s, s:s, s:I, s:s}", "label", r->label,
-                                                  "name", r->name, "host", r->host,
-                                                  "start_unix_ns", (json_int_t)r->start_unix_ns,
-                                                  "file", r->file));
+            json_array_append_new(
+                runs, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:s}", "label",
+                                r->label, "name", r->name, "host", r->host, "start_unix_ns",
+                                (json_int_t)r->start_unix_ns, "file", r->file, "model_dir",
+                                r->model_dir, "backend", r->backend, "cpu", r->cpu, "threads",
+                                r->threads, "git_commit", r->git_commit));
         }
         json_object_set_new(root, "requests", json_integer(m->data->n_requests));
     }

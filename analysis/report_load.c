@@ -30,6 +30,12 @@ static char *run_label(const char *name, int64_t start_ns)
     return s;
 }
 
+static char *str_or_empty(const msgpack_object *o)
+{
+    char *s = mtp_log_obj_strdup(o);
+    return s ? s : mtp_xstrdup("");
+}
+
 /* The index of the run REC describes in D, adding it when new. */
 static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec,
                             const char *path)
@@ -52,6 +58,13 @@ static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec
     run->host = host;
     run->start_unix_ns = start;
     run->label = run_label(run->name, start);
+    run->model_dir = str_or_empty(mtp_log_map_get(mtp_log_map_get(rec, "model"), "dir"));
+    run->backend = str_or_empty(mtp_log_map_get(rec, "backend"));
+    run->cpu = str_or_empty(mtp_log_map_get(rec, "cpu"));
+    run->git_commit = str_or_empty(mtp_log_map_get(rec, "git_commit"));
+    int64_t threads = 0;
+    mtp_log_obj_int(mtp_log_map_get(rec, "threads"), &threads);
+    run->threads = (int)threads;
     return d->n_runs++;
 }
 
@@ -160,6 +173,10 @@ void mtp_report_data_free(struct mtp_report_data *d)
         free(d->runs[i].name);
         free(d->runs[i].host);
         free(d->runs[i].label);
+        free(d->runs[i].model_dir);
+        free(d->runs[i].backend);
+        free(d->runs[i].cpu);
+        free(d->runs[i].git_commit);
     }
     free(d->runs);
     for (int i = 0; i < d->n_requests; i++)

@@ -105,7 +105,8 @@ void mtp_report_stats_release(struct mtp_report_group *g)
 }
 
 /* The nearest rank of percentile P among a total weight W: ceil(P W), at
- * least 1. The epsilon keeps 0.9 * 10 = 9.000000000000002 at rank 9. */
+ * least 1. The epsilon is insurance against P W landing a rounding error
+ * above an integer (which would skip a rank). */
 static double nearest_rank(double p, double w)
 {
     double r = ceil(p * w - 1e-9);

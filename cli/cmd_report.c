@@ -123,7 +123,7 @@ static int report_parse(int argc, char **argv, struct report_args *a)
             return 1;
         }
         if (c == '?' || report_option(c, optarg, a)) {
-            report_usage(stderr);
+            fprintf(stderr, "Run 'mtpbench report --help' for the options.\n");
             return 2;
         }
     }

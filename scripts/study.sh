@@ -25,7 +25,12 @@ scripts/build.sh
 # The log is <output_dir>/<name>.msgpack with output_dir relative to the spec's
 # directory and name defaulting to the spec's file stem (spec/experiment-spec.md).
 spec_field() { # KEY: the string value of a top-level key of the spec, or ""
-  sed -n 's/^[[:space:]]*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$spec" | head -n 1
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json, sys; v = json.load(open(sys.argv[1])).get(sys.argv[2], "")
+print(v if isinstance(v, str) else "")' "$spec" "$1"
+  else # the first "KEY": "value" line (top-level keys come first in the shipped specs)
+    sed -n 's/^[[:space:]]*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$spec" | head -n 1
+  fi
 }
 out_rel=$(spec_field output_dir)
 name=$(spec_field name)

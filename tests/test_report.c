@@ -248,7 +248,7 @@ static void test_weighted_percentiles(void **state)
     mtp_report_wpercentiles(&set, w2, p, 3, out);
     assert_double_equal(out[0], 3, 0);
     assert_double_equal(out[1], 10, 0);
-    /* Ten equal weights: p90 is rank 9 exactly, not 10 (0.9 * 10 in floating point). */
+    /* Ten equal weights: nearest rank, no interpolation: p50 = 5th, p90 = 9th, p99 = 10th. */
     struct mtp_report_wsample t[10];
     double w3[10];
     for (int i = 0; i < 10; i++) {
@@ -269,7 +269,7 @@ static void bootstrap_log(char *path, size_t cap, const char *name, bool identic
 {
     struct req_def defs[5];
     for (int p = 0; p < 5; p++) {
-        static char ids[5][8];
+        static char ids[5][16];
         snprintf(ids[p], sizeof ids[p], "p%d", p);
         struct req_def d = {"mtp-chain-k3", 3, MTP_SPEC_DRAFTING_CHAIN, 0, 0.0, NULL, ids[p],
                             2 + p, {0}, 0, 1 * MS, 1 * MS, {0}, 0};

@@ -246,7 +246,7 @@ def param_table(model_dir, cfg):
                 draft_cost_ratio=(active_mtp_module) / (active_main - V * d))
 
 
-def write_card(model_dir, res, log_path, meta_path, md_table):
+def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
     from mtpref.config import ModelConfig
     cfg = ModelConfig.from_json(os.path.join(model_dir, "config.json"))
     D = cfg.num_nextn_predict_layers
@@ -326,13 +326,28 @@ def write_card(model_dir, res, log_path, meta_path, md_table):
     A("| **total** | %s | %d | %s | %s |\n" % (format(sp["train"]["tokens"], ","), sp["train"]["docs"],
                                                 format(sp["valid"]["tokens"], ","), format(sp["heldout"]["tokens"], ",")))
     A("## Training\n")
+    resumes = [r for r in log if r.get("event") == "resume"]
+    final_args = None
+    if ckpt_path and os.path.exists(ckpt_path):
+        final_args = torch.load(ckpt_path, map_location="cpu").get("args")
+
+    def cmd(a, resume=False):
+        out = os.path.relpath(a["out"], ROOT) if os.path.isabs(a["out"]) else a["out"]
+        c = ".venv/bin/python training/train.py --out %s --time-budget-min %g --val-windows %d --log-every-s %g" % (
+            out, a["time_budget_min"], a["val_windows"], a["log_every_s"])
+        if a.get("threads", 2) != 2:
+            c += " --threads %d" % a["threads"]
+        return c + (" --resume" if resume else "")
     if args:
-        A("```\ncd /work/main   # repository root\n.venv/bin/python training/train.py --out %s --time-budget-min %g --val-windows %d --log-every-s %g\n"
+        legs = [cmd(args)]
+        if resumes:
+            legs.append("# stopped after the checkpoint at step %s and resumed with (elapsed time, data position, "
+                        "RNG and optimizer carry over):" % ", ".join(str(x) for x in sorted({r["step"] for r in resumes})))
+            legs.append(cmd(final_args or resumes[-1].get("args") or args, resume=True))
+        A("```\ncd /work/main   # repository root\n%s\n"
           ".venv/bin/python training/export.py training/checkpoints/mtp-mini/final.pt models/mtp-mini\n"
           ".venv/bin/python training/evaluate.py models/mtp-mini --card\n"
-          ".venv/bin/python training/golden_default.py\n```\n"
-          % (os.path.relpath(args["out"], ROOT) if os.path.isabs(args["out"]) else args["out"],
-             args["time_budget_min"], args["val_windows"], args["log_every_s"]))
+          ".venv/bin/python training/golden_default.py\n```\n" % "\n".join(legs))
         A("Settings (train.py defaults): window T = %d, batch %d windows (%d tokens/step), AdamW (beta2 %.2f, "
           "weight decay %.2f on matrices), peak lr %.1e, warmup %.0f%% of the budget (at least %d steps) then "
           "cosine to %.1e scheduled on elapsed wall time, router weights at %.1fx lr, gradient clip %.1f, fp32, "
@@ -349,8 +364,13 @@ def write_card(model_dir, res, log_path, meta_path, md_table):
           "\n" % (e["step"], format(e["tokens"], ","), e["tokens"] / sp["train"]["tokens"], e["elapsed_s"] / 60,
                   ("%.0f-%.0f" % (min(tok_s), max(tok_s))) if tok_s else "?",
                   sorted(tok_s)[len(tok_s) // 2] if tok_s else 0))
+    byst = {}
+    for v in vals:  # a step logged twice (two processes after a resume): keep the last record
+        byst[v["step"]] = v
+    vals = [byst[k] for k in sorted(byst)]
     if vals:
-        A("Validation during training (valid.bin, %d fixed windows):\n" % args.get("val_windows", 0))
+        A("Validation during training (valid.bin, %d fixed windows of %d tokens):\n"
+          % (args.get("val_windows", 0), args.get("seq", 0)))
         A("| step | tokens | elapsed min | loss main | " + " | ".join("loss d%d" % k for k in range(1, D + 1))
           + " | " + " | ".join("agree d%d" % k for k in range(1, D + 1)) + " |")
         A("|" + "---|" * (4 + 2 * D))
@@ -413,6 +433,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--card", action="store_true", help="write <model_dir>/README.md")
     ap.add_argument("--log", default=os.path.join(ROOT, "training/checkpoints/train_log.jsonl"))
+    ap.add_argument("--checkpoint", default=os.path.join(ROOT, "training/checkpoints/mtp-mini/final.pt"),
+                    help="the final checkpoint (its args give the last training command for the card)")
     args = ap.parse_args()
     out = args.out or os.path.join(ROOT, "training/checkpoints/eval_" + os.path.basename(os.path.normpath(args.model_dir)))
     cfg, res = evaluate(args.model_dir, args.data, args.split, args.seq, args.windows, 4, args.gen_prompts,
@@ -427,7 +449,7 @@ def main():
         f.write(table)
     print(table)
     if args.card:
-        write_card(args.model_dir, res, args.log, os.path.join(args.data, "meta.json"), table)
+        write_card(args.model_dir, res, args.log, os.path.join(args.data, "meta.json"), table, args.checkpoint)
         print("wrote", os.path.join(args.model_dir, "README.md"))
 
 

@@ -453,7 +453,7 @@ def main():
         state["budget_s"] = args.time_budget_min * 60.0  # the budget may be changed on resume
         state["done"] = False
         print("resumed at step %d, %.1f min elapsed" % (state["step"], state["elapsed"] / 60), flush=True)
-        log_jsonl(args.log, dict(event="resume", step=state["step"], elapsed_s=state["elapsed"]))
+        log_jsonl(args.log, dict(event="resume", step=state["step"], elapsed_s=state["elapsed"], args=vars(args)))
     else:
         pc = param_counts(model, hf)
         print("config %s: %s" % (args.config, json.dumps(pc)), flush=True)
