@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# results.sh - regenerate the measured parts of RESULTS.md and results/*.png:
+# runs the README's main command (scripts/study.sh) on the default study from
+# scratch (the old log is moved to runs/default/default.msgpack.old), times it,
+# copies the plots and the full report into results/, and replaces each block
+# between "<!-- BEGIN x -->" and "<!-- END x -->" in RESULTS.md (x = timing,
+# acceptance, ablation). The hand-written notes outside the blocks are kept;
+# re-read them against the new numbers.
+#
+#   scripts/results.sh            # about 5 minutes on 2 cores
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=runs/default/default.msgpack
+if [ -f "$log" ]; then
+  mv "$log" "$log.old"
+  echo "results: previous log kept as $log.old" >&2
+fi
+mkdir -p runs/default results
+start=$(date +%s)
+scripts/study.sh experiments/default.json > runs/default/study-output.txt
+wall=$(( $(date +%s) - start ))
+
+cp runs/default/acceptance_by_position.png runs/default/depth_tau_speedup.png \
+   runs/default/phase_latency.png results/ 2>/dev/null ||
+  echo "results: plots missing (no matplotlib?)" >&2
+cp runs/default/report.md results/report.md
+cp runs/default/report-by-category.md results/report-by-category.md
+
+gen=$(mktemp -d)
+trap 'rm -rf "$gen"' EXIT
+# Tables with their headings demoted below RESULTS.md's own sections.
+build/mtpbench report "$log" --table acceptance | sed 's/^# /### /' > "$gen/acceptance"
+build/mtpbench report "$log" --table ablation | sed 's/^# /### /' > "$gen/ablation"
+{
+  echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)):"
+  echo "\`scripts/study.sh\` (build, default study, report, plots) took **${wall} s** wall time."
+  echo "The build directory already existed (an incremental build); a first build adds its compile time."
+} > "$gen/timing"
+
+# Replace the blocks in place.
+for block in timing acceptance ablation; do
+  awk -v name="$block" -v file="$gen/$block" '
+    $0 == "<!-- BEGIN " name " -->" { print; while ((getline line < file) > 0) print line; skip = 1; next }
+    $0 == "<!-- END " name " -->" { skip = 0 }
+    !skip { print }
+  ' RESULTS.md > "$gen/RESULTS.md"
+  cp "$gen/RESULTS.md" RESULTS.md
+done
+echo "results: RESULTS.md and results/ updated (${wall} s); now re-check the notes." >&2
