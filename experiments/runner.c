@@ -2,6 +2,7 @@
  * runner.c - `mtpbench run` (see runner.h): validation and setup, warm-up,
  * the request loop with resume, logging, and the summary.
  */
+#include <omp.h> /* defines: omp_get_max_threads */
 #include "runner.h"
 
 #include <errno.h>    /* defines: errno */
@@ -223,7 +224,8 @@ static int write_run_record(struct mtp_runner *r, const char *commit)
                   .vocab_size = c->vocab_size, .params = pc.total},
         .git_commit = commit,
         .backend = mtp_spec_backend_name(r->spec.backend),
-        .threads = r->spec.threads,
+        /* The threads actually used: a spec's 0 means all cores. */
+        .threads = r->spec.threads > 0 ? r->spec.threads : omp_get_max_threads(),
     };
     return mtp_log_write_run(r->log, &info);
 }

@@ -10,6 +10,9 @@
  *     (logits, hidden states and latent cache rows);
  *   - chunked prefill (max_batch smaller than the prompt) equals one chunk.
  * Fixtures: tests/fixtures/<variant>/{config.json, model.safetensors, golden.safetensors}.
+ * The shipped model models/mtp-mini is checked the same way against
+ * tests/fixtures/mtp-mini-golden.safetensors (training/golden_default.py):
+ * logits, post-norm hidden states and every MTP module's outputs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -112,13 +115,19 @@ static void trace_i32(void *user, const char *name, int layer, const int32_t *da
 static int golden_setup(void **state)
 {
     struct golden *g = *state;
-    snprintf(g->dir, sizeof g->dir, "%s/tests/fixtures/%s", MTP_SOURCE_DIR, g->variant);
+    char path[600];
+    if (!strcmp(g->variant, "mtp-mini")) {
+        snprintf(g->dir, sizeof g->dir, "%s/models/mtp-mini", MTP_SOURCE_DIR);
+        snprintf(path, sizeof path, "%s/tests/fixtures/mtp-mini-golden.safetensors",
+                 MTP_SOURCE_DIR);
+    } else {
+        snprintf(g->dir, sizeof g->dir, "%s/tests/fixtures/%s", MTP_SOURCE_DIR, g->variant);
+        snprintf(path, sizeof path, "%s/golden.safetensors", g->dir);
+    }
     if (mtp_model_load(g->dir, &g->model)) {
         fprintf(stderr, "%s\n", mtp_error_message());
         return -1;
     }
-    char path[600];
-    snprintf(path, sizeof path, "%s/golden.safetensors", g->dir);
     if (mtp_checkpoint_open_file(path, &g->ref) || mtp_backend_cpu_create(0, &g->be)) {
         fprintf(stderr, "%s\n", mtp_error_message());
         return -1;
@@ -266,6 +275,27 @@ static void test_verify_is_bitwise_decode(void **state)
     free(lv), free(ld), free(hv), free(hd), free(cv), free(cd);
 }
 
+/* The shipped model: outputs only (its golden file has no per-layer tensors). */
+static void test_shipped_model_matches_reference(void **state)
+{
+    struct golden *g = *state;
+    const struct mtp_config *c = &g->model->cfg;
+    struct mtp_engine *e = make_engine(g, 64);
+    float *logits = malloc(sizeof(float) * g->T * c->vocab_size);
+    float *hidden = malloc(sizeof(float) * g->T * c->hidden_size);
+    assert_int_equal(mtp_engine_forward(e, g->tokens, g->T, 0, logits, hidden), MTP_OK);
+    check_f32(g, "logits", logits, g->T, c->vocab_size);
+    check_f32(g, "hidden", hidden, g->T, c->hidden_size);
+    check_mtp_modules(g, e, hidden);
+    fprintf(stderr, "%s: %d tensors compared, %d mismatched, max |engine - reference| %.3g (%s)\n",
+            g->variant, g->compared, g->failures, g->max_err, g->max_err_name);
+    assert_int_equal(g->compared, 2 + 2 * c->num_nextn_predict_layers);
+    assert_int_equal(g->failures, 0);
+    mtp_engine_free(e);
+    free(logits);
+    free(hidden);
+}
+
 #define VARIANT_TESTS(v)                                                                           \
     cmocka_unit_test_prestate_setup_teardown(test_matches_reference, golden_setup,                \
                                              golden_teardown, &(struct golden){.variant = v}),   \
@@ -281,6 +311,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         VARIANT_TESTS("v3-f32"), VARIANT_TESTS("v3-bf16"),      VARIANT_TESTS("v3-fp8"),
         VARIANT_TESTS("v2-f32"), VARIANT_TESTS("v2-group-f32"),
+        cmocka_unit_test_prestate_setup_teardown(test_shipped_model_matches_reference,
+                                                 golden_setup, golden_teardown,
+                                                 &(struct golden){.variant = "mtp-mini"}),
+        cmocka_unit_test_prestate_setup_teardown(test_verify_is_bitwise_decode, golden_setup,
+                                                 golden_teardown,
+                                                 &(struct golden){.variant = "mtp-mini"}),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
