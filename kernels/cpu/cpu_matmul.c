@@ -267,6 +267,75 @@ row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, in
     }
 }
 
+#ifdef __AVX2__
+static inline __m256 load_bf16x8(const uint16_t *src)
+{
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+
+/*
+ * row_tile for a BF16 row read straight from the mapping: each 8-column chunk
+ * is widened in registers and fused into the accumulators, instead of being
+ * decoded into a buffer first (the decode-and-store was half of decode time).
+ * The floats and their order are exactly those of row_tile, so results are
+ * bitwise the same as the buffered path (n > MATMUL_TILE) uses.
+ */
+static inline __attribute__((always_inline)) void
+row_tile_bf16(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt, float *y,
+              int y_stride)
+{
+    const int cols = w->cols, nv = cols & ~7;
+    const uint16_t *src = (const uint16_t *)w->data + (size_t)r * (size_t)cols;
+    __m256 acc[MATMUL_TILE][4];
+    for (int t = 0; t < nt; t++)
+        for (int j = 0; j < 4; j++)
+            acc[t][j] = _mm256_setzero_ps();
+    int c = 0;
+    for (; c + 32 <= nv; c += 32) {
+        __m256 w0 = load_bf16x8(src + c), w1 = load_bf16x8(src + c + 8);
+        __m256 w2 = load_bf16x8(src + c + 16), w3 = load_bf16x8(src + c + 24);
+        for (int t = 0; t < nt; t++) {
+            const float *xt = x + (size_t)t * (size_t)x_stride + c;
+            acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + 8), acc[t][1]);
+            acc[t][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xt + 16), acc[t][2]);
+            acc[t][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xt + 24), acc[t][3]);
+        }
+    }
+    for (; c < nv; c += 8) {
+        int j = (c >> 3) & 3;
+        __m256 wv = load_bf16x8(src + c);
+        for (int t = 0; t < nt; t++)
+            acc[t][j] = _mm256_fmadd_ps(
+                wv, _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c), acc[t][j]);
+    }
+    for (int t = 0; t < nt; t++) {
+        const float *xt = x + (size_t)t * (size_t)x_stride;
+        float s = acc_reduce(acc[t]);
+        for (int cc = nv; cc < cols; cc++)
+            s = fmaf(mtp_bf16_to_f32(src[cc]), xt[cc], s);
+        y[(size_t)t * (size_t)y_stride + (size_t)r] = s;
+    }
+}
+
+/* Token tiles of one BF16 row (the fused path). */
+static void row_bf16_tiles(const struct mtp_weight *w, int r, const float *x, int x_stride, int n,
+                           float *y, int y_stride)
+{
+    for (int t0 = 0; t0 < n; t0 += MATMUL_TILE) {
+        const float *xt = x + (size_t)t0 * (size_t)x_stride;
+        float *yt = y + (size_t)t0 * (size_t)y_stride;
+        switch (n - t0 < MATMUL_TILE ? n - t0 : MATMUL_TILE) {
+        case 1: row_tile_bf16(w, r, xt, x_stride, 1, yt, y_stride); break;
+        case 2: row_tile_bf16(w, r, xt, x_stride, 2, yt, y_stride); break;
+        case 3: row_tile_bf16(w, r, xt, x_stride, 3, yt, y_stride); break;
+        default: row_tile_bf16(w, r, xt, x_stride, 4, yt, y_stride); break;
+        }
+    }
+}
+#endif
+
 /*
  * Rows [r0, r1) for all n tokens. With one token tile a converted row is
  * decoded segment by segment into BUF; with several tiles it is decoded once
@@ -277,6 +346,13 @@ static void matmul_rows(const struct mtp_weight *w, int r0, int r1, const float 
                         int n, float *y, int y_stride, float *row_buf)
 {
     float buf[SEG] __attribute__((aligned(64)));
+#ifdef __AVX2__
+    if (!row_buf && w->dtype == MTP_DTYPE_BF16) {
+        for (int r = r0; r < r1; r++)
+            row_bf16_tiles(w, r, x, x_stride, n, y, y_stride);
+        return;
+    }
+#endif
     for (int r = r0; r < r1; r++) {
         const float *row = NULL;
         if (row_buf) {
