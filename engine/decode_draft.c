@@ -98,11 +98,11 @@ static const float *module_rows(struct mtp_decode *d, int module, int shift, con
     MTP_CHECK(rows >= 1 && rows <= d->batch_cap);
     for (int r = 0; r < rows; r++)
         d->batch_tokens[r] = token_at(d, c + r + shift);
-    *rc = mtp_engine_mtp_forward(d->e, module, d->batch_tokens, in + (size_t)c * d->dm, rows, c,
-                                 d->batch_logits, out + (size_t)c * d->dm);
+    *rc = mtp_engine_mtp_forward_last(d->e, module, d->batch_tokens, in + (size_t)c * d->dm,
+                                      rows, c, d->batch_logits, out + (size_t)c * d->dm);
     if (*rc)
         mtp_error_wrap("decode: MTP module %d at positions %d..%d: ", module, c, m - 1);
-    return d->batch_logits + (size_t)(rows - 1) * d->V;
+    return d->batch_logits;
 }
 
 static int draft_exact(struct mtp_decode *d)

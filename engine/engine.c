@@ -298,10 +298,10 @@ int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float
     return MTP_OK;
 }
 
-/* One chunk of MTP module LAYER: x = eh_proj [enorm(Emb(tok)) ; hnorm(h)], block, head. */
+/* One chunk of MTP module LAYER: x = eh_proj [enorm(Emb(tok)) ; hnorm(h)], block,
+ * shared_head.norm into s.xn (and HIDDEN_OUT); the head is applied by the caller. */
 static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
-                      const float *hidden_in, int n, int start_pos, float *logits,
-                      float *hidden_out)
+                      const float *hidden_in, int n, int start_pos, float *hidden_out)
 {
     const struct mtp_config *c = &e->model->cfg;
     const struct mtp_layer *layer = mtp_model_module(e->model, module);
@@ -314,12 +314,23 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);
     mtp_engine_trace(e, "mtp_input", layer->index, e->s.x, n, d, d);
     mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
-    emit_outputs(e, &layer->nextn.head_norm, layer->nextn.head, n, logits, hidden_out);
+    emit_outputs(e, &layer->nextn.head_norm, NULL, n, NULL, hidden_out);
 }
 
-int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *tokens,
-                           const float *hidden_in, int n, int start_pos, float *logits,
-                           float *hidden_out)
+/* Head rows [first, n) of the chunk in s.xn into LOGITS [n - first, V]. */
+static void mtp_head_rows(struct mtp_engine *e, int module, int first, int n, float *logits)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    const struct mtp_layer *layer = mtp_model_module(e->model, module);
+    size_t rows = (size_t)(n - first);
+    e->be->matmul(e->bctx, layer->nextn.head, e->s.xn + (size_t)first * c->hidden_size,
+                  c->hidden_size, (int)rows, e->s.logits, c->vocab_size);
+    e->be->download(e->bctx, logits, e->s.logits, rows * c->vocab_size * sizeof(float));
+}
+
+static int mtp_forward_impl(struct mtp_engine *e, int module, const int32_t *tokens,
+                            const float *hidden_in, int n, int start_pos, float *logits,
+                            bool last_only, float *hidden_out)
 {
     const struct mtp_config *c = &e->model->cfg;
     if (module < 1 || module > c->num_nextn_predict_layers)
@@ -330,11 +341,31 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
         mtp_chunk(e, module, tokens + done, hidden_in + (size_t)done * c->hidden_size, chunk,
-                  start_pos + done, logits ? logits + (size_t)done * c->vocab_size : NULL,
+                  start_pos + done,
                   hidden_out ? hidden_out + (size_t)done * c->hidden_size : NULL);
+        if (logits && !last_only)
+            mtp_head_rows(e, module, 0, chunk, logits + (size_t)done * c->vocab_size);
+        else if (logits && done + chunk == n)
+            mtp_head_rows(e, module, chunk - 1, chunk, logits);
     }
     e->cache_len[module] = start_pos + n;
     return MTP_OK;
+}
+
+int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *tokens,
+                           const float *hidden_in, int n, int start_pos, float *logits,
+                           float *hidden_out)
+{
+    return mtp_forward_impl(e, module, tokens, hidden_in, n, start_pos, logits, false,
+                            hidden_out);
+}
+
+int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t *tokens,
+                                const float *hidden_in, int n, int start_pos, float *last_logits,
+                                float *hidden_out)
+{
+    return mtp_forward_impl(e, module, tokens, hidden_in, n, start_pos, last_logits, true,
+                            hidden_out);
 }
 
 int mtp_engine_cache_len(const struct mtp_engine *e, int module) { return e->cache_len[module]; }

@@ -60,6 +60,13 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
                            const float *hidden_in, int n, int start_pos, float *logits,
                            float *hidden_out);
 
+/* The same, with logits only for the last position (LAST_LOGITS [V], may be
+ * NULL): drafting extends a module's cache over several rows but reads one
+ * draft, and the head is most of a small module's cost. */
+int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t *tokens,
+                                const float *hidden_in, int n, int start_pos, float *last_logits,
+                                float *hidden_out);
+
 /* Cache lengths and rollback. module 0 = main model, 1..D = MTP modules. */
 int mtp_engine_cache_len(const struct mtp_engine *e, int module);
 void mtp_engine_truncate(struct mtp_engine *e, int module, int length);
