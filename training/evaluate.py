@@ -359,9 +359,12 @@ def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
              args["gate_lr_mult"], args["clip"], args["seed"], args["mtp_lambda"], D, args["bias_gamma"]))
     if end:
         e = end[-1]
+        t0 = args.get("threads", 2)
+        t1 = (final_args or {}).get("threads", t0)
+        thr = "%d" % t0 if t0 == t1 else "%d then (after the resume) %d" % (t0, t1)
         A("Measured: %d optimizer steps, %s training tokens (%.2f epochs of train.bin), %.1f min wall time "
-          "on 2 CPU threads of a 2-core machine shared with other jobs (throughput %s tok/s, median %.0f)."
-          "\n" % (e["step"], format(e["tokens"], ","), e["tokens"] / sp["train"]["tokens"], e["elapsed_s"] / 60,
+          "on %s CPU thread(s) of a 2-core machine shared with other jobs (throughput %s tok/s, median %.0f)."
+          "\n" % (e["step"], format(e["tokens"], ","), e["tokens"] / sp["train"]["tokens"], e["elapsed_s"] / 60, thr,
                   ("%.0f-%.0f" % (min(tok_s), max(tok_s))) if tok_s else "?",
                   sorted(tok_s)[len(tok_s) // 2] if tok_s else 0))
     byst = {}
