@@ -30,6 +30,7 @@
 #include <sys/stat.h> /* defines: stat, mkdir */
 #include <unistd.h>   /* defines: readlink, symlink */
 
+#include "tests/support/test_files.h"
 #include "analysis/report.h"
 #include "engine/error.h"
 
@@ -40,42 +41,6 @@ static char log_path[512];
 static bool real_model;
 static int n_decoders; /* the spec's decoder grid, for the checks */
 static int max_exact, max_chain;
-
-static void tmp_file(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* A byte-level BPE tokenizer without merges: ids 0..255 are the bytes, which
- * fits the fixture's 256-token vocabulary. Byte b is written as the
- * character byte-level BPE maps it to (printable bytes as themselves, the
- * rest from U+0100 upwards). */
-static void byte_tokenizer(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": \"1.0\", \"added_tokens\": [], \"normalizer\": null,"
-          " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
-          " \"trim_offsets\": true, \"use_regex\": true}, \"post_processor\": null,"
-          " \"decoder\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false,"
-          " \"trim_offsets\": true, \"use_regex\": true},"
-          " \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null,"
-          " \"continuing_subword_prefix\": null, \"end_of_word_suffix\": null,"
-          " \"fuse_unk\": false, \"byte_fallback\": false, \"vocab\": {", f);
-    for (int b = 0, shifted = 0; b < 256; b++) {
-        bool keep = (b > 0x20 && b < 0x7f) || (b >= 0xa1 && b != 0xad);
-        fprintf(f, "%s\"\\u%04x\": %d", b ? ", " : "", keep ? b : 0x100 + shifted++, b);
-    }
-    fputs("}, \"merges\": []}}\n", f);
-    fclose(f);
-}
 
 static void fixture_link(const char *name)
 {
@@ -94,16 +59,16 @@ static void fixture_study(void)
     assert_int_equal(mkdir(dir, 0777), 0);
     fixture_link("config.json");
     fixture_link("model.safetensors");
-    byte_tokenizer("model/tokenizer.json");
-    tmp_file("code.jsonl",
+    test_write_byte_tokenizer(tmp, "model/tokenizer.json");
+    test_write_file(tmp, "code.jsonl",
              "{\"question_id\": 1, \"category\": \"code\", \"turns\": [\"int main(void) {\"]}\n"
              "{\"question_id\": 2, \"category\": \"code\", \"turns\": [\"for (i = 0; i < n\"]}\n"
              "{\"question_id\": 3, \"category\": \"code\", \"turns\": [\"return x + y;\"]}\n");
-    tmp_file("prose.jsonl",
+    test_write_file(tmp, "prose.jsonl",
              "{\"question_id\": 1, \"category\": \"prose\", \"turns\": [\"It was a dark\"]}\n"
              "{\"question_id\": 2, \"category\": \"prose\", \"turns\": [\"The quick brown\"]}\n"
              "{\"question_id\": 3, \"category\": \"prose\", \"turns\": [\"Once upon a time\"]}\n");
-    tmp_file("quick.json",
+    test_write_file(tmp, "quick.json",
              "{\"name\": \"quick\", \"model\": \"model\", \"threads\": 1,"
              " \"datasets\": [\"code.jsonl\", \"prose.jsonl\"], \"max_new_tokens\": 12,"
              " \"seed\": 5, \"sampling\": [{\"temperature\": 0}, {\"temperature\": 1}],"

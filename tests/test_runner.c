@@ -28,45 +28,9 @@
 #include "engine/error.h"
 #include "experiments/log.h"
 #include "experiments/runner.h"
+#include "tests/support/test_files.h"
 
 static char tmp[256];
-
-static void write_file(const char *rel, const char *text)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* GPT-2's byte-to-character map of byte-level BPE: printable bytes map to
- * themselves, the others to U+0100 upwards in byte order. */
-static void write_byte_tokenizer(const char *rel)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmp, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": [],"
-          " \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"ByteLevel\", "
-          "\"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true},"
-          " \"post_processor\": null, \"decoder\": {\"type\": \"ByteLevel\", "
-          "\"add_prefix_space\": false, \"trim_offsets\": true, \"use_regex\": true},"
-          " \"model\": {\"type\": \"BPE\", \"dropout\": null, \"unk_token\": null,"
-          " \"continuing_subword_prefix\": null, \"end_of_word_suffix\": null,"
-          " \"fuse_unk\": false, \"byte_fallback\": false, \"ignore_merges\": false,"
-          " \"vocab\": {", f);
-    int extra = 0;
-    for (int b = 0; b < 256; b++) {
-        bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-        int cp = printable ? b : 256 + extra++;
-        fprintf(f, "%s\"\\u%04x\": %d", b ? ", " : "", cp, b);
-    }
-    fputs("}, \"merges\": []}}\n", f);
-    fclose(f);
-}
 
 static void link_fixture(const char *name)
 {
@@ -104,16 +68,16 @@ static int setup(void **state)
     mkdir(dir, 0777);
     link_fixture("config.json");
     link_fixture("model.safetensors");
-    write_byte_tokenizer("model/tokenizer.json");
-    write_file("data/prose.jsonl",
+    test_write_byte_tokenizer(tmp, "model/tokenizer.json");
+    test_write_file(tmp, "data/prose.jsonl",
                "{\"question_id\": 1, \"category\": \"greeting\", \"turns\": [\"Hello world\"]}\n"
                "{\"question_id\": \"q2\", \"turns\": [\"The quick brown fox\"]}\n"
                "{\"question_id\": 3, \"category\": \"code\", \"turns\": [\"int main(void)\"]}\n");
     char spec[1024];
     snprintf(spec, sizeof spec, spec_text, "small", 2);
-    write_file("small.json", spec);
+    test_write_file(tmp, "small.json", spec);
     snprintf(spec, sizeof spec, spec_text, "deep", 3);
-    write_file("deep.json", spec);
+    test_write_file(tmp, "deep.json", spec);
     return 0;
 }
 
