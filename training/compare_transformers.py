@@ -8,7 +8,7 @@ O(1) logits is ~1e-6), 2 if transformers cannot be imported.
 
 Run:
     <python with torch >= 2 and transformers >= 4.51> training/compare_transformers.py [--dir tests/fixtures/v3-f32]
-The project's .venv has Debian's torch 1.13, which current transformers refuses, and its PyPI torch wheels
+The project's .venv has Debian's torch 1.13, which current transformers refuses, and current torch wheels
 pull multi-GB CUDA dependencies; so this does not run in the default environment. Any environment with
 torch >= 2 and transformers works: it needs numpy and torch only besides transformers (mtpref runs on it).
 
