@@ -287,9 +287,11 @@ static void matmul_case_run(const struct matmul_case *mc, uint64_t seed)
         be2->iface->matmul(be2->ctx, &tw.w, x + (size_t)t * xs, xs, 1, yt, ys);
         assert_memory_equal(yt, y1 + (size_t)t * ys, (size_t)mc->rows * sizeof(float));
     }
-    /* And tokens 1..3 as a batch of 3. */
-    be1->iface->matmul(be1->ctx, &tw.w, x + xs, xs, 3, y2, ys);
-    assert_memory_equal(y2, y1 + ys, ((size_t)2 * ys + mc->rows) * sizeof(float));
+    /* And tokens 1.. as batches of 2, 3 and 4 (each batch size has its own kernel path). */
+    for (int m = 2; m <= 4; m++) {
+        be1->iface->matmul(be1->ctx, &tw.w, x + xs, xs, m, y2, ys);
+        assert_memory_equal(y2, y1 + ys, ((size_t)(m - 1) * ys + mc->rows) * sizeof(float));
+    }
 
     mtp_backend_free(be1);
     mtp_backend_free(be2);

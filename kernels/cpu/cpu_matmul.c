@@ -320,39 +320,51 @@ row_tile_bf16(const struct mtp_weight *w, int r, const float *x, int x_stride, i
 }
 
 /*
- * Two BF16 rows against one token (decode): the same per-row chunk order and
- * reduction as row_tile_bf16, with the two rows' accumulator chains
- * interleaved so eight independent FMA chains hide the FMA latency that four
- * leave exposed. Results are bitwise those of row_tile_bf16.
+ * Two BF16 rows against NT <= 2 tokens (decode, and the 2-token verification
+ * of K = 1): the same per-row chunk order and reduction as row_tile_bf16,
+ * with the rows' accumulator chains interleaved so 8 (NT = 1) or 16 (NT = 2)
+ * independent FMA chains hide the FMA latency, and each widened weight chunk
+ * serves both tokens. Results are bitwise those of row_tile_bf16.
  */
-static void rows2_token1_bf16(const struct mtp_weight *w, int r, const float *x, float *y)
+static inline __attribute__((always_inline)) void
+rows2_tile_bf16(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt, float *y,
+                int y_stride)
 {
     const int cols = w->cols, nv = cols & ~7;
-    const uint16_t *a = (const uint16_t *)w->data + (size_t)r * (size_t)cols;
-    const uint16_t *b = a + cols;
-    __m256 acc_a[4], acc_b[4];
-    for (int j = 0; j < 4; j++)
-        acc_a[j] = acc_b[j] = _mm256_setzero_ps();
+    const uint16_t *src[2] = {(const uint16_t *)w->data + (size_t)r * (size_t)cols,
+                              (const uint16_t *)w->data + (size_t)(r + 1) * (size_t)cols};
+    __m256 acc[2][2][4];
+    for (int q = 0; q < 2; q++)
+        for (int t = 0; t < nt; t++)
+            for (int j = 0; j < 4; j++)
+                acc[q][t][j] = _mm256_setzero_ps();
     int c = 0;
     for (; c + 32 <= nv; c += 32)
         for (int j = 0; j < 4; j++) {
-            __m256 xv = _mm256_loadu_ps(x + c + 8 * j);
-            acc_a[j] = _mm256_fmadd_ps(load_bf16x8(a + c + 8 * j), xv, acc_a[j]);
-            acc_b[j] = _mm256_fmadd_ps(load_bf16x8(b + c + 8 * j), xv, acc_b[j]);
+            __m256 wa = load_bf16x8(src[0] + c + 8 * j), wb = load_bf16x8(src[1] + c + 8 * j);
+            for (int t = 0; t < nt; t++) {
+                __m256 xv = _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c + 8 * j);
+                acc[0][t][j] = _mm256_fmadd_ps(wa, xv, acc[0][t][j]);
+                acc[1][t][j] = _mm256_fmadd_ps(wb, xv, acc[1][t][j]);
+            }
         }
     for (; c < nv; c += 8) {
         int j = (c >> 3) & 3;
-        __m256 xv = _mm256_loadu_ps(x + c);
-        acc_a[j] = _mm256_fmadd_ps(load_bf16x8(a + c), xv, acc_a[j]);
-        acc_b[j] = _mm256_fmadd_ps(load_bf16x8(b + c), xv, acc_b[j]);
+        __m256 wa = load_bf16x8(src[0] + c), wb = load_bf16x8(src[1] + c);
+        for (int t = 0; t < nt; t++) {
+            __m256 xv = _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c);
+            acc[0][t][j] = _mm256_fmadd_ps(wa, xv, acc[0][t][j]);
+            acc[1][t][j] = _mm256_fmadd_ps(wb, xv, acc[1][t][j]);
+        }
     }
-    float sa = acc_reduce(acc_a), sb = acc_reduce(acc_b);
-    for (int cc = nv; cc < cols; cc++) {
-        sa = fmaf(mtp_bf16_to_f32(a[cc]), x[cc], sa);
-        sb = fmaf(mtp_bf16_to_f32(b[cc]), x[cc], sb);
-    }
-    y[r] = sa;
-    y[r + 1] = sb;
+    for (int q = 0; q < 2; q++)
+        for (int t = 0; t < nt; t++) {
+            const float *xt = x + (size_t)t * (size_t)x_stride;
+            float sum = acc_reduce(acc[q][t]);
+            for (int cc = nv; cc < cols; cc++)
+                sum = fmaf(mtp_bf16_to_f32(src[q][cc]), xt[cc], sum);
+            y[(size_t)t * (size_t)y_stride + (size_t)(r + q)] = sum;
+        }
 }
 
 /* Token tiles of one BF16 row (the fused path). */
@@ -387,7 +399,10 @@ static void matmul_rows(const struct mtp_weight *w, int r0, int r1, const float 
         int r = r0;
         if (n == 1)
             for (; r + 2 <= r1; r += 2)
-                rows2_token1_bf16(w, r, x, y);
+                rows2_tile_bf16(w, r, x, x_stride, 1, y, y_stride);
+        else if (n == 2)
+            for (; r + 2 <= r1; r += 2)
+                rows2_tile_bf16(w, r, x, x_stride, 2, y, y_stride);
         for (; r < r1; r++)
             row_bf16_tiles(w, r, x, x_stride, n, y, y_stride);
         return;
