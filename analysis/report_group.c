@@ -75,31 +75,16 @@ static bool by_has(const struct mtp_report_options *opt, enum mtp_report_key k)
 
 /* Fields are joined with 0x1f, which no decoder name, stem or id contains in
  * practice; numbers are zero-padded so that strcmp orders them numerically. */
-static char *key_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *key_printf(const char *fmt, ...)
-{
-    va_list ap, ap2;
-    va_start(ap, fmt);
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = mtp_xmalloc((size_t)n + 1);
-    vsnprintf(s, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    return s;
-}
-
 static char *pair_key(const struct mtp_report_request *q)
 {
     const struct mtp_request_record *r = &q->rec;
-    return key_printf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d", q->run, r->sampling_index, r->dataset,
+    return mtp_report_xprintf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d", q->run, r->sampling_index, r->dataset,
                       r->prompt_id, r->repeat);
 }
 
 static char *unit_key(const struct mtp_report_request *q)
 {
-    return key_printf("%08d\x1f%s\x1f%s", q->run, q->rec.dataset, q->rec.prompt_id);
+    return mtp_report_xprintf("%08d\x1f%s\x1f%s", q->run, q->rec.dataset, q->rec.prompt_id);
 }
 
 static char *group_key(const struct mtp_report_request *q, const struct mtp_report_options *opt)
@@ -110,18 +95,18 @@ static char *group_key(const struct mtp_report_request *q, const struct mtp_repo
         char *part = NULL;
         switch (opt->by[i]) {
         case MTP_REPORT_KEY_DECODER:
-            part = key_printf("%s\x1f%d\x1f%d\x1f%d", r->decoder, (int)r->mode, r->depth,
+            part = mtp_report_xprintf("%s\x1f%d\x1f%d\x1f%d", r->decoder, (int)r->mode, r->depth,
                               (int)r->drafting);
             break;
         case MTP_REPORT_KEY_TEMPERATURE:
-            part = key_printf("%.17g\x1f%.17g\x1f%d", r->temperature, r->top_p, r->top_k);
+            part = mtp_report_xprintf("%.17g\x1f%.17g\x1f%d", r->temperature, r->top_p, r->top_k);
             break;
         case MTP_REPORT_KEY_CATEGORY: part = mtp_xstrdup(r->category); break;
         case MTP_REPORT_KEY_DATASET: part = mtp_xstrdup(r->dataset); break;
-        case MTP_REPORT_KEY_RUN: part = key_printf("%08d", q->run); break;
+        case MTP_REPORT_KEY_RUN: part = mtp_report_xprintf("%08d", q->run); break;
         default: part = mtp_xstrdup(""); break;
         }
-        char *joined = key_printf("%s\x1e%s", s, part);
+        char *joined = mtp_report_xprintf("%s\x1e%s", s, part);
         free(s);
         free(part);
         s = joined;

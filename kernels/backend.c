@@ -12,6 +12,33 @@
 
 #include "../engine/error.h" /* defines: mtp_error_set */
 
+int mtp_weight_validate(const char *backend, const struct mtp_weight *w)
+{
+    const char *name = w->name ? w->name : "(unnamed)";
+    if (!w->data)
+        return MTP_OK;
+    switch (w->dtype) {
+    case MTP_DTYPE_F32:
+    case MTP_DTYPE_BF16:
+    case MTP_DTYPE_F16:
+    case MTP_DTYPE_F8_E4M3:
+        break;
+    default:
+        return mtp_error_set("%s backend: tensor %s: unsupported dtype %s (expected F32, BF16, "
+                             "F16 or F8_E4M3)",
+                             backend, name, mtp_dtype_name(w->dtype));
+    }
+    if (w->rows < 0 || w->cols < 0)
+        return mtp_error_set("%s backend: tensor %s: negative shape [%d, %d]", backend, name,
+                             w->rows, w->cols);
+    if (w->dtype == MTP_DTYPE_F8_E4M3 && !w->scale_inv)
+        return mtp_error_set("%s backend: FP8 tensor %s has no scale_inv", backend, name);
+    if (w->dtype == MTP_DTYPE_F8_E4M3 && (w->block_rows <= 0 || w->block_cols <= 0))
+        return mtp_error_set("%s backend: FP8 tensor %s: bad block size [%d, %d]", backend, name,
+                             w->block_rows, w->block_cols);
+    return MTP_OK;
+}
+
 int mtp_backend_create(const char *name, int n_threads, struct mtp_backend **out)
 {
     *out = NULL;

@@ -133,6 +133,13 @@ struct mtp_backend {
     void *ctx;
 };
 
+/* The checks every backend's prepare_weight starts with: a dtype the kernels
+ * read (F32, BF16, F16, F8_E4M3), a non-negative shape, and for FP8 its block
+ * scales. A descriptor without data (an absent optional tensor such as
+ * score_bias) passes: there is nothing to prepare. BACKEND names the backend
+ * in the message. Returns MTP_OK or MTP_ERR. */
+int mtp_weight_validate(const char *backend, const struct mtp_weight *w);
+
 /* Backends. Each returns MTP_OK and *OUT, or MTP_ERR with a message (e.g. no
  * GPU). n_threads <= 0 means all cores. */
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out);

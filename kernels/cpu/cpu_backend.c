@@ -78,37 +78,11 @@ static void cpu_memcpy(void *vctx, void *dst, const void *src, size_t bytes)
 
 static void cpu_synchronize(void *vctx) { (void)vctx; }
 
-/* Validate a parameter: a dtype the kernels read, data present, FP8 scales. A
- * descriptor with no data (an absent optional tensor such as score_bias) is
- * accepted: there is nothing to prepare. */
+/* The CPU reads weights in place from the mapping: validation is all there is. */
 static int cpu_prepare_weight(void *vctx, struct mtp_weight *w)
 {
     (void)vctx;
-    const char *name = w->name ? w->name : "(unnamed)";
-    if (!w->data)
-        return MTP_OK;
-    switch (w->dtype) {
-    case MTP_DTYPE_F32:
-    case MTP_DTYPE_BF16:
-    case MTP_DTYPE_F16:
-    case MTP_DTYPE_F8_E4M3:
-        break;
-    default:
-        return mtp_error_set("cpu backend: tensor %s: unsupported dtype %s (expected F32, BF16, "
-                             "F16 or F8_E4M3)",
-                             name, mtp_dtype_name(w->dtype));
-    }
-    if (w->rows < 0 || w->cols < 0)
-        return mtp_error_set("cpu backend: tensor %s: negative shape [%d, %d]", name, w->rows,
-                             w->cols);
-    if (w->dtype == MTP_DTYPE_F8_E4M3) {
-        if (!w->scale_inv)
-            return mtp_error_set("cpu backend: FP8 tensor %s has no scale_inv", name);
-        if (w->block_rows <= 0 || w->block_cols <= 0)
-            return mtp_error_set("cpu backend: FP8 tensor %s: bad block size [%d, %d]", name,
-                                 w->block_rows, w->block_cols);
-    }
-    return MTP_OK;
+    return mtp_weight_validate("cpu", w);
 }
 
 static const struct mtp_backend_i cpu_iface = {

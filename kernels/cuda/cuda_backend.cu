@@ -218,27 +218,10 @@ static int cuda_prepare_weight(void *vctx, struct mtp_weight *w)
 {
     struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
     const char *name = w->name ? w->name : "(unnamed)";
+    if (mtp_weight_validate("cuda", w))
+        return MTP_ERR;
     if (!w->data)
         return MTP_OK; /* an absent optional tensor (score_bias): nothing to upload */
-    switch (w->dtype) {
-    case MTP_DTYPE_F32:
-    case MTP_DTYPE_BF16:
-    case MTP_DTYPE_F16:
-    case MTP_DTYPE_F8_E4M3:
-        break;
-    default:
-        return mtp_error_set("cuda backend: tensor %s: unsupported dtype %s (expected F32, BF16, "
-                             "F16 or F8_E4M3)",
-                             name, mtp_dtype_name(w->dtype));
-    }
-    if (w->rows < 0 || w->cols < 0)
-        return mtp_error_set("cuda backend: tensor %s: negative shape [%d, %d]", name, w->rows,
-                             w->cols);
-    if (w->dtype == MTP_DTYPE_F8_E4M3 &&
-        (!w->scale_inv || w->block_rows <= 0 || w->block_cols <= 0))
-        return mtp_error_set("cuda backend: FP8 tensor %s has no scale_inv or a bad block size "
-                             "[%d, %d]",
-                             name, w->block_rows, w->block_cols);
     size_t rows = w->rows > 0 ? (size_t)w->rows : 1;
     size_t count = rows * (size_t)w->cols;
     enum mtp_cuda_wtype wt = mtp_cuda_weight_type(w);
