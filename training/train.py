@@ -78,6 +78,15 @@ CONFIGS = {
     "mini-l6": dict(BASE, num_hidden_layers=6),
     "mini-h320": dict(BASE, hidden_size=320, intermediate_size=960, moe_intermediate_size=256,
                       num_hidden_layers=4, num_attention_heads=5, num_key_value_heads=5),
+    # DeepSeek-V3's routing and proportions at laptop size (models/mtp-v3, issue 9): 256 fine-grained
+    # routed experts, 8 active, 8 groups of which 4 are kept, 1 shared expert, scale 2.5; the dense
+    # first layer is as wide as the 9 active experts together, as in V3 (18432 = 9 x 2048). 12 main
+    # layers make one MTP module (one MoE layer + eh_proj) under 1/8 of the main model's weight bytes
+    # per token even without counting the output head; 14 x 256 experts in FP8 fit the 64 MB budget.
+    "v3": dict(BASE, hidden_size=192, intermediate_size=216, moe_intermediate_size=24,
+               num_hidden_layers=12, num_attention_heads=3, num_key_value_heads=3,
+               q_lora_rank=96, kv_lora_rank=48, n_routed_experts=256, num_experts_per_tok=8,
+               n_group=8, topk_group=4, routed_scaling_factor=2.5),
     "tiny": dict(BASE, hidden_size=64, intermediate_size=128, moe_intermediate_size=64, q_lora_rank=32,
                  kv_lora_rank=32, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=2),
 }

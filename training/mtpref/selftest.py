@@ -175,6 +175,18 @@ def main():
                 ri, rw = ref_route(cfg, lg[n], bias)
                 check(ri == got_i[n], f"{vname} L{L} tok{n}: idx {got_i[n]} != ref {ri}")
                 check(all(abs(p - q) < 1e-12 for p, q in zip(rw, got_w[n])), f"{vname} L{L}: weights")
+        # batched expert dispatch == one expert at a time (values and gradients)
+        for L in model.moe_layer_indices():
+            moe = model.model.layers[L].mlp
+            xs = col[f"layers.{L}.ffn_norm"].reshape(-1, d).clone().requires_grad_(True)
+            idx, w, _ = moe.gate(xs)
+            counts = torch.bincount(idx.reshape(-1), minlength=cfg.n_routed_experts)
+            yb = moe._routed(xs, idx, w, counts)
+            gb = torch.autograd.grad(yb.square().sum(), xs, retain_graph=True)[0]
+            yl = moe._routed_loop(xs, idx, w)
+            gl = torch.autograd.grad(yl.square().sum(), xs)[0]
+            check(torch.allclose(yb, yl, atol=1e-12) and torch.allclose(gb, gl, atol=1e-10),
+                  f"{vname} L{L}: batched experts != loop ({(yb - yl).abs().max().item():.2e})")
         # MTP wiring recomputed by hand for module 1 and 2
         N = cfg.num_hidden_layers
         g = out["hidden"]
