@@ -10,9 +10,12 @@
  *   - bytes and FLOPs per decoded token (analytic, from the weights a token
  *     touches and the latent cache it reads) against the measured memory
  *     bandwidth (STREAM-like triad) and FP32 peak (FMA loop): roofline fractions.
+ *   - with --text DATASET, the routed experts a verification of n real tokens
+ *     reads, against independent routing (bench_sharing.c).
  * Every figure is the median of --repeats timed runs after a warm-up run.
  *
  *   mtpbench bench --model DIR [--threads N] [--backend cpu] [--context 128] [--repeats 5]
+ *                  [--text DATASET.jsonl] [--windows 32]
  */
 #include <getopt.h> /* defines: getopt_long */
 #include <stdio.h>  /* defines: printf */
@@ -20,6 +23,7 @@
 #include <time.h>   /* defines: clock_gettime */
 
 #include "analysis/roofline.h"
+#include "bench_sharing.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "engine/engine.h"
@@ -35,6 +39,8 @@ struct bench_args {
     int context;   /* P: prompt positions in the cache when decode/verify/draft are timed */
     int repeats;
     long stream_mib; /* triad footprint; 0 = 4 x LLC (at most 4 GiB) */
+    const char *text; /* dataset for the expert-sharing walk, or NULL */
+    int windows;      /* forwards per n in that walk */
 };
 
 struct bench {
@@ -69,10 +75,13 @@ static double median(double *v, int n)
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: mtpbench bench --model DIR [--threads N] [--backend cpu|cuda]\n"
-               "                      [--context P] [--repeats R] [--stream-mib M]\n\n"
+               "                      [--context P] [--repeats R] [--stream-mib M]\n"
+               "                      [--text DATASET.jsonl] [--windows W]\n\n"
                "Prefill and decode throughput, verification cost for n = 1..8 tokens and draft\n"
                "cost per MTP module relative to one decode, and roofline fractions against the\n"
-               "measured memory bandwidth and FP32 peak. Medians of R runs after a warm-up.\n");
+               "measured memory bandwidth and FP32 peak. Medians of R runs after a warm-up.\n"
+               "--text: also the routed experts per MoE layer that a verification of n real\n"
+               "tokens of DATASET reads (W forwards per n), against independent routing.\n");
 }
 
 static int bench_parse(int argc, char **argv, struct bench_args *a)
@@ -81,9 +90,10 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         {"model", required_argument, 0, 'm'},   {"threads", required_argument, 0, 't'},
         {"backend", required_argument, 0, 'b'}, {"context", required_argument, 0, 'c'},
         {"repeats", required_argument, 0, 'r'}, {"stream-mib", required_argument, 0, 's'},
+        {"text", required_argument, 0, 'x'},    {"windows", required_argument, 0, 'w'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
-    *a = (struct bench_args){.backend = "cpu", .context = 128, .repeats = 5};
+    *a = (struct bench_args){.backend = "cpu", .context = 128, .repeats = 5, .windows = 32};
     long v;
     int c;
     optind = 1;
@@ -91,6 +101,12 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         switch (c) {
         case 'm': a->model_dir = optarg; break;
         case 'b': a->backend = optarg; break;
+        case 'x': a->text = optarg; break;
+        case 'w':
+            if (mtp_cli_parse_int("--windows", optarg, 1, 4096, &v))
+                return 2;
+            a->windows = (int)v;
+            break;
         case 't':
         case 'c':
         case 'r':
@@ -324,6 +340,8 @@ static int bench_run(const struct bench_args *a, struct mtp_engine *e)
     double bw, peak;
     print_machine(a, &bw, &peak);
     int rc = bench_measure(&b, bw, peak);
+    if (!rc && a->text)
+        rc = mtp_bench_expert_sharing(e, a->model_dir, a->text, P, a->windows);
     for (int k = 0; k <= D; k++)
         free(b.hid[k]);
     free(b.hid);
@@ -345,7 +363,8 @@ int mtp_cmd_bench(int argc, char **argv)
     int status = mtp_model_load(a.model_dir, &model);
     if (!status)
         status = mtp_backend_create(a.backend, a.threads, &be);
-    struct mtp_engine_options opt = {.max_positions = a.context + BENCH_MAX_VERIFY + 8,
+    int walk = a.text ? BENCH_MAX_VERIFY * a.windows : 0;
+    struct mtp_engine_options opt = {.max_positions = a.context + BENCH_MAX_VERIFY + 8 + walk,
                                      .max_batch = a.context > 64 ? a.context : 64};
     if (!status)
         status = mtp_engine_create(model, be, &opt, &e);

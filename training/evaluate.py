@@ -33,14 +33,41 @@ sys.path.insert(0, HERE)
 from train import depth_losses, fixed_windows, load_tokens  # noqa: E402
 
 
+def read_weights(path):
+    """model.safetensors -> {name: float32 tensor of the values as stored}: BF16 and F32 as they are,
+    F8_E4M3 dequantised with its `_scale_inv` blocks (torch 1.13 has no float8 dtype, so the raw bytes
+    are decoded here; the scale tensors themselves are consumed, not returned)."""
+    import numpy as np
+    from make_fixtures import fp8_decode, read_safetensors_raw
+    raw = read_safetensors_raw(path)
+    out = {}
+    for name, (dt, shape, b) in raw.items():
+        if name.endswith("_scale_inv"):
+            continue
+        if dt == "F32":
+            a = np.frombuffer(b, "<f4").reshape(shape).astype(np.float32)
+        elif dt == "BF16":
+            a = (np.frombuffer(b, "<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
+        elif dt == "F8_E4M3":
+            sdt, sshape, sb = raw[name + "_scale_inv"]
+            scale = np.frombuffer(sb, "<f4").reshape(sshape)
+            bm, bn = -(-shape[0] // sshape[0]), -(-shape[1] // sshape[1])
+            full = np.repeat(np.repeat(scale, bm, 0), bn, 1)[:shape[0], :shape[1]]
+            a = (fp8_decode(np.frombuffer(b, np.uint8).reshape(shape)) * full).astype(np.float32)
+        else:
+            raise SystemExit("%s: tensor %s has dtype %s (expected F32, BF16 or F8_E4M3)" % (path, name, dt))
+        out[name] = torch.from_numpy(np.ascontiguousarray(a))
+    return out
+
+
 def load_exported(model_dir, dtype=torch.float32):
-    """Build the reference model from an exported directory; weights (BF16 on disk) cast to dtype."""
+    """Build the reference model from an exported directory; weights as stored (BF16, F32, or F8_E4M3
+    dequantised with its block scales) cast to dtype."""
     from mtpref.config import ModelConfig
     from mtpref.model import DeepseekV3MTP
-    from safetensors.torch import load_file
     cfg = ModelConfig.from_json(os.path.join(model_dir, "config.json"))
     model = DeepseekV3MTP(cfg)  # MTP modules share embed_tokens / lm_head
-    sd = load_file(os.path.join(model_dir, "model.safetensors"))
+    sd = read_weights(os.path.join(model_dir, "model.safetensors"))
     model = model.to(dtype)
     sd = {k: (v.to(torch.float32) if k.endswith("e_score_correction_bias") else v.to(dtype))
           for k, v in sd.items()}

@@ -3,6 +3,11 @@
 config.json (ModelConfig.to_hf_dict(), torch_dtype bfloat16) and model.safetensors in BF16, with
 every `mlp.gate.e_score_correction_bias` kept in F32 (as in DeepSeek-V3's checkpoints).
 
+With --fp8, the projection matrices are stored as DeepSeek-V3 ships them: F8_E4M3 with F32
+`weight_scale_inv` per 128x128 block (scale = block amax / 448, round to nearest even, as
+training/make_fixtures.py) and a `quantization_config` in config.json; embeddings, lm_head, eh_proj,
+the router, norms and biases stay BF16/F32 (MODEL.md §2.5).
+
 The MTP modules share the main embedding and lm_head, so `model.layers.N+k.embed_tokens` and
 `model.layers.N+k.shared_head.head` are not written (DESIGN.md §3: when absent the engine uses the main
 model's tensors).
@@ -14,6 +19,7 @@ after rounding to BF16).
 
 Usage:
   .venv/bin/python training/export.py training/checkpoints/mtp-mini/final.pt models/mtp-mini
+  .venv/bin/python training/export.py --fp8 training/checkpoints/mtp-v3/final.pt models/mtp-v3
 """
 import argparse
 import json
@@ -48,8 +54,11 @@ def check_config(cfg):
             errs.append("rope_scaling type %r (only yarn or null)" % kind)
     if cfg.tie_word_embeddings:
         errs.append("tie_word_embeddings true (the V3 layout stores lm_head separately)")
-    if cfg.quantization_config is not None:
-        errs.append("quantization_config set: this exporter writes BF16 only")
+    qc = cfg.quantization_config
+    if qc is not None and (qc.get("quant_method") != "fp8" or qc.get("fmt") != "e4m3"
+                           or len(qc.get("weight_block_size") or []) != 2
+                           or min(qc["weight_block_size"]) <= 0):
+        errs.append("quantization_config %r (only fp8/e4m3 with a positive 2-d weight_block_size)" % qc)
     if cfg.qk_rope_head_dim % 2:
         errs.append("odd qk_rope_head_dim")
     if cfg.num_nextn_predict_layers < 0:
@@ -124,7 +133,33 @@ SHARED_COPIES = ("embed_tokens.weight", "shared_head.head.weight")
 IMPLIED = {"hidden_act": "silu", "attention_bias": False}
 
 
-def export(sd, hf_config, out_dir, verbose=True):
+FP8_CONFIG = {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+              "weight_block_size": [128, 128]}
+
+
+def stored_entries(tensors, block):
+    """name -> (dtype, shape, bytes) for the safetensors writer, and name -> float32 tensor of the
+    values as stored (dequantised), which verify() compares against. block None: BF16 only."""
+    import numpy as np
+    from make_fixtures import bf16_round, f32_entry, fp8_quantize, is_fp8_tensor
+    entries, stored = {}, {}
+    for name, t in tensors.items():
+        if name.endswith("e_score_correction_bias"):
+            entries[name] = f32_entry(t.float().numpy())
+            stored[name] = t.float()
+        elif block is not None and is_fp8_tensor(name):
+            codes, scale, deq = fp8_quantize(t.to(torch.float64).numpy(), block)
+            entries[name] = ("F8_E4M3", tuple(t.shape), codes.tobytes())
+            entries[name + "_scale_inv"] = f32_entry(scale)
+            stored[name] = torch.from_numpy(deq).float()
+        else:
+            bits, val = bf16_round(t.to(torch.float64))
+            entries[name] = ("BF16", tuple(t.shape), np.ascontiguousarray(bits).tobytes())
+            stored[name] = val.float()
+    return entries, stored
+
+
+def export(sd, hf_config, out_dir, verbose=True, fp8=False):
     import dataclasses
     from mtpref.config import ModelConfig
     known = {f.name for f in dataclasses.fields(ModelConfig)}
@@ -141,6 +176,8 @@ def export(sd, hf_config, out_dir, verbose=True):
             raise ExportError("config field %r is unknown to ModelConfig: cannot be exported faithfully" % k)
     cfg = ModelConfig.from_dict(dict(hf_config))
     cfg.torch_dtype = "bfloat16"
+    if fp8:
+        cfg.quantization_config = dict(FP8_CONFIG)
     cfg.bos_token_id, cfg.eos_token_id = 0, 1
     check_config(cfg)
     exp = expected_tensors(cfg)
@@ -180,23 +217,31 @@ def export(sd, hf_config, out_dir, verbose=True):
                 raise ExportError("%s overflows BF16" % name)
         tensors[name] = t
 
-    from safetensors.torch import save_file
+    from make_fixtures import write_safetensors
+    block = tuple(cfg.quantization_config["weight_block_size"]) if fp8 else None
+    entries, stored = stored_entries(tensors, block)
+    for name, v in stored.items():
+        if not torch.isfinite(v).all():
+            raise ExportError("%s is not finite once stored" % name)
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, "model.safetensors.tmp")
-    save_file(tensors, tmp, metadata={"format": "pt"})
+    write_safetensors(tmp, entries, metadata={"format": "pt"})
     os.chmod(tmp, 0o644)
     os.replace(tmp, os.path.join(out_dir, "model.safetensors"))
     cfg.save(os.path.join(out_dir, "config.json"))
     n = sum(t.numel() for t in tensors.values())
     size = os.path.getsize(os.path.join(out_dir, "model.safetensors"))
     if verbose:
-        print("exported %d tensors, %d parameters, %.2f MB -> %s" % (len(tensors), n, size / 1e6, out_dir))
-    return dict(tensors=len(tensors), params=n, bytes=size)
+        n8 = sum(1 for e in entries.values() if e[0] == "F8_E4M3")
+        print("exported %d tensors (%d F8_E4M3 with block scales), %d parameters, %.2f MB -> %s"
+              % (len(entries), n8, n, size / 1e6, out_dir))
+    return dict(tensors=len(entries), params=n, bytes=size, stored=stored)
 
 
-def verify(sd, hf, out_dir, T=32):
+def verify(sd, hf, out_dir, T=32, stored=None):
     """Round trip: the exported directory, loaded back, must give exactly the logits of the checkpoint
-    with its weights rounded to BF16 (same code path, fp32 compute; 1e-4 allows for BLAS summation order)."""
+    with its weights rounded to BF16 (or, for FP8, dequantised from the codes the exporter computed:
+    `stored`) (same code path, fp32 compute; 1e-4 allows for BLAS summation order)."""
     from evaluate import load_exported
     from mtpref.model import DeepseekV3MTP
     from mtpref.config import ModelConfig
@@ -204,6 +249,8 @@ def verify(sd, hf, out_dir, T=32):
     ref = DeepseekV3MTP(ModelConfig.from_dict(dict(hf)))
     rsd = {k: (v.float() if k.endswith("e_score_correction_bias") else v.to(torch.bfloat16).float())
            for k, v in sd.items()}
+    if stored is not None:
+        rsd.update(stored)
     ref.load_state_dict(rsd, strict=False)
     ref.eval()
     g = torch.Generator().manual_seed(0)
@@ -227,13 +274,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("out_dir")
+    ap.add_argument("--fp8", action="store_true",
+                    help="F8_E4M3 projections with 128x128 block scales, as DeepSeek-V3 ships them")
     args = ap.parse_args()
     sd, hf, _ = load_checkpoint(args.checkpoint)
     try:
-        export(sd, hf, args.out_dir)
+        res = export(sd, hf, args.out_dir, fp8=args.fp8)
     except ExportError as e:
         raise SystemExit("export refused: %s" % e)
-    verify(sd, hf, args.out_dir)
+    verify(sd, hf, args.out_dir, stored=res["stored"] if args.fp8 else None)
     tok = os.path.join(args.out_dir, "tokenizer.json")
     if not os.path.exists(tok):
         print("warning: %s missing (the data engineer writes it)" % tok)

@@ -300,7 +300,12 @@ def _counts_by_layer(stats, layers):
 
 
 @torch.no_grad()
-def update_bias(model, stats, gamma, buffers):
+def update_bias(model, stats, gamma, buffers, rule="sign"):
+    """rule "sign": bias_e += gamma * sign(mean - load_e) (DeepSeek-V3). "proportional": bias_e +=
+    gamma * (mean - load_e) / mean, so an expert that takes every token (load 32x the mean at 256
+    experts, top-8) is pushed down 31 gamma in one step. With 256 fine-grained experts the routing of
+    an untrained model collapses onto one expert per layer within 5 steps, faster than a sign step of
+    gamma per step can undo; with 8 experts (mtp-mini) the sign rule keeps up."""
     counts = _counts_by_layer(stats, buffers)
     imbalance = {}
     for li, c in counts.items():
@@ -309,9 +314,18 @@ def update_bias(model, stats, gamma, buffers):
         c = torch.as_tensor(c, dtype=torch.float32).detach().reshape(-1)
         b = buffers[li]
         mean = c.mean()
-        b.add_(gamma * torch.sign(mean - c).to(b.dtype))
+        if rule == "proportional":
+            b.add_((gamma * (mean - c) / mean.clamp_min(1e-9)).to(b.dtype))
+        else:
+            b.add_(gamma * torch.sign(mean - c).to(b.dtype))
         imbalance[li] = (c.max() / mean.clamp_min(1e-9)).item()  # max-load / mean-load
     return imbalance
+
+
+def balance_loss(model):
+    """Sum over MoE layers of the sequence-wise balance term each computed in its last forward."""
+    terms = [m.balance_loss for m in model.modules() if getattr(m, "balance_loss", None) is not None]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,6 +416,10 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--mtp-lambda", type=float, default=0.5)
     ap.add_argument("--bias-gamma", type=float, default=5e-3)
+    ap.add_argument("--balance-alpha", type=float, default=0.0,
+                    help="weight of V3's complementary sequence-wise balance loss (0: off, as mtp-mini)")
+    ap.add_argument("--bias-rule", default="sign", choices=("sign", "proportional"),
+                    help="aux-loss-free bias update (see update_bias)")
     ap.add_argument("--gate-lr-mult", type=float, default=0.1,
                     help="router weights learn at lr*mult so the bias update can keep the load balanced")
     ap.add_argument("--seed", type=int, default=1234)
@@ -504,6 +522,8 @@ def main():
         out = model(ids)
         m, per = depth_losses(out, ids)
         loss = m + args.mtp_lambda / D * sum(per)
+        if args.balance_alpha > 0:
+            loss = loss + args.balance_alpha * balance_loss(model)
         if not torch.isfinite(loss):
             save_ckpt(os.path.join(args.out, "nonfinite.pt"), model, opt, sampler, state, hf, args)
             raise SystemExit("non-finite loss at step %d" % state["step"])
@@ -511,7 +531,7 @@ def main():
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip).item()
         opt.step()
-        imb = update_bias(model, out.get("router_stats"), args.bias_gamma, buffers)
+        imb = update_bias(model, out.get("router_stats"), args.bias_gamma, buffers, args.bias_rule)
         state["step"] += 1
         state["tokens"] += ids.numel()
         tok_since += ids.numel()

@@ -230,6 +230,21 @@ class MoE(nn.Module):
         y = torch.zeros_like(xf)
         return y.index_add_(0, tok_sorted, out[tile, row] * w_sorted[:, None])
 
+    def _sequence_balance(self, xf, idx, B, T):
+        """DeepSeek-V3's complementary sequence-wise balance loss (without its alpha): per sequence,
+        sum_i f_i * P_i with f_i = E/(K*T) * (tokens routed to expert i) and P_i the mean over the
+        sequence of expert i's sigmoid score normalised over all experts. 1.0 when balanced, up to E/K
+        when every token picks the same experts. The trainer adds alpha times it to the loss (train.py
+        --balance-alpha); the forward pass does not use it."""
+        E, K = self.cfg.n_routed_experts, self.cfg.num_experts_per_tok
+        logits = F.linear(xf.to(_acc_dtype(xf.dtype)), self.gate.weight.to(_acc_dtype(xf.dtype)))
+        s = torch.sigmoid(logits) if self.cfg.scoring_func == "sigmoid" else torch.softmax(logits, -1)
+        p = (s / s.sum(-1, keepdim=True)).view(B, T, E).mean(1)                  # [B, E]
+        hits = torch.zeros(B, E, dtype=p.dtype, device=xf.device)
+        hits.scatter_add_(1, idx.reshape(B, T * K), torch.ones(B, T * K, dtype=p.dtype, device=xf.device))
+        f = hits * (E / (K * T))
+        return (f * p).sum(-1).mean()
+
     def _routed_loop(self, xf, idx, w):
         """The same sum, one expert at a time: the oracle the batched form is tested against."""
         y = torch.zeros_like(xf)
@@ -247,6 +262,8 @@ class MoE(nn.Module):
         idx, w, _ = self.gate(xf)
         E = self.cfg.n_routed_experts
         counts = torch.bincount(idx.reshape(-1), minlength=E)
+        if self.training:
+            self.balance_loss = self._sequence_balance(xf, idx, B, T)
         y = self._routed(xf, idx, w, counts)
         if self.shared_experts is not None:
             y = y + self.shared_experts(xf)
