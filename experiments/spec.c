@@ -10,7 +10,7 @@
 #include "spec.h"
 
 #include <errno.h>    /* defines: errno */
-#include <fcntl.h>    /* defines: open, O_RDONLY */
+#include <fcntl.h>    /* defines: O_RDONLY */
 #include <jansson.h>  /* defines: json_t, json_loads */
 #include <stdbool.h>
 #include <stdio.h>    /* defines: snprintf */
@@ -20,6 +20,7 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/error.h"
+#include "../engine/input_file.h" /* defines: mtp_input_open, mtp_input_fopen */
 #include "dataset.h" /* defines: mtp_dataset_name_from_path */
 
 enum { KEY_CAP = 128, BRIEF_CAP = 64 };
@@ -199,16 +200,10 @@ static int parse_backend(const struct parse *p, json_t *root, struct mtp_spec *s
  * typo fails before hours of decoding rather than when its turn comes. */
 static int check_readable(const struct parse *p, const char *key, const char *path)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = mtp_input_open(path, NULL); /* non-blocking: a FIFO fails here, never hangs */
     if (fd < 0)
-        return mtp_error_set("SPEC: %s: key '%s': dataset file %s: %s", p->src, key, path,
-                             strerror(errno));
-    struct stat st;
-    int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        return mtp_error_wrap("SPEC: %s: key '%s': dataset file ", p->src, key);
     close(fd);
-    if (!regular)
-        return mtp_error_set("SPEC: %s: key '%s': dataset %s is not a regular file", p->src, key,
-                             path);
     return MTP_OK;
 }
 
@@ -494,9 +489,9 @@ int mtp_spec_parse(const char *json_text, const char *source, const char *base_d
 /* The whole file as a NUL-terminated string (NULL + message on failure). */
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = mtp_input_fopen(path);
     if (!f) {
-        mtp_error_set("SPEC: %s: cannot open: %s", path, strerror(errno));
+        mtp_error_wrap("SPEC: ");
         return NULL;
     }
     size_t cap = 4096, len = 0;
