@@ -192,6 +192,8 @@ void mtp_engine_free(struct mtp_engine *e)
 
 const struct mtp_model *mtp_engine_model(const struct mtp_engine *e) { return e->model; }
 
+int mtp_engine_max_positions(const struct mtp_engine *e) { return e->opt.max_positions; }
+
 void mtp_engine_set_trace(struct mtp_engine *e, mtp_trace_fn fn, mtp_trace_i32_fn fn_i32,
                           void *user)
 {
