@@ -279,8 +279,10 @@ int mtp_cmd_generate(int argc, char **argv)
 {
     struct generate_args a;
     int rc = generate_parse(argc, argv, &a);
-    if (rc)
+    if (rc) {
+        free(a.prompt); /* --prompt-ids may have been parsed before the bad option */
         return rc == 1 ? 0 : rc;
+    }
     struct mtp_model *model = NULL;
     struct mtp_backend *be = NULL;
     struct mtp_engine *e = NULL;

@@ -343,11 +343,11 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.hnorm, n, d, eps, e->s.cat + d, 2 * d);
     e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);
     mtp_engine_diag_stage(e, e->s.x, n, d,
-                          "the input of MTP module %d (model.layers.%d: embed_tokens, enorm, "
-                          "hnorm, eh_proj)", module, layer->index);
+                          "the input projection of MTP module %d (model.layers.%d: "
+                          "embed_tokens, enorm, hnorm, eh_proj)", module, layer->index);
     mtp_engine_trace(e, "mtp_input", layer->index, e->s.x, n, d, d);
     mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
-    mtp_engine_diag_stage(e, e->s.x, n, d, "the block of MTP module %d (model.layers.%d)",
+    mtp_engine_diag_stage(e, e->s.x, n, d, "the decoder block of MTP module %d (model.layers.%d)",
                           module, layer->index);
     emit_outputs(e, &layer->nextn.head_norm, NULL, n, NULL, hidden_out);
 }

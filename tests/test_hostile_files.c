@@ -34,6 +34,8 @@
 #include "tests/support/test_files.h"
 #include "tests/support/tiny_checkpoint.h"
 
+#define TINY_TOKENIZER MTP_SOURCE_DIR "/tests/fixtures/tokenizer/tiny-tokenizer.json"
+
 /* Each test gets a fresh tiny model directory; the alarm bounds a hang. */
 static int setup(void **state)
 {
@@ -82,8 +84,7 @@ static void test_tokenizer_backslash_c(void **state)
     static const char *const patterns[] = {"\\C", "a\\C+b", "(?:\\C)"};
     for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
         json_error_t jerr;
-        json_t *root = json_load_file(MTP_SOURCE_DIR "/tests/fixtures/tokenizer/tiny-tokenizer.json",
-                                      0, &jerr);
+        json_t *root = json_load_file(TINY_TOKENIZER, 0, &jerr);
         assert_non_null(root);
         json_t *list = json_object_get(json_object_get(root, "pre_tokenizer"), "pretokenizers");
         json_t *pat = json_object_get(json_array_get(list, 2), "pattern");
@@ -127,7 +128,8 @@ static void test_fifo_shard(void **state)
     path_in(path, sizeof path, state, "model.safetensors");
     unlink(path);
     test_write_file(*state, "model.safetensors.index.json",
-                    "{\"weight_map\": {\"model.norm.weight\": \"model-00001-of-00001.safetensors\"}}");
+                    "{\"weight_map\": {\"model.norm.weight\":"
+                    " \"model-00001-of-00001.safetensors\"}}");
     make_fifo(state, "model-00001-of-00001.safetensors", path, sizeof path);
     struct mtp_checkpoint *ck = NULL;
     assert_int_equal(mtp_checkpoint_open_dir(*state, &ck), MTP_ERR);
