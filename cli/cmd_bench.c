@@ -114,7 +114,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
             if (mtp_cli_parse_int(c == 't' ? "--threads" : c == 'c' ? "--context"
                                   : c == 'r' ? "--repeats" : "--stream-mib",
                                   optarg, c == 't' || c == 's' ? 0 : c == 'r' ? 1 : 2,
-                                  c == 'r' ? 63 : 1 << 20, &v))
+                                  c == 'r' ? 63 : c == 't' ? MTP_MAX_THREADS : 1 << 20, &v))
                 return 2;
             if (c == 't') a->threads = (int)v;
             if (c == 'c') a->context = (int)v;

@@ -22,6 +22,7 @@
 #include "engine/decode.h"
 #include "engine/engine.h"
 #include "engine/error.h"
+#include "engine/limits.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -132,7 +133,7 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
             a->n_new = (int)v;
             break;
         case 't':
-            if (mtp_cli_parse_int("--threads", optarg, 0, 4096, &v))
+            if (mtp_cli_parse_int("--threads", optarg, 0, MTP_MAX_THREADS, &v))
                 return 2;
             a->threads = (int)v;
             break;
@@ -157,11 +158,35 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
     return 0;
 }
 
+/* The text of IDS [n]. An id the tokenizer has no text for (the config's
+ * vocabulary can be larger: padded embeddings) is shown as "[id N]" and
+ * counted in *TEXTLESS, never dropped silently. */
+static void print_text(const struct mtp_tokenizer *tok, const int32_t *ids, int n, int *textless)
+{
+    size_t len;
+    char *s = mtp_tokenizer_decode(tok, ids, n, false, &len);
+    if (s) {
+        fwrite(s, 1, len, stdout);
+        free(s);
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        const char *b = mtp_tokenizer_token_bytes(tok, ids[t], &len);
+        if (b) {
+            fwrite(b, 1, len, stdout);
+        } else {
+            printf("[id %d]", ids[t]);
+            (*textless)++;
+        }
+    }
+}
+
 /* Print the continuation: runs of tokens with the same origin, colored on a
  * terminal when they are accepted drafts. */
 static void print_output(const struct mtp_decode_result *r, const struct mtp_tokenizer *tok,
                          const char *prompt_text)
 {
+    int textless = 0;
     bool color = isatty(fileno(stdout));
     if (prompt_text)
         fputs(prompt_text, stdout);
@@ -172,11 +197,7 @@ static void print_output(const struct mtp_decode_result *r, const struct mtp_tok
         if (color && r->from_draft[i])
             fputs("\033[32m", stdout);
         if (tok) {
-            size_t len;
-            char *s = mtp_tokenizer_decode(tok, r->output + i, j - i, false, &len);
-            if (s)
-                fwrite(s, 1, len, stdout);
-            free(s);
+            print_text(tok, r->output + i, j - i, &textless);
         } else {
             for (int t = i; t < j; t++)
                 printf(t ? ",%d" : "%d", r->output[t]);
@@ -186,6 +207,10 @@ static void print_output(const struct mtp_decode_result *r, const struct mtp_tok
         i = j;
     }
     printf("\n");
+    if (textless)
+        fprintf(stderr, "mtpbench: warning: %d generated ids have no text in the tokenizer "
+                        "(it has %d ids, fewer than the model's vocab_size); shown as [id N]\n",
+                textless, mtp_tokenizer_vocab_size(tok));
 }
 
 static void print_stats(const struct generate_args *a, const struct mtp_decode_result *r)
@@ -232,17 +257,19 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
 }
 
 /* The prompt's ids: --prompt-ids as given, or --prompt through the tokenizer. */
-static int generate_prompt(const struct generate_args *a, struct mtp_tokenizer **tok,
-                           int32_t **ids, int *n)
+static int generate_prompt(const struct generate_args *a, const struct mtp_model *model,
+                           struct mtp_tokenizer **tok, int32_t **ids, int *n)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", a->model_dir);
+    const struct mtp_config *c = &model->cfg;
     if (a->prompt) {
         *ids = a->prompt;
         *n = a->n_prompt;
-        return MTP_OK;
+        return mtp_limits_check_ids(c, a->model_dir, "--prompt-ids", a->prompt, a->n_prompt);
     }
-    if (mtp_tokenizer_load(path, tok))
+    if (mtp_tokenizer_load(path, tok) ||
+        mtp_limits_check_vocab(c, a->model_dir, mtp_tokenizer_vocab_size(*tok), path))
         return MTP_ERR;
     bool bos = mtp_tokenizer_bos_id(*tok) >= 0;
     return mtp_tokenizer_encode(*tok, a->text, strlen(a->text), bos, ids, n);
@@ -252,8 +279,10 @@ int mtp_cmd_generate(int argc, char **argv)
 {
     struct generate_args a;
     int rc = generate_parse(argc, argv, &a);
-    if (rc)
+    if (rc) {
+        free(a.prompt); /* --prompt-ids may have been parsed before the bad option */
         return rc == 1 ? 0 : rc;
+    }
     struct mtp_model *model = NULL;
     struct mtp_backend *be = NULL;
     struct mtp_engine *e = NULL;
@@ -262,9 +291,11 @@ int mtp_cmd_generate(int argc, char **argv)
     int n = 0;
     int status = mtp_model_load(a.model_dir, &model);
     if (!status)
-        status = generate_prompt(&a, &tok, &ids, &n);
+        status = generate_prompt(&a, model, &tok, &ids, &n);
     if (!status && n < 1)
         status = mtp_error_set("the prompt has no tokens");
+    if (!status) /* refused, not truncated: positions past the limit are not the model's */
+        status = mtp_limits_check_request(&model->cfg, a.model_dir, n, a.n_new, a.depth);
     if (!status)
         status = mtp_backend_create(a.backend, a.threads, &be);
     struct mtp_engine_options opt = {

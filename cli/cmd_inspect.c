@@ -4,6 +4,7 @@
  * counts, KV-cache bytes per token, tensor dtypes, and every tensor present in
  * the checkpoint but not used (DESIGN.md §3: nothing is dropped silently).
  */
+#include <stdbool.h> /* defines: bool */
 #include <stdio.h>  /* defines: printf, fprintf */
 #include <string.h> /* defines: strcmp */
 
@@ -12,10 +13,11 @@
 #include "engine/config.h" /* defines: struct mtp_config */
 #include "engine/error.h"  /* defines: mtp_error_message */
 #include "engine/model.h"  /* defines: mtp_model_load, mtp_model_param_counts */
+#include "engine/weights_check.h" /* defines: mtp_weights_check_finite */
 
 static void inspect_usage(FILE *f)
 {
-    fprintf(f, "usage: mtpbench inspect MODEL_DIR\n"
+    fprintf(f, "usage: mtpbench inspect [--check-weights] MODEL_DIR\n"
                "\n"
                "Load MODEL_DIR (config.json + model.safetensors or sharded safetensors),\n"
                "validate every tensor against the config, and print the architecture,\n"
@@ -23,7 +25,9 @@ static void inspect_usage(FILE *f)
                "present but unused.\n"
                "\n"
                "options:\n"
-               "  -h, --help   show this help\n");
+               "  --check-weights  also read every tensor (all dtypes, FP8 scales included)\n"
+               "                   and name each one holding NaN or Inf; exit 1 if any does\n"
+               "  -h, --help       show this help\n");
 }
 
 /* "1.23 B" style, with the exact count after it. */
@@ -156,13 +160,37 @@ static void inspect_print_tensors(const struct mtp_model *m)
         printf("  %s\n", m->unused[i]);
 }
 
+static void inspect_report_bad(void *user, const struct mtp_weights_finding *f)
+{
+    (void)user;
+    fprintf(stderr, "mtpbench: error: tensor %s (%s, %s): %lld NaN and %lld Inf values, the "
+                    "first at flat index %lld; expected finite values\n",
+            f->tensor->name, f->tensor->dtype_name, f->tensor->file, (long long)f->n_nan,
+            (long long)f->n_inf, (long long)f->first);
+}
+
+/* --check-weights: a full scan; returns the exit status. */
+static int inspect_check_weights(struct mtp_model *m)
+{
+    int64_t scanned;
+    int bad = mtp_weights_check_finite(m->ckpt, inspect_report_bad, NULL, &scanned);
+    printf("weights: %lld floating-point tensors scanned, %d with NaN or Inf\n",
+           (long long)scanned, bad);
+    return bad ? 1 : 0;
+}
+
 int mtp_cmd_inspect(int argc, char **argv)
 {
     const char *dir = NULL;
+    bool check_weights = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             inspect_usage(stdout);
             return 0;
+        }
+        if (!strcmp(argv[i], "--check-weights")) {
+            check_weights = true;
+            continue;
         }
         if (argv[i][0] == '-' || dir) {
             fprintf(stderr, "mtpbench inspect: unexpected argument '%s'\n", argv[i]);
@@ -181,6 +209,7 @@ int mtp_cmd_inspect(int argc, char **argv)
     inspect_print_config(m);
     inspect_print_params_cache(m);
     inspect_print_tensors(m);
+    int rc = check_weights ? inspect_check_weights(m) : 0;
     mtp_model_free(m);
-    return 0;
+    return rc;
 }

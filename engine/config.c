@@ -20,6 +20,7 @@
 
 #include "../kernels/backend.h" /* defines: MTP_MAX_ROPE_PAIRS */
 #include "error.h"
+#include "input_file.h" /* defines: mtp_input_load_json */
 
 /* The file being read and its parsed root, threaded through every reader so
  * messages can name the file. */
@@ -507,12 +508,9 @@ static int cfg_check_moe(const struct cfg_reader *r, const struct mtp_config *c)
 
 int mtp_config_load(const char *path, struct mtp_config *cfg)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = mtp_input_load_json(path, JSON_REJECT_DUPLICATES); /* regular files only */
     if (!root)
-        return jerr.line < 0 ? mtp_error_set("%s", jerr.text) /* cannot open: text names it */
-                             : mtp_error_set("%s: line %d column %d: %s", path, jerr.line,
-                                             jerr.column, jerr.text);
+        return MTP_ERR;
     struct cfg_reader r = {path, root};
     int rc = MTP_ERR;
     memset(cfg, 0, sizeof *cfg);

@@ -230,10 +230,29 @@ static void reset_request(struct mtp_decode *d, int n_prompt)
         mtp_engine_truncate(d->e, k, 0);
 }
 
+/* The request must fit the engine before anything is sized by it: ids in the
+ * vocabulary (the embedding has no other rows), positions within capacity
+ * (computed in 64 bits: max_new_tokens near INT_MAX must not wrap). */
+static int check_request(const struct mtp_decode *d, const int32_t *prompt, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (prompt[i] < 0 || prompt[i] >= d->V)
+            return mtp_error_set("decode: prompt token %d (position %d) is outside the "
+                                 "vocabulary; expected 0 <= id < %d", prompt[i], i, d->V);
+    long long need = (long long)n + d->p.max_new_tokens + d->K + 1;
+    if (need > mtp_engine_max_positions(d->e))
+        return mtp_error_set("decode: prompt %d + max_new_tokens %d + depth %d + 1 = %lld "
+                             "positions; expected at most the engine's %d", n,
+                             d->p.max_new_tokens, d->K, need, mtp_engine_max_positions(d->e));
+    return MTP_OK;
+}
+
 int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
 {
     if (n < 1)
         return mtp_error_set("decode: the prompt is empty");
+    if (check_request(d, prompt, n))
+        return MTP_ERR;
     reset_request(d, n);
     memcpy(d->seq, prompt, (size_t)n * sizeof(int32_t));
     d->n_seq = n;

@@ -6,6 +6,7 @@
  * Long inputs are processed in chunks of at most max_batch tokens: causal
  * attention over the cache makes chunk boundaries invisible in the results.
  */
+#include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
 
@@ -191,6 +192,8 @@ void mtp_engine_free(struct mtp_engine *e)
 
 const struct mtp_model *mtp_engine_model(const struct mtp_engine *e) { return e->model; }
 
+int mtp_engine_max_positions(const struct mtp_engine *e) { return e->opt.max_positions; }
+
 void mtp_engine_set_trace(struct mtp_engine *e, mtp_trace_fn fn, mtp_trace_i32_fn fn_i32,
                           void *user)
 {
@@ -233,6 +236,7 @@ static void emit_outputs(struct mtp_engine *e, const struct mtp_weight *norm,
     const struct mtp_config *c = &e->model->cfg;
     int d = c->hidden_size;
     e->be->rmsnorm(e->bctx, e->s.x, d, norm, n, d, (float)c->rms_norm_eps, e->s.xn, d);
+    mtp_engine_diag_stage(e, e->s.xn, n, d, "%s", norm->name);
     if (hidden)
         e->be->download(e->bctx, hidden, e->s.xn, (size_t)n * d * sizeof(float));
     if (logits) {
@@ -246,15 +250,35 @@ static void main_chunk(struct mtp_engine *e, const int32_t *tokens, int n, int s
                        float *logits, float *hidden)
 {
     const struct mtp_model *m = e->model;
+    int d = m->cfg.hidden_size;
     e->be->embed(e->bctx, &m->embed, tokens, n, e->s.x);
+    mtp_engine_diag_stage(e, e->s.x, n, d, "%s", m->embed.name);
     int moe = 0;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
         const struct mtp_layer *layer = &m->layers[l];
         int *touched = layer->kind == MTP_LAYER_MOE ? &e->experts_touched[moe++] : NULL;
         mtp_forward_block(e, layer, n, start_pos, e->cache[l], touched);
+        mtp_engine_diag_stage(e, e->s.x, n, d, "model.layers.%d (main model layer %d)", l, l);
     }
     emit_outputs(e, &m->final_norm, &m->lm_head, n, logits, hidden);
     mtp_engine_trace(e, "hidden", -1, e->s.xn, n, m->cfg.hidden_size, m->cfg.hidden_size);
+}
+
+/* After a main chunk: LOGITS [logit_rows, V] and HIDDEN [n, d] (host, either
+ * may be NULL) must be finite; if not, rerun the chunk to locate the cause. */
+static int check_main_chunk(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
+                            const float *logits, int logit_rows, const float *hidden)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    struct mtp_nonfinite bad;
+    if (mtp_finite_rows(logits, logit_rows, c->vocab_size, "logits", &bad) &&
+        mtp_finite_rows(hidden, n, c->hidden_size, "hidden state", &bad))
+        return MTP_OK;
+    if (logits && logit_rows < n) /* prefill: only the last row has logits */
+        bad.row += n - logit_rows;
+    mtp_engine_diag_begin(e);
+    main_chunk(e, tokens, n, start_pos, NULL, NULL);
+    return mtp_engine_nonfinite_error(e, "main model", start_pos, &bad, e->model->lm_head.name);
 }
 
 int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
@@ -265,9 +289,11 @@ int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int s
     const struct mtp_config *c = &e->model->cfg;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
-        main_chunk(e, tokens + done, chunk, start_pos + done,
-                   logits ? logits + (size_t)done * c->vocab_size : NULL,
-                   hidden ? hidden + (size_t)done * c->hidden_size : NULL);
+        float *lg = logits ? logits + (size_t)done * c->vocab_size : NULL;
+        float *hd = hidden ? hidden + (size_t)done * c->hidden_size : NULL;
+        main_chunk(e, tokens + done, chunk, start_pos + done, lg, hd);
+        if (check_main_chunk(e, tokens + done, chunk, start_pos + done, lg, chunk, hd))
+            return MTP_ERR;
     }
     e->cache_len[0] = start_pos + n;
     return MTP_OK;
@@ -284,14 +310,18 @@ int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
         bool last = done + chunk == n;
-        main_chunk(e, tokens + done, chunk, done, NULL,
-                   hidden ? hidden + (size_t)done * c->hidden_size : NULL);
+        float *hd = hidden ? hidden + (size_t)done * c->hidden_size : NULL;
+        main_chunk(e, tokens + done, chunk, done, NULL, hd);
+        if (check_main_chunk(e, tokens + done, chunk, done, NULL, 0, hd))
+            return MTP_ERR;
         if (last && last_logits) {
             /* s.xn holds the final-normed chunk: project only its last row. */
             float *row = e->s.xn + (size_t)(chunk - 1) * c->hidden_size;
             e->be->matmul(e->bctx, &e->model->lm_head, row, c->hidden_size, 1, e->s.logits,
                           c->vocab_size);
             e->be->download(e->bctx, last_logits, e->s.logits, (size_t)c->vocab_size * sizeof(float));
+            if (check_main_chunk(e, tokens + done, chunk, done, last_logits, 1, NULL))
+                return MTP_ERR;
         }
     }
     e->cache_len[0] = n;
@@ -312,8 +342,13 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     e->be->upload(e->bctx, e->s.tmp, hidden_in, (size_t)n * d * sizeof(float));
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.hnorm, n, d, eps, e->s.cat + d, 2 * d);
     e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);
+    mtp_engine_diag_stage(e, e->s.x, n, d,
+                          "the input projection of MTP module %d (model.layers.%d: "
+                          "embed_tokens, enorm, hnorm, eh_proj)", module, layer->index);
     mtp_engine_trace(e, "mtp_input", layer->index, e->s.x, n, d, d);
     mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
+    mtp_engine_diag_stage(e, e->s.x, n, d, "the decoder block of MTP module %d (model.layers.%d)",
+                          module, layer->index);
     emit_outputs(e, &layer->nextn.head_norm, NULL, n, NULL, hidden_out);
 }
 
@@ -328,6 +363,32 @@ static void mtp_head_rows(struct mtp_engine *e, int module, int first, int n, fl
     e->be->download(e->bctx, logits, e->s.logits, rows * c->vocab_size * sizeof(float));
 }
 
+/* After an MTP chunk: its LOGITS [logit_rows, V] (the last rows of the chunk)
+ * and HIDDEN_OUT [n, d] must be finite, else rerun it to locate the cause. */
+static int check_mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
+                           const float *hidden_in, int n, int start_pos, const float *logits,
+                           int logit_rows, const float *hidden_out)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    struct mtp_nonfinite bad;
+    if (mtp_finite_rows(logits, logit_rows, c->vocab_size, "logits", &bad) &&
+        mtp_finite_rows(hidden_out, n, c->hidden_size, "hidden state", &bad))
+        return MTP_OK;
+    if (logits && logit_rows < n)
+        bad.row += n - logit_rows;
+    const struct mtp_layer *layer = mtp_model_module(e->model, module);
+    char name[64];
+    snprintf(name, sizeof name, "MTP module %d (model.layers.%d)", module, layer->index);
+    /* The module's input hidden state comes from the caller: a bad one is named as such. */
+    struct mtp_nonfinite in_bad;
+    if (!mtp_finite_rows(hidden_in, n, c->hidden_size, "input hidden state", &in_bad))
+        return mtp_error_set("%s at position %d: its input hidden state[%zu] is not finite",
+                             name, start_pos + in_bad.row, in_bad.col);
+    mtp_engine_diag_begin(e);
+    mtp_chunk(e, module, tokens, hidden_in, n, start_pos, NULL);
+    return mtp_engine_nonfinite_error(e, name, start_pos, &bad, layer->nextn.head->name);
+}
+
 static int mtp_forward_impl(struct mtp_engine *e, int module, const int32_t *tokens,
                             const float *hidden_in, int n, int start_pos, float *logits,
                             bool last_only, float *hidden_out)
@@ -340,13 +401,22 @@ static int mtp_forward_impl(struct mtp_engine *e, int module, const int32_t *tok
         return MTP_ERR;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
-        mtp_chunk(e, module, tokens + done, hidden_in + (size_t)done * c->hidden_size, chunk,
-                  start_pos + done,
-                  hidden_out ? hidden_out + (size_t)done * c->hidden_size : NULL);
-        if (logits && !last_only)
-            mtp_head_rows(e, module, 0, chunk, logits + (size_t)done * c->vocab_size);
-        else if (logits && done + chunk == n)
+        const float *in = hidden_in + (size_t)done * c->hidden_size;
+        float *hd = hidden_out ? hidden_out + (size_t)done * c->hidden_size : NULL;
+        mtp_chunk(e, module, tokens + done, in, chunk, start_pos + done, hd);
+        float *lg = NULL;
+        int rows = 0;
+        if (logits && !last_only) {
+            lg = logits + (size_t)done * c->vocab_size;
+            rows = chunk;
+            mtp_head_rows(e, module, 0, chunk, lg);
+        } else if (logits && done + chunk == n) {
+            lg = logits;
+            rows = 1;
             mtp_head_rows(e, module, chunk - 1, chunk, logits);
+        }
+        if (check_mtp_chunk(e, module, tokens + done, in, chunk, start_pos + done, lg, rows, hd))
+            return MTP_ERR;
     }
     e->cache_len[module] = start_pos + n;
     return MTP_OK;

@@ -37,6 +37,9 @@ void mtp_engine_free(struct mtp_engine *e);
 
 const struct mtp_model *mtp_engine_model(const struct mtp_engine *e);
 
+/* The cache capacity it was created with (options.max_positions). */
+int mtp_engine_max_positions(const struct mtp_engine *e);
+
 /* Main model over tokens[0..n) at positions start_pos..start_pos+n-1, any n
  * (chunked by max_batch). Writes (host memory, either may be NULL):
  *   logits [n, V]  and  hidden [n, d] (after model.norm, what MTP module 1 takes).

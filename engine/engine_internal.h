@@ -47,6 +47,12 @@ struct mtp_engine {
     int *experts_touched;   /* [n_moe_main] for the last main forward */
     unsigned char *expert_seen; /* [E] scratch bitmap */
 
+    struct {
+        bool on;        /* a failed chunk is being rerun to find its first bad stage */
+        bool found;
+        char where[128]; /* that stage ("model.layers.2") */
+    } diag;
+
     mtp_trace_fn trace;
     mtp_trace_i32_fn trace_i32;
     void *trace_user;
@@ -60,5 +66,28 @@ void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int 
 /* Trace helper: downloads and reports a backend tensor when tracing is on. */
 void mtp_engine_trace(struct mtp_engine *e, const char *name, int layer, const float *data,
                       int rows, int cols, int stride);
+
+/* engine_finite.c: NaN/Inf checks. A non-finite value found by mtp_finite_rows. */
+struct mtp_nonfinite {
+    const char *what; /* "logits", "hidden state" */
+    int row;          /* token of the forward */
+    size_t col;       /* index in the row */
+    float value;
+};
+
+/* True when the ROWS x COLS host values X (NULL: nothing to check) are all
+ * finite; else false and *BAD names the first one, as WHAT. */
+bool mtp_finite_rows(const float *x, int rows, int cols, const char *what,
+                     struct mtp_nonfinite *bad);
+
+/* Diagnosis of a failed chunk: begin, rerun the chunk (its stages call
+ * mtp_engine_diag_stage on the backend buffer they produced, a no-op unless
+ * diagnosing), then mtp_engine_nonfinite_error sets the message naming MODULE,
+ * the position, the first non-finite stage or else HEAD, and ends it. */
+void mtp_engine_diag_begin(struct mtp_engine *e);
+void mtp_engine_diag_stage(struct mtp_engine *e, const float *buf, int n, int width,
+                           const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int mtp_engine_nonfinite_error(struct mtp_engine *e, const char *module, int start_pos,
+                               const struct mtp_nonfinite *bad, const char *head);
 
 #endif

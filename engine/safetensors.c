@@ -21,6 +21,7 @@
 #include <unistd.h>    /* defines: close */
 
 #include "error.h"
+#include "input_file.h" /* defines: mtp_input_open, mtp_input_exists */
 
 /* The reference reader's limit on the header length (MODEL.md §7). */
 #define ST_MAX_HEADER 100000000ull
@@ -285,15 +286,10 @@ static int st_open_into(struct mtp_checkpoint *ck, const char *path, const char 
     f->path = mtp_xstrdup(path);
     f->rel = mtp_xstrdup(rel);
     f->first = ck->n_tensors;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mtp_error_set("%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int err = errno;
-        close(fd);
-        return mtp_error_set("%s: cannot stat: %s", path, strerror(err));
-    }
+    int fd = mtp_input_open(path, &st); /* never blocks on a FIFO; regular files only */
+    if (fd < 0)
+        return MTP_ERR;
     f->size = (size_t)st.st_size;
     if (f->size < 8) {
         close(fd);
@@ -468,12 +464,9 @@ static char *st_join(const char *dir, const char *name)
 /* Read INDEX (in DIR) and open each shard it names once. */
 static int st_open_index(struct mtp_checkpoint *ck, const char *dir, const char *index)
 {
-    json_error_t jerr;
-    json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = mtp_input_load_json(index, JSON_REJECT_DUPLICATES);
     if (!root)
-        return jerr.line < 0 ? mtp_error_set("%s", jerr.text) /* cannot open: text names it */
-                             : mtp_error_set("%s: line %d column %d: %s", index, jerr.line,
-                                             jerr.column, jerr.text);
+        return MTP_ERR;
     int rc = MTP_ERR;
     json_t *wm = json_object_get(root, "weight_map");
     const char **shards = NULL;
@@ -506,18 +499,23 @@ int mtp_checkpoint_open_dir(const char *dir, struct mtp_checkpoint **out)
 {
     char *index = st_join(dir, "model.safetensors.index.json");
     char *single = st_join(dir, "model.safetensors");
-    struct stat st;
     int rc;
     *out = NULL;
-    /* The index wins when both exist: a stray single file is then ignored. */
-    if (stat(index, &st) == 0) {
+    /* The index wins when both exist: a stray single file is then ignored.
+     * Presence is lstat's: an index that is a broken or looping symlink is an
+     * error when opened, never a silent fallback to model.safetensors. */
+    int has_index = mtp_input_exists(index);
+    int has_single = has_index == 0 ? mtp_input_exists(single) : 0;
+    if (has_index < 0 || has_single < 0) {
+        rc = MTP_ERR;
+    } else if (has_index) {
         struct mtp_checkpoint *ck = mtp_xcalloc(1, sizeof *ck);
         rc = st_open_index(ck, dir, index);
         if (rc)
             mtp_checkpoint_free(ck);
         else
             *out = ck;
-    } else if (stat(single, &st) == 0) {
+    } else if (has_single) {
         rc = mtp_checkpoint_open_file(single, out);
     } else {
         rc = mtp_error_set("%s: expected model.safetensors or model.safetensors.index.json, "

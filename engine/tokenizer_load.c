@@ -16,6 +16,7 @@
 #include <string.h>  /* defines: strcmp, strstr, memcpy */
 
 #include "error.h"
+#include "input_file.h" /* defines: mtp_input_load_json */
 
 /* GPT-2's regex, applied by ByteLevel when use_regex is true. */
 static const char GPT2_PATTERN[] =
@@ -456,11 +457,9 @@ static int read_all(struct tok_reader *r, json_t *root)
 int mtp_tokenizer_load(const char *path, struct mtp_tokenizer **out)
 {
     *out = NULL;
-    json_error_t jerr;
-    json_t *root = json_load_file(path, 0, &jerr);
+    json_t *root = mtp_input_load_json(path, 0); /* regular files only: a FIFO cannot block */
     if (!root)
-        return mtp_error_set("%s: cannot read tokenizer: line %d: %s", path, jerr.line,
-                             jerr.text);
+        return mtp_error_wrap("cannot read tokenizer: ");
     struct mtp_tokenizer *tok = mtp_xcalloc(1, sizeof *tok);
     tok->path = mtp_xstrdup(path);
     tok->bos_id = tok->eos_id = -1;

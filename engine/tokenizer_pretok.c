@@ -24,8 +24,11 @@ int mtp_tok_regex_compile(const char *path, const char *where, const char *patte
     int errcode;
     PCRE2_SIZE erroff;
     /* UCP makes \s, \w, \d and POSIX classes Unicode-aware, as Oniguruma's
-     * are for UTF-8 in `tokenizers`; PCRE2 does not allow it with LITERAL. */
-    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
+     * are for UTF-8 in `tokenizers`; PCRE2 does not allow it with LITERAL.
+     * The pattern is untrusted: \C matches one byte even in UTF mode, so it
+     * could end a piece inside a character and every later match (run with
+     * PCRE2_NO_UTF_CHECK) would read a broken subject. Refuse it here. */
+    uint32_t opts = PCRE2_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C);
     *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &errcode, &erroff,
                          NULL);
     if (!*out) {
@@ -130,6 +133,21 @@ static int regex_find(const pcre2_code *re, pcre2_match_data *md, const char *s,
     return rc;
 }
 
+static bool at_char_boundary(const char *s, size_t n, size_t i)
+{
+    return i == n || ((unsigned char)s[i] & 0xC0) != 0x80;
+}
+
+/* Whether a match [MS, ME) is usable: inside S[0..N), not before the end of
+ * the previous match PREV (\K or lookbehind tricks could move it back), and
+ * not cutting a UTF-8 character. Anything else would make the gap or tail
+ * lengths below underflow. */
+static bool match_is_sane(const char *s, size_t n, size_t prev, size_t ms, size_t me)
+{
+    return prev <= ms && ms <= me && me <= n && at_char_boundary(s, n, ms) &&
+           at_char_boundary(s, n, me);
+}
+
 /* Split the piece S[0..N) with RE (Isolated) and append the pieces to OUT. */
 static int split_isolated(const struct mtp_tokenizer *tok, const pcre2_code *re,
                           pcre2_match_data *md, const char *s, size_t n, struct mtp_tok_words *out)
@@ -147,6 +165,11 @@ static int split_isolated(const struct mtp_tokenizer *tok, const pcre2_code *re,
         }
         const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t ms = ov[0], me = ov[1];
+        if (!match_is_sane(s, n, prev, ms, me))
+            return mtp_error_set("%s: pre_tokenizer: a Split regex matched bytes [%zu, %zu) of a "
+                                 "%zu-byte piece searched from %zu; expected a match within the "
+                                 "piece, after the previous one, on character boundaries",
+                                 tok->path, ms, me, n, prev);
         mtp_tok_words_push(out, s + prev, ms - prev); /* the gap, if any */
         mtp_tok_words_push(out, s + ms, me - ms);
         prev = me;

@@ -15,6 +15,7 @@
 #include <string.h>  /* defines: strerror, strrchr */
 
 #include "../engine/error.h"
+#include "../engine/input_file.h" /* defines: mtp_input_fopen */
 
 struct id_line {
     char *id; /* borrowed from the prompt or owned (past max_prompts) */
@@ -253,9 +254,9 @@ int mtp_dataset_load(const char *path, int max_prompts, struct mtp_dataset *ds)
     memset(ds, 0, sizeof *ds);
     ds->path = mtp_xstrdup(path);
     ds->name = mtp_dataset_name_from_path(path);
-    FILE *f = fopen(path, "rb");
+    FILE *f = mtp_input_fopen(path); /* regular files only: a FIFO cannot block */
     if (!f)
-        return mtp_error_set("DATASET: %s: cannot open: %s", path, strerror(errno));
+        return mtp_error_wrap("DATASET: ");
     struct reader rd = {.path = ds->path, .name = ds->name};
     int rc = read_lines(f, &rd, max_prompts, ds);
     fclose(f);

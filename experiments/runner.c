@@ -13,6 +13,7 @@
 #include <time.h>     /* defines: clock_gettime */
 
 #include "../engine/error.h"
+#include "../engine/limits.h"
 #include "runner_internal.h"
 
 static volatile sig_atomic_t interrupted;
@@ -80,6 +81,9 @@ static int load_tokenizer(struct mtp_runner *r)
     char *path = mtp_xmalloc(n);
     snprintf(path, n, "%s/tokenizer.json", r->spec.model_dir);
     int rc = mtp_tokenizer_load(path, &r->tok);
+    if (!rc)
+        rc = mtp_limits_check_vocab(&r->model->cfg, r->spec.model_dir,
+                                    mtp_tokenizer_vocab_size(r->tok), path);
     free(path);
     if (rc)
         return mtp_error_wrap("model %s: ", r->spec.model_dir);
@@ -107,10 +111,43 @@ static int tokenize(struct mtp_runner *r, int di, const struct mtp_prompt *p, in
     return MTP_OK;
 }
 
+static int max_decoder_depth(const struct mtp_spec *s)
+{
+    int depth = 0;
+    for (int i = 0; i < s->n_decoders; i++)
+        if (s->decoders[i].type != MTP_SPEC_DECODER_BASELINE && s->decoders[i].depth > depth)
+            depth = s->decoders[i].depth;
+    return depth;
+}
+
+/* A prompt that cannot fit the model's positions with max_new_tokens and the
+ * deepest decoder is skipped for every decoder (so comparisons stay paired).
+ * It still takes its max_prompts slot: the prompt set does not depend on the
+ * model. Returns true when skipped. */
+static bool skip_too_long(struct mtp_runner *r, const struct mtp_run_prompt *rp, int di,
+                          const struct mtp_prompt *p)
+{
+    const struct mtp_spec *s = &r->spec;
+    int depth = max_decoder_depth(s);
+    if (mtp_limits_request_fits(&r->model->cfg, rp->n, s->max_new_tokens, depth))
+        return false;
+    if (!r->opt->quiet)
+        fprintf(stderr, "mtpbench: warning: skipping prompt %s of %s: %d tokens + "
+                        "max_new_tokens %d + depth %d exceed the model's %d positions\n",
+                p->id, s->dataset_names[di], rp->n, s->max_new_tokens, depth,
+                mtp_limits_max_positions(&r->model->cfg));
+    r->n_too_long++;
+    return true;
+}
+
 static int prepare_prompts(struct mtp_runner *r)
 {
     const struct mtp_spec *s = &r->spec;
     int cap = 0;
+    /* No prompt at all can fit: that is a bad spec for this model, not a skip. */
+    if (mtp_limits_check_request(&r->model->cfg, s->model_dir, 1, s->max_new_tokens,
+                                 max_decoder_depth(s)))
+        return mtp_error_wrap("SPEC: %s: key 'max_new_tokens': ", s->path);
     for (int i = 0; i < s->n_datasets; i++)
         cap += r->ds[i].n_prompts;
     r->prompts = mtp_xcalloc((size_t)(cap > 0 ? cap : 1), sizeof *r->prompts);
@@ -127,6 +164,12 @@ static int prepare_prompts(struct mtp_runner *r)
                 rp->ids = NULL;
                 continue;
             }
+            if (skip_too_long(r, rp, di, &r->ds[di].prompts[pi])) {
+                free(rp->ids);
+                rp->ids = NULL;
+                kept++;
+                continue;
+            }
             rp->dataset = di;
             rp->p = &r->ds[di].prompts[pi];
             rp->index = r->n_prompts++;
@@ -135,8 +178,10 @@ static int prepare_prompts(struct mtp_runner *r)
     }
     if (r->n_prompts == 0)
         return mtp_error_set("SPEC: %s: no prompt to run (datasets empty, or every prompt is "
-                             "longer than max_prompt_tokens = %d)",
-                             s->path, s->max_prompt_tokens);
+                             "longer than max_prompt_tokens = %d or than the model's %d "
+                             "positions allow: %d skipped)",
+                             s->path, s->max_prompt_tokens,
+                             mtp_limits_max_positions(&r->model->cfg), r->n_too_long);
     return MTP_OK;
 }
 
@@ -459,6 +504,11 @@ int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt)
     }
     if (!rc)
         rc = mtp_runner_print_table(r.log_path, opt->out ? opt->out : stdout);
+    if (!rc && r.n_too_long)
+        fprintf(opt->out ? opt->out : stdout,
+                "skipped: %d prompts longer than the model's %d positions allow (prompt + "
+                "max_new_tokens + depth)\n",
+                r.n_too_long, mtp_limits_max_positions(&r.model->cfg));
     teardown(&r);
     return rc;
 }

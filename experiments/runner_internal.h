@@ -41,6 +41,7 @@ struct mtp_runner {
     struct mtp_progress *progress;
     int64_t total, done, tokens, steps;
     int logged;                 /* requests logged by this process */
+    int n_too_long;             /* prompts skipped: past the model's positions (limits.h) */
 };
 
 #endif

@@ -10,7 +10,7 @@
 #include "spec.h"
 
 #include <errno.h>    /* defines: errno */
-#include <fcntl.h>    /* defines: open, O_RDONLY */
+#include <fcntl.h>    /* defines: O_RDONLY */
 #include <jansson.h>  /* defines: json_t, json_loads */
 #include <stdbool.h>
 #include <stdio.h>    /* defines: snprintf */
@@ -20,6 +20,8 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/error.h"
+#include "../engine/input_file.h" /* defines: mtp_input_open, mtp_input_fopen */
+#include "../kernels/backend.h"      /* defines: MTP_MAX_THREADS */
 #include "dataset.h" /* defines: mtp_dataset_name_from_path */
 
 enum { KEY_CAP = 128, BRIEF_CAP = 64 };
@@ -199,16 +201,10 @@ static int parse_backend(const struct parse *p, json_t *root, struct mtp_spec *s
  * typo fails before hours of decoding rather than when its turn comes. */
 static int check_readable(const struct parse *p, const char *key, const char *path)
 {
-    int fd = open(path, O_RDONLY);
+    int fd = mtp_input_open(path, NULL); /* non-blocking: a FIFO fails here, never hangs */
     if (fd < 0)
-        return mtp_error_set("SPEC: %s: key '%s': dataset file %s: %s", p->src, key, path,
-                             strerror(errno));
-    struct stat st;
-    int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+        return mtp_error_wrap("SPEC: %s: key '%s': dataset file ", p->src, key);
     close(fd);
-    if (!regular)
-        return mtp_error_set("SPEC: %s: key '%s': dataset %s is not a regular file", p->src, key,
-                             path);
     return MTP_OK;
 }
 
@@ -319,6 +315,13 @@ static bool name_is_plain(const char *s)
     return true;
 }
 
+/* A name that becomes a file name inside output_dir: plain characters, and
+ * not "." or "..", so it cannot name a directory or climb out of output_dir. */
+static bool name_is_file_name(const char *s)
+{
+    return name_is_plain(s) && s[0] && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
+}
+
 static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix,
                             struct mtp_spec_decoder *d)
 {
@@ -389,7 +392,7 @@ static int parse_one_decoder(const struct parse *p, json_t *v, const char *prefi
     if (get_string(p, v, prefix, "name", false, NULL, &d->name))
         return MTP_ERR;
     key_join(path, prefix, "name");
-    if (d->name && !name_is_plain(d->name))
+    if (d->name && !name_is_file_name(d->name))
         return fail_expected(p, path, "name of letters, digits, '.', '_', '-'",
                              json_object_get(v, "name"));
     if (!d->name)
@@ -425,7 +428,8 @@ static int parse_decoders(const struct parse *p, json_t *root, struct mtp_spec *
 static int parse_scalars(const struct parse *p, json_t *root, struct mtp_spec *spec)
 {
     long long seed;
-    if (get_int32(p, root, "", "threads", false, 0, 0, &spec->threads) ||
+    long long threads;
+    if (get_int(p, root, "", "threads", false, 0, 0, MTP_MAX_THREADS, &threads) ||
         get_int32(p, root, "", "max_prompts", false, 0, 0, &spec->max_prompts) ||
         get_int32(p, root, "", "max_prompt_tokens", false, 0, 0, &spec->max_prompt_tokens) ||
         get_int32(p, root, "", "max_new_tokens", true, 0, 1, &spec->max_new_tokens) ||
@@ -433,6 +437,7 @@ static int parse_scalars(const struct parse *p, json_t *root, struct mtp_spec *s
         get_int32(p, root, "", "repeats", false, 1, 1, &spec->repeats) ||
         get_int(p, root, "", "seed", false, 0, 0, INT64_MAX, &seed))
         return MTP_ERR;
+    spec->threads = (int)threads;
     spec->seed = (uint64_t)seed;
     return MTP_OK;
 }
@@ -463,6 +468,12 @@ static int parse_root(const struct parse *p, json_t *root, struct mtp_spec *spec
     char *stem = mtp_dataset_name_from_path(p->src);
     int rc = get_string(p, root, "", "name", false, stem, &spec->name);
     free(stem);
+    if (!rc && !name_is_file_name(spec->name)) /* the log is output_dir/NAME.msgpack */
+        rc = json_object_get(root, "name")
+                 ? fail_expected(p, "name", "a plain file name (letters, digits, '.', '_', "
+                                 "'-'; not '.' or '..')", json_object_get(root, "name"))
+                 : mtp_error_set("SPEC: %s: the spec's file name gives the run name \"%s\"; "
+                                 "expected a plain file name: set \"name\"", p->src, spec->name);
     if (rc || get_string(p, root, "", "description", false, "", &spec->description))
         return MTP_ERR;
     if (parse_model(p, root, spec) || parse_backend(p, root, spec) ||
@@ -494,9 +505,9 @@ int mtp_spec_parse(const char *json_text, const char *source, const char *base_d
 /* The whole file as a NUL-terminated string (NULL + message on failure). */
 static char *read_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = mtp_input_fopen(path);
     if (!f) {
-        mtp_error_set("SPEC: %s: cannot open: %s", path, strerror(errno));
+        mtp_error_wrap("SPEC: ");
         return NULL;
     }
     size_t cap = 4096, len = 0;

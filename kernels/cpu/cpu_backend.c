@@ -108,6 +108,10 @@ static const struct mtp_backend_i cpu_iface = {
 
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)
 {
+    *out = NULL;
+    if (n_threads > MTP_MAX_THREADS)
+        return mtp_error_set("backend cpu: threads %d; expected at most %d (0 = all cores)",
+                             n_threads, MTP_MAX_THREADS);
     struct mtp_cpu_ctx *ctx = mtp_xcalloc(1, sizeof *ctx);
     ctx->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     if (ctx->n_threads < 1)
