@@ -47,6 +47,10 @@ struct mtp_engine {
     int *experts_touched;   /* [n_moe_main] for the last main forward */
     unsigned char *expert_seen; /* [E] scratch bitmap */
 
+    bool mtp_zero_position0;    /* wiring: zero the module input embedding at position 0 */
+    bool mtp_hidden_before_norm; /* wiring: MTP hidden_out is the block output, before
+                                  * shared_head.norm */
+
     mtp_trace_fn trace;
     mtp_trace_i32_fn trace_i32;
     void *trace_user;
