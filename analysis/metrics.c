@@ -5,6 +5,7 @@
 #include "metrics.h"
 
 #include <math.h>   /* defines: NAN */
+#include <stdbool.h>
 #include <string.h> /* defines: memset */
 
 #include "engine/error.h" /* defines: MTP_CHECK */
@@ -16,14 +17,36 @@ void mtp_metrics_init(struct mtp_metrics *m, int K)
     m->K = K;
 }
 
-void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted, int n_steps,
-                             int n_output, uint64_t decode_ns)
+static int clamp_depth(int a, int K) { return a < 0 ? 0 : a > K ? K : a; }
+
+/* One step: A drafts accepted, positions 1..OBS observed (OBS = K unless the
+ * step is censored). */
+static void add_step(struct mtp_metrics *m, int a, int obs)
 {
+    a = a < obs ? a : obs;
+    m->accepted += a;
+    for (int j = 0; j <= a; j++)
+        m->reach[j]++;
+    for (int j = 1; j <= obs; j++) {
+        m->observed[j]++;
+        if (a >= j - 1)
+            m->tried[j]++;
+    }
+}
+
+void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted,
+                             const int32_t *uncut, int n_steps, int n_output,
+                             uint64_t decode_ns)
+{
+    /* Without uncut counts: the steps emitted sum(a_s + 1) tokens unless the
+     * last one was cut, which then hides its positions after a. */
+    int64_t full = 0;
+    for (int s = 0; s < n_steps; s++)
+        full += clamp_depth(accepted[s], m->K) + 1;
+    bool last_cut = !uncut && n_steps > 0 && full > (int64_t)(n_output > 0 ? n_output - 1 : 0);
     for (int s = 0; s < n_steps; s++) {
-        int a = accepted[s] < 0 ? 0 : accepted[s] > m->K ? m->K : accepted[s];
-        m->accepted += a;
-        for (int j = 0; j <= a; j++)
-            m->reach[j]++;
+        int a = clamp_depth(uncut ? uncut[s] : accepted[s], m->K);
+        add_step(m, a, last_cut && s == n_steps - 1 ? a : m->K);
     }
     m->steps += n_steps;
     m->emitted += n_output > 0 ? n_output - 1 : 0;
@@ -37,8 +60,11 @@ void mtp_metrics_merge(struct mtp_metrics *m, const struct mtp_metrics *o)
     m->steps += o->steps;
     m->emitted += o->emitted;
     m->accepted += o->accepted;
-    for (int j = 0; j <= m->K; j++)
+    for (int j = 0; j <= m->K; j++) {
         m->reach[j] += o->reach[j];
+        m->tried[j] += o->tried[j];
+        m->observed[j] += o->observed[j];
+    }
     m->decode_ns += o->decode_ns;
     m->requests += o->requests;
 }
@@ -51,19 +77,22 @@ double mtp_metrics_alpha(const struct mtp_metrics *m, int j)
 {
     if (j < 1 || j > m->K)
         return NAN;
-    return ratio(m->reach[j], m->reach[j - 1]);
+    return ratio(m->reach[j], m->tried[j]);
 }
 
 double mtp_metrics_beta(const struct mtp_metrics *m, int j)
 {
     if (j < 1 || j > m->K)
         return NAN;
-    return ratio(m->reach[j], m->steps);
+    return ratio(m->reach[j], m->observed[j]);
 }
 
 double mtp_metrics_accept_rate(const struct mtp_metrics *m)
 {
-    return ratio(m->accepted, (double)m->K * m->steps);
+    int64_t positions = 0;
+    for (int j = 1; j <= m->K; j++)
+        positions += m->observed[j];
+    return ratio(m->accepted, (double)positions);
 }
 
 double mtp_metrics_tokens_per_s(const struct mtp_metrics *m)

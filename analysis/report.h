@@ -97,6 +97,7 @@ enum mtp_report_key {
     MTP_REPORT_KEY_CATEGORY,
     MTP_REPORT_KEY_DATASET,
     MTP_REPORT_KEY_RUN,
+    MTP_REPORT_KEY_WIRING,      /* the MTP conventions (log key "wiring"; "-" for baseline) */
     MTP_REPORT_KEY_COUNT,
 };
 
@@ -112,7 +113,8 @@ struct mtp_report_options {
 void mtp_report_options_default(struct mtp_report_options *opt);
 
 /* Parse "decoder,category,temperature" into OPT->by (names: decoder,
- * temperature, category, dataset, run; no repeats). MTP_ERR with a message. */
+ * temperature, category, dataset, run, wiring; no repeats). MTP_ERR with a
+ * message. */
 int mtp_report_parse_by(const char *list, struct mtp_report_options *opt);
 const char *mtp_report_key_name(enum mtp_report_key k);
 
@@ -162,6 +164,10 @@ struct mtp_report_group {
     int top_k;
     const char *category, *dataset;
     int run;                            /* -1 unless grouped by run */
+    char *wiring;                       /* owned "draft_hidden,position0,module_hidden" label
+                                         * ("-" for baseline); NULL unless grouped by wiring */
+    bool mixed;                         /* members differ in decoder, depth, drafting or
+                                         * wiring: acceptance columns are printed "mixed" */
     /* The members. */
     int n_requests;
     int *requests;                      /* indices into data->requests, in unit order */

@@ -21,7 +21,7 @@
 static const char *const key_names[MTP_REPORT_KEY_COUNT] = {
     [MTP_REPORT_KEY_DECODER] = "decoder",   [MTP_REPORT_KEY_TEMPERATURE] = "temperature",
     [MTP_REPORT_KEY_CATEGORY] = "category", [MTP_REPORT_KEY_DATASET] = "dataset",
-    [MTP_REPORT_KEY_RUN] = "run",
+    [MTP_REPORT_KEY_RUN] = "run",           [MTP_REPORT_KEY_WIRING] = "wiring",
 };
 
 const char *mtp_report_key_name(enum mtp_report_key k) { return key_names[k]; }
@@ -48,7 +48,7 @@ int mtp_report_parse_by(const char *list, struct mtp_report_options *opt)
             k++;
         if (k == MTP_REPORT_KEY_COUNT)
             rc = mtp_error_set("--by: unknown key '%s' (known: decoder, temperature, category, "
-                               "dataset, run)", tok);
+                               "dataset, run, wiring)", tok);
         for (int i = 0; i < n && rc == MTP_OK; i++)
             if (opt->by[i] == (enum mtp_report_key)k)
                 rc = mtp_error_set("--by: key '%s' given twice", tok);
@@ -87,6 +87,14 @@ static char *unit_key(const struct mtp_report_request *q)
     return mtp_report_xprintf("%08d\x1f%s\x1f%s", q->run, q->rec.dataset, q->rec.prompt_id);
 }
 
+/* "after_shared_head_norm,kept,previous_module", or "-" without wiring. */
+static char *wiring_label(const struct mtp_request_record *r)
+{
+    if (!r->wiring[0])
+        return mtp_xstrdup("-");
+    return mtp_report_xprintf("%s,%s,%s", r->wiring[0], r->wiring[1], r->wiring[2]);
+}
+
 static char *group_key(const struct mtp_report_request *q, const struct mtp_report_options *opt)
 {
     const struct mtp_request_record *r = &q->rec;
@@ -104,6 +112,7 @@ static char *group_key(const struct mtp_report_request *q, const struct mtp_repo
         case MTP_REPORT_KEY_CATEGORY: part = mtp_xstrdup(r->category); break;
         case MTP_REPORT_KEY_DATASET: part = mtp_xstrdup(r->dataset); break;
         case MTP_REPORT_KEY_RUN: part = mtp_report_xprintf("%08d", q->run); break;
+        case MTP_REPORT_KEY_WIRING: part = wiring_label(r); break;
         default: part = mtp_xstrdup(""); break;
         }
         char *joined = mtp_report_xprintf("%s\x1e%s", s, part);
@@ -185,7 +194,7 @@ static void unit_add(struct mtp_report_unit *u, const struct mtp_request_record 
                      const struct mtp_request_record *b)
 {
     double tok = r->n_output > 0 ? r->n_output - 1 : 0;
-    mtp_metrics_add_request(&u->m, r->accepted, r->n_steps, r->n_output,
+    mtp_metrics_add_request(&u->m, r->accepted, r->accepted_uncut, r->n_steps, r->n_output,
                             r->total_ns > r->ttft_ns ? r->total_ns - r->ttft_ns : 0);
     double cells = 0, sum = r->experts_touched ? experts_sum(r, &cells) : 0;
     u->exp_sum += sum;
@@ -249,13 +258,24 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->depth = r0->depth;
     g->drafting = r0->drafting;
     g->k = 0;
+    char *w0 = wiring_label(r0);
     for (int i = 0; i < g->n_requests; i++) {
         const struct mtp_request_record *r = &d->requests[g->requests[i]].rec;
+        char *w = wiring_label(r);
+        /* Acceptance of different decoders or depths is not one quantity
+         * (issue 11: baseline steps pulled alpha_1 to 0.586). */
+        if (strcmp(r->decoder, r0->decoder) || r->mode != r0->mode || r->depth != r0->depth ||
+            r->drafting != r0->drafting || strcmp(w, w0))
+            g->mixed = true;
+        free(w);
         if (r->depth != g->depth || r->drafting != g->drafting)
             g->depth = -1;
         if (r->depth > g->k)
             g->k = r->depth < MTP_METRICS_MAX_DEPTH ? r->depth : MTP_METRICS_MAX_DEPTH;
     }
+    g->wiring = by_has(opt, MTP_REPORT_KEY_WIRING) ? w0 : NULL;
+    if (!g->wiring)
+        free(w0);
     bool by_t = by_has(opt, MTP_REPORT_KEY_TEMPERATURE);
     g->temperature = by_t ? r0->temperature : NAN;
     g->top_p = by_t ? r0->top_p : NAN;
@@ -331,6 +351,8 @@ int mtp_report_group_cmp(const struct mtp_report_group *a, const struct mtp_repo
         c = cmp_str(a->category, b->category);
     if (!c)
         c = cmp_str(a->dataset, b->dataset);
+    if (!c)
+        c = cmp_str(a->wiring, b->wiring);
     return c ? c : (a->run > b->run) - (a->run < b->run);
 }
 
@@ -367,6 +389,7 @@ void mtp_report_group_release(struct mtp_report_group *g)
     free(g->unit_keys);
     free(g->requests);
     free(g->member_unit);
+    free(g->wiring);
     free(g->metrics);
     free(g->samples);
     mtp_report_stats_release(g);

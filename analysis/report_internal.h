@@ -97,10 +97,14 @@ void mtp_report_put_stat(struct mtp_report_table *t, int row, int col, struct mt
                          double scale);
 void mtp_report_put_metric(struct mtp_report_table *t, int row, int col,
                            const struct mtp_report_group *g, int m, double scale);
+/* An acceptance metric (accept_rate, alpha_j, beta_j): the text "mixed" for a
+ * group that merges decoders or depths (spec/metrics.md), else the metric. */
+void mtp_report_put_acceptance(struct mtp_report_table *t, int row, int col,
+                               const struct mtp_report_group *g, int m);
 
 /* Column indices of the key columns of a table (-1: absent). */
 struct mtp_report_key_cols {
-    int decoder, depth, drafting, temperature, top_p, top_k, category, dataset, run;
+    int decoder, depth, drafting, temperature, top_p, top_k, category, dataset, run, wiring;
 };
 void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report *r,
                             const enum mtp_report_key *by, int n_by,

@@ -117,6 +117,15 @@ void mtp_report_put_metric(struct mtp_report_table *t, int row, int col,
     mtp_report_put_stat(t, row, col, g->metrics[m], scale);
 }
 
+void mtp_report_put_acceptance(struct mtp_report_table *t, int row, int col,
+                               const struct mtp_report_group *g, int m)
+{
+    if (g->mixed)
+        mtp_report_put_text(t, row, col, "mixed");
+    else
+        mtp_report_put_metric(t, row, col, g, m, 1);
+}
+
 void mtp_report_table_free(struct mtp_report_table *t)
 {
     for (int i = 0; i < t->n_rows * t->n_cols; i++)
@@ -179,6 +188,10 @@ void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report 
         case MTP_REPORT_KEY_RUN:
             kc->run = mtp_report_table_col(t, "run", "run", "run", 0, MTP_REPORT_FMT_PLAIN);
             break;
+        case MTP_REPORT_KEY_WIRING:
+            kc->wiring = mtp_report_table_col(t, "wiring", "wiring", "wiring", 0,
+                                              MTP_REPORT_FMT_PLAIN);
+            break;
         default: break;
         }
     }
@@ -205,6 +218,8 @@ void mtp_report_key_cells(struct mtp_report_table *t, int row, const struct mtp_
         mtp_report_put_text(t, row, kc->dataset, g->dataset);
     if (kc->run >= 0)
         mtp_report_put_text(t, row, kc->run, g->run >= 0 ? d->runs[g->run].label : NULL);
+    if (kc->wiring >= 0)
+        mtp_report_put_text(t, row, kc->wiring, g->wiring);
 }
 
 static int max_k(const struct mtp_report *r)
@@ -298,11 +313,11 @@ static void full_cells(struct mtp_report_table *t, int row, int first,
     mtp_report_put_int(t, row, c++, g->n_units);
     mtp_report_put_int(t, row, c++, g->n_steps);
     mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_TAU, 1);
-    mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_ACCEPT_RATE, 1);
+    mtp_report_put_acceptance(t, row, c++, g, MTP_REPORT_M_ACCEPT_RATE);
     for (int j = 1; j <= k; j++)
-        mtp_report_put_metric(t, row, c++, g, mtp_report_alpha_index(g, j), 1);
+        mtp_report_put_acceptance(t, row, c++, g, mtp_report_alpha_index(g, j));
     for (int j = 1; j <= k; j++)
-        mtp_report_put_metric(t, row, c++, g, mtp_report_beta_index(g, j), 1);
+        mtp_report_put_acceptance(t, row, c++, g, mtp_report_beta_index(g, j));
     mtp_report_put_int(t, row, c++, g->n_tokens);
     mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_TOKENS_PER_S, 1);
     mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_SPEEDUP, 1);
@@ -334,10 +349,15 @@ int mtp_report_table_full(const struct mtp_report *r, struct mtp_report_table *t
         full_cells(t, i, first, &r->groups[i], max_k(r), r->opt.latency, any_experts(r));
     }
     char *boot = mtp_report_bootstrap_note(&r->opt);
+    bool mixed = false;
+    for (int i = 0; i < r->n_groups; i++)
+        mixed |= r->groups[i].mixed;
     t->note = mtp_report_xprintf("%s tau: tokens per main-model forward; alpha_j: acceptance at draft "
                       "position j given j-1 accepted; beta_j: unconditional; speedup: decode "
                       "tokens/s over the same run's baseline on the same prompts and sampling "
-                      "(spec/metrics.md).", boot);
+                      "(spec/metrics.md).%s", boot,
+                      mixed ? " mixed: the group merges decoders, depths or wirings, whose "
+                              "acceptance is not one quantity; add decoder to --by." : "");
     free(boot);
     return MTP_OK;
 }

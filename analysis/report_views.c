@@ -106,7 +106,7 @@ static void acceptance_fill(struct mtp_report_table *t, const struct mtp_report 
             if (!h)
                 continue;
             mtp_report_put_metric(t, i, c, h, MTP_REPORT_M_TAU, 1);
-            mtp_report_put_metric(t, i, c + 1, h, mtp_report_alpha_index(h, 1), 1);
+            mtp_report_put_acceptance(t, i, c + 1, h, mtp_report_alpha_index(h, 1));
         }
         mtp_report_put_metric(t, i, c, g, MTP_REPORT_M_TAU, 1);
         mtp_report_put_metric(t, i, c + 1, g, MTP_REPORT_M_SPEEDUP, 1);
@@ -240,9 +240,9 @@ static void ablation_fill(struct mtp_report_table *t, int row, int c,
     if (e && ch)
         mtp_report_put_stat(t, row, c + 2, mtp_report_paired_diff(e, ch, MTP_REPORT_M_TAU), 1);
     if (e)
-        mtp_report_put_metric(t, row, c + 3, e, mtp_report_alpha_index(e, a->k), 1);
+        mtp_report_put_acceptance(t, row, c + 3, e, mtp_report_alpha_index(e, a->k));
     if (ch)
-        mtp_report_put_metric(t, row, c + 4, ch, mtp_report_alpha_index(ch, a->k), 1);
+        mtp_report_put_acceptance(t, row, c + 4, ch, mtp_report_alpha_index(ch, a->k));
     if (e)
         mtp_report_put_metric(t, row, c + 5, e, MTP_REPORT_M_ACCEPT_RATE, 1);
     if (ch)

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "engine/limits.h"
+#include "engine/error.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -37,6 +38,7 @@ struct generate_args {
     int depth;         /* --mtp K; 0 = baseline */
     enum mtp_decode_drafting drafting;
     int module;
+    struct mtp_wiring wiring; /* --draft-hidden, --position0-embedding, --module-hidden */
     struct mtp_sampling sampling;
     uint64_t seed;
 };
@@ -46,13 +48,20 @@ static void generate_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [-n 32]\n"
             "                         [--mtp K] [--drafting exact|chain] [--module M]\n"
+            "                         [--draft-hidden after_shared_head_norm|before_shared_head_norm]\n"
+            "                         [--position0-embedding kept|zeroed]\n"
+            "                         [--module-hidden previous_module|main_model]\n"
             "                         [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
             "                         [--threads N] [--backend cpu|cuda]\n\n"
             "Continue a prompt: single-token decoding, or with --mtp K speculative decoding with\n"
             "K drafts per step from the model's MTP modules (exact: module k drafts token k,\n"
             "K <= modules; chain: module M (default 1) reused K times). Greedy unless\n"
             "--temperature > 0. Prints the continuation (text for --prompt, ids for\n"
-            "--prompt-ids; accepted drafts in color on a terminal) and step statistics.\n");
+            "--prompt-ids; accepted drafts in color on a terminal) and step statistics.\n"
+            "The three wiring options choose the MTP conventions of spec/decoding.md (hidden\n"
+            "passed between draft steps: SGLang after / vLLM before shared_head.norm; vLLM\n"
+            "zeroes the embedding at position 0; MiMo feeds every module the main model's\n"
+            "hidden); unset, the model family's default.\n");
 }
 
 static int parse_mode(struct generate_args *a, int c, const char *arg)
@@ -78,6 +87,22 @@ static int parse_mode(struct generate_args *a, int c, const char *arg)
             return 2;
         a->module = (int)v;
         return 0;
+    case 'H':
+    case 'E':
+    case 'G': {
+        enum mtp_wiring_field f = c == 'H'   ? MTP_WIRING_FIELD_DRAFT_HIDDEN
+                                  : c == 'E' ? MTP_WIRING_FIELD_POSITION0_EMBEDDING
+                                             : MTP_WIRING_FIELD_MODULE_HIDDEN;
+        if (mtp_wiring_set(&a->wiring, f, arg)) {
+            fprintf(stderr, "mtpbench: error: option --%s: %s\n",
+                    f == MTP_WIRING_FIELD_DRAFT_HIDDEN          ? "draft-hidden"
+                    : f == MTP_WIRING_FIELD_POSITION0_EMBEDDING ? "position0-embedding"
+                                                                : "module-hidden",
+                    mtp_error_message());
+            return 2;
+        }
+        return 0;
+    }
     case 'T':
         if (mtp_cli_parse_double("--temperature", arg, 0, 100, &x))
             return 2;
@@ -111,6 +136,9 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
         {"drafting", required_argument, 0, 'd'}, {"module", required_argument, 0, 'M'},
         {"temperature", required_argument, 0, 'T'}, {"top-p", required_argument, 0, 'P'},
         {"top-k", required_argument, 0, 'K'},    {"seed", required_argument, 0, 's'},
+        {"draft-hidden", required_argument, 0, 'H'},
+        {"position0-embedding", required_argument, 0, 'E'},
+        {"module-hidden", required_argument, 0, 'G'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     *a = (struct generate_args){.backend = "cpu", .n_new = 32,
@@ -217,7 +245,8 @@ static void print_stats(const struct generate_args *a, const struct mtp_decode_r
 {
     struct mtp_metrics m;
     mtp_metrics_init(&m, a->depth);
-    mtp_metrics_add_request(&m, r->accepted, r->n_steps, r->n_output, r->total_ns - r->ttft_ns);
+    mtp_metrics_add_request(&m, r->accepted, r->accepted_uncut, r->n_steps, r->n_output,
+                            r->total_ns - r->ttft_ns);
     fprintf(stderr, "\n%d prompt tokens, %d new tokens (%s), %d steps, tau %.3f", r->n_prompt,
             r->n_output, r->stop == MTP_DECODE_STOP_EOS ? "eos" : "max tokens", r->n_steps,
             mtp_metrics_tau(&m));
@@ -241,6 +270,7 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
         .drafting = a->depth > 0 ? a->drafting : MTP_DECODE_DRAFTING_NONE,
         .depth = a->depth,
         .chain_module = a->module,
+        .wiring = a->wiring,
         .sampling = a->sampling,
         .max_new_tokens = a->n_new,
         .eos_token_id = c->eos_token_id >= 0 ? c->eos_token_id
@@ -252,6 +282,13 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
         return MTP_ERR;
     print_output(&r, a->text ? tok : NULL, a->text);
     print_stats(a, &r);
+    if (a->depth > 0) {
+        struct mtp_wiring w = a->wiring;
+        char label[128];
+        mtp_wiring_resolve(&w, c);
+        mtp_wiring_label(&w, label, sizeof label);
+        fprintf(stderr, "wiring (draft_hidden, position0_embedding, module_hidden): %s\n", label);
+    }
     mtp_decode_result_free(&r);
     return MTP_OK;
 }

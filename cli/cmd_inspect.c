@@ -14,6 +14,7 @@
 #include "engine/error.h"  /* defines: mtp_error_message */
 #include "engine/model.h"  /* defines: mtp_model_load, mtp_model_param_counts */
 #include "engine/weights_check.h" /* defines: mtp_weights_check_finite */
+#include "engine/wiring.h" /* defines: mtp_wiring_resolve, mtp_wiring_label */
 
 static void inspect_usage(FILE *f)
 {
@@ -101,6 +102,19 @@ static void inspect_print_config(const struct mtp_model *m)
         printf("  MTP module %d (layer %d): %s embedding, %s head\n", k, l->index,
                l->nextn.embed == &l->nextn.own_embed ? "own" : "main model's",
                l->nextn.head == &l->nextn.own_head ? "own" : "main model's");
+    }
+    if (m->mtp_announced_absent > 0)
+        printf("  MTP modules: config.json announces %d (num_nextn_predict_layers) but the "
+               "checkpoint has no tensor of layer %d (transformers' save_pretrained drops "
+               "them): main model only, MTP decoding unavailable\n",
+               m->mtp_announced_absent, c->num_hidden_layers);
+    if (c->num_nextn_predict_layers > 0) {
+        struct mtp_wiring w = {0};
+        char label[128];
+        mtp_wiring_resolve(&w, c);
+        mtp_wiring_label(&w, label, sizeof label);
+        printf("  MTP wiring default (draft_hidden, position0_embedding, module_hidden): %s\n",
+               label);
     }
 }
 

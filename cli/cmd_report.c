@@ -45,7 +45,7 @@ static void report_usage(FILE *f)
             "\n"
             "options:\n"
             "  --by KEYS        group by these comma-separated keys, in column order:\n"
-            "                   decoder, temperature, category, dataset, run\n"
+            "                   decoder, temperature, category, dataset, run, wiring\n"
             "                   (default decoder,temperature)\n"
             "  --table VIEW     full (default): every metric per group;\n"
             "                   acceptance: tau and alpha_1 per category, overall speedup;\n"

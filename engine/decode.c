@@ -24,7 +24,28 @@ int mtp_decode_positions_needed(int n_prompt, int max_new_tokens, int depth)
     return n_prompt + max_new_tokens + depth + 1;
 }
 
-static int check_params(const struct mtp_decode_params *p, int D)
+/* Depth against the model's modules, with the reason when they were dropped. */
+static int check_depth(const struct mtp_decode_params *p, const struct mtp_model *m)
+{
+    int D = m->cfg.num_nextn_predict_layers;
+    if (D == 0 && m->mtp_announced_absent > 0)
+        return mtp_error_set("decode: %s: config.json announces %d MTP module(s) "
+                             "(num_nextn_predict_layers) but the checkpoint has no tensor of "
+                             "layer %d (transformers' save_pretrained drops them): MTP decoding "
+                             "needs those weights; baseline decoding works",
+                             m->dir, m->mtp_announced_absent, m->cfg.num_hidden_layers);
+    if (p->drafting == MTP_DECODE_DRAFTING_EXACT && p->depth > D)
+        return mtp_error_set("decode: exact drafting needs depth <= the model's %d MTP modules, "
+                             "got depth %d (use chain drafting for deeper drafts)",
+                             D, p->depth);
+    int module = p->chain_module > 0 ? p->chain_module : 1;
+    if (p->drafting == MTP_DECODE_DRAFTING_CHAIN && module > D)
+        return mtp_error_set("decode: chain drafting with module %d, but the model has %d MTP "
+                             "modules", module, D);
+    return MTP_OK;
+}
+
+int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params *p)
 {
     const struct mtp_sampling *s = &p->sampling;
     if (p->max_new_tokens < 1)
@@ -37,14 +58,14 @@ static int check_params(const struct mtp_decode_params *p, int D)
     if (p->depth < 1 || p->depth > MTP_DECODE_MAX_DEPTH)
         return mtp_error_set("decode: depth must be in 1..%d, got %d", MTP_DECODE_MAX_DEPTH,
                              p->depth);
-    if (p->drafting == MTP_DECODE_DRAFTING_EXACT && p->depth > D)
-        return mtp_error_set("decode: exact drafting needs depth <= the model's %d MTP modules, "
-                             "got depth %d (use chain drafting for deeper drafts)",
-                             D, p->depth);
-    int module = p->chain_module > 0 ? p->chain_module : 1;
-    if (p->drafting == MTP_DECODE_DRAFTING_CHAIN && module > D)
-        return mtp_error_set("decode: chain drafting with module %d, but the model has %d MTP "
-                             "modules", module, D);
+    if (check_depth(p, mtp_engine_model(e)))
+        return MTP_ERR;
+    int limit = mtp_engine_max_invariant_tokens(e);
+    if (limit > 0 && p->depth + 1 > limit)
+        return mtp_error_set("decode: depth %d verifies %d tokens, but this backend keeps a "
+                             "verification batch invariant only up to %d tokens (greedy "
+                             "equality would not hold): use depth <= %d",
+                             p->depth, p->depth + 1, limit, limit - 1);
     if (p->draft_hook && !mtp_sampling_is_greedy(s))
         return mtp_error_set("decode: a draft hook needs greedy sampling");
     return MTP_OK;
@@ -55,11 +76,12 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
 {
     *out = NULL;
     const struct mtp_config *c = &mtp_engine_model(e)->cfg;
-    if (check_params(p, c->num_nextn_predict_layers))
+    if (mtp_decode_check(e, p))
         return MTP_ERR;
     struct mtp_decode *d = mtp_xcalloc(1, sizeof *d);
     d->e = e;
     d->p = *p;
+    mtp_wiring_resolve(&d->p.wiring, c);
     d->V = c->vocab_size;
     d->dm = c->hidden_size;
     d->D = c->num_nextn_predict_layers;
@@ -88,6 +110,7 @@ static void free_result_arrays(struct mtp_decode_result *r)
     free(r->output);
     free(r->from_draft);
     free(r->accepted);
+    free(r->accepted_uncut);
     free(r->emitted);
     free(r->draft_ns);
     free(r->verify_ns);
@@ -188,6 +211,7 @@ int mtp_decode_step_begin(struct mtp_decode *d)
     if (r->n_steps == r->capacity) {
         int cap = r->capacity ? 2 * r->capacity : 64;
         r->accepted = grow(r->accepted, cap, sizeof(int32_t));
+        r->accepted_uncut = grow(r->accepted_uncut, cap, sizeof(int32_t));
         r->emitted = grow(r->emitted, cap, sizeof(int32_t));
         r->draft_ns = grow(r->draft_ns, cap, sizeof(uint64_t));
         r->verify_ns = grow(r->verify_ns, cap, sizeof(uint64_t));
@@ -198,7 +222,7 @@ int mtp_decode_step_begin(struct mtp_decode *d)
         r->capacity = cap;
     }
     int s = r->n_steps++;
-    r->accepted[s] = r->emitted[s] = 0;
+    r->accepted[s] = r->accepted_uncut[s] = r->emitted[s] = 0;
     r->draft_ns[s] = r->verify_ns[s] = r->accept_ns[s] = r->update_ns[s] = 0;
     for (int l = 0; l < d->n_moe; l++)
         r->experts_touched[(size_t)s * d->n_moe + l] = 0;
@@ -256,6 +280,8 @@ int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
     reset_request(d, n);
     memcpy(d->seq, prompt, (size_t)n * sizeof(int32_t));
     d->n_seq = n;
+    /* The engine is borrowed: another session may have left other conventions. */
+    mtp_engine_set_mtp_wiring(d->e, &d->p.wiring);
     uint64_t t0 = mtp_decode_now_ns();
     if (mtp_engine_prefill(d->e, prompt, n, d->logits, d->hid[0]))
         return mtp_error_wrap("decode: prefill of %d tokens: ", n);

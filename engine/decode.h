@@ -48,6 +48,8 @@ struct mtp_decode_params {
     enum mtp_decode_drafting drafting;
     int depth;                   /* K drafts per step (0 for baseline) */
     int chain_module;            /* chain: 1-based module reused (0 -> 1) */
+    struct mtp_wiring wiring;    /* MTP conventions (wiring.h); _DEFAULT fields take the
+                                  * model family's choice (mtp_wiring_resolve) */
     struct mtp_sampling sampling;
     int max_new_tokens;          /* >= 1; the first (prefill) token counts */
     int eos_token_id;            /* < 0: never stop on a token */
@@ -66,6 +68,10 @@ struct mtp_decode_result {
     int n_steps;
     int32_t *accepted;      /* [n_steps] a_s: drafts accepted and emitted (a draft cut by
                              * EOS or max_new_tokens does not count, spec/metrics.md) */
+    int32_t *accepted_uncut; /* [n_steps] the verifier's outcome: drafts accepted before
+                              * any cut by EOS or max_new_tokens (spec/metrics.md uses these
+                              * for alpha, beta and accept_rate: a cut is censoring, not
+                              * rejection) */
     int32_t *emitted;       /* [n_steps] e_s: tokens appended (a_s + 1 unless cut) */
     uint64_t *draft_ns;     /* [n_steps] module forwards (incl. cache extension) + draft sampling */
     uint64_t *verify_ns;    /* [n_steps] the main forward */
@@ -87,8 +93,13 @@ struct mtp_decode; /* opaque session */
 /* Positions an engine must hold for a request (prompt, output, drafts). */
 int mtp_decode_positions_needed(int n_prompt, int max_new_tokens, int depth);
 
-/* Check P against the engine's model (depth vs modules, chain module, sampling
- * ranges) and create a session. Returns MTP_OK or MTP_ERR with a message. */
+/* Check P against the engine's model and backend: depth vs modules (also
+ * when config.json announces modules whose tensors are absent), chain module,
+ * sampling ranges, and a verification no longer than the backend keeps batch
+ * invariant. Returns MTP_OK or MTP_ERR with a message. */
+int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params *p);
+
+/* mtp_decode_check, then create a session. Returns MTP_OK or MTP_ERR. */
 int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
                       struct mtp_decode **out);
 void mtp_decode_free(struct mtp_decode *d);

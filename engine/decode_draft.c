@@ -39,6 +39,14 @@
  * 0 .. n-1-k with tokens seq[k..n-1], i.e. c_k = max(0, n - k) = the true rows
  * for m = n. The first step then computes rows n-k .. n-1.
  *
+ * Wiring (wiring.h): with module_hidden "main_model" (MiMo) module k reads
+ * h[j] instead of g_{k-1}[j]; row j then depends on t[0..j] and t[j+k] only,
+ * a subset of the above, so the same cache rule stays correct (it may
+ * recompute a row it could have kept, never keep a stale one). With
+ * draft_hidden "before_shared_head_norm" (vLLM) every g_k is the module's
+ * block output before shared_head.norm (the engine writes it so); the
+ * algebra is unchanged.
+ *
  * ---- Chained drafting -------------------------------------------------------
  * Module M (default 1) is used as a one-step predictor at every depth. Its
  * true rows are j = 0..m-1 with Emb(t[j+1]) and the main hidden h[j] (as
@@ -73,6 +81,15 @@ static void pick_draft(struct mtp_decode *d, int k, const float *row)
         d->p.draft_hook(d->p.draft_hook_user, k, &d->drafts[k - 1]);
 }
 
+/* The hidden states module K reads in exact drafting: module K-1's (the
+ * paper), or the main model's for every module (MiMo NEXTN). */
+static const float *module_input(const struct mtp_decode *d, int k)
+{
+    if (d->p.wiring.module_hidden == MTP_WIRING_MODULE_HIDDEN_MAIN_MODEL)
+        return d->hid[0];
+    return d->hid[k - 1];
+}
+
 int mtp_decode_prefill_modules(struct mtp_decode *d)
 {
     int n = d->n_seq;
@@ -83,7 +100,7 @@ int mtp_decode_prefill_modules(struct mtp_decode *d)
                                       d->hid[d->module]);
     }
     for (int k = 1; k <= d->K && n - k > 0; k++)
-        if (mtp_engine_mtp_forward(d->e, k, d->seq + k, d->hid[k - 1], n - k, 0, NULL,
+        if (mtp_engine_mtp_forward(d->e, k, d->seq + k, module_input(d, k), n - k, 0, NULL,
                                    d->hid[k]))
             return mtp_error_wrap("decode: prefill of MTP module %d: ", k);
     return MTP_OK;
@@ -109,7 +126,7 @@ static int draft_exact(struct mtp_decode *d)
 {
     for (int k = 1; k <= d->K; k++) {
         int rc;
-        const float *row = module_rows(d, k, k, d->hid[k - 1], d->hid[k], &rc);
+        const float *row = module_rows(d, k, k, module_input(d, k), d->hid[k], &rc);
         if (rc)
             return rc;
         pick_draft(d, k, row);

@@ -68,6 +68,7 @@ int mtp_decode_step_mtp(struct mtp_decode *d)
      * limit) is not counted as accepted, so e_s <= a_s + 1 always holds and
      * a_s <= e_s. */
     r->accepted[s] = a < r->emitted[s] ? a : r->emitted[s];
+    r->accepted_uncut[s] = a; /* what the verifier decided, for unbiased acceptance rates */
     uint64_t t3 = mtp_decode_now_ns();
 
     mtp_engine_truncate(d->e, 0, m + a + 1);

@@ -328,8 +328,17 @@ int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float
     return MTP_OK;
 }
 
+/* Zero the embedding half of row 0 of s.cat: vLLM's position-0 mask (the
+ * embedding is zeroed before enorm, and RMSNorm maps 0 to 0). */
+static void mtp_zero_row0_embedding(struct mtp_engine *e, int d)
+{
+    memset(e->host_rows, 0, (size_t)d * sizeof(float));
+    e->be->upload(e->bctx, e->s.cat, e->host_rows, (size_t)d * sizeof(float));
+}
+
 /* One chunk of MTP module LAYER: x = eh_proj [enorm(Emb(tok)) ; hnorm(h)], block,
- * shared_head.norm into s.xn (and HIDDEN_OUT); the head is applied by the caller. */
+ * shared_head.norm into s.xn; HIDDEN_OUT gets s.xn, or the block output s.x
+ * under the before-norm wiring. The head is applied by the caller. */
 static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
                       const float *hidden_in, int n, int start_pos, float *hidden_out)
 {
@@ -339,6 +348,8 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     float eps = (float)c->rms_norm_eps;
     e->be->embed(e->bctx, layer->nextn.embed, tokens, n, e->s.tmp);
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.enorm, n, d, eps, e->s.cat, 2 * d);
+    if (e->mtp_zero_position0 && start_pos == 0)
+        mtp_zero_row0_embedding(e, d);
     e->be->upload(e->bctx, e->s.tmp, hidden_in, (size_t)n * d * sizeof(float));
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.hnorm, n, d, eps, e->s.cat + d, 2 * d);
     e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);
@@ -349,7 +360,10 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
     mtp_engine_diag_stage(e, e->s.x, n, d, "the decoder block of MTP module %d (model.layers.%d)",
                           module, layer->index);
-    emit_outputs(e, &layer->nextn.head_norm, NULL, n, NULL, hidden_out);
+    bool raw = e->mtp_hidden_before_norm && hidden_out;
+    emit_outputs(e, &layer->nextn.head_norm, NULL, n, NULL, raw ? NULL : hidden_out);
+    if (raw)
+        e->be->download(e->bctx, hidden_out, e->s.x, (size_t)n * d * sizeof(float));
 }
 
 /* Head rows [first, n) of the chunk in s.xn into LOGITS [n - first, V]. */
@@ -439,6 +453,17 @@ int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t 
 }
 
 int mtp_engine_cache_len(const struct mtp_engine *e, int module) { return e->cache_len[module]; }
+
+void mtp_engine_set_mtp_wiring(struct mtp_engine *e, const struct mtp_wiring *w)
+{
+    e->mtp_zero_position0 = w->position0_embedding == MTP_WIRING_POSITION0_ZEROED;
+    e->mtp_hidden_before_norm = w->draft_hidden == MTP_WIRING_DRAFT_HIDDEN_BEFORE_NORM;
+}
+
+int mtp_engine_max_invariant_tokens(const struct mtp_engine *e)
+{
+    return e->be->max_invariant_tokens ? e->be->max_invariant_tokens(e->bctx) : 0;
+}
 
 /* Fill rows [from, to) of every cache of MODULE with NaN. */
 static void poison_rows(struct mtp_engine *e, int module, int from, int to)

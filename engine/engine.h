@@ -19,6 +19,7 @@
 
 #include "../kernels/backend.h"
 #include "model.h"
+#include "wiring.h"
 
 struct mtp_engine;
 
@@ -69,6 +70,17 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
 int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t *tokens,
                                 const float *hidden_in, int n, int start_pos, float *last_logits,
                                 float *hidden_out);
+
+/* The engine-level MTP conventions of W (wiring.h, resolved): with
+ * position0_embedding "zeroed" every module forward zeroes its input embedding
+ * at position 0 (vLLM); with draft_hidden "before_shared_head_norm" hidden_out
+ * of mtp_engine_mtp_forward* is the block output before shared_head.norm (the
+ * logits still use the norm). Default: kept, after the norm. */
+void mtp_engine_set_mtp_wiring(struct mtp_engine *e, const struct mtp_wiring *w);
+
+/* Most tokens one main forward may verify with batch-invariant results on this
+ * engine's backend (0 = no limit): past it, greedy equality is not guaranteed. */
+int mtp_engine_max_invariant_tokens(const struct mtp_engine *e);
 
 /* Cache lengths and rollback. module 0 = main model, 1..D = MTP modules. */
 int mtp_engine_cache_len(const struct mtp_engine *e, int module);

@@ -52,6 +52,9 @@ struct mtp_engine {
         bool found;
         char where[128]; /* that stage ("model.layers.2") */
     } diag;
+    bool mtp_zero_position0;    /* wiring: zero the module input embedding at position 0 */
+    bool mtp_hidden_before_norm; /* wiring: MTP hidden_out is the block output, before
+                                  * shared_head.norm */
 
     mtp_trace_fn trace;
     mtp_trace_i32_fn trace_i32;

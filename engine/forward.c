@@ -16,12 +16,16 @@
 
 #include "engine_internal.h"
 
-/* The eps of q_a_layernorm and kv_a_layernorm: HF and the official code fix it
- * at 1e-6 whatever the config says (MODEL.md §3.1); every shipped config has
- * rms_norm_eps = 1e-6, so following the config equals both. */
+/* The eps of q_a_layernorm and kv_a_layernorm: DeepSeek's reference
+ * (inference/model.py builds both RMSNorms with its default eps) and
+ * transformers (DeepseekV3RMSNorm(q_lora_rank), default 1e-6) fix it at 1e-6
+ * whatever rms_norm_eps says; vLLM uses rms_norm_eps (MODEL.md §9). With a
+ * config whose rms_norm_eps is not 1e-6 the two differ visibly (issue 11), so
+ * follow the reference. */
 static float latent_norm_eps(const struct mtp_engine *e)
 {
-    return (float)e->model->cfg.rms_norm_eps;
+    (void)e;
+    return 1e-6f;
 }
 
 /* Queries [n, H*(dn+dr)] into s.q, rope part rotated. */

@@ -100,10 +100,18 @@ struct mtp_model {
     struct mtp_layer *layers;   /* [n_layers]; MTP module k (1-based) is layers[num_hidden_layers+k-1] */
     char **unused;              /* names of tensors present but not used */
     int n_unused;
+    int mtp_announced_absent;   /* > 0: config.json announces this many MTP modules but the
+                                 * checkpoint has no tensor of layer num_hidden_layers (what
+                                 * transformers' save_pretrained writes); the main model is
+                                 * loaded and cfg.num_nextn_predict_layers is set to 0 */
 };
 
 /* Load DIR (config.json + safetensors). Every tensor the config implies is
  * checked for presence, dtype and shape; FP8 weights need their scale_inv.
+ * Routed experts are read per expert (mlp.experts.E.{gate,up,down}_proj) or
+ * fused (mlp.experts.gate_up_proj [E, 2I, d], mlp.experts.down_proj [E, d, I],
+ * transformers 5). MTP modules announced but wholly absent: see
+ * mtp_announced_absent (a note goes to stderr); partly present: an error.
  * Returns MTP_OK and *OUT, or MTP_ERR with a message naming the file and the
  * tensor, expected versus found. */
 int mtp_model_load(const char *dir, struct mtp_model **out);

@@ -11,9 +11,9 @@
 #include "model.h"
 
 #include <stdint.h> /* defines: uintptr_t */
-#include <stdio.h>  /* defines: snprintf */
+#include <stdio.h>  /* defines: snprintf, fprintf */
 #include <stdlib.h> /* defines: free */
-#include <string.h> /* defines: strlen */
+#include <string.h> /* defines: strlen, strncmp */
 
 #include "error.h"
 
@@ -197,6 +197,74 @@ static int ml_bind_ffn(struct mtp_model *m, struct mtp_ffn *f, const char *prefi
     return ml_bind_matrix(m, &f->down, n, d, inter, out_why);
 }
 
+/* Stacked expert tensor NAME [E, ROWS, COLS] (transformers 5's fused layout);
+ * F8_E4M3 is refused (its block scales would need a stacked layout too). */
+static const struct mtp_tensor_info *ml_find_stacked(struct mtp_model *m, const char *name,
+                                                     int rows, int cols, const char *why)
+{
+    char shape[96], found[96];
+    int E = m->cfg.n_routed_experts;
+    snprintf(shape, sizeof shape, "[%d, %d, %d]", E, rows, cols);
+    struct mtp_tensor_info *t = ml_find(m, name, shape, why);
+    if (!t)
+        return NULL;
+    if (t->dtype != MTP_DTYPE_F32 && t->dtype != MTP_DTYPE_BF16 && t->dtype != MTP_DTYPE_F16) {
+        mtp_error_set("%s: tensor '%s': expected dtype F32, BF16 or F16 for the fused expert "
+                      "layout, found %s", t->file, name, t->dtype_name);
+        return NULL;
+    }
+    ml_shape_str(t, found, sizeof found);
+    if (t->ndim != 3 || t->shape[0] != E || t->shape[1] != rows || t->shape[2] != cols) {
+        mtp_error_set("%s: tensor '%s': expected shape %s %s from config.json, found %s",
+                      t->file, name, shape, why, found);
+        return NULL;
+    }
+    if (ml_check_aligned(t, mtp_dtype_size(t->dtype)))
+        return NULL;
+    t->used = 1;
+    return t;
+}
+
+/* Expert E's [ROWS, COLS] block starting at row ROW0 of stacked tensor T. */
+static void ml_slice(struct mtp_weight *w, const struct mtp_tensor_info *t, int e, int row0,
+                     int rows, int cols)
+{
+    size_t per_expert = (size_t)t->shape[1] * (size_t)t->shape[2];
+    size_t offset = (size_t)e * per_expert + (size_t)row0 * (size_t)cols;
+    memset(w, 0, sizeof *w);
+    w->dtype = t->dtype;
+    w->rows = rows;
+    w->cols = cols;
+    w->data = (const char *)t->data + offset * mtp_dtype_size(t->dtype);
+    w->name = t->name;
+}
+
+/* transformers 5 (DeepseekV3NaiveMoe): gate_up_proj [E, 2I, d] holds gate rows
+ * 0..I-1 then up rows I..2I-1 (its forward chunks the product in two, gate
+ * first); down_proj [E, d, I]. Both are y = W x per expert, as nn.Linear. */
+static int ml_bind_fused_experts(struct mtp_model *m, struct mtp_moe *moe, int L)
+{
+    const struct mtp_config *c = &m->cfg;
+    char n[ML_NAME_MAX];
+    int I = c->moe_intermediate_size, d = c->hidden_size;
+    const struct mtp_tensor_info *gu = ml_find_stacked(
+        m, ml_lname(n, L, "mlp.experts.gate_up_proj"), 2 * I, d,
+        "(n_routed_experts, 2*moe_intermediate_size, hidden_size)");
+    if (!gu)
+        return MTP_ERR;
+    const struct mtp_tensor_info *dn = ml_find_stacked(
+        m, ml_lname(n, L, "mlp.experts.down_proj"), d, I,
+        "(n_routed_experts, hidden_size, moe_intermediate_size)");
+    if (!dn)
+        return MTP_ERR;
+    for (int e = 0; e < c->n_routed_experts; e++) {
+        ml_slice(&moe->experts[e].gate, gu, e, 0, I, d);
+        ml_slice(&moe->experts[e].up, gu, e, I, I, d);
+        ml_slice(&moe->experts[e].down, dn, e, 0, d, I);
+    }
+    return MTP_OK;
+}
+
 static int ml_bind_moe(struct mtp_model *m, struct mtp_moe *moe, int L)
 {
     const struct mtp_config *c = &m->cfg;
@@ -217,6 +285,8 @@ static int ml_bind_moe(struct mtp_model *m, struct mtp_moe *moe, int L)
                     "n_shared_experts*moe_intermediate_size"))
         return MTP_ERR;
     moe->experts = mtp_xcalloc((size_t)c->n_routed_experts, sizeof *moe->experts);
+    if (mtp_checkpoint_find(m->ckpt, ml_lname(n, L, "mlp.experts.gate_up_proj")))
+        return ml_bind_fused_experts(m, moe, L);
     for (int e = 0; e < c->n_routed_experts; e++) {
         char suffix[64];
         snprintf(suffix, sizeof suffix, "mlp.experts.%d", e);
@@ -312,6 +382,29 @@ static void ml_collect_unused(struct mtp_model *m)
     }
 }
 
+/* transformers' DeepseekV3Config defaults num_nextn_predict_layers to 1 but
+ * never saves MTP layers, so a config may announce modules that are not
+ * there. With no tensor of layer N at all, load the main model and say so;
+ * a partial module still fails (on its first missing tensor). */
+static void ml_check_mtp_present(struct mtp_model *m)
+{
+    int N = m->cfg.num_hidden_layers, D = m->cfg.num_nextn_predict_layers;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "model.layers.%d.", N);
+    size_t len = strlen(prefix), count = mtp_checkpoint_count(m->ckpt);
+    if (D == 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        if (!strncmp(mtp_checkpoint_tensor(m->ckpt, i)->name, prefix, len))
+            return;
+    m->mtp_announced_absent = D;
+    m->cfg.num_nextn_predict_layers = 0;
+    fprintf(stderr, "mtpbench: note: %s: config.json announces %d MTP module(s) "
+                    "(num_nextn_predict_layers) but the checkpoint has no tensor of layer %d "
+                    "(transformers' save_pretrained drops them): loaded the main model only; "
+                    "MTP decoding is unavailable\n", m->dir, D, N);
+}
+
 int mtp_model_load(const char *dir, struct mtp_model **out)
 {
     struct mtp_model *m = mtp_xcalloc(1, sizeof *m);
@@ -324,6 +417,7 @@ int mtp_model_load(const char *dir, struct mtp_model **out)
     free(cfg_path);
     if (rc || mtp_checkpoint_open_dir(dir, &m->ckpt) || ml_bind_globals(m))
         goto fail;
+    ml_check_mtp_present(m);
     m->n_layers = mtp_config_num_layers_total(&m->cfg);
     m->layers = mtp_xcalloc((size_t)m->n_layers, sizeof *m->layers);
     for (int L = 0; L < m->n_layers; L++)

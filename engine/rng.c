@@ -9,6 +9,8 @@
  */
 #include "rng.h"
 
+#include <string.h> /* defines: memcpy */
+
 
 static const uint64_t pcg_mult = 6364136223846793005ULL;
 
@@ -47,6 +49,46 @@ void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index
     uint64_t fields[4] = {seed, prompt_index, repeat, decoder_index};
     uint64_t h = 0x6d7470626e656368ULL; /* "mtpbench" */
     for (int i = 0; i < 4; i++) {
+        h ^= fields[i];
+        h = mtp_rng_splitmix64(&h);
+    }
+    uint64_t x = h;
+    uint64_t initstate = mtp_rng_splitmix64(&x);
+    uint64_t initseq = mtp_rng_splitmix64(&x);
+    mtp_rng_seed(r, initstate, initseq);
+}
+
+/* 64-bit FNV-1a of S (NULL hashes like ""). */
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static uint64_t double_bits(double x)
+{
+    uint64_t u;
+    x = x == 0.0 ? 0.0 : x; /* -0.0 and 0.0 are the same setting */
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+void mtp_rng_seed_request(struct mtp_rng *r, const struct mtp_rng_request_key *key)
+{
+    uint64_t fields[8] = {key->seed,
+                          fnv1a64(key->dataset),
+                          fnv1a64(key->question_id),
+                          key->repeat,
+                          fnv1a64(key->decoder),
+                          double_bits(key->temperature),
+                          double_bits(key->top_p),
+                          (uint64_t)(int64_t)key->top_k};
+    uint64_t h = 0x6d74707265717374ULL; /* "mtpreqst": apart from mtp_rng_seed_stream */
+    for (int i = 0; i < 8; i++) {
         h ^= fields[i];
         h = mtp_rng_splitmix64(&h);
     }

@@ -28,6 +28,24 @@ void mtp_rng_seed(struct mtp_rng *r, uint64_t initstate, uint64_t initseq);
 void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index,
                          uint64_t repeat, uint64_t decoder_index);
 
+/* The stream of one request of an experiment, keyed by what the request IS,
+ * never by list positions (DESIGN.md §5): the spec's seed, the dataset name,
+ * the prompt's question_id, the repeat, the decoder's name and the sampling
+ * setting's values (temperature, top_p, top_k). Adding a decoder, a prompt or
+ * a sampling setting, or reordering any list, leaves every other request's
+ * stream unchanged. Strings are hashed with 64-bit FNV-1a, numbers by their
+ * bit patterns, and the fields absorbed in that order. */
+struct mtp_rng_request_key {
+    uint64_t seed;
+    const char *dataset;
+    const char *question_id;
+    uint64_t repeat;
+    const char *decoder;
+    double temperature, top_p;
+    int top_k;
+};
+void mtp_rng_seed_request(struct mtp_rng *r, const struct mtp_rng_request_key *key);
+
 /* Next 32-bit output (pcg32_random_r). */
 uint32_t mtp_rng_next_u32(struct mtp_rng *r);
 

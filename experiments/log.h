@@ -88,7 +88,11 @@ struct mtp_request_record {
     int n_output;
     int32_t *output_tokens;         /* [n_output] */
     int n_steps;
-    int32_t *accepted;              /* [n_steps] a_s (baseline: all 0) */
+    int32_t *accepted;              /* [n_steps] a_s (baseline: all 0): drafts emitted */
+    int32_t *accepted_uncut;        /* [n_steps] the verifier's acceptance before any cut by EOS
+                                     * or max_new_tokens, or NULL (omitted; older logs) */
+    char *wiring[3];                /* MTP conventions, by enum mtp_wiring_field: value names
+                                     * (engine/wiring.h), or NULL (baseline; older logs) */
     uint64_t *draft_ns;             /* [n_steps] per phase, nanoseconds */
     uint64_t *verify_ns;            /* [n_steps] */
     uint64_t *accept_ns;            /* [n_steps] */

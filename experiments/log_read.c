@@ -372,6 +372,23 @@ static int decode_head(const msgpack_object *rec, struct mtp_request_record *r)
     return MTP_OK;
 }
 
+/* Optional "wiring" map (MTP records since issue 11). */
+static int decode_wiring(const msgpack_object *rec, struct mtp_request_record *r)
+{
+    const msgpack_object *w = mtp_log_map_get(rec, "wiring");
+    if (!w || w->type == MSGPACK_OBJECT_NIL)
+        return MTP_OK;
+    if (w->type != MSGPACK_OBJECT_MAP)
+        return bad_key("wiring", "map {draft_hidden, position0_embedding, module_hidden}");
+    for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++) {
+        r->wiring[f] = mtp_log_obj_strdup(mtp_log_map_get(w, mtp_wiring_field_name(f)));
+        if (!r->wiring[f])
+            return bad_key("wiring", "map of strings draft_hidden, position0_embedding, "
+                                     "module_hidden");
+    }
+    return MTP_OK;
+}
+
 int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -387,6 +404,13 @@ int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record 
     if (get_i32s(mtp_log_map_get(rec, "output_tokens"), "output_tokens", &r->n_output,
                  &r->output_tokens) ||
         get_i32s(mtp_log_map_get(rec, "accepted"), "accepted", &r->n_steps, &r->accepted))
+        return MTP_ERR;
+    const msgpack_object *uncut = mtp_log_map_get(rec, "accepted_uncut");
+    int n_uncut = r->n_steps;
+    if (uncut && uncut->type != MSGPACK_OBJECT_NIL &&
+        get_i32s(uncut, "accepted_uncut", &n_uncut, &r->accepted_uncut))
+        return MTP_ERR;
+    if (decode_wiring(rec, r))
         return MTP_ERR;
     if (get_u64s(rec, "draft_ns", r->n_steps, &r->draft_ns) ||
         get_u64s(rec, "verify_ns", r->n_steps, &r->verify_ns) ||
@@ -407,6 +431,9 @@ void mtp_log_request_free(struct mtp_request_record *r)
     free(r->prompt_ids);
     free(r->output_tokens);
     free(r->accepted);
+    free(r->accepted_uncut);
+    for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++)
+        free(r->wiring[f]);
     free(r->draft_ns);
     free(r->verify_ns);
     free(r->accept_ns);

@@ -342,6 +342,15 @@ static void pack_experts(msgpack_packer *pk, const struct mtp_request_record *r)
                        r->n_moe_layers);
 }
 
+/* "wiring": {draft_hidden, position0_embedding, module_hidden} (value names). */
+static void pack_wiring(msgpack_packer *pk, const struct mtp_request_record *r)
+{
+    pack_key(pk, "wiring");
+    msgpack_pack_map(pk, MTP_WIRING_FIELD_COUNT);
+    for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++)
+        kv_str(pk, mtp_wiring_field_name(f), r->wiring[f] ? r->wiring[f] : "default");
+}
+
 static int check_request(const struct mtp_log_writer *w, const struct mtp_request_record *r)
 {
     if (!r->decoder || !r->dataset || !r->category || !r->prompt_id)
@@ -380,7 +389,8 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     if (check_writable(w) || check_request(w, r))
         return MTP_ERR;
     msgpack_packer *pk = &w->pk;
-    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0));
+    bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
+    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired);
     pack_request_head(pk, r);
     if (r->prompt_ids) {
         pack_key(pk, "prompt_ids");
@@ -390,6 +400,12 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     pack_i32_array(pk, r->output_tokens, r->n_output);
     pack_key(pk, "accepted");
     pack_i32_array(pk, r->accepted, r->n_steps);
+    if (uncut) {
+        pack_key(pk, "accepted_uncut");
+        pack_i32_array(pk, r->accepted_uncut, r->n_steps);
+    }
+    if (wired)
+        pack_wiring(pk, r);
     kv_u64_array(pk, "draft_ns", r->draft_ns, r->n_steps);
     kv_u64_array(pk, "verify_ns", r->verify_ns, r->n_steps);
     kv_u64_array(pk, "accept_ns", r->accept_ns, r->n_steps);

@@ -204,6 +204,34 @@ static int create_engine(struct mtp_runner *r)
     return mtp_engine_create(r->model, r->be, &eo, &r->engine);
 }
 
+/* MTP decoders on a checkpoint whose MTP tensors are absent: one clear error. */
+static int check_mtp_present(const struct mtp_runner *r)
+{
+    const struct mtp_model *m = r->model;
+    for (int i = 0; m->mtp_announced_absent > 0 && i < r->spec.n_decoders; i++)
+        if (r->spec.decoders[i].type == MTP_SPEC_DECODER_MTP)
+            return mtp_error_set("SPEC: %s: key 'decoders[%d]': MTP decoding needs the MTP "
+                                 "modules, but %s/config.json announces %d "
+                                 "(num_nextn_predict_layers) and the checkpoint has none of "
+                                 "their tensors (transformers' save_pretrained drops them)",
+                                 r->spec.path, i, m->dir, m->mtp_announced_absent);
+    return MTP_OK;
+}
+
+/* Every decoder against the engine (e.g. a depth the backend cannot verify
+ * batch-invariantly), before the first request. */
+static struct mtp_decode_params decode_params(const struct mtp_runner *r, int dec, int samp,
+                                              const struct mtp_run_prompt *p, int repeat);
+static int check_decoders(const struct mtp_runner *r)
+{
+    for (int i = 0; i < r->spec.n_decoders; i++) {
+        struct mtp_decode_params dp = decode_params(r, i, 0, &r->prompts[0], 0);
+        if (mtp_decode_check(r->engine, &dp))
+            return mtp_error_wrap("SPEC: %s: key 'decoders[%d]': ", r->spec.path, i);
+    }
+    return MTP_OK;
+}
+
 /* Everything that can fail on bad input, before any decoding. */
 static int setup(struct mtp_runner *r, const char *spec_path)
 {
@@ -211,11 +239,12 @@ static int setup(struct mtp_runner *r, const char *spec_path)
         return MTP_ERR;
     if (mtp_model_load(r->spec.model_dir, &r->model))
         return MTP_ERR;
-    if (mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers))
+    if (check_mtp_present(r) ||
+        mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers))
         return MTP_ERR;
-    if (load_tokenizer(r) || prepare_prompts(r))
+    if (load_tokenizer(r) || prepare_prompts(r) || create_engine(r))
         return MTP_ERR;
-    return create_engine(r);
+    return check_decoders(r);
 }
 
 static void teardown(struct mtp_runner *r)
@@ -329,28 +358,36 @@ static struct mtp_decode_params decode_params(const struct mtp_runner *r, int de
         .drafting = drafting_of(d),
         .depth = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->depth,
         .chain_module = d->module,
+        .wiring = d->wiring,
         .sampling = {.temperature = (float)s->temperature, .top_p = (float)s->top_p,
                      .top_k = s->top_k},
         .max_new_tokens = r->spec.max_new_tokens,
         .eos_token_id = r->eos,
     };
-    mtp_rng_seed_stream(&dp.rng, r->spec.seed, (uint64_t)p->index, (uint64_t)repeat,
-                        (uint64_t)dec);
+    struct mtp_rng_request_key key = {
+        .seed = r->spec.seed, .dataset = r->spec.dataset_names[p->dataset],
+        .question_id = p->p->id, .repeat = (uint64_t)repeat, .decoder = d->name,
+        .temperature = s->temperature, .top_p = s->top_p, .top_k = s->top_k};
+    mtp_rng_seed_request(&dp.rng, &key);
     return dp;
 }
 
-/* Warm-up requests (not logged): decoders in turn over the first prompts. */
+/* Warm-up requests (not logged): each of the first `warmup` prompts under
+ * every sampling setting and every decoder, so that no configuration meets
+ * cold caches or first-touch page faults in its first measured request. */
 static int warm_up(struct mtp_runner *r)
 {
-    for (int i = 0; i < r->spec.warmup && !interrupted; i++) {
-        int dec = i % r->spec.n_decoders;
-        const struct mtp_run_prompt *p = &r->prompts[i % r->n_prompts];
-        struct mtp_decode_params dp = decode_params(r, dec, 0, p, 0);
-        struct mtp_decode_result res;
-        if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
-            return mtp_error_wrap("warm-up request %d: ", i);
-        mtp_decode_result_free(&res);
-    }
+    const struct mtp_spec *s = &r->spec;
+    for (int i = 0; i < s->warmup && !interrupted; i++)
+        for (int samp = 0; samp < s->n_sampling && !interrupted; samp++)
+            for (int dec = 0; dec < s->n_decoders && !interrupted; dec++) {
+                const struct mtp_run_prompt *p = &r->prompts[i % r->n_prompts];
+                struct mtp_decode_params dp = decode_params(r, dec, samp, p, 0);
+                struct mtp_decode_result res;
+                if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
+                    return mtp_error_wrap("warm-up request %d (%s): ", i, s->decoders[dec].name);
+                mtp_decode_result_free(&res);
+            }
     return MTP_OK;
 }
 
@@ -361,6 +398,8 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
 {
     const struct mtp_spec_decoder *d = &r->spec.decoders[dec];
     const struct mtp_spec_sampling *s = &r->spec.sampling[samp];
+    struct mtp_wiring w = d->wiring;
+    mtp_wiring_resolve(&w, &r->model->cfg);
     *rec = (struct mtp_request_record){
         .decoder = d->name,
         .mode = d->type,
@@ -380,6 +419,7 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .output_tokens = res->output,
         .n_steps = res->n_steps,
         .accepted = res->accepted,
+        .accepted_uncut = d->type == MTP_SPEC_DECODER_BASELINE ? NULL : res->accepted_uncut,
         .draft_ns = res->draft_ns,
         .verify_ns = res->verify_ns,
         .accept_ns = res->accept_ns,
@@ -391,6 +431,9 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .stop_reason = res->stop == MTP_DECODE_STOP_EOS ? MTP_LOG_STOP_EOS
                                                         : MTP_LOG_STOP_MAX_TOKENS,
     };
+    /* Value names are static strings; the record only borrows them. */
+    for (int f = 0; d->type == MTP_SPEC_DECODER_MTP && f < MTP_WIRING_FIELD_COUNT; f++)
+        rec->wiring[f] = (char *)mtp_wiring_value_name(&w, f);
 }
 
 /* Decode and log one request. */
@@ -418,11 +461,13 @@ static int run_all(struct mtp_runner *r)
     const struct mtp_spec *s = &r->spec;
     /* Decoders innermost: every decoder runs a prompt back to back, so slow
      * drifts of machine load hit the baseline and the MTP decoders alike and
-     * cancel in the speedup ratios. */
+     * cancel in the speedup ratios; the order is rotated per (prompt,
+     * repeat), so no decoder always runs first (on a warm or cold cache). */
     for (int samp = 0; samp < s->n_sampling; samp++)
         for (int pi = 0; pi < r->n_prompts; pi++)
             for (int rep = 0; rep < s->repeats; rep++)
-                for (int dec = 0; dec < s->n_decoders; dec++) {
+                for (int k = 0; k < s->n_decoders; k++) {
+                    int dec = (k + pi * s->repeats + rep) % s->n_decoders;
                     const struct mtp_run_prompt *p = &r->prompts[pi];
                     const char *dname = s->dataset_names[p->dataset];
                     if (mtp_log_keyset_contains(r->finished, s->decoders[dec].name, samp, dname,

@@ -13,9 +13,12 @@
  * tau, alpha_1..alpha_K, accept_rate, tokens/s and speedup over the baseline
  * decoder of the same sampling setting in the same log (spec/metrics.md).
  *
- * Each request's random stream is PCG32 seeded from (spec seed, prompt index
- * over all datasets, repeat, decoder index), so a request's tokens do not
- * depend on which other requests ran before it (resume gives the same log).
+ * Each request's random stream is PCG32 seeded from (spec seed, dataset name,
+ * question_id, repeat, decoder name, sampling values) (mtp_rng_seed_request),
+ * so a request's tokens do not depend on which other requests ran before it
+ * or exist at all (resume gives the same log; adding a decoder or a prompt
+ * leaves the others unchanged). Warm-up runs every decoder under every
+ * sampling setting; the decoder order is rotated per (prompt, repeat).
  * The log is <output_dir>/<spec name>.msgpack.
  */
 #ifndef MTP_RUNNER_H

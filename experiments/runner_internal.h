@@ -19,7 +19,7 @@
 struct mtp_run_prompt {
     int dataset;              /* index into spec.datasets */
     const struct mtp_prompt *p;
-    int index;                /* over all datasets: the RNG stream's prompt index */
+    int index;                /* over all datasets, in spec order (not part of RNG keys) */
     int32_t *ids;
     int n;
 };

@@ -322,11 +322,39 @@ static bool name_is_file_name(const char *s)
     return name_is_plain(s) && s[0] && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
 }
 
+/* The optional "wiring" object: each field one of its named choices. */
+static int parse_wiring(const struct parse *p, json_t *v, const char *prefix,
+                        struct mtp_spec_decoder *d)
+{
+    static const char *const keys[] = {"draft_hidden", "position0_embedding", "module_hidden",
+                                       NULL};
+    char path[KEY_CAP];
+    json_t *w = json_object_get(v, "wiring");
+    key_join(path, prefix, "wiring");
+    if (!w)
+        return MTP_OK;
+    if (!json_is_object(w))
+        return fail_expected(p, path, "object {draft_hidden, position0_embedding, module_hidden}",
+                             w);
+    if (check_keys(p, w, path, keys))
+        return MTP_ERR;
+    for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++) {
+        const char *name = mtp_wiring_field_name(f);
+        json_t *x = json_object_get(w, name);
+        char fpath[KEY_CAP];
+        key_join(fpath, path, name);
+        if (x && (!json_is_string(x) || mtp_wiring_set(&d->wiring, f, json_string_value(x))))
+            return fail_expected(p, fpath, mtp_wiring_field_choices(f), x);
+    }
+    return MTP_OK;
+}
+
 static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix,
                             struct mtp_spec_decoder *d)
 {
-    static const char *const keys[] = {"name", "type", "depth", "drafting", "module", NULL};
-    if (check_keys(p, v, prefix, keys))
+    static const char *const keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
+                                       NULL};
+    if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
     if (get_int(p, v, prefix, "depth", true, 0, 1, MTP_SPEC_MAX_DEPTH, &depth))
@@ -354,16 +382,31 @@ static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix
     return get_int32(p, v, prefix, "module", false, 1, 1, &d->module);
 }
 
+/* "-value" for every wiring field the spec sets, so that decoders differing
+ * only in wiring get distinct default names. */
+static void wiring_suffix(const struct mtp_spec_decoder *d, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++) {
+        const char *v = mtp_wiring_value_name(&d->wiring, f);
+        if (strcmp(v, "default") && n < cap)
+            n += (size_t)snprintf(buf + n, cap - n, "-%s", v);
+    }
+}
+
 static void default_decoder_name(struct mtp_spec_decoder *d)
 {
-    char buf[64];
+    char buf[64], suffix[96], full[160];
     if (d->type == MTP_SPEC_DECODER_BASELINE)
         snprintf(buf, sizeof buf, "baseline");
     else if (d->drafting == MTP_SPEC_DRAFTING_CHAIN && d->module != 1)
         snprintf(buf, sizeof buf, "mtp-chain-k%d-m%d", d->depth, d->module);
     else
         snprintf(buf, sizeof buf, "mtp-%s-k%d", mtp_spec_drafting_name(d->drafting), d->depth);
-    d->name = mtp_xstrdup(buf);
+    wiring_suffix(d, suffix, sizeof suffix);
+    snprintf(full, sizeof full, "%s%s", buf, suffix);
+    d->name = mtp_xstrdup(full);
 }
 
 static int parse_one_decoder(const struct parse *p, json_t *v, const char *prefix,

@@ -18,6 +18,8 @@
 
 #include <stdint.h> /* defines: uint64_t */
 
+#include "../engine/wiring.h" /* defines: struct mtp_wiring */
+
 enum mtp_spec_backend {
     MTP_SPEC_BACKEND_CPU,
     MTP_SPEC_BACKEND_CUDA,
@@ -49,6 +51,8 @@ struct mtp_spec_decoder {
     int depth;                       /* K drafts per step; 0 for baseline */
     enum mtp_spec_drafting drafting; /* NONE for baseline */
     int module;                      /* chain: the 1-based MTP module reused (default 1); else 0 */
+    struct mtp_wiring wiring;        /* "wiring" object; absent fields stay _DEFAULT (the
+                                      * model family's choice, resolved by the decoder) */
 };
 
 struct mtp_spec {

@@ -126,6 +126,12 @@ struct mtp_backend_i {
 
     /* y[i] += x[i], i < n. */
     void (*add)(void *ctx, float *y, const float *x, size_t n);
+
+    /* Optional (NULL = no limit): the most tokens one forward may hold while
+     * every op stays batch invariant (above, a backend may switch to kernels
+     * with another reduction order, e.g. cuBLAS). Decoding refuses deeper
+     * verification, since greedy equality would no longer be exact. */
+    int (*max_invariant_tokens)(void *ctx);
 };
 
 struct mtp_backend {

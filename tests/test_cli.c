@@ -96,6 +96,33 @@ static void test_usage_errors(void **state)
     assert_int_equal(run_cli("generate --model x --prompt-ids 1 -n -3", out, sizeof out), 2);
 }
 
+/* A checkpoint saved by transformers (MTP announced, absent): inspect and
+ * baseline work and say so; MTP decoding fails naming the reason. The wiring
+ * options reach the decoder and are printed resolved. */
+static void test_transformers_checkpoint_and_wiring(void **state)
+{
+    (void)state;
+    char out[8192];
+    assert_int_equal(run_cli("inspect " MTP_SOURCE_DIR "/tests/fixtures/hf-v3-default", out,
+                             sizeof out), 0);
+    assert_non_null(strstr(out, "announces 1 (num_nextn_predict_layers)"));
+    assert_non_null(strstr(out, "mtpbench: note:")); /* stderr too */
+    assert_int_equal(run_cli("generate --model " MTP_SOURCE_DIR "/tests/fixtures/hf-v3-default"
+                             " --prompt-ids 5,6,7 -n 4 --threads 1", out, sizeof out), 0);
+    assert_int_equal(run_cli("generate --model " MTP_SOURCE_DIR "/tests/fixtures/hf-v3-default"
+                             " --prompt-ids 5,6,7 -n 4 --mtp 1 --threads 1", out, sizeof out), 1);
+    assert_non_null(strstr(out, "save_pretrained"));
+    assert_int_equal(run_cli("generate --model " MTP_SOURCE_DIR "/tests/fixtures/v3-f32"
+                             " --prompt-ids 5,6,7 -n 6 --mtp 2 --drafting chain --threads 1"
+                             " --draft-hidden before_shared_head_norm --position0-embedding zeroed",
+                             out, sizeof out), 0);
+    assert_non_null(strstr(out, "before_shared_head_norm,zeroed,previous_module"));
+    assert_int_equal(run_cli("generate --model x --prompt-ids 1 --module-hidden sideways", out,
+                             sizeof out), 2);
+    assert_non_null(strstr(out, "--module-hidden"));
+    assert_non_null(strstr(out, "main_model"));
+}
+
 static int find_binary(void **state)
 {
     char self[1024];
@@ -113,6 +140,7 @@ int main(void)
         cmocka_unit_test(test_inspect_fixture),     cmocka_unit_test(test_inspect_missing_dir),
         cmocka_unit_test(test_inspect_truncated_checkpoint), cmocka_unit_test(test_generate_ids),
         cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_transformers_checkpoint_and_wiring),
     };
     return cmocka_run_group_tests(tests, find_binary, NULL);
 }

@@ -46,6 +46,7 @@
 
 #include <cmocka.h>
 
+#include "engine/decode.h"
 #include "engine/dtype.h"
 #include "engine/engine.h"
 #include "engine/error.h"
@@ -290,7 +291,7 @@ static bool matmul_uses_cublas(int n)
         return true;
     if (env && !strcmp(env, "custom"))
         return false;
-    return n > 16;
+    return n > 65; /* MTP_CUDA_INVARIANT_N: every verification the decoder allows */
 }
 
 /* One matmul case on both backends; N tokens, strides XS >= cols, YS >= rows. */
@@ -878,14 +879,15 @@ static void test_forward_fixtures(void **state)
 
 /* CUDA batch invariance through the engine: a verification of 4 tokens gives
  * the same logits bits as 4 single-token decodes. */
-static void verify_invariance(const char *variant)
+static void verify_invariance(const char *variant, int K1)
 {
     struct fwd f;
     if (!fwd_open(&f, variant))
         return;
-    enum { K1 = 4, P = 6 };
+    enum { P = 6 };
     const int V = f.model->cfg.vocab_size;
-    int32_t tok[P + K1];
+    int32_t tok[P + 64];
+    assert_true(K1 <= 64);
     for (int i = 0; i < P + K1; i++)
         tok[i] = (int32_t)((i * 53 + 7) % V);
     float *batch = malloc((size_t)K1 * V * sizeof(float)), *single = malloc((size_t)V * sizeof(float));
@@ -911,8 +913,12 @@ static void test_verify_invariance(void **state)
 {
     (void)state;
     NEED_GPU();
-    for (int i = 0; i < N_VARIANTS; i++)
-        verify_invariance(VARIANTS[i]);
+    /* 4 tokens, and 21 (depth 20: beyond the 16-token GEMV tile, where
+     * verification used to fall back to cuBLAS; issue 11). */
+    for (int i = 0; i < N_VARIANTS; i++) {
+        verify_invariance(VARIANTS[i], 4);
+        verify_invariance(VARIANTS[i], 21);
+    }
 }
 
 /* Greedy generation of GEN tokens on both backends. Tokens may differ only
@@ -958,6 +964,42 @@ static void greedy_compare(const char *variant)
     fwd_close(&f);
 }
 
+/* Greedy speculative decoding at depth 20 (21-token verifications) on CUDA
+ * equals CUDA's own greedy baseline token for token (DESIGN.md §5(a)). */
+static void greedy_deep(const char *variant)
+{
+    struct fwd f;
+    if (!fwd_open(&f, variant))
+        return;
+    const int V = f.model->cfg.vocab_size;
+    int32_t prompt[PROMPT];
+    for (int i = 0; i < PROMPT; i++)
+        prompt[i] = (int32_t)((i * 29 + 3) % V);
+    struct mtp_decode_params p = {.drafting = MTP_DECODE_DRAFTING_NONE,
+                                  .sampling = {.temperature = 0, .top_p = 1},
+                                  .max_new_tokens = 8, .eos_token_id = -1};
+    struct mtp_decode_result base, deep;
+    if (mtp_decode_run(f.cuda, &p, prompt, PROMPT, &base))
+        fail_msg("%s", mtp_error_message());
+    p.drafting = MTP_DECODE_DRAFTING_CHAIN;
+    p.depth = 20;
+    if (mtp_decode_run(f.cuda, &p, prompt, PROMPT, &deep))
+        fail_msg("%s", mtp_error_message());
+    assert_int_equal(base.n_output, deep.n_output);
+    if (memcmp(base.output, deep.output, sizeof(int32_t) * (size_t)base.n_output))
+        fail_msg("%s: cuda greedy chain K=20 differs from the cuda baseline", variant);
+    mtp_decode_result_free(&base);
+    mtp_decode_result_free(&deep);
+    fwd_close(&f);
+}
+
+static void test_greedy_deep(void **state)
+{
+    (void)state;
+    NEED_GPU();
+    greedy_deep(VARIANTS[0]);
+}
+
 static void test_greedy_fixtures(void **state)
 {
     (void)state;
@@ -976,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_route),           cmocka_unit_test(test_ffn),
         cmocka_unit_test(test_moe_ffn),         cmocka_unit_test(test_forward_fixtures),
         cmocka_unit_test(test_verify_invariance), cmocka_unit_test(test_greedy_fixtures),
+        cmocka_unit_test(test_greedy_deep),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
     if (failed == 0 && !g_pair.have_gpu) {

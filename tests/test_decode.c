@@ -114,6 +114,9 @@ static void check_records(const struct mtp_decode_result *r, int K, int max_new)
     int sum = 0;
     for (int s = 0; s < r->n_steps; s++) {
         assert_true(r->accepted[s] >= 0 && r->accepted[s] <= K);
+        assert_true(r->accepted_uncut[s] >= r->accepted[s] && r->accepted_uncut[s] <= K);
+        if (s + 1 < r->n_steps) /* only the last step can be cut */
+            assert_int_equal(r->accepted_uncut[s], r->accepted[s]);
         assert_true(r->emitted[s] >= 1 && r->emitted[s] <= r->accepted[s] + 1);
         if (s + 1 < r->n_steps)
             assert_int_equal(r->emitted[s], r->accepted[s] + 1);
@@ -150,6 +153,8 @@ struct oracle {
     int wrong_every; /* about one draft in this many is wrong (0 -> 8) */
 };
 
+static int g_wrong_every; /* default for oracles with wrong_every 0 (0 -> 8) */
+
 static void oracle_hook(void *user, int k, int32_t *draft)
 {
     struct oracle *o = user;
@@ -161,7 +166,8 @@ static void oracle_hook(void *user, int k, int32_t *draft)
         return;
     *draft = o->truth->output[idx];
     uint64_t x = (uint64_t)o->calls ^ (uint64_t)o->n_prompt << 32; /* a pattern per prompt */
-    if (mtp_rng_splitmix64(&x) % (uint64_t)(o->wrong_every ? o->wrong_every : 8) == 0)
+    int every = o->wrong_every ? o->wrong_every : g_wrong_every ? g_wrong_every : 8;
+    if (mtp_rng_splitmix64(&x) % (uint64_t)every == 0)
         *draft = (*draft + 1) % o->vocab;
 }
 
@@ -187,7 +193,7 @@ static void run_hooked(struct loaded *l, struct mtp_decode_params p, const int32
 struct config_case {
     enum mtp_decode_drafting drafting;
     int depth, module;
-    int hist[8]; /* acceptance lengths seen with the oracle hook */
+    int hist[65]; /* acceptance lengths seen with the oracle hook (depth <= 64) */
 };
 
 static void greedy_case(struct loaded *l, struct config_case *c, int pi,
@@ -206,8 +212,8 @@ static void greedy_case(struct loaded *l, struct config_case *c, int pi,
     run_hooked(l, p, prompts[pi].ids, prompts[pi].n, base, &h);
     assert_same_tokens(base, &h, what);
     check_records(&h, c->depth, MAX_NEW);
-    for (int s = 0; s < h.n_steps; s++)
-        c->hist[h.accepted[s]]++;
+    for (int s = 0; s < h.n_steps; s++) /* the verifier's outcome, also in a cut last step */
+        c->hist[h.accepted_uncut[s]]++;
     mtp_decode_result_free(&r);
     mtp_decode_result_free(&h);
 }
@@ -271,6 +277,33 @@ static void test_greedy_equivalence_fixtures(void **state)
         greedy_equivalence(variants[i]);
     }
     assert_true(found > 0); /* the fixtures are part of the repository */
+}
+
+/* Depth beyond 16 (the old CUDA GEMV limit): greedy equality and every
+ * acceptance length still hold on the CPU, with verifications of 18 and 21
+ * tokens split into engine chunks of MAX_BATCH = 8. */
+static void test_greedy_equivalence_deep(void **state)
+{
+    (void)state;
+    char dir[512];
+    assert_true(model_dir("tests/fixtures/v3-f32", dir, sizeof dir));
+    struct loaded l;
+    load(dir, 1, MAX_POS, &l);
+    struct config_case cases[] = {{MTP_DECODE_DRAFTING_CHAIN, 17, 1, {0}},
+                                  {MTP_DECODE_DRAFTING_CHAIN, 20, 1, {0}}};
+    g_wrong_every = 1 << 30; /* oracle drafts right: a first step accepts all K */
+    for (int pi = 0; pi < N_PROMPTS; pi++) {
+        struct mtp_decode_params bp = params(MTP_DECODE_DRAFTING_NONE, 0, 0.0f, 1);
+        struct mtp_decode_result base;
+        run_ok(&l, &bp, prompts[pi].ids, prompts[pi].n, &base);
+        for (int c = 0; c < 2; c++)
+            greedy_case(&l, &cases[c], pi, &base, "v3-f32 deep");
+        mtp_decode_result_free(&base);
+    }
+    g_wrong_every = 0;
+    for (int c = 0; c < 2; c++)
+        assert_true(cases[c].hist[cases[c].depth] > 0); /* all K accepted happened */
+    unload(&l);
 }
 
 static void test_greedy_equivalence_mtp_mini(void **state)
@@ -536,6 +569,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_equivalence_fixtures),
+        cmocka_unit_test(test_greedy_equivalence_deep),
         cmocka_unit_test(test_greedy_equivalence_mtp_mini),
         cmocka_unit_test(test_drafts_equal_recompute),
         cmocka_unit_test(test_fixed_seed_is_deterministic),

@@ -9,7 +9,11 @@
  *     kill would leave) and resumed twice holds exactly the records of an
  *     uninterrupted run: same request keys, same output tokens;
  *   - an existing log without --resume, and a depth the model lacks, fail
- *     before any work.
+ *     before any work;
+ *   - random streams are keyed by what a request is: a spec with a decoder, a
+ *     sampling setting and a dataset inserted before the others gives every
+ *     old request the same tokens (sampled ones included), and the decoder
+ *     order is rotated per prompt (not always the baseline first).
  *
  *   ctest --test-dir build -R runner
  */
@@ -51,6 +55,20 @@ static const char *spec_text =
 
 enum { N_REQUESTS = 3 * 2 * 3 * 2 }; /* decoders x sampling x prompts x repeats */
 
+/* small.json with a decoder, a sampling setting and a dataset inserted first:
+ * every list position of the old requests shifts. */
+static const char *grown_text =
+    "{\"name\": \"small\", \"model\": \"model\","
+    " \"datasets\": [\"data/extra.jsonl\", \"data/prose.jsonl\"],"
+    " \"threads\": 1, \"max_new_tokens\": 10, \"warmup\": 1, \"repeats\": 2, \"seed\": 7,"
+    " \"sampling\": [{\"temperature\": 0.7}, {\"temperature\": 0},"
+    " {\"temperature\": 1, \"top_k\": 20}],"
+    " \"decoders\": [{\"type\": \"mtp\", \"depth\": 1, \"drafting\": \"chain\"},"
+    " {\"type\": \"baseline\"},"
+    " {\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"exact\"},"
+    " {\"type\": \"mtp\", \"depth\": 3, \"drafting\": \"chain\"}],"
+    " \"output_dir\": \"out\"}";
+
 static int setup(void **state)
 {
     (void)state;
@@ -78,6 +96,9 @@ static int setup(void **state)
     test_write_file(tmp, "small.json", spec);
     snprintf(spec, sizeof spec, spec_text, "deep", 3);
     test_write_file(tmp, "deep.json", spec);
+    test_write_file(tmp, "data/extra.jsonl",
+                    "{\"question_id\": 9, \"turns\": [\"Another prompt\"]}\n");
+    test_write_file(tmp, "grown.json", grown_text);
     return 0;
 }
 
@@ -97,7 +118,7 @@ struct entry {
 };
 struct log_view {
     int n;
-    struct entry e[N_REQUESTS + 8];
+    struct entry e[4 * N_REQUESTS];
     bool has_summary, finished;
 };
 
@@ -124,7 +145,7 @@ static void read_log(const char *path, struct log_view *v)
             continue;
         struct mtp_request_record r;
         assert_int_equal(mtp_log_decode_request(o, &r), MTP_OK);
-        assert_true(v->n < N_REQUESTS + 8 && r.n_output <= 64);
+        assert_true(v->n < 4 * N_REQUESTS && r.n_output <= 64);
         struct entry *e = &v->e[v->n++];
         snprintf(e->key, sizeof e->key, "%s|%d|%s|%s|%d", r.decoder, r.sampling_index, r.dataset,
                  r.prompt_id, r.repeat);
@@ -238,12 +259,78 @@ static void test_depth_beyond_model_fails_first(void **state)
     assert_int_not_equal(stat(path, &st), 0); /* nothing was created */
 }
 
+/* The decoder of the first request logged for each (sampling, prompt, repeat). */
+static int first_decoders(const char *path, char names[][64], int cap)
+{
+    struct mtp_log_reader *rd;
+    if (mtp_log_reader_open(path, &rd))
+        fail_msg("%s", mtp_error_message());
+    const msgpack_object *o;
+    char type[32], last[256] = "";
+    int n = 0;
+    while (mtp_log_reader_next(rd, &o, NULL) == MTP_OK && o && n < cap) {
+        if (strcmp(mtp_log_record_type(o, type, sizeof type), "request"))
+            continue;
+        struct mtp_request_record r;
+        assert_int_equal(mtp_log_decode_request(o, &r), MTP_OK);
+        char group[256];
+        snprintf(group, sizeof group, "%d|%s|%s|%d", r.sampling_index, r.dataset, r.prompt_id,
+                 r.repeat);
+        if (strcmp(group, last)) {
+            snprintf(names[n++], 64, "%s", r.decoder);
+            snprintf(last, sizeof last, "%s", group);
+        }
+        mtp_log_request_free(&r);
+    }
+    mtp_log_reader_close(rd);
+    return n;
+}
+
+static void test_streams_stable_and_order_rotated(void **state)
+{
+    (void)state;
+    if (run_spec("grown.json", "out-d", false, 0))
+        fail_msg("%s", mtp_error_message());
+    char path[512];
+    snprintf(path, sizeof path, "%s/out-d/small.msgpack", tmp);
+    static struct log_view grown;
+    read_log(path, &grown);
+    assert_int_equal(grown.n, 4 * 3 * 4 * 2);
+    int sampled = 0;
+    for (int i = 0; i < full.n; i++) {
+        const struct entry *e = &full.e[i];
+        char dec[64], ds[64], pid[64], key[256];
+        int samp, rep;
+        assert_int_equal(sscanf(e->key, "%63[^|]|%d|%63[^|]|%63[^|]|%d", dec, &samp, ds, pid,
+                                &rep), 5);
+        snprintf(key, sizeof key, "%s|%d|%s|%s|%d", dec, samp + 1, ds, pid, rep);
+        const struct entry *g = NULL;
+        for (int j = 0; j < grown.n && !g; j++)
+            if (!strcmp(grown.e[j].key, key))
+                g = &grown.e[j];
+        if (!g)
+            fail_msg("request %s of small.json is missing from grown.json's log", key);
+        if (g->n_output != e->n_output ||
+            memcmp(g->out, e->out, sizeof(int32_t) * (size_t)e->n_output))
+            fail_msg("request %s: tokens changed when other decoders, settings and prompts "
+                     "were added (streams must not depend on list positions)", e->key);
+        sampled += samp == 1;
+    }
+    assert_true(sampled > 0);
+    char names[64][64];
+    int n = first_decoders(path, names, 64), differ = 0;
+    for (int i = 1; i < n; i++)
+        differ += strcmp(names[i], names[0]) != 0;
+    assert_true(n >= 8 && differ > 0); /* not always the same decoder first */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_end_to_end),
         cmocka_unit_test(test_interrupted_and_resumed),
         cmocka_unit_test(test_depth_beyond_model_fails_first),
+        cmocka_unit_test(test_streams_stable_and_order_rotated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

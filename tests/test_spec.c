@@ -302,6 +302,40 @@ static void test_check_model(void **state)
     mtp_spec_free(&s);
 }
 
+/* "wiring": named choices per decoder; unset fields stay default; decoders
+ * differing only in wiring get distinct default names. */
+static void test_wiring(void **state)
+{
+    (void)state;
+    char text[1024];
+    struct bad_case c = {"", CODE,
+                         "{\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"chain\"}, "
+                         "{\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"chain\", \"wiring\": "
+                         "{\"draft_hidden\": \"before_shared_head_norm\", "
+                         "\"position0_embedding\": \"zeroed\"}}",
+                         "", "", ""};
+    build_spec(text, sizeof text, &c, "{\"temperature\": 0}");
+    struct mtp_spec s;
+    if (load_text(text, &s))
+        fail_msg("%s", mtp_error_message());
+    assert_int_equal(s.decoders[0].wiring.draft_hidden, MTP_WIRING_DRAFT_HIDDEN_DEFAULT);
+    assert_int_equal(s.decoders[1].wiring.draft_hidden, MTP_WIRING_DRAFT_HIDDEN_BEFORE_NORM);
+    assert_int_equal(s.decoders[1].wiring.position0_embedding, MTP_WIRING_POSITION0_ZEROED);
+    assert_int_equal(s.decoders[1].wiring.module_hidden, MTP_WIRING_MODULE_HIDDEN_DEFAULT);
+    assert_string_equal(s.decoders[0].name, "mtp-chain-k2");
+    assert_string_equal(s.decoders[1].name, "mtp-chain-k2-before_shared_head_norm-zeroed");
+    mtp_spec_free(&s);
+    c.decoders = "{\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"chain\", \"wiring\": "
+                 "{\"draft_hidden\": \"pre\"}}";
+    build_spec(text, sizeof text, &c, "{\"temperature\": 0}");
+    expect_error(text, "bad wiring value", "'decoders[0].wiring.draft_hidden'",
+                 "\"after_shared_head_norm\" or \"before_shared_head_norm\"");
+    c.decoders = "{\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"chain\", \"wiring\": "
+                 "{\"hidden\": \"main_model\"}}";
+    build_spec(text, sizeof text, &c, "{\"temperature\": 0}");
+    expect_error(text, "unknown wiring key", "'decoders[0].wiring.hidden'", "unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +345,7 @@ int main(void)
         cmocka_unit_test(test_bad_sampling_and_structure),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_check_model),
+        cmocka_unit_test(test_wiring),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

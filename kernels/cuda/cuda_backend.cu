@@ -323,6 +323,14 @@ extern "C" void mtp_cuda_embed(void *vctx, const struct mtp_weight *table, const
 
 /* ------------------------------------------------------------------ vtable */
 
+/* AUTO keeps n <= MTP_CUDA_INVARIANT_N on the GEMV; CUSTOM is the GEMV for
+ * every n; forced cuBLAS is a measurement of non-invariance, so no limit. */
+static int cuda_max_invariant_tokens(void *vctx)
+{
+    struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
+    return ctx->matmul_mode == MTP_CUDA_MATMUL_AUTO ? MTP_CUDA_INVARIANT_N : 0;
+}
+
 static const struct mtp_backend_i cuda_iface = {
     /* .name = */ "cuda",
     /* .free = */ cuda_free,
@@ -342,6 +350,7 @@ static const struct mtp_backend_i cuda_iface = {
     /* .moe_ffn = */ mtp_cuda_moe_ffn,
     /* .ffn = */ mtp_cuda_ffn,
     /* .add = */ mtp_cuda_add,
+    /* .max_invariant_tokens = */ cuda_max_invariant_tokens,
 };
 
 static enum mtp_cuda_matmul_mode matmul_mode_from_env(void)

@@ -80,6 +80,10 @@ enum mtp_cuda_matmul_mode {
     MTP_CUDA_MATMUL_CUBLAS,
 };
 enum { MTP_CUDA_SMALL_N = 16 };
+/* AUTO uses the GEMV up to this many tokens: every verification the decoder
+ * allows (depth <= MTP_DECODE_MAX_DEPTH = 64, so 65 tokens) stays batch
+ * invariant; only longer prefill chunks go to cuBLAS (issue 11). */
+enum { MTP_CUDA_INVARIANT_N = 65 };
 
 /* Device scratch, grown on demand in stream order (never shrunk). Each op uses
  * its own slots, so an op that calls another (route -> matmul) never sees its

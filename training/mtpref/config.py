@@ -167,9 +167,26 @@ class ModelConfig:
         })
         return d
 
+    @staticmethod
+    def normalise_rope(d: Dict[str, Any]) -> Dict[str, Any]:
+        """Read rope_scaling and transformers 5's rope_parameters alike: {rope_type, rope_theta, ...};
+        rope_type "default" means no scaling; rope_theta may live only inside it (top level null)."""
+        d = dict(d)
+        params = d.get("rope_parameters") or {}
+        if d.get("rope_theta") is None and "rope_theta" in params:
+            d["rope_theta"] = params["rope_theta"]
+        if d.get("rope_theta") is None:
+            d.pop("rope_theta", None)
+        if not d.get("rope_scaling") and params:
+            rs = {k: v for k, v in params.items() if k != "rope_theta"}
+            kind = rs.get("type", rs.get("rope_type"))
+            d["rope_scaling"] = None if kind in (None, "default") else rs
+        return d
+
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        d = cls.normalise_rope(d)
         kw = {k: v for k, v in d.items() if k in names}
         if kw.get("rope_scaling") is not None:
             kw["rope_scaling"] = dict(kw["rope_scaling"])

@@ -15,9 +15,10 @@ state_dict() keys are exactly the Hugging Face checkpoint names (MODEL.md §2), 
 
 Semantics chosen where the sources disagree (MODEL.md §9); the C engine follows the same:
   * RMSNorm: y = w * (x * rsqrt(mean(x^2) + eps)), normalisation in >= float32.
-  * eps: config.rms_norm_eps for EVERY norm, q_a_layernorm and kv_a_layernorm included (vLLM's choice).
-    Reason: one field, read from config.json, no hidden constant; HF/official hard-code 1e-6 for the
-    latent norms, which is the same value for every shipped DeepSeek config and for all our fixtures.
+  * eps: config.rms_norm_eps for every norm except q_a_layernorm and kv_a_layernorm, which use a fixed
+    LATENT_NORM_EPS = 1e-6 as DeepSeek's inference/model.py and transformers do (vLLM uses rms_norm_eps;
+    issue 11: with another rms_norm_eps the logits differ by up to 18). Same value for every shipped
+    DeepSeek config and all our fixtures, so their goldens are unchanged.
   * RoPE: interleaved pairs (x[2i], x[2i+1]) rotated by angle p*theta'_i; cos and sin are multiplied by
     the YaRN magnitude factor get_mscale(s,mscale)/get_mscale(s,mscale_all_dim); YaRN always applied
     when rope_scaling is present; softmax scale = qk_head_dim^-1/2 * get_mscale(s, mscale_all_dim)^2.
@@ -28,7 +29,8 @@ Semantics chosen where the sources disagree (MODEL.md §9); the C engine follows
     group score is the max. routed_scaling_factor is applied in every case (also after renormalising).
     Every ordering (groups, experts) sorts by (-score, index): ties go to the lower index; the k slots
     are reported in descending selection score.
-  * Shared experts are added unscaled. Attention softmax in >= float32. No position-0 zeroing in MTP.
+  * Shared experts are added unscaled. Attention softmax in >= float32. No position-0 zeroing in MTP
+    (training); the engines' other MTP conventions are reproduced by mtpref/drafting.py.
   * MTP: module 1 at i: z = eh_proj([enorm(Emb(t[i+1])) ; hnorm(g_i)]), g = main hidden after model.norm;
     module k >= 2 at i: Emb(t[i+k]) and g = module k-1's hidden after its shared_head.norm. RoPE
     position i, causal attention over the module's own positions 0..T-1-k.
@@ -42,6 +44,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
+
+LATENT_NORM_EPS = 1e-6  # q_a_layernorm / kv_a_layernorm: fixed, whatever rms_norm_eps says
 
 
 def _acc_dtype(dt: torch.dtype) -> torch.dtype:
@@ -84,10 +88,10 @@ class MLA(nn.Module):
             self.q_proj = _linear(d, H * dq)
         else:
             self.q_a_proj = _linear(d, cfg.q_lora_rank)
-            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, cfg.rms_norm_eps)
+            self.q_a_layernorm = RMSNorm(cfg.q_lora_rank, LATENT_NORM_EPS)
             self.q_b_proj = _linear(cfg.q_lora_rank, H * dq)
         self.kv_a_proj_with_mqa = _linear(d, cfg.kv_lora_rank + cfg.qk_rope_head_dim)
-        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank, cfg.rms_norm_eps)
+        self.kv_a_layernorm = RMSNorm(cfg.kv_lora_rank, LATENT_NORM_EPS)
         self.kv_b_proj = _linear(cfg.kv_lora_rank, H * (cfg.qk_nope_head_dim + cfg.v_head_dim))
         self.o_proj = _linear(H * cfg.v_head_dim, d)
 
