@@ -116,10 +116,10 @@ static int golden_setup(void **state)
 {
     struct golden *g = *state;
     char path[600];
-    if (!strcmp(g->variant, "mtp-mini")) {
-        snprintf(g->dir, sizeof g->dir, "%s/models/mtp-mini", MTP_SOURCE_DIR);
-        snprintf(path, sizeof path, "%s/tests/fixtures/mtp-mini-golden.safetensors",
-                 MTP_SOURCE_DIR);
+    if (!strncmp(g->variant, "mtp-", 4)) { /* a shipped model: models/<variant> */
+        snprintf(g->dir, sizeof g->dir, "%s/models/%s", MTP_SOURCE_DIR, g->variant);
+        snprintf(path, sizeof path, "%s/tests/fixtures/%s-golden.safetensors", MTP_SOURCE_DIR,
+                 g->variant);
     } else {
         snprintf(g->dir, sizeof g->dir, "%s/tests/fixtures/%s", MTP_SOURCE_DIR, g->variant);
         snprintf(path, sizeof path, "%s/golden.safetensors", g->dir);
@@ -275,7 +275,18 @@ static void test_verify_is_bitwise_decode(void **state)
     free(lv), free(ld), free(hv), free(hd), free(cv), free(cd);
 }
 
-/* The shipped model: outputs only (its golden file has no per-layer tensors). */
+/* MoE layers of the main model and the MTP modules: one router_idx each. */
+static int count_moe_layers(const struct mtp_config *c)
+{
+    int n = 0;
+    for (int l = 0; l < c->num_hidden_layers + c->num_nextn_predict_layers; l++)
+        n += mtp_config_layer_is_moe(c, l);
+    return n;
+}
+
+/* A shipped model: logits, hidden states and every module's outputs, and the
+ * router's choices in every MoE layer (its golden file has no other per-layer
+ * tensors). */
 static void test_shipped_model_matches_reference(void **state)
 {
     struct golden *g = *state;
@@ -283,13 +294,14 @@ static void test_shipped_model_matches_reference(void **state)
     struct mtp_engine *e = make_engine(g, 64);
     float *logits = malloc(sizeof(float) * g->T * c->vocab_size);
     float *hidden = malloc(sizeof(float) * g->T * c->hidden_size);
+    mtp_engine_set_trace(e, NULL, trace_i32, g);
     assert_int_equal(mtp_engine_forward(e, g->tokens, g->T, 0, logits, hidden), MTP_OK);
     check_f32(g, "logits", logits, g->T, c->vocab_size);
     check_f32(g, "hidden", hidden, g->T, c->hidden_size);
     check_mtp_modules(g, e, hidden);
     fprintf(stderr, "%s: %d tensors compared, %d mismatched, max |engine - reference| %.3g (%s)\n",
             g->variant, g->compared, g->failures, g->max_err, g->max_err_name);
-    assert_int_equal(g->compared, 2 + 2 * c->num_nextn_predict_layers);
+    assert_int_equal(g->compared, 2 + 2 * c->num_nextn_predict_layers + count_moe_layers(c));
     assert_int_equal(g->failures, 0);
     mtp_engine_free(e);
     free(logits);

@@ -5,7 +5,8 @@
  * exact drafting (K <= D) and chained drafting, on prompts of every category
  * in datasets/ (their natural drafts, no oracle: acceptance is whatever the
  * trained modules achieve). Also checks that drafts were really accepted, so
- * the test exercises rollback after both acceptance and rejection.
+ * the test exercises rollback after both acceptance and rejection. Runs once
+ * per shipped model (every models/<name>/ directory in the source tree).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 enum { PROMPTS_PER_CATEGORY = 2, MAX_NEW = 40 };
 
 struct shipped {
+    const char *name; /* models/<name> */
     struct mtp_model *model;
     struct mtp_backend *be;
     struct mtp_engine *engine;
@@ -34,18 +36,19 @@ struct shipped {
 
 static int shipped_setup(void **state)
 {
-    static struct shipped s;
-    const char *dir = MTP_SOURCE_DIR "/models/mtp-mini";
-    if (mtp_model_load(dir, &s.model) || mtp_backend_cpu_create(1, &s.be) ||
-        mtp_tokenizer_load(MTP_SOURCE_DIR "/models/mtp-mini/tokenizer.json", &s.tok)) {
+    struct shipped *s = *state;
+    char dir[512], tok[600];
+    snprintf(dir, sizeof dir, "%s/models/%s", MTP_SOURCE_DIR, s->name);
+    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
+    if (mtp_model_load(dir, &s->model) || mtp_backend_cpu_create(1, &s->be) ||
+        mtp_tokenizer_load(tok, &s->tok)) {
         fprintf(stderr, "%s\n", mtp_error_message());
         return -1;
     }
     struct mtp_engine_options opt = {.max_positions = 1024, .max_batch = 64,
                                      .poison_rollback = true};
-    if (mtp_engine_create(s.model, s.be, &opt, &s.engine))
+    if (mtp_engine_create(s->model, s->be, &opt, &s->engine))
         return -1;
-    *state = &s;
     return 0;
 }
 
@@ -56,6 +59,7 @@ static int shipped_teardown(void **state)
     mtp_tokenizer_free(s->tok);
     mtp_backend_free(s->be);
     mtp_model_free(s->model);
+    s->engine = NULL, s->tok = NULL, s->be = NULL, s->model = NULL;
     return 0;
 }
 
@@ -127,14 +131,33 @@ static void test_greedy_mtp_equals_baseline_every_category(void **state)
         mtp_dataset_free(&ds);
     }
     globfree(&files);
-    print_message("drafts accepted over all configurations: %ld\n", accepted);
+    print_message("%s: drafts accepted over all configurations: %ld\n", s->name, accepted);
     assert_true(accepted > 0); /* rollback after acceptance was exercised */
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_greedy_mtp_equals_baseline_every_category),
-    };
-    return cmocka_run_group_tests(tests, shipped_setup, shipped_teardown);
+    glob_t dirs;
+    if (glob(MTP_SOURCE_DIR "/models/*/config.json", 0, NULL, &dirs) || dirs.gl_pathc == 0) {
+        fprintf(stderr, "no shipped model under %s/models\n", MTP_SOURCE_DIR);
+        return 1;
+    }
+    size_t n = dirs.gl_pathc;
+    struct shipped *models = calloc(n, sizeof *models);
+    struct CMUnitTest *tests = calloc(n, sizeof *tests);
+    for (size_t i = 0; i < n; i++) {
+        char *path = dirs.gl_pathv[i];
+        *strrchr(path, '/') = 0; /* .../models/<name> */
+        models[i].name = strrchr(path, '/') + 1;
+        tests[i] = (struct CMUnitTest){.name = models[i].name,
+                                       .test_func = test_greedy_mtp_equals_baseline_every_category,
+                                       .setup_func = shipped_setup,
+                                       .teardown_func = shipped_teardown,
+                                       .initial_state = &models[i]};
+    }
+    int rc = _cmocka_run_group_tests("greedy_categories", tests, n, NULL, NULL);
+    free(tests);
+    free(models);
+    globfree(&dirs);
+    return rc;
 }
