@@ -33,10 +33,11 @@ sys.path.insert(0, HERE)
 from train import depth_losses, fixed_windows, load_tokens  # noqa: E402
 
 
-def read_weights(path):
+def read_weights(path, block=None):
     """model.safetensors -> {name: float32 tensor of the values as stored}: BF16 and F32 as they are,
-    F8_E4M3 dequantised with its `_scale_inv` blocks (torch 1.13 has no float8 dtype, so the raw bytes
-    are decoded here; the scale tensors themselves are consumed, not returned)."""
+    F8_E4M3 dequantised with its `_scale_inv` blocks of BLOCK = [rows, cols] (the config's
+    quantization_config.weight_block_size; torch 1.13 has no float8 dtype, so the raw bytes are decoded
+    here; the scale tensors themselves are consumed, not returned)."""
     import numpy as np
     from make_fixtures import fp8_decode, read_safetensors_raw
     raw = read_safetensors_raw(path)
@@ -51,7 +52,9 @@ def read_weights(path):
         elif dt == "F8_E4M3":
             sdt, sshape, sb = raw[name + "_scale_inv"]
             scale = np.frombuffer(sb, "<f4").reshape(sshape)
-            bm, bn = -(-shape[0] // sshape[0]), -(-shape[1] // sshape[1])
+            if block is None:
+                raise SystemExit("%s: %s is F8_E4M3 but config.json has no weight_block_size" % (path, name))
+            bm, bn = block
             full = np.repeat(np.repeat(scale, bm, 0), bn, 1)[:shape[0], :shape[1]]
             a = (fp8_decode(np.frombuffer(b, np.uint8).reshape(shape)) * full).astype(np.float32)
         else:
@@ -67,7 +70,8 @@ def load_exported(model_dir, dtype=torch.float32):
     from mtpref.model import DeepseekV3MTP
     cfg = ModelConfig.from_json(os.path.join(model_dir, "config.json"))
     model = DeepseekV3MTP(cfg)  # MTP modules share embed_tokens / lm_head
-    sd = read_weights(os.path.join(model_dir, "model.safetensors"))
+    qc = cfg.quantization_config or {}
+    sd = read_weights(os.path.join(model_dir, "model.safetensors"), qc.get("weight_block_size"))
     model = model.to(dtype)
     sd = {k: (v.to(torch.float32) if k.endswith("e_score_correction_bias") else v.to(dtype))
           for k, v in sd.items()}
@@ -273,6 +277,57 @@ def param_table(model_dir, cfg):
                 draft_cost_ratio=(active_mtp_module) / (active_main - V * d))
 
 
+def architecture_lines(cfg, mtp_layout):
+    """The card's architecture table (markdown lines)."""
+    D = cfg.num_nextn_predict_layers
+    L = []
+    A = L.append
+    A("## Architecture\n")
+    A("| field | value |\n|---|---|")
+    rows = [("vocab_size", cfg.vocab_size), ("hidden_size", cfg.hidden_size),
+            ("num_hidden_layers (main)", cfg.num_hidden_layers),
+            ("first_k_dense_replace", cfg.first_k_dense_replace), ("intermediate_size (dense)", cfg.intermediate_size),
+            ("num_nextn_predict_layers (MTP modules)", D),
+            ("num_attention_heads", cfg.num_attention_heads), ("q_lora_rank", cfg.q_lora_rank),
+            ("kv_lora_rank", cfg.kv_lora_rank), ("qk_nope / qk_rope / v head dim",
+                                                  "%d / %d / %d" % (cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim)),
+            ("n_routed_experts / num_experts_per_tok", "%d / %d" % (cfg.n_routed_experts, cfg.num_experts_per_tok)),
+            ("n_shared_experts", cfg.n_shared_experts), ("moe_intermediate_size", cfg.moe_intermediate_size),
+            ("n_group / topk_group", "%d / %d" % (cfg.n_group, cfg.topk_group)),
+            ("topk_method / scoring_func", "%s / %s" % (cfg.topk_method, cfg.scoring_func)),
+            ("norm_topk_prob / routed_scaling_factor", "%s / %s" % (cfg.norm_topk_prob, cfg.routed_scaling_factor)),
+            ("rope_theta / rope_scaling", "%g / %s" % (cfg.rope_theta, cfg.rope_scaling)),
+            ("max_position_embeddings (= training window)", cfg.max_position_embeddings),
+            ("rms_norm_eps", cfg.rms_norm_eps), ("tie_word_embeddings", cfg.tie_word_embeddings),
+            ("MTP embed / head", mtp_layout),
+            ("bos / eos", "%s / %s" % (cfg.bos_token_id, cfg.eos_token_id))]
+    for k, v in rows:
+        A("| %s | %s |" % (k, v))
+    A("")
+    return L
+
+
+def corpus_lines(meta, cfg):
+    """The card's corpus section (markdown lines)."""
+    L = []
+    A = L.append
+    A("## Corpus\n")
+    A("Text from Debian packages (see `data/` and the data engineer's notes), byte-level BPE tokenizer "
+      "(`tokenizer.json`, vocab %d, BOS 0, EOS 1, PAD 2) trained with Hugging Face `tokenizers`. "
+      "Documents are stored as BOS ... EOS; training samples random contiguous windows, which may span "
+      "document boundaries.\n" % meta.get("vocab_size", cfg.vocab_size))
+    A("| category | train tokens | train docs | valid tokens | held-out tokens |\n|---|---|---|---|---|")
+    sp = meta["splits"]
+    for cat in sorted(sp["train"]["categories"]):
+        A("| %s | %s | %d | %s | %s |" % (cat, format(sp["train"]["categories"][cat]["tokens"], ","),
+                                         sp["train"]["categories"][cat]["docs"],
+                                         format(sp["valid"]["categories"][cat]["tokens"], ","),
+                                         format(sp["heldout"]["categories"][cat]["tokens"], ",")))
+    A("| **total** | %s | %d | %s | %s |\n" % (format(sp["train"]["tokens"], ","), sp["train"]["docs"],
+                                                format(sp["valid"]["tokens"], ","), format(sp["heldout"]["tokens"], ",")))
+    return L
+
+
 def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
     from mtpref.config import ModelConfig
     cfg = ModelConfig.from_json(os.path.join(model_dir, "config.json"))
@@ -301,28 +356,7 @@ def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
       "model `training/mtpref`). Weights: BF16 safetensors (`e_score_correction_bias` F32), %.1f MB. "
       "It exists to exercise and benchmark speculative decoding, not to be a good language model.\n"
       % (cfg.n_routed_experts, cfg.num_experts_per_tok, D, size / 1e6))
-    A("## Architecture\n")
-    A("| field | value |\n|---|---|")
-    rows = [("vocab_size", cfg.vocab_size), ("hidden_size", cfg.hidden_size),
-            ("num_hidden_layers (main)", cfg.num_hidden_layers),
-            ("first_k_dense_replace", cfg.first_k_dense_replace), ("intermediate_size (dense)", cfg.intermediate_size),
-            ("num_nextn_predict_layers (MTP modules)", D),
-            ("num_attention_heads", cfg.num_attention_heads), ("q_lora_rank", cfg.q_lora_rank),
-            ("kv_lora_rank", cfg.kv_lora_rank), ("qk_nope / qk_rope / v head dim",
-                                                  "%d / %d / %d" % (cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim)),
-            ("n_routed_experts / num_experts_per_tok", "%d / %d" % (cfg.n_routed_experts, cfg.num_experts_per_tok)),
-            ("n_shared_experts", cfg.n_shared_experts), ("moe_intermediate_size", cfg.moe_intermediate_size),
-            ("n_group / topk_group", "%d / %d" % (cfg.n_group, cfg.topk_group)),
-            ("topk_method / scoring_func", "%s / %s" % (cfg.topk_method, cfg.scoring_func)),
-            ("norm_topk_prob / routed_scaling_factor", "%s / %s" % (cfg.norm_topk_prob, cfg.routed_scaling_factor)),
-            ("rope_theta / rope_scaling", "%g / %s" % (cfg.rope_theta, cfg.rope_scaling)),
-            ("max_position_embeddings (= training window)", cfg.max_position_embeddings),
-            ("rms_norm_eps", cfg.rms_norm_eps), ("tie_word_embeddings", cfg.tie_word_embeddings),
-            ("MTP embed / head", "shared with the main model (no `embed_tokens` / `shared_head.head` in the MTP layers)"),
-            ("bos / eos", "%s / %s" % (cfg.bos_token_id, cfg.eos_token_id))]
-    for k, v in rows:
-        A("| %s | %s |" % (k, v))
-    A("")
+    L += architecture_lines(cfg, "shared with the main model (no `embed_tokens` / `shared_head.head` in the MTP layers)")
     A("## Parameters\n")
     A("| | parameters |\n|---|---|")
     A("| total (stored) | %s |" % format(pc["total"], ","))
@@ -338,20 +372,8 @@ def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
       "step: a draft costs about %.0f%% of a main-model token in weight MACs. Speedup ratios on this model "
       "are therefore lower than for DeepSeek-V3, where one MTP block is ~1/61 of the model.\n"
       % (format(cfg.vocab_size * cfg.hidden_size, ","), 100 * pc["draft_cost_ratio"]))
-    A("## Corpus\n")
-    A("Text from Debian packages (see `data/` and the data engineer's notes), byte-level BPE tokenizer "
-      "(`tokenizer.json`, vocab %d, BOS 0, EOS 1, PAD 2) trained with Hugging Face `tokenizers`. "
-      "Documents are stored as BOS ... EOS; training samples random contiguous windows, which may span "
-      "document boundaries.\n" % meta.get("vocab_size", cfg.vocab_size))
-    A("| category | train tokens | train docs | valid tokens | held-out tokens |\n|---|---|---|---|---|")
+    L += corpus_lines(meta, cfg)
     sp = meta["splits"]
-    for cat in sorted(sp["train"]["categories"]):
-        A("| %s | %s | %d | %s | %s |" % (cat, format(sp["train"]["categories"][cat]["tokens"], ","),
-                                         sp["train"]["categories"][cat]["docs"],
-                                         format(sp["valid"]["categories"][cat]["tokens"], ","),
-                                         format(sp["heldout"]["categories"][cat]["tokens"], ",")))
-    A("| **total** | %s | %d | %s | %s |\n" % (format(sp["train"]["tokens"], ","), sp["train"]["docs"],
-                                                format(sp["valid"]["tokens"], ","), format(sp["heldout"]["tokens"], ",")))
     A("## Training\n")
     resumes = [r for r in log if r.get("event") == "resume"]
     final_args = None

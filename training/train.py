@@ -365,6 +365,19 @@ def log_jsonl(path, rec):
         f.write(json.dumps(rec) + "\n")
 
 
+def init_from_export(model, hf, model_dir):
+    """Load an exported directory's stored weights (and router biases) into MODEL; its config must be
+    the run's (the extra config.json keys an export adds are ignored)."""
+    from evaluate import load_exported
+    cfg, exported = load_exported(model_dir)
+    for k, v in hf.items():
+        if getattr(cfg, k, v) != v:
+            raise SystemExit("--init-from %s: config field %s is %r, the run's config has %r"
+                             % (model_dir, k, getattr(cfg, k), v))
+    model.load_state_dict(exported.state_dict())
+    print("initialised from %s" % model_dir, flush=True)
+
+
 # --------------------------------------------------------------------------------------------
 def bench(args):
     """Measure forward+backward tokens/s for candidate configs (used to choose the size)."""
@@ -429,6 +442,10 @@ def main():
     ap.add_argument("--val-windows", type=int, default=48)
     ap.add_argument("--ckpt-every-min", type=float, default=5.0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default="",
+                    help="start a new run from the weights of an exported model directory (BF16 or FP8, "
+                         "dequantised) with a fresh optimizer: continues training across sessions whose "
+                         "checkpoints did not survive, from the model that ships")
     ap.add_argument("--bench", default="", help="comma list of configs: measure tok/s and exit")
     ap.add_argument("--bench-iters", type=int, default=3)
     args = ap.parse_args()
@@ -482,6 +499,8 @@ def main():
         print("resumed at step %d, %.1f min elapsed" % (state["step"], state["elapsed"] / 60), flush=True)
         log_jsonl(args.log, dict(event="resume", step=state["step"], elapsed_s=state["elapsed"], args=vars(args)))
     else:
+        if args.init_from:
+            init_from_export(model, hf, args.init_from)
         pc = param_counts(model, hf)
         print("config %s: %s" % (args.config, json.dumps(pc)), flush=True)
         log_jsonl(args.log, dict(event="start", config=args.config, hf_config=hf, args=vars(args),

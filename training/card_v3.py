@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Model card of models/mtp-v3 (the V3-shaped model: 256 routed experts, 8 active, FP8 weights).
+
+Evaluates the shipped FP8 directory AND a BF16 export of the same checkpoint (the master, kept out of the
+repository), side by side, and writes <model_dir>/README.md with: architecture, parameters and weight bytes
+per token (FP8 as stored), corpus, training curve (table + training_curve.png), expert load balance per
+layer on held-out text, held-out loss / MTP agreement for FP8 and BF16, and their logit differences.
+
+Usage (after training/train.py --config v3 and training/export.py --fp8):
+  .venv/bin/python training/export.py training/checkpoints/mtp-v3/final.pt training/checkpoints/mtp-v3-bf16
+  .venv/bin/python training/card_v3.py models/mtp-v3 --bf16 training/checkpoints/mtp-v3-bf16 \\
+      --log training/checkpoints/mtp-v3/train_log.jsonl
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import evaluate as ev  # noqa: E402
+from train import fixed_windows, load_tokens  # noqa: E402
+
+DT_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "I32": 4}
+
+
+def header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+    h.pop("__metadata__", None)
+    return h
+
+
+def bytes_per_token(model_dir, cfg):
+    """Weight bytes one token reads, as stored: main model (embedding row excluded, lm_head included,
+    routed experts counted k/E) and one MTP module (shared head excluded)."""
+    N, E, k = cfg.num_hidden_layers, cfg.n_routed_experts, cfg.num_experts_per_tok
+    main = module = 0.0
+    stored = {"main": 0, "mtp": 0}
+    for name, t in header(os.path.join(model_dir, "model.safetensors")).items():
+        n = 1
+        for s in t["shape"]:
+            n *= s
+        b = n * DT_BYTES[t["dtype"]]
+        li = int(name.split(".")[2]) if name.startswith("model.layers.") else -1
+        share = k / E if ".mlp.experts." in name else 1.0
+        if name == "model.embed_tokens.weight":
+            share = 1.0 / cfg.vocab_size
+        if li >= N:
+            stored["mtp"] += b
+            if li == N:
+                module += b * share
+        else:
+            stored["main"] += b
+            main += b * share
+    head = cfg.vocab_size * cfg.hidden_size * 2  # lm_head is BF16
+    return dict(main=main, main_excl_head=main - head, module=module, head=head, **stored)
+
+
+@torch.no_grad()
+def load_balance(model, windows, bs=4):
+    """Per MoE layer: routed-token counts per expert over the windows -> max/mean, min/mean."""
+    tot = {}
+    for s in range(0, windows.shape[0], bs):
+        out = model(windows[s:s + bs])
+        for li, c in out["router_stats"].items():
+            tot[li] = tot.get(li, 0) + c.double()
+    res = {}
+    for li, c in sorted(tot.items()):
+        m = c.mean().item()
+        res[li] = dict(max_over_mean=c.max().item() / m, min_over_mean=c.min().item() / m,
+                       unused=int((c == 0).sum().item()))
+    return res
+
+
+@torch.no_grad()
+def fp8_vs_bf16(m8, m16, windows, bs=4):
+    """Max |logit diff| and argmax agreement, main model and every MTP depth."""
+    D = len(m8(windows[:1])["mtp_logits"])
+    diff = [0.0] * (D + 1)
+    same = [[0, 0] for _ in range(D + 1)]
+    for s in range(0, windows.shape[0], bs):
+        ids = windows[s:s + bs]
+        a, b = m8(ids), m16(ids)
+        la = [a["logits"]] + a["mtp_logits"]
+        lb = [b["logits"]] + b["mtp_logits"]
+        for j, (x, y) in enumerate(zip(la, lb)):
+            diff[j] = max(diff[j], (x - y).abs().max().item())
+            same[j][0] += (x.argmax(-1) == y.argmax(-1)).sum().item()
+            same[j][1] += x.shape[0] * x.shape[1]
+    return dict(max_abs_logit_diff=diff, argmax_agreement=[a / b for a, b in same])
+
+
+def curve_png(log, out_png):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    tr = [r for r in log if r.get("event") == "train"]
+    va = [r for r in log if r.get("event") == "val"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["tokens"] / 1e6 for r in tr], [r["loss_main"] for r in tr], lw=1, label="train, main")
+    ax.plot([r["tokens"] / 1e6 for r in tr], [r["loss_mtp"][0] for r in tr], lw=1, label="train, MTP depth 1")
+    if va:
+        ax.plot([r["tokens"] / 1e6 for r in va], [r["loss_main"] for r in va], "o-", label="valid, main")
+    ax.set_xlabel("training tokens (M)")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_title("mtp-v3 training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir")
+    ap.add_argument("--bf16", required=True, help="BF16 export of the same checkpoint (not shipped)")
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--data", default=os.path.join(ROOT, "data/tokens"))
+    ap.add_argument("--windows", type=int, default=8, help="held-out windows per category")
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.path.join(ROOT, "training/checkpoints/eval_mtp-v3"))
+    args = ap.parse_args()
+
+    res = {}
+    for tag, d in (("fp8", args.model_dir), ("bf16", args.bf16)):
+        cfg, r = ev.evaluate(d, args.data, T=args.seq, windows=args.windows, gen_prompts=4, p_len=32,
+                             n_new=48, threads=args.threads)
+        r.update(gen_prompts=4, p_len=32, n_new=48)
+        res[tag] = r
+    meta = json.load(open(os.path.join(args.data, "meta.json")))
+    toks = load_tokens(os.path.join(args.data, meta["splits"]["heldout"]["file"]))
+    win = torch.cat([fixed_windows(toks, args.seq, 4, lo, hi)
+                     for lo, hi in ev.category_ranges(meta, "heldout").values()])
+    _, m8 = ev.load_exported(args.model_dir)
+    _, m16 = ev.load_exported(args.bf16)
+    res["balance"] = load_balance(m8, win)
+    res["diff"] = fp8_vs_bf16(m8, m16, win)
+    res["bytes"] = bytes_per_token(args.model_dir, cfg)
+    with open(args.out + ".json", "w") as f:
+        json.dump(res, f, indent=1, default=str)
+    log = ev.read_log(args.log)
+    png = curve_png(log, os.path.join(args.model_dir, "training_curve.png"))
+    write(args.model_dir, cfg, res, log, meta, png)
+    print("wrote", os.path.join(args.model_dir, "README.md"))
+
+
+def write(model_dir, cfg, res, log, meta, png):
+    D = cfg.num_nextn_predict_layers
+    by = res["bytes"]
+    size = os.path.getsize(os.path.join(model_dir, "model.safetensors"))
+    L = []
+    A = L.append
+    A("# mtp-v3: a DeepSeek-V3-shaped model for mtpbench\n")
+    A("DeepSeek-V3's routing and proportions at laptop size: %d main layers (the first dense, the rest "
+      "MoE), MLA with q LoRA, **%d routed experts of which %d are active per token, in %d groups of which "
+      "%d are kept**, 1 shared expert, sigmoid scores with `e_score_correction_bias` (`noaux_tc`), "
+      "normalised top-k weights scaled by %.1f, and **%d sequential MTP modules**. Weights are stored as "
+      "DeepSeek-V3 ships them: F8_E4M3 projection matrices with F32 `weight_scale_inv` per 128x128 block "
+      "and a `quantization_config` in config.json; embeddings, lm_head, eh_proj, the router, norms and "
+      "biases in BF16/F32. %.1f MB. Trained from scratch on 2 shared CPU cores by `training/train.py "
+      "--config v3`; the BF16 master stays out of the repository.\n"
+      % (cfg.num_hidden_layers, cfg.n_routed_experts, cfg.num_experts_per_tok, cfg.n_group, cfg.topk_group,
+         cfg.routed_scaling_factor, D, size / 1e6))
+    L.extend(ev.architecture_lines(cfg, "shared with the main model (no `embed_tokens` / "
+                                        "`shared_head.head` in the MTP layers)"))
+    A("## Weight bytes per token (as stored)\n")
+    A("| | bytes |\n|---|---|")
+    A("| stored: main model | %s |" % format(by["main"], ",.0f"))
+    A("| stored: MTP modules (all %d) | %s |" % (D, format(by["mtp"], ",.0f")))
+    A("| read per token: main model (routed experts x %d/%d, lm_head BF16 included) | %s |"
+      % (cfg.num_experts_per_tok, cfg.n_routed_experts, format(by["main"], ",.0f")))
+    A("| read per token: main model without lm_head | %s |" % format(by["main_excl_head"], ",.0f"))
+    A("| read per draft token: one MTP module without the shared head | %s |" % format(by["module"], ",.0f"))
+    A("| one module / main model | %.3f (1/%.1f); without the main lm_head %.3f (1/%.1f) |\n"
+      % (by["module"] / by["main"], by["main"] / by["module"], by["module"] / by["main_excl_head"],
+         by["main_excl_head"] / by["module"]))
+    L.extend(ev.corpus_lines(meta, cfg))
+    training_section(L, log, meta, png)
+    A("## Expert load balance on held-out text\n")
+    A("Routed-token counts per expert over 16 held-out windows of 512 tokens (4 per category), final model "
+      "(FP8). A perfectly balanced layer has max/mean = min/mean = 1.\n")
+    A("| layer | max/mean | min/mean | unused experts |\n|---|---|---|---|")
+    for li, b in res["balance"].items():
+        name = "%d%s" % (int(li), " (MTP %d)" % (int(li) - cfg.num_hidden_layers + 1)
+                         if int(li) >= cfg.num_hidden_layers else "")
+        A("| %s | %.2f | %.2f | %d |" % (name, b["max_over_mean"], b["min_over_mean"], b["unused"]))
+    A("")
+    A("## Held-out evaluation: FP8 (shipped) and BF16 (master)\n")
+    A("As for mtp-mini (`training/evaluate.py`): losses in nats/token; *agree dk (text)* teacher-forced "
+      "agreement of module k with the main model's next-k argmax; *accept dk (self)* the same on the main "
+      "model's own greedy continuations (the greedy acceptance rate of depth k).\n")
+    A("**FP8 as shipped**\n")
+    A(ev.fmt_table(res["fp8"], D))
+    A("**BF16 master**\n")
+    A(ev.fmt_table(res["bf16"], D))
+    d = res["diff"]
+    A("FP8 against BF16 on the same 16 windows: max |logit difference| main %.3f, MTP depths %s; argmax "
+      "agreement main %.4f, MTP depths %s.\n"
+      % (d["max_abs_logit_diff"][0], ", ".join("%.3f" % x for x in d["max_abs_logit_diff"][1:]),
+         d["argmax_agreement"][0], ", ".join("%.4f" % x for x in d["argmax_agreement"][1:])))
+    with open(os.path.join(model_dir, "README.md"), "w") as f:
+        f.write("\n".join(L))
+
+
+def training_section(L, log, meta, png):
+    A = L.append
+    start = [r for r in log if r.get("event") == "start"]
+    args = start[-1]["args"] if start else {}
+    trains = [r for r in log if r.get("event") == "train"]
+    vals = {r["step"]: r for r in log if r.get("event") == "val"}
+    A("## Training\n")
+    A("`training/train.py --config v3 --threads %s --bias-rule %s --bias-gamma %s --balance-alpha %s "
+      "--gate-lr-mult %s --time-budget-min %s` (batch %s x %s tokens, AdamW lr %s, cosine to 10%%, MTP "
+      "lambda %s). Experts run in batched form (tiles of the mean load per expert, three batched matmuls "
+      "per MoE layer, no loop over experts). Balancing: the aux-loss-free bias update of V3, in its "
+      "proportional form (an untrained 256-expert router collapses onto one expert per layer within 5 "
+      "steps, faster than V3's sign step can undo; see `update_bias`), plus V3's complementary "
+      "sequence-wise balance loss with a small weight.\n"
+      % (args.get("threads"), args.get("bias_rule"), args.get("bias_gamma"), args.get("balance_alpha"),
+         args.get("gate_lr_mult"), args.get("time_budget_min"), args.get("batch"), args.get("seq"),
+         args.get("lr"), args.get("mtp_lambda")))
+    if trains:
+        t = trains[-1]
+        tok_s = sorted(r["tok_s"] for r in trains)
+        A("Measured: %d steps, %s tokens (%.2f epochs), %.1f min wall on a 2-core machine shared with other "
+          "jobs; %.0f tok/s median (%.0f-%.0f).\n"
+          % (t["step"], format(t["tokens"], ","), t["tokens"] / meta["splits"]["train"]["tokens"],
+             t["elapsed_s"] / 60, tok_s[len(tok_s) // 2], tok_s[0], tok_s[-1]))
+    if png:
+        A("![training curve](training_curve.png)\n")
+    if vals:
+        A("| step | tokens | loss main (valid) | MTP losses | agreement by depth |\n|---|---|---|---|---|")
+        for s in sorted(vals):
+            v = vals[s]
+            A("| %d | %s | %.3f | %s | %s |" % (s, format(v["tokens"], ","), v["loss_main"],
+                                                 " / ".join("%.3f" % x for x in v["loss_mtp"]),
+                                                 " / ".join("%.3f" % x for x in v["agreement"])))
+        A("")
+
+
+if __name__ == "__main__":
+    main()
