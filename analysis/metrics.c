@@ -38,6 +38,13 @@ void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted,
                              const int32_t *uncut, int n_steps, int n_output,
                              uint64_t decode_ns)
 {
+    mtp_metrics_add_request_drafted(m, accepted, uncut, NULL, n_steps, n_output, decode_ns);
+}
+
+void mtp_metrics_add_request_drafted(struct mtp_metrics *m, const int32_t *accepted,
+                                     const int32_t *uncut, const int32_t *drafted, int n_steps,
+                                     int n_output, uint64_t decode_ns)
+{
     /* Without uncut counts: the steps emitted sum(a_s + 1) tokens unless the
      * last one was cut, which then hides its positions after a. */
     int64_t full = 0;
@@ -46,7 +53,10 @@ void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted,
     bool last_cut = !uncut && n_steps > 0 && full > (int64_t)(n_output > 0 ? n_output - 1 : 0);
     for (int s = 0; s < n_steps; s++) {
         int a = clamp_depth(uncut ? uncut[s] : accepted[s], m->K);
-        add_step(m, a, last_cut && s == n_steps - 1 ? a : m->K);
+        /* Adaptive depth: positions past the step's own drafts were never
+         * drafted, so they are unobserved, not rejected. */
+        int obs = drafted ? clamp_depth(drafted[s], m->K) : m->K;
+        add_step(m, a, last_cut && s == n_steps - 1 && a < obs ? a : obs);
     }
     m->steps += n_steps;
     m->emitted += n_output > 0 ? n_output - 1 : 0;

@@ -45,6 +45,13 @@ void mtp_metrics_add_request(struct mtp_metrics *m, const int32_t *accepted,
                              const int32_t *uncut, int n_steps, int n_output,
                              uint64_t decode_ns);
 
+/* The same for a decoder whose steps draft DRAFTED[s] <= K positions (adaptive
+ * depth; NULL = every step drafts K): position j of step s is observed only
+ * when j <= DRAFTED[s]. */
+void mtp_metrics_add_request_drafted(struct mtp_metrics *m, const int32_t *accepted,
+                                     const int32_t *uncut, const int32_t *drafted, int n_steps,
+                                     int n_output, uint64_t decode_ns);
+
 /* M += O (same K). */
 void mtp_metrics_merge(struct mtp_metrics *m, const struct mtp_metrics *o);
 

@@ -189,12 +189,67 @@ def plot_phases(logs, path):
     plt.close(fig)
 
 
+def plot_cost_model(mtpbench, logs, costs, bootstrap, path):
+    """Predicted vs measured speedup per depth K (with intervals), per drafting and
+    temperature, and the alpha_j curves of the deepest decoder that feed the model."""
+    cmd = [mtpbench, "report", *logs, "--table", "cost-model", "--costs", costs,
+           "--format", "json", "--bootstrap", str(bootstrap)]
+    doc = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)
+    rows = [dict(r, temperature=val(r["temperature"])[0], depth=val(r["depth"])[0])
+            for r in doc["tables"]["cost-model"]["rows"]
+            if r.get("category") == "all" and r.get("drafting") in DRAFT_STYLE]
+    temps = sorted({r["temperature"] for r in rows})
+    fig, axes = plt.subplots(2, len(temps), figsize=(6 * len(temps), 8), squeeze=False)
+    for ti, t in enumerate(temps):
+        ax = axes[0][ti]
+        for dr in DRAFT_STYLE:
+            sel = sorted((r for r in rows if r["temperature"] == t and r["drafting"] == dr),
+                         key=lambda r: r["depth"])
+            ks = [r["depth"] for r in sel]
+            errbar(ax, [k - 0.06 for k in ks], [r["speedup_pred"] for r in sel],
+                   marker=DRAFT_MARKER[dr], linestyle=DRAFT_STYLE[dr], label="%s predicted" % dr)
+            errbar(ax, [k + 0.06 for k in ks], [r["speedup_meas"] for r in sel],
+                   marker=DRAFT_MARKER[dr], linestyle=DRAFT_STYLE[dr], alpha=0.5,
+                   label="%s measured" % dr)
+        ax.axhline(1.0, color="grey", linewidth=0.8)
+        ax.set_xlabel("depth K")
+        ax.set_ylabel("speedup over baseline")
+        ax.set_title("T = %g: cost model vs measurement%s" %
+                     (t, " (PROJECTION)" if doc.get("projection") else ""))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    rows_all = report_json(mtpbench, logs, "decoder,temperature", bootstrap)
+    for ti, t in enumerate(temps):
+        ax = axes[1][ti]
+        for dr in DRAFT_STYLE:
+            sel = [r for r in rows_all
+                   if val(r.get("temperature"))[0] == t and r.get("drafting") == dr]
+            if not sel:
+                continue
+            deep = max(sel, key=lambda r: r["depth"])
+            js = list(range(1, deep["depth"] + 1))
+            errbar(ax, js, [deep.get("alpha_%d" % j) for j in js], marker=DRAFT_MARKER[dr],
+                   linestyle=DRAFT_STYLE[dr], label="%s (%s)" % (dr, deep["decoder"]))
+        ax.set_xlabel("draft position j")
+        ax.set_ylabel("alpha_j (conditional acceptance)")
+        ax.set_title("T = %g: the acceptance the model uses" % t)
+        ax.set_ylim(0, 1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("logs", nargs="+", help="log files or directories of *.msgpack logs")
     ap.add_argument("--mtpbench", default="build/mtpbench", help="the mtpbench executable")
     ap.add_argument("--out", help="directory for the PNGs (default: the first log's)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="resamples for intervals")
+    ap.add_argument("--costs", help="`mtpbench bench --json` file: also cost_model.png")
     args = ap.parse_args()
     logs = list(log_files(args.logs))
     if not logs:
@@ -213,6 +268,9 @@ def main():
         plot_phases(logs, written[-1])
     except ImportError:
         print("plots: no msgpack module: phase_latency.png skipped", file=sys.stderr)
+    if args.costs:
+        written.append(os.path.join(out, "cost_model.png"))
+        plot_cost_model(args.mtpbench, logs, args.costs, args.bootstrap, written[-1])
     for w in written:
         print("plots: wrote %s" % w)
 

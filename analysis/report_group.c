@@ -194,8 +194,9 @@ static void unit_add(struct mtp_report_unit *u, const struct mtp_request_record 
                      const struct mtp_request_record *b)
 {
     double tok = r->n_output > 0 ? r->n_output - 1 : 0;
-    mtp_metrics_add_request(&u->m, r->accepted, r->accepted_uncut, r->n_steps, r->n_output,
-                            r->total_ns > r->ttft_ns ? r->total_ns - r->ttft_ns : 0);
+    mtp_metrics_add_request_drafted(&u->m, r->accepted, r->accepted_uncut, r->drafted,
+                                    r->n_steps, r->n_output,
+                                    r->total_ns > r->ttft_ns ? r->total_ns - r->ttft_ns : 0);
     double cells = 0, sum = r->experts_touched ? experts_sum(r, &cells) : 0;
     u->exp_sum += sum;
     u->exp_n += cells;

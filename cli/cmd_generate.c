@@ -4,6 +4,7 @@
  * continuation and the step statistics.
  *
  *   mtpbench generate --model DIR --prompt "text" [-n 32] [--mtp K [--drafting exact|chain]]
+ *                     [--adaptive draft|cumulative --threshold T]
  *                     [--temperature T --top-p P --top-k K --seed S] [--threads N]
  *   mtpbench generate --model DIR --prompt-ids 1,2,3 ...   (prints token ids)
  *
@@ -37,6 +38,9 @@ struct generate_args {
     int threads;
     int depth;         /* --mtp K; 0 = baseline */
     enum mtp_decode_drafting drafting;
+    bool drafting_set;  /* --drafting given */
+    enum mtp_decode_adaptive adaptive; /* --adaptive; OFF by default */
+    double threshold;   /* --threshold */
     int module;
     struct mtp_wiring wiring; /* --draft-hidden, --position0-embedding, --module-hidden */
     struct mtp_sampling sampling;
@@ -48,6 +52,7 @@ static void generate_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [-n 32]\n"
             "                         [--mtp K] [--drafting exact|chain] [--module M]\n"
+            "                         [--adaptive draft|cumulative] [--threshold T]\n"
             "                         [--draft-hidden after_shared_head_norm|before_shared_head_norm]\n"
             "                         [--position0-embedding kept|zeroed]\n"
             "                         [--module-hidden previous_module|main_model]\n"
@@ -55,7 +60,10 @@ static void generate_usage(FILE *f)
             "                         [--threads N] [--backend cpu|cuda]\n\n"
             "Continue a prompt: single-token decoding, or with --mtp K speculative decoding with\n"
             "K drafts per step from the model's MTP modules (exact: module k drafts token k,\n"
-            "K <= modules; chain: module M (default 1) reused K times). Greedy unless\n"
+            "K <= modules; chain: module M (default 1) reused K times). --adaptive: adaptive\n"
+            "depth, chained drafting that stops after the first draft whose probability\n"
+            "(draft) or running product (cumulative) is below --threshold (default 0.5), at\n"
+            "most K drafts (spec/decoding.md \"Adaptive depth\"). Greedy unless\n"
             "--temperature > 0. Prints the continuation (text for --prompt, ids for\n"
             "--prompt-ids; accepted drafts in color on a terminal) and step statistics.\n"
             "The three wiring options choose the MTP conventions of spec/decoding.md (hidden\n"
@@ -81,7 +89,18 @@ static int parse_mode(struct generate_args *a, int c, const char *arg)
             return 2;
         }
         a->drafting = arg[0] == 'e' ? MTP_DECODE_DRAFTING_EXACT : MTP_DECODE_DRAFTING_CHAIN;
+        a->drafting_set = true;
         return 0;
+    case 'A':
+        if (strcmp(arg, "draft") && strcmp(arg, "cumulative")) {
+            fprintf(stderr, "mtpbench: error: option --adaptive: expected draft or cumulative, "
+                            "found '%s'\n", arg);
+            return 2;
+        }
+        a->adaptive = arg[0] == 'd' ? MTP_DECODE_ADAPTIVE_DRAFT : MTP_DECODE_ADAPTIVE_CUMULATIVE;
+        return 0;
+    case 'r':
+        return mtp_cli_parse_double("--threshold", arg, 0, 1, &a->threshold) ? 2 : 0;
     case 'M':
         if (mtp_cli_parse_int("--module", arg, 1, 64, &v))
             return 2;
@@ -139,10 +158,11 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
         {"draft-hidden", required_argument, 0, 'H'},
         {"position0-embedding", required_argument, 0, 'E'},
         {"module-hidden", required_argument, 0, 'G'},
+        {"adaptive", required_argument, 0, 'A'}, {"threshold", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     *a = (struct generate_args){.backend = "cpu", .n_new = 32,
-                                .drafting = MTP_DECODE_DRAFTING_EXACT,
+                                .drafting = MTP_DECODE_DRAFTING_EXACT, .threshold = 0.5,
                                 .sampling = {.temperature = 0, .top_p = 1, .top_k = 0}};
     long v;
     int c, rc;
@@ -176,6 +196,20 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
             if (rc)
                 return rc;
         }
+    }
+    if (a->adaptive != MTP_DECODE_ADAPTIVE_OFF) {
+        if (a->drafting_set && a->drafting == MTP_DECODE_DRAFTING_EXACT) {
+            fprintf(stderr, "mtpbench: error: option --adaptive: needs --drafting chain, found "
+                            "exact (exact drafting's module caches assume every module runs "
+                            "every step)\n");
+            return 2;
+        }
+        if (a->depth < 1) {
+            fprintf(stderr, "mtpbench: error: option --adaptive: needs --mtp K (the most drafts "
+                            "per step)\n");
+            return 2;
+        }
+        a->drafting = MTP_DECODE_DRAFTING_CHAIN;
     }
     if (!a->model_dir || (!a->prompt == !a->text)) {
         fprintf(stderr, "mtpbench: error: generate needs --model and one of --prompt, "
@@ -245,8 +279,9 @@ static void print_stats(const struct generate_args *a, const struct mtp_decode_r
 {
     struct mtp_metrics m;
     mtp_metrics_init(&m, a->depth);
-    mtp_metrics_add_request(&m, r->accepted, r->accepted_uncut, r->n_steps, r->n_output,
-                            r->total_ns - r->ttft_ns);
+    mtp_metrics_add_request_drafted(&m, r->accepted, r->accepted_uncut,
+                                    a->adaptive ? r->drafted : NULL, r->n_steps, r->n_output,
+                                    r->total_ns - r->ttft_ns);
     fprintf(stderr, "\n%d prompt tokens, %d new tokens (%s), %d steps, tau %.3f", r->n_prompt,
             r->n_output, r->stop == MTP_DECODE_STOP_EOS ? "eos" : "max tokens", r->n_steps,
             mtp_metrics_tau(&m));
@@ -270,6 +305,8 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
         .drafting = a->depth > 0 ? a->drafting : MTP_DECODE_DRAFTING_NONE,
         .depth = a->depth,
         .chain_module = a->module,
+        .adaptive = a->adaptive,
+        .adaptive_threshold = a->threshold,
         .wiring = a->wiring,
         .sampling = a->sampling,
         .max_new_tokens = a->n_new,

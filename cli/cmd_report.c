@@ -6,6 +6,7 @@
  *   mtpbench report runs/default/default.msgpack
  *   mtpbench report runs/default --table acceptance
  *   mtpbench report a.msgpack b.msgpack --by decoder,category --format csv --out t.csv
+ *   mtpbench report runs/default --table cost-model --costs bench.json
  *
  * A directory argument stands for every *.msgpack file in it (sorted).
  */
@@ -20,14 +21,16 @@
 #include "cli_util.h"        /* defines: mtp_cli_parse_int, mtp_cli_fail */
 #include "commands.h"        /* defines: mtp_cmd_report */
 #include "engine/error.h"    /* defines: mtp_error_message */
+#include "report_cost_out.h" /* defines: mtp_report_cost_output */
 
-enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION };
+enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST };
 
 struct report_args {
     struct mtp_report_options opt;
     enum mtp_report_format format;
     enum report_view view;
     const char *out;
+    const char *costs; /* --costs: bench cost file (cost-model view) */
     int n_logs;
     char **logs; /* argv entries */
 };
@@ -38,6 +41,7 @@ static void report_usage(FILE *f)
             "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
             "                       [--out FILE]\n"
+            "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
             "\n"
             "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
             "directory means every *.msgpack in it). Every metric of spec/metrics.md with a\n"
@@ -49,7 +53,11 @@ static void report_usage(FILE *f)
             "                   (default decoder,temperature)\n"
             "  --table VIEW     full (default): every metric per group;\n"
             "                   acceptance: tau and alpha_1 per category, overall speedup;\n"
-            "                   ablation: exact vs chained drafting per depth\n"
+            "                   ablation: exact vs chained drafting per depth;\n"
+            "                   cost-model: predicted vs measured speedup and the best\n"
+            "                   depth K* per category, from the costs of --costs\n"
+            "  --costs FILE     `mtpbench bench --json` output (another machine's file\n"
+            "                   gives a projection onto that machine)\n"
             "  --format FMT     md (default), csv, tex, json\n"
             "  --bootstrap N    resamples for the intervals (default %d; 0 = none)\n"
             "  --seed S         bootstrap seed (default 0)\n"
@@ -60,14 +68,14 @@ static void report_usage(FILE *f)
 
 static int report_parse_view(const char *s, enum report_view *v)
 {
-    static const char *const names[] = {"full", "acceptance", "ablation"};
-    for (int i = 0; i < 3; i++)
+    static const char *const names[] = {"full", "acceptance", "ablation", "cost-model"};
+    for (int i = 0; i < 4; i++)
         if (strcmp(s, names[i]) == 0) {
             *v = (enum report_view)i;
             return 0;
         }
-    fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance or ablation, "
-                    "found '%s'\n", s);
+    fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation or "
+                    "cost-model, found '%s'\n", s);
     return -1;
 }
 
@@ -100,6 +108,7 @@ static int report_option(int c, const char *arg, struct report_args *a)
         a->opt.seed = (uint64_t)v;
         return 0;
     case 'o': a->out = arg; return 0;
+    case 'c': a->costs = arg; return 0;
     default: return 2;
     }
 }
@@ -111,7 +120,8 @@ static int report_parse(int argc, char **argv, struct report_args *a)
         {"by", required_argument, 0, 'b'},        {"format", required_argument, 0, 'f'},
         {"table", required_argument, 0, 't'},     {"bootstrap", required_argument, 0, 'B'},
         {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"costs", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     mtp_report_options_default(&a->opt);
@@ -129,6 +139,12 @@ static int report_parse(int argc, char **argv, struct report_args *a)
     }
     a->n_logs = argc - optind;
     a->logs = argv + optind;
+    if ((a->view == VIEW_COST) != (a->costs != NULL)) {
+        fprintf(stderr, "mtpbench: error: %s\n", a->costs ? "option --costs: only with --table "
+                        "cost-model" : "option --table cost-model: needs --costs BENCH.json "
+                        "(from `mtpbench bench --json`)");
+        return 2;
+    }
     if (a->n_logs == 0) {
         fprintf(stderr, "mtpbench: error: report needs at least one LOG\n");
         report_usage(stderr);
@@ -207,7 +223,8 @@ static int report_output(const struct mtp_report_data *d, const struct report_ar
     if (!f)
         return mtp_error_set("REPORT %s: cannot create the output file", a->out);
     struct mtp_report_meta meta = {d, &a->opt};
-    int rc = mtp_report_write(f, t, a->format, &meta);
+    int rc = a->view == VIEW_COST ? mtp_report_cost_output(f, d, &a->opt, a->costs, a->format)
+                                  : mtp_report_write(f, t, a->format, &meta);
     if (a->out && fclose(f) != 0 && rc == MTP_OK)
         rc = mtp_error_set("REPORT %s: write failed", a->out);
     return rc;
@@ -222,7 +239,7 @@ int mtp_cmd_report(int argc, char **argv)
     struct mtp_report_data d = {0};
     struct mtp_report_table t = {0};
     int status = report_load_all(&d, &a);
-    if (status == MTP_OK)
+    if (status == MTP_OK && a.view != VIEW_COST)
         status = report_make_table(&d, &a, &t);
     if (status == MTP_OK)
         status = report_output(&d, &a, &t);

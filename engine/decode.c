@@ -66,6 +66,13 @@ int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params 
                              "verification batch invariant only up to %d tokens (greedy "
                              "equality would not hold): use depth <= %d",
                              p->depth, p->depth + 1, limit, limit - 1);
+    if (p->adaptive != MTP_DECODE_ADAPTIVE_OFF && p->drafting != MTP_DECODE_DRAFTING_CHAIN)
+        return mtp_error_set("decode: adaptive depth needs chained drafting (exact drafting's "
+                             "module caches assume every module runs every step)");
+    if (p->adaptive != MTP_DECODE_ADAPTIVE_OFF &&
+        !(p->adaptive_threshold >= 0 && p->adaptive_threshold <= 1))
+        return mtp_error_set("decode: adaptive threshold must be in [0, 1], got %g",
+                             p->adaptive_threshold);
     if (p->draft_hook && !mtp_sampling_is_greedy(s))
         return mtp_error_set("decode: a draft hook needs greedy sampling");
     return MTP_OK;
@@ -112,6 +119,7 @@ static void free_result_arrays(struct mtp_decode_result *r)
     free(r->accepted);
     free(r->accepted_uncut);
     free(r->emitted);
+    free(r->drafted);
     free(r->draft_ns);
     free(r->verify_ns);
     free(r->accept_ns);
@@ -213,6 +221,7 @@ int mtp_decode_step_begin(struct mtp_decode *d)
         r->accepted = grow(r->accepted, cap, sizeof(int32_t));
         r->accepted_uncut = grow(r->accepted_uncut, cap, sizeof(int32_t));
         r->emitted = grow(r->emitted, cap, sizeof(int32_t));
+        r->drafted = grow(r->drafted, cap, sizeof(int32_t));
         r->draft_ns = grow(r->draft_ns, cap, sizeof(uint64_t));
         r->verify_ns = grow(r->verify_ns, cap, sizeof(uint64_t));
         r->accept_ns = grow(r->accept_ns, cap, sizeof(uint64_t));
@@ -222,7 +231,7 @@ int mtp_decode_step_begin(struct mtp_decode *d)
         r->capacity = cap;
     }
     int s = r->n_steps++;
-    r->accepted[s] = r->accepted_uncut[s] = r->emitted[s] = 0;
+    r->accepted[s] = r->accepted_uncut[s] = r->emitted[s] = r->drafted[s] = 0;
     r->draft_ns[s] = r->verify_ns[s] = r->accept_ns[s] = r->update_ns[s] = 0;
     for (int l = 0; l < d->n_moe; l++)
         r->experts_touched[(size_t)s * d->n_moe + l] = 0;

@@ -39,6 +39,18 @@ enum mtp_decode_stop {
     MTP_DECODE_STOP_MAX_TOKENS, /* max_new_tokens emitted */
 };
 
+/* Adaptive depth (spec/decoding.md "Adaptive depth"): after drafting d_j,
+ * stop at depth j when the draft's probability p_j (softmax of the module's
+ * logits at T = 1, whatever the sampling setting) or the product p_1..p_j
+ * falls below a threshold. The decision to draft position j+1 depends only on
+ * d_1..d_j, so every verified draft is still distributed as its q_j and
+ * verification stays lossless. Chained drafting only. */
+enum mtp_decode_adaptive {
+    MTP_DECODE_ADAPTIVE_OFF,        /* always K drafts */
+    MTP_DECODE_ADAPTIVE_DRAFT,      /* stop when p_j < threshold */
+    MTP_DECODE_ADAPTIVE_CUMULATIVE, /* stop when p_1 * ... * p_j < threshold */
+};
+
 /* Tests only: may replace draft K (1-based) before it is used, e.g. with the
  * known greedy continuation, to force every acceptance length. Greedy only
  * (a sampled draft must come from its q). */
@@ -46,7 +58,9 @@ typedef void (*mtp_decode_draft_hook)(void *user, int k, int32_t *draft);
 
 struct mtp_decode_params {
     enum mtp_decode_drafting drafting;
-    int depth;                   /* K drafts per step (0 for baseline) */
+    int depth;                   /* K drafts per step (0 for baseline); adaptive: at most K */
+    enum mtp_decode_adaptive adaptive; /* OFF unless an adaptive-depth decoder */
+    double adaptive_threshold;   /* in [0, 1]; 0 never stops early */
     int chain_module;            /* chain: 1-based module reused (0 -> 1) */
     struct mtp_wiring wiring;    /* MTP conventions (wiring.h); _DEFAULT fields take the
                                   * model family's choice (mtp_wiring_resolve) */
@@ -73,6 +87,7 @@ struct mtp_decode_result {
                               * for alpha, beta and accept_rate: a cut is censoring, not
                               * rejection) */
     int32_t *emitted;       /* [n_steps] e_s: tokens appended (a_s + 1 unless cut) */
+    int32_t *drafted;       /* [n_steps] k_s: drafts verified (K, fewer with adaptive depth) */
     uint64_t *draft_ns;     /* [n_steps] module forwards (incl. cache extension) + draft sampling */
     uint64_t *verify_ns;    /* [n_steps] the main forward */
     uint64_t *accept_ns;    /* [n_steps] target distributions, acceptance, emission */

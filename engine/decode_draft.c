@@ -134,30 +134,49 @@ static int draft_exact(struct mtp_decode *d)
     return MTP_OK;
 }
 
+/* Adaptive depth: whether drafting stops after draft I (chosen from ROW).
+ * *CUM carries the product of the drafts' probabilities. */
+static bool stop_after(const struct mtp_decode *d, int i, const float *row, double *cum)
+{
+    if (d->p.adaptive == MTP_DECODE_ADAPTIVE_OFF)
+        return false;
+    double p = mtp_sampling_token_prob(row, d->V, d->drafts[i - 1]);
+    *cum *= p;
+    double v = d->p.adaptive == MTP_DECODE_ADAPTIVE_CUMULATIVE ? *cum : p;
+    return v < d->p.adaptive_threshold;
+}
+
 static int draft_chain(struct mtp_decode *d)
 {
     int m = d->n_seq - 1, M = d->module, rc;
+    double cum = 1;
     float *g = d->hid[M];
     const float *row = module_rows(d, M, 1, d->hid[0], g, &rc);
     if (rc)
         return rc;
     pick_draft(d, 1, row);
+    d->k_step = 1;
+    if (stop_after(d, 1, row, &cum))
+        return MTP_OK;
     for (int i = 2; i <= d->K; i++) {
         int pos = m + i - 2;
         if (mtp_engine_mtp_forward(d->e, M, &d->drafts[i - 2], g + (size_t)(pos - 1) * d->dm, 1,
                                    pos, d->batch_logits, g + (size_t)pos * d->dm))
             return mtp_error_wrap("decode: chained draft %d at position %d: ", i, pos);
         pick_draft(d, i, d->batch_logits);
+        d->k_step = i;
+        if (stop_after(d, i, d->batch_logits, &cum))
+            break;
     }
     return MTP_OK;
 }
 
 int mtp_decode_draft(struct mtp_decode *d)
 {
-    d->last_K = d->K;
-    if (d->p.drafting == MTP_DECODE_DRAFTING_EXACT)
-        return draft_exact(d);
-    return draft_chain(d);
+    d->k_step = d->K;
+    int rc = d->p.drafting == MTP_DECODE_DRAFTING_EXACT ? draft_exact(d) : draft_chain(d);
+    d->last_K = d->k_step;
+    return rc;
 }
 
 void mtp_decode_rollback_modules(struct mtp_decode *d, int m, int a)

@@ -46,6 +46,7 @@ struct mtp_decode {
     float *work;            /* [V] residual scratch */
     int32_t *iwork;         /* [V] sort scratch */
     int last_K;             /* drafts made in the last step */
+    int k_step;             /* drafts of the current step (K, fewer with adaptive depth) */
 
     struct mtp_decode_result r;
 };

@@ -16,7 +16,7 @@
 /* Step 3: the acceptance pass; returns a and writes the final token. */
 static int accept_drafts(struct mtp_decode *d, int32_t *final_token)
 {
-    int K = d->K, V = d->V;
+    int K = d->k_step, V = d->V;
     if (mtp_sampling_is_greedy(&d->p.sampling))
         return mtp_sampling_verify_greedy(d->logits, d->drafts, K, V, final_token);
     for (int j = 0; j <= K; j++)
@@ -45,11 +45,13 @@ static int emit_step(struct mtp_decode *d, int a, int32_t final_token)
 int mtp_decode_step_mtp(struct mtp_decode *d)
 {
     struct mtp_decode_result *r = &d->r;
-    int m = d->n_seq - 1, K = d->K, s = mtp_decode_step_begin(d);
+    int m = d->n_seq - 1, s = mtp_decode_step_begin(d);
     uint64_t t0 = mtp_decode_now_ns();
     if (mtp_decode_draft(d))
         return mtp_error_wrap("decode: step %d: ", s);
     uint64_t t1 = mtp_decode_now_ns();
+    int K = d->k_step; /* d->K, or fewer when adaptive depth stopped early */
+    r->drafted[s] = K;
 
     int32_t verify_tokens[MTP_DECODE_MAX_DEPTH + 1];
     verify_tokens[0] = d->seq[m];

@@ -180,3 +180,13 @@ int mtp_sampling_verify_greedy(const float *logits, const int32_t *drafts, int K
     *final_token = mtp_sampling_argmax(logits + (size_t)K * n, n);
     return K;
 }
+
+double mtp_sampling_token_prob(const float *logits, int n, int token)
+{
+    double mx = logits[0], sum = 0;
+    for (int i = 1; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    return exp((double)logits[token] - mx) / sum;
+}

@@ -46,6 +46,10 @@ int mtp_sampling_argmax(const float *x, int n);
 void mtp_sampling_probs(const struct mtp_sampling *s, const float *logits, int n, float *probs,
                         int32_t *work);
 
+/* softmax(LOGITS)[TOKEN] at temperature 1 without top-k/top-p (the model's
+ * own confidence in TOKEN), computed in double from the maximum logit. */
+double mtp_sampling_token_prob(const float *logits, int n, int token);
+
 /* Inverse-CDF draw from PROBS[n] (need not sum exactly to 1): the first id
  * whose cumulative mass exceeds u * total. Ids with zero mass are never
  * returned. Deterministic in u. */

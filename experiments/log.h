@@ -91,6 +91,10 @@ struct mtp_request_record {
     int32_t *accepted;              /* [n_steps] a_s (baseline: all 0): drafts emitted */
     int32_t *accepted_uncut;        /* [n_steps] the verifier's acceptance before any cut by EOS
                                      * or max_new_tokens, or NULL (omitted; older logs) */
+    int32_t *drafted;               /* [n_steps] k_s drafts verified (adaptive depth), or NULL
+                                     * (omitted: every step drafted depth) */
+    double adaptive_threshold;      /* adaptive decoders: the stop threshold; < 0 otherwise */
+    char *adaptive_rule;            /* "draft" | "cumulative", or NULL (not adaptive) */
     char *wiring[3];                /* MTP conventions, by enum mtp_wiring_field: value names
                                      * (engine/wiring.h), or NULL (baseline; older logs) */
     uint64_t *draft_ns;             /* [n_steps] per phase, nanoseconds */

@@ -308,8 +308,10 @@ static int decode_enums(const msgpack_object *rec, struct mtp_request_record *ou
         out->mode = MTP_SPEC_DECODER_BASELINE;
     else if (mtp_log_obj_is_str(mode, "mtp"))
         out->mode = MTP_SPEC_DECODER_MTP;
+    else if (mtp_log_obj_is_str(mode, "adaptive"))
+        out->mode = MTP_SPEC_DECODER_ADAPTIVE;
     else
-        return bad_key("mode", "\"baseline\" or \"mtp\"");
+        return bad_key("mode", "\"baseline\", \"mtp\" or \"adaptive\"");
     if (mtp_log_obj_is_str(dr, "none"))
         out->drafting = MTP_SPEC_DRAFTING_NONE;
     else if (mtp_log_obj_is_str(dr, "exact"))
@@ -389,6 +391,23 @@ static int decode_wiring(const msgpack_object *rec, struct mtp_request_record *r
     return MTP_OK;
 }
 
+/* The adaptive-depth fields (new body fields; absent in other records). */
+static int decode_adaptive(const msgpack_object *rec, struct mtp_request_record *r)
+{
+    r->adaptive_threshold = -1;
+    const msgpack_object *drafted = mtp_log_map_get(rec, "drafted");
+    int n = r->n_steps;
+    if (drafted && drafted->type != MSGPACK_OBJECT_NIL &&
+        get_i32s(drafted, "drafted", &n, &r->drafted))
+        return MTP_ERR;
+    if (!mtp_log_map_get(rec, "adaptive_rule"))
+        return MTP_OK;
+    if (get_str(rec, "adaptive_rule", &r->adaptive_rule))
+        return MTP_ERR;
+    return mtp_log_obj_double(mtp_log_map_get(rec, "adaptive_threshold"), &r->adaptive_threshold)
+               ? MTP_OK : bad_key("adaptive_threshold", "number");
+}
+
 int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -410,7 +429,7 @@ int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record 
     if (uncut && uncut->type != MSGPACK_OBJECT_NIL &&
         get_i32s(uncut, "accepted_uncut", &n_uncut, &r->accepted_uncut))
         return MTP_ERR;
-    if (decode_wiring(rec, r))
+    if (decode_wiring(rec, r) || decode_adaptive(rec, r))
         return MTP_ERR;
     if (get_u64s(rec, "draft_ns", r->n_steps, &r->draft_ns) ||
         get_u64s(rec, "verify_ns", r->n_steps, &r->verify_ns) ||
@@ -432,6 +451,8 @@ void mtp_log_request_free(struct mtp_request_record *r)
     free(r->output_tokens);
     free(r->accepted);
     free(r->accepted_uncut);
+    free(r->drafted);
+    free(r->adaptive_rule);
     for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++)
         free(r->wiring[f]);
     free(r->draft_ns);

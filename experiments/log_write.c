@@ -390,7 +390,8 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
         return MTP_ERR;
     msgpack_packer *pk = &w->pk;
     bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
-    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired);
+    bool adaptive = r->adaptive_rule != NULL, drafted = r->drafted != NULL;
+    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted);
     pack_request_head(pk, r);
     if (r->prompt_ids) {
         pack_key(pk, "prompt_ids");
@@ -403,6 +404,14 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     if (uncut) {
         pack_key(pk, "accepted_uncut");
         pack_i32_array(pk, r->accepted_uncut, r->n_steps);
+    }
+    if (drafted) {
+        pack_key(pk, "drafted");
+        pack_i32_array(pk, r->drafted, r->n_steps);
+    }
+    if (adaptive) {
+        kv_str(pk, "adaptive_rule", r->adaptive_rule);
+        kv_double(pk, "adaptive_threshold", r->adaptive_threshold);
     }
     if (wired)
         pack_wiring(pk, r);

@@ -209,7 +209,7 @@ static int check_mtp_present(const struct mtp_runner *r)
 {
     const struct mtp_model *m = r->model;
     for (int i = 0; m->mtp_announced_absent > 0 && i < r->spec.n_decoders; i++)
-        if (r->spec.decoders[i].type == MTP_SPEC_DECODER_MTP)
+        if (mtp_spec_decoder_drafts(r->spec.decoders[i].type))
             return mtp_error_set("SPEC: %s: key 'decoders[%d]': MTP decoding needs the MTP "
                                  "modules, but %s/config.json announces %d "
                                  "(num_nextn_predict_layers) and the checkpoint has none of "
@@ -358,6 +358,10 @@ static struct mtp_decode_params decode_params(const struct mtp_runner *r, int de
         .drafting = drafting_of(d),
         .depth = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->depth,
         .chain_module = d->module,
+        .adaptive = d->type != MTP_SPEC_DECODER_ADAPTIVE ? MTP_DECODE_ADAPTIVE_OFF
+                    : d->rule == MTP_SPEC_ADAPTIVE_DRAFT ? MTP_DECODE_ADAPTIVE_DRAFT
+                                                         : MTP_DECODE_ADAPTIVE_CUMULATIVE,
+        .adaptive_threshold = d->threshold,
         .wiring = d->wiring,
         .sampling = {.temperature = (float)s->temperature, .top_p = (float)s->top_p,
                      .top_k = s->top_k},
@@ -420,6 +424,10 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .n_steps = res->n_steps,
         .accepted = res->accepted,
         .accepted_uncut = d->type == MTP_SPEC_DECODER_BASELINE ? NULL : res->accepted_uncut,
+        .drafted = d->type == MTP_SPEC_DECODER_ADAPTIVE ? res->drafted : NULL,
+        .adaptive_threshold = d->type == MTP_SPEC_DECODER_ADAPTIVE ? d->threshold : -1,
+        .adaptive_rule = d->type == MTP_SPEC_DECODER_ADAPTIVE
+                             ? (char *)mtp_spec_adaptive_rule_name(d->rule) : NULL,
         .draft_ns = res->draft_ns,
         .verify_ns = res->verify_ns,
         .accept_ns = res->accept_ns,
@@ -432,7 +440,7 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
                                                         : MTP_LOG_STOP_MAX_TOKENS,
     };
     /* Value names are static strings; the record only borrows them. */
-    for (int f = 0; d->type == MTP_SPEC_DECODER_MTP && f < MTP_WIRING_FIELD_COUNT; f++)
+    for (int f = 0; mtp_spec_decoder_drafts(d->type) && f < MTP_WIRING_FIELD_COUNT; f++)
         rec->wiring[f] = (char *)mtp_wiring_value_name(&w, f);
 }
 

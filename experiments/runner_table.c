@@ -69,8 +69,8 @@ static int collect(const char *path, struct table *t)
             break;
         }
         struct table_row *row = row_for(t, &rec);
-        mtp_metrics_add_request(&row->m, rec.accepted, rec.accepted_uncut, rec.n_steps,
-                                rec.n_output, rec.total_ns - rec.ttft_ns);
+        mtp_metrics_add_request_drafted(&row->m, rec.accepted, rec.accepted_uncut, rec.drafted,
+                                        rec.n_steps, rec.n_output, rec.total_ns - rec.ttft_ns);
         mtp_log_request_free(&rec);
     }
     mtp_log_reader_close(rd);

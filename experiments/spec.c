@@ -349,6 +349,36 @@ static int parse_wiring(const struct parse *p, json_t *v, const char *prefix,
     return MTP_OK;
 }
 
+/* {"type": "adaptive", "depth": K (at most), "threshold": t, "rule"?,
+ * "module"?, "wiring"?, "name"?}: always chained drafting. */
+static int parse_adaptive_fields(const struct parse *p, json_t *v, const char *prefix,
+                                 struct mtp_spec_decoder *d)
+{
+    static const char *const keys[] = {"name", "type", "depth", "threshold", "rule", "module",
+                                       "wiring", NULL};
+    if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
+        return MTP_ERR;
+    long long depth;
+    if (get_int(p, v, prefix, "depth", true, 0, 1, MTP_SPEC_MAX_DEPTH, &depth))
+        return MTP_ERR;
+    d->depth = (int)depth;
+    d->drafting = MTP_SPEC_DRAFTING_CHAIN;
+    char path[KEY_CAP];
+    key_join(path, prefix, "threshold");
+    if (get_number(p, v, prefix, "threshold", true, 0, &d->threshold))
+        return MTP_ERR;
+    if (!(d->threshold >= 0 && d->threshold <= 1))
+        return fail_expected(p, path, "number in [0, 1]", json_object_get(v, "threshold"));
+    json_t *rule = json_object_get(v, "rule");
+    key_join(path, prefix, "rule");
+    d->rule = MTP_SPEC_ADAPTIVE_CUMULATIVE;
+    if (rule && json_is_string(rule) && strcmp(json_string_value(rule), "draft") == 0)
+        d->rule = MTP_SPEC_ADAPTIVE_DRAFT;
+    else if (rule && !(json_is_string(rule) && strcmp(json_string_value(rule), "cumulative") == 0))
+        return fail_expected(p, path, "\"draft\" or \"cumulative\"", rule);
+    return get_int32(p, v, prefix, "module", false, 1, 1, &d->module);
+}
+
 static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix,
                             struct mtp_spec_decoder *d)
 {
@@ -400,6 +430,10 @@ static void default_decoder_name(struct mtp_spec_decoder *d)
     char buf[64], suffix[96], full[160];
     if (d->type == MTP_SPEC_DECODER_BASELINE)
         snprintf(buf, sizeof buf, "baseline");
+    else if (d->type == MTP_SPEC_DECODER_ADAPTIVE)
+        snprintf(buf, sizeof buf, "adaptive-%s%g-k%d-m%d",
+                 d->rule == MTP_SPEC_ADAPTIVE_DRAFT ? "p" : "cum", d->threshold, d->depth,
+                 d->module);
     else if (d->drafting == MTP_SPEC_DRAFTING_CHAIN && d->module != 1)
         snprintf(buf, sizeof buf, "mtp-chain-k%d-m%d", d->depth, d->module);
     else
@@ -429,8 +463,12 @@ static int parse_one_decoder(const struct parse *p, json_t *v, const char *prefi
         d->type = MTP_SPEC_DECODER_MTP;
         if (parse_mtp_fields(p, v, prefix, d))
             return MTP_ERR;
+    } else if (json_is_string(type) && strcmp(json_string_value(type), "adaptive") == 0) {
+        d->type = MTP_SPEC_DECODER_ADAPTIVE;
+        if (parse_adaptive_fields(p, v, prefix, d))
+            return MTP_ERR;
     } else {
-        return fail_expected(p, path, "\"baseline\" or \"mtp\"", type);
+        return fail_expected(p, path, "\"baseline\", \"mtp\" or \"adaptive\"", type);
     }
     if (get_string(p, v, prefix, "name", false, NULL, &d->name))
         return MTP_ERR;
@@ -600,7 +638,7 @@ int mtp_spec_check_model(const struct mtp_spec *spec, int num_nextn_predict_laye
     int D = num_nextn_predict_layers;
     for (int i = 0; i < spec->n_decoders; i++) {
         const struct mtp_spec_decoder *d = &spec->decoders[i];
-        if (d->type != MTP_SPEC_DECODER_MTP)
+        if (!mtp_spec_decoder_drafts(d->type))
             continue;
         if (d->drafting == MTP_SPEC_DRAFTING_EXACT && d->depth > D)
             return mtp_error_set("SPEC: %s: key 'decoders[%d].depth': expected integer <= %d "
@@ -648,7 +686,13 @@ const char *mtp_spec_backend_name(enum mtp_spec_backend b)
 
 const char *mtp_spec_decoder_type_name(enum mtp_spec_decoder_type t)
 {
-    return t == MTP_SPEC_DECODER_MTP ? "mtp" : "baseline";
+    return t == MTP_SPEC_DECODER_MTP ? "mtp" : t == MTP_SPEC_DECODER_ADAPTIVE ? "adaptive"
+                                                                             : "baseline";
+}
+
+const char *mtp_spec_adaptive_rule_name(enum mtp_spec_adaptive_rule r)
+{
+    return r == MTP_SPEC_ADAPTIVE_DRAFT ? "draft" : "cumulative";
 }
 
 const char *mtp_spec_drafting_name(enum mtp_spec_drafting d)

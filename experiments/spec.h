@@ -28,6 +28,14 @@ enum mtp_spec_backend {
 enum mtp_spec_decoder_type {
     MTP_SPEC_DECODER_BASELINE, /* one token per step, no drafts */
     MTP_SPEC_DECODER_MTP,      /* MTP speculative decoding, DESIGN.md §5 */
+    MTP_SPEC_DECODER_ADAPTIVE, /* MTP with adaptive depth: chained drafting that stops at the
+                                * first draft (or product) less probable than a threshold */
+};
+
+/* What stops an adaptive decoder's drafting (engine/decode.h). */
+enum mtp_spec_adaptive_rule {
+    MTP_SPEC_ADAPTIVE_DRAFT,      /* "draft": p_j < threshold */
+    MTP_SPEC_ADAPTIVE_CUMULATIVE, /* "cumulative": p_1 * ... * p_j < threshold */
 };
 
 enum mtp_spec_drafting {
@@ -53,7 +61,15 @@ struct mtp_spec_decoder {
     int module;                      /* chain: the 1-based MTP module reused (default 1); else 0 */
     struct mtp_wiring wiring;        /* "wiring" object; absent fields stay _DEFAULT (the
                                       * model family's choice, resolved by the decoder) */
+    double threshold;                /* adaptive: stop threshold in [0, 1]; else 0 */
+    enum mtp_spec_adaptive_rule rule; /* adaptive: "rule" (default cumulative) */
 };
+
+/* True for decoders that draft (mtp and adaptive). */
+static inline int mtp_spec_decoder_drafts(enum mtp_spec_decoder_type t)
+{
+    return t != MTP_SPEC_DECODER_BASELINE;
+}
 
 struct mtp_spec {
     char *path;        /* the spec file as given ("<string>" when parsed from text) */
@@ -102,5 +118,6 @@ void mtp_spec_free(struct mtp_spec *spec);
 const char *mtp_spec_backend_name(enum mtp_spec_backend b);
 const char *mtp_spec_decoder_type_name(enum mtp_spec_decoder_type t);
 const char *mtp_spec_drafting_name(enum mtp_spec_drafting d);
+const char *mtp_spec_adaptive_rule_name(enum mtp_spec_adaptive_rule r);
 
 #endif

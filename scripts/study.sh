@@ -3,8 +3,9 @@
 # run an experiment spec (default: experiments/default.json, the default study
 # on models/mtp-mini), and print the acceptance-rate table and the exact-vs-
 # chained drafting ablation from its log. Writes the full report (report.md,
-# report.json) beside the log and, when python3 with matplotlib is available,
-# the plots (PNG) too; plotting is optional and never fails the command.
+# report.json), the cost-model tables (cost-model.md, from `mtpbench bench
+# --json` -> bench.json) and every plot (PNG; matplotlib and msgpack come from
+# Debian's python3 packages, installed when missing) beside the log.
 #
 #   scripts/study.sh                       # the default study (minutes on 2 cores)
 #   scripts/study.sh experiments/quick.json
@@ -56,18 +57,32 @@ build/mtpbench report "$log" --format json --out "$out_dir/report.json"
 echo
 echo "full report: $out_dir/report.md (per category: $out_dir/report-by-category.md, json: $out_dir/report.json)"
 
-# Plots: optional. The project venv first, then the system python3.
+# The cost model: this machine's cost curve (interleaved rounds), then the
+# predicted vs measured speedup and K* from the log's acceptance. A bench file
+# already beside the log is reused (delete it to measure again).
+bench="$out_dir/bench.json"
+echo >&2
+echo "== cost model (bench -> $bench)" >&2
+[ -f "$bench" ] || build/mtpbench bench --model models/mtp-mini --threads 1 --repeats 15 \
+  --json "$bench" > "$out_dir/bench.txt"
+build/mtpbench report "$log" --table cost-model --costs "$bench" --out "$out_dir/cost-model.md"
+sed -n '/best depth/,$p' "$out_dir/cost-model.md" | grep -E '^\| (exact|chain) .* all ' || true
+echo "cost model: $out_dir/cost-model.md (bench: $out_dir/bench.txt, $bench)"
+
+# Plots: Debian's python3-matplotlib and python3-msgpack (installed here when
+# missing, as the build dependencies are), else the project venv.
+have_plot_deps() { "$1" -c 'import matplotlib, msgpack' >/dev/null 2>&1; }
 py=""
-for cand in .venv/bin/python python3; do
-  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import matplotlib' >/dev/null 2>&1; then
-    py="$cand"
-    break
-  fi
+for cand in python3 .venv/bin/python; do
+  if command -v "$cand" >/dev/null 2>&1 && have_plot_deps "$cand"; then py="$cand"; break; fi
 done
-if [ -n "$py" ]; then
-  "$py" analysis/plots.py "$log" --mtpbench build/mtpbench ||
-    echo "study: plotting failed (the tables above are complete)" >&2
-else
-  echo "study: no python3 with matplotlib: plots skipped (pip install matplotlib msgpack)" >&2
+if [ -z "$py" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "== plot dependencies (apt-get install python3-matplotlib python3-msgpack)" >&2
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq python3-matplotlib python3-msgpack >&2
+  have_plot_deps python3 && py=python3
 fi
+[ -n "$py" ] || { echo "study: no python3 with matplotlib and msgpack, and apt-get could not install them" >&2; exit 1; }
+"$py" analysis/plots.py "$log" --mtpbench build/mtpbench --costs "$bench"
+echo "plots: $out_dir/*.png"
 echo "study: done in $(( $(date +%s) - start )) s" >&2

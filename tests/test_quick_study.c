@@ -105,7 +105,7 @@ static int setup(void **state)
     real_model = stat(probe, &st) == 0;
     if (real_model) {
         snprintf(spec_path, sizeof spec_path, "%s/experiments/quick.json", MTP_SOURCE_DIR);
-        n_decoders = 9;
+        n_decoders = 10; /* baseline, exact K = 1..3, chain K = 1..5, adaptive */
         max_exact = 3;
         max_chain = 5;
     } else {
@@ -151,7 +151,7 @@ static void check_greedy_equal(const struct mtp_report_data *d)
 {
     for (int i = 0; i < d->n_requests; i++) {
         const struct mtp_request_record *r = &d->requests[i].rec;
-        if (r->mode != MTP_SPEC_DECODER_MTP || r->temperature != 0)
+        if (r->mode == MTP_SPEC_DECODER_BASELINE || r->temperature != 0) /* mtp and adaptive */
             continue;
         const struct mtp_request_record *b = NULL;
         for (int j = 0; j < d->n_requests && !b; j++) {

@@ -1,0 +1,111 @@
+/*
+ * cost_model.c - the cost model's formulas (cost_model.h, spec/metrics.md).
+ */
+#include "cost_model.h"
+
+#include <string.h> /* defines: memset */
+
+#include "engine/error.h" /* defines: MTP_CHECK */
+
+static int clamp_rows(int n) { return n < 1 ? 1 : n > MTP_COST_MAX_N ? MTP_COST_MAX_N : n; }
+static int max_int(int a, int b) { return a > b ? a : b; }
+
+double mtp_cost_tokens(const double *alpha, int K)
+{
+    double e = 1, run = 1;
+    for (int i = 0; i < K; i++) {
+        run *= alpha[i];
+        e += run;
+    }
+    return e;
+}
+
+void mtp_cost_accept_dist(const double *alpha, int K, double *pa)
+{
+    double run = 1;
+    for (int i = 0; i <= K; i++) {
+        double next = i < K ? alpha[i] : 0;
+        pa[i] = run * (1 - next);
+        run *= next;
+    }
+}
+
+/* Module forwards of one step drafting K after a step that accepted A: chain
+ * runs module M over a+1 catch-up rows then K-1 single rows; exact runs
+ * module k over max(a+1, k) rows (decode_draft.c's cache algebra). */
+static double draft_forwards(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                             int K, int a)
+{
+    if (K == 0)
+        return 0;
+    if (d->drafting == MTP_SPEC_DRAFTING_CHAIN)
+        return c->draft[d->module][clamp_rows(a + 1)] + (K - 1) * c->draft[d->module][1];
+    double sum = 0;
+    for (int k = 1; k <= K; k++)
+        sum += c->draft[k][clamp_rows(max_int(a + 1, k))];
+    return sum;
+}
+
+void mtp_cost_step_mix(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                       const double *p_drafted, const double *p_prev, int kmax,
+                       struct mtp_cost_terms *t)
+{
+    MTP_CHECK(kmax >= 0 && kmax < MTP_COST_MAX_N);
+    memset(t, 0, sizeof *t);
+    double pick = d->greedy ? c->argmax_probs : c->sampled;
+    double row = d->greedy ? c->argmax : c->sampled;
+    for (int k = 0; k <= kmax; k++) {
+        if (p_drafted[k] == 0)
+            continue;
+        double draft = k * (pick + (d->adaptive ? c->sampled : 0));
+        for (int a = 0; a <= kmax; a++)
+            draft += p_prev[a] * draft_forwards(c, d, k, a);
+        t->draft += p_drafted[k] * draft;
+        t->verify += p_drafted[k] * c->verify[k + 1];
+        t->accept += p_drafted[k] * (k + 1) * row;
+    }
+    t->update = c->update;
+    t->total = t->draft + t->verify + t->accept + t->update;
+}
+
+void mtp_cost_step(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                   const double *alpha, int K, struct mtp_cost_terms *t)
+{
+    double pd[MTP_COST_MAX_N] = {0}, pa[MTP_COST_MAX_N] = {0};
+    pd[K] = 1;
+    /* In steady state the previous step has the same acceptance law. */
+    mtp_cost_accept_dist(alpha, K, pa);
+    mtp_cost_step_mix(c, d, pd, pa, K, t);
+}
+
+double mtp_cost_baseline(const struct mtp_cost_point *c, bool greedy)
+{
+    return 1 + (greedy ? c->argmax : c->sampled);
+}
+
+double mtp_cost_speedup(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                        const double *alpha, int K)
+{
+    if (K == 0)
+        return 1;
+    struct mtp_cost_terms t;
+    mtp_cost_step(c, d, alpha, K, &t);
+    return mtp_cost_tokens(alpha, K) * mtp_cost_baseline(c, d->greedy) / t.total;
+}
+
+int mtp_cost_best_depth(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                        const double *alpha, int kmax, double *best)
+{
+    int k_best = 0;
+    *best = 1;
+    for (int K = 1; K <= kmax && K < MTP_COST_MAX_N; K++) {
+        if (d->drafting == MTP_SPEC_DRAFTING_EXACT && K > MTP_COST_MAX_MODULES)
+            break;
+        double s = mtp_cost_speedup(c, d, alpha, K);
+        if (s > *best) {
+            *best = s;
+            k_best = K;
+        }
+    }
+    return k_best;
+}

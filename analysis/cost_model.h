@@ -1,0 +1,88 @@
+/*
+ * cost_model.h - the speculative-decoding cost model (spec/metrics.md "Cost
+ * model"): expected tokens per step from per-position conditional acceptance,
+ * divided by the expected step cost in decode units, over the baseline's
+ * tokens per decode (Leviathan et al. 2023, §3.4, with measured costs in
+ * place of the constant draft-cost ratio).
+ *
+ * Costs come from `mtpbench bench --json` (schema mtpbench-costs/1): every
+ * cost is a ratio to one decode (a main forward of one token) measured in the
+ * same round, median over rounds; the per-round ratios are kept so that
+ * intervals can carry the cost spread.
+ */
+#ifndef MTP_COST_MODEL_H
+#define MTP_COST_MODEL_H
+
+#include <stdbool.h>
+
+#include "experiments/spec.h" /* defines: enum mtp_spec_drafting */
+
+enum { MTP_COST_MAX_N = 16, MTP_COST_MAX_MODULES = 8 };
+
+/* One set of costs, each relative to a decode. */
+struct mtp_cost_point {
+    double verify[MTP_COST_MAX_N + 1];                         /* [n]: main forward of n tokens */
+    double draft[MTP_COST_MAX_MODULES + 1][MTP_COST_MAX_N + 1]; /* [k][n]: module k over n rows */
+    double argmax;       /* per row: greedy acceptance and baseline choice */
+    double argmax_probs; /* per row: a greedy draft (argmax + its distribution) */
+    double sampled;      /* per row: softmax + sample (T > 0; adaptive confidence) */
+    double update;       /* per step: cache rollback */
+};
+
+struct mtp_costs {
+    char *file, *host, *cpu, *backend, *model_dir;
+    int threads, context, n_modules;
+    struct mtp_cost_point median; /* the per-case medians over rounds */
+    int rounds;
+    struct mtp_cost_point *round; /* [rounds]: each round's ratios */
+};
+
+/* Read a cost file. Errors name the file and the case or key, with what was
+ * expected and found. Free with mtp_costs_free (also after a failure). */
+int mtp_costs_load(const char *path, struct mtp_costs *out);
+void mtp_costs_free(struct mtp_costs *c);
+
+/* A decoder as the model sees it. */
+struct mtp_cost_decoder {
+    enum mtp_spec_drafting drafting; /* EXACT or CHAIN */
+    bool adaptive;                   /* adaptive depth: a confidence per draft */
+    int module;                      /* chain: the module reused (1-based) */
+    bool greedy;                     /* temperature 0 */
+};
+
+/* Expected step cost, by term, in decodes. */
+struct mtp_cost_terms {
+    double draft, verify, accept, update, total;
+};
+
+/* E[tokens per step] = 1 + sum_{i=1..K} prod_{j<=i} alpha_j. */
+double mtp_cost_tokens(const double *alpha, int K);
+
+/* P(a = i), i = 0..K, of a step of depth K: prod_{j<=i} alpha_j (1 - alpha_{i+1}),
+ * alpha_{K+1} = 0. Writes PA [K+1]. */
+void mtp_cost_accept_dist(const double *alpha, int K, double *pa);
+
+/* The step cost when a fraction P_DRAFTED[k] (k = 0..kmax) of steps verify
+ * k drafts and the previous step accepted i drafts with probability
+ * P_PREV[i] (i = 0..kmax): this sets how many catch-up rows the modules run. */
+void mtp_cost_step_mix(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                       const double *p_drafted, const double *p_prev, int kmax,
+                       struct mtp_cost_terms *t);
+
+/* A fixed depth K with acceptance ALPHA [K]. */
+void mtp_cost_step(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                   const double *alpha, int K, struct mtp_cost_terms *t);
+
+/* The baseline's step: one decode and one choice. */
+double mtp_cost_baseline(const struct mtp_cost_point *c, bool greedy);
+
+/* Predicted speedup of depth K (K = 0: 1). */
+double mtp_cost_speedup(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                        const double *alpha, int K);
+
+/* K* in 0..KMAX maximising mtp_cost_speedup with the first K of ALPHA [KMAX]
+ * (K = 0: no speculation); *BEST gets its speedup. Ties go to the smaller K. */
+int mtp_cost_best_depth(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                        const double *alpha, int kmax, double *best);
+
+#endif

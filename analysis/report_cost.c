@@ -1,0 +1,444 @@
+/*
+ * report_cost.c - the cost-model tables of `mtpbench report` (report_cost.h).
+ */
+#include "report_cost.h"
+
+#include <math.h>   /* defines: isnan, fabs, NAN */
+#include <stdio.h>  /* defines: snprintf */
+#include <stdlib.h> /* defines: free, atoi */
+#include <string.h> /* defines: strcmp, strstr */
+
+#include "engine/error.h"
+#include "report_internal.h"
+
+enum { COST_KMAX = MTP_COST_MAX_N - 1 }; /* verify(K+1) is measured up to 16 tokens */
+
+/* What the log itself says a group's steps cost, per step, in units of its
+ * baseline's decode (the baseline's mean verify_ns), and how deep they drafted. */
+struct log_terms {
+    double draft, verify, accept, update, other; /* per step, ns */
+    double steps, tokens;                        /* tokens: 1 + mean uncut a */
+    double p_drafted[MTP_COST_MAX_N], p_prev[MTP_COST_MAX_N];
+};
+
+static void log_terms(const struct mtp_report_data *d, const struct mtp_report_group *g,
+                      struct log_terms *lt)
+{
+    memset(lt, 0, sizeof *lt);
+    double acc = 0;
+    for (int i = 0; i < g->n_requests; i++) {
+        const struct mtp_request_record *r = &d->requests[g->requests[i]].rec;
+        double phases = 0;
+        for (int s = 0; s < r->n_steps; s++) {
+            int k = r->drafted ? r->drafted[s] : r->depth;
+            int a = r->accepted_uncut ? r->accepted_uncut[s] : r->accepted[s];
+            int prev = s > 0 ? (r->accepted_uncut ? r->accepted_uncut[s - 1] : r->accepted[s - 1])
+                             : 0;
+            lt->p_drafted[k < COST_KMAX ? k : COST_KMAX] += 1;
+            lt->p_prev[prev < COST_KMAX ? prev : COST_KMAX] += 1;
+            acc += a;
+            lt->draft += r->draft_ns[s];
+            lt->verify += r->verify_ns[s];
+            lt->accept += r->accept_ns[s];
+            lt->update += r->update_ns[s];
+            phases += (double)r->draft_ns[s] + r->verify_ns[s] + r->accept_ns[s] + r->update_ns[s];
+        }
+        double decode = r->total_ns > r->ttft_ns ? (double)(r->total_ns - r->ttft_ns) : 0;
+        lt->other += decode > phases ? decode - phases : 0;
+        lt->steps += r->n_steps;
+    }
+    double n = lt->steps > 0 ? lt->steps : 1;
+    lt->draft /= n, lt->verify /= n, lt->accept /= n, lt->update /= n, lt->other /= n;
+    lt->tokens = 1 + acc / n;
+    for (int k = 0; k < MTP_COST_MAX_N; k++) {
+        lt->p_drafted[k] /= n;
+        lt->p_prev[k] /= n;
+    }
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_setting(const struct mtp_report_group *a, const struct mtp_report_group *b)
+{
+    return a->temperature == b->temperature && a->top_p == b->top_p && a->top_k == b->top_k &&
+           same_str(a->category, b->category);
+}
+
+static const struct mtp_report_group *baseline_of(const struct mtp_report *r,
+                                                  const struct mtp_report_group *g)
+{
+    for (int i = 0; i < r->n_groups; i++)
+        if (r->groups[i].mode == MTP_SPEC_DECODER_BASELINE && same_setting(&r->groups[i], g))
+            return &r->groups[i];
+    return NULL;
+}
+
+/* The chain module from the decoder name's "-m<N>" suffix (spec.c's default
+ * names), else 1: the log record does not carry it. */
+static int module_of(const struct mtp_report_group *g, int n_modules)
+{
+    const char *m = g->decoder ? strstr(g->decoder, "-m") : NULL;
+    int k = m ? atoi(m + 2) : 1;
+    return k >= 1 && k <= n_modules ? k : 1;
+}
+
+static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g,
+                                          const struct mtp_costs *c)
+{
+    return (struct mtp_cost_decoder){.drafting = g->drafting,
+                                     .adaptive = g->mode == MTP_SPEC_DECODER_ADAPTIVE,
+                                     .module = module_of(g, c->n_modules),
+                                     .greedy = g->temperature == 0};
+}
+
+/* alpha_1..alpha_K of metric vector V (undefined -> 0: nothing reached it). */
+static void alphas(const struct mtp_report_group *g, const double *v, int K, double *alpha)
+{
+    for (int j = 1; j <= K; j++) {
+        int i = mtp_report_alpha_index(g, j);
+        alpha[j - 1] = i >= 0 && !isnan(v[i]) ? v[i] : 0;
+    }
+}
+
+/* Predicted speedup of G with costs C and metric vector V; terms to T. */
+static double predict(const struct mtp_report_group *g, const struct mtp_costs *costs,
+                      const struct mtp_cost_point *c, const double *v, const struct log_terms *lt,
+                      struct mtp_cost_terms *t, double *tokens)
+{
+    struct mtp_cost_decoder dec = decoder_of(g, costs);
+    int K = g->depth < COST_KMAX ? g->depth : COST_KMAX;
+    double alpha[MTP_COST_MAX_N];
+    if (dec.adaptive) {
+        mtp_cost_step_mix(c, &dec, lt->p_drafted, lt->p_prev, K, t);
+        *tokens = lt->tokens;
+    } else {
+        alphas(g, v, K, alpha);
+        mtp_cost_step(c, &dec, alpha, K, t);
+        *tokens = mtp_cost_tokens(alpha, K);
+    }
+    return *tokens * mtp_cost_baseline(c, dec.greedy) / t->total;
+}
+
+static struct mtp_report_stat predict_stat(const struct mtp_report_group *g,
+                                           const struct mtp_costs *c, const struct log_terms *lt,
+                                           uint64_t seed)
+{
+    struct mtp_cost_terms t;
+    double tok;
+    struct mtp_report_stat s = {NAN, NAN, NAN};
+    double *v = mtp_xmalloc(sizeof(double) * (size_t)g->n_metrics);
+    for (int m = 0; m < g->n_metrics; m++)
+        v[m] = g->metrics[m].value;
+    s.value = predict(g, c, &c->median, v, lt, &t, &tok);
+    free(v);
+    if (g->n_samples < 1)
+        return s;
+    struct mtp_rng rng;
+    mtp_rng_seed(&rng, seed, MTP_REPORT_COST_STREAM);
+    double *vals = mtp_xmalloc(sizeof(double) * (size_t)g->n_samples);
+    for (int b = 0; b < g->n_samples; b++) {
+        const struct mtp_cost_point *cr = &c->round[mtp_report_draw_index(&rng, (uint32_t)c->rounds)];
+        vals[b] = predict(g, c, cr, g->samples + (size_t)b * g->n_metrics, lt, &t, &tok);
+    }
+    mtp_report_interval(vals, g->n_samples, 1, 0.025, 0.975, &s.lo, &s.hi);
+    free(vals);
+    return s;
+}
+
+/* The term whose measured cost (from the log, in its baseline's decodes)
+ * differs most from the bench's, weighted by its effect on the speedup. */
+static char *disagreement(const struct mtp_cost_terms *t, double base_pred,
+                          const struct log_terms *lt, const struct log_terms *bt, double tokens,
+                          double tau)
+{
+    double bd = bt->verify > 0 ? bt->verify : 1;
+    double base_meas = (bt->verify + bt->accept + bt->update + bt->other + bt->draft) / bd;
+    const char *names[] = {"draft", "verify", "accept", "update", "other (outside the phases)",
+                           "baseline step", "tokens per step"};
+    double meas[] = {lt->draft / bd, lt->verify / bd, lt->accept / bd, lt->update / bd,
+                     lt->other / bd, base_meas, tau};
+    double pred[] = {t->draft, t->verify, t->accept, t->update, 0, base_pred, tokens};
+    int worst = 0;
+    double worst_effect = 0;
+    for (int i = 0; i < 7; i++) {
+        /* Step terms slow the decoder; the baseline's step and tokens speed it. */
+        double e = i < 5 ? (meas[i] - pred[i]) / t->total : (pred[i] - meas[i]) / pred[i];
+        if (fabs(e) > fabs(worst_effect)) {
+            worst_effect = e;
+            worst = i;
+        }
+    }
+    return mtp_report_xprintf("outside CI: %s %.3f in the log vs %.3f predicted%s (%+.0f%% of "
+                              "speedup)", names[worst], meas[worst], pred[worst],
+                              worst < 6 ? " decodes" : "", -100 * worst_effect);
+}
+
+enum pred_col {
+    PC_DECODER, PC_K, PC_DRAFTING, PC_T, PC_CATEGORY, PC_TAU, PC_TOKENS, PC_COST, PC_BASE,
+    PC_PRED, PC_MEAS, PC_RATIO, PC_NOTE, PC_COUNT,
+};
+
+static void pred_columns(struct mtp_report_table *t)
+{
+    static const char *const cols[PC_COUNT][3] = {
+        {"decoder", "decoder", "decoder"}, {"depth", "K", "$K$"},
+        {"drafting", "drafting", "drafting"}, {"temperature", "T", "$T$"},
+        {"category", "category", "category"}, {"tau", "tau", "$\\tau$"},
+        {"tokens_per_step_pred", "tokens/step pred", "tokens/step pred."},
+        {"step_cost_pred", "step cost pred (decodes)", "step cost pred."},
+        {"baseline_cost_pred", "baseline step pred", "baseline step pred."},
+        {"speedup_pred", "speedup pred", "speedup pred."},
+        {"speedup_meas", "speedup meas", "speedup meas."},
+        {"meas_over_pred", "meas/pred", "meas./pred."}, {"note", "note", "note"}};
+    for (int i = 0; i < PC_COUNT; i++)
+        mtp_report_table_col(t, cols[i][0], cols[i][1], cols[i][2], i <= PC_CATEGORY ? 0 : 1,
+                             i == PC_COST || i == PC_BASE ? MTP_REPORT_FMT_3 : MTP_REPORT_FMT_2);
+}
+
+static void pred_row(struct mtp_report_table *t, int row, const struct mtp_report *r,
+                     const struct mtp_report_group *g, const struct mtp_costs *c, bool projection)
+{
+    const struct mtp_report_group *b = baseline_of(r, g);
+    struct log_terms lt, bt;
+    log_terms(r->data, g, &lt);
+    if (b)
+        log_terms(r->data, b, &bt);
+    double *v = mtp_xmalloc(sizeof(double) * (size_t)g->n_metrics);
+    for (int m = 0; m < g->n_metrics; m++)
+        v[m] = g->metrics[m].value;
+    struct mtp_cost_terms terms;
+    double tokens;
+    predict(g, c, &c->median, v, &lt, &terms, &tokens);
+    free(v);
+    struct mtp_report_stat ps = predict_stat(g, c, &lt, r->opt.seed);
+    struct mtp_report_stat ms = g->metrics[MTP_REPORT_M_SPEEDUP];
+    mtp_report_put_text(t, row, PC_DECODER, g->decoder);
+    mtp_report_put_int(t, row, PC_K, g->depth);
+    mtp_report_put_text(t, row, PC_DRAFTING, g->mode == MTP_SPEC_DECODER_ADAPTIVE
+                                                 ? "adaptive" : mtp_spec_drafting_name(g->drafting));
+    mtp_report_put_num(t, row, PC_T, g->temperature);
+    mtp_report_put_text(t, row, PC_CATEGORY, g->category ? g->category : "all");
+    mtp_report_put_metric(t, row, PC_TAU, g, MTP_REPORT_M_TAU, 1);
+    mtp_report_put_num(t, row, PC_TOKENS, tokens);
+    mtp_report_put_num(t, row, PC_COST, terms.total);
+    mtp_report_put_num(t, row, PC_BASE, mtp_cost_baseline(&c->median, g->temperature == 0));
+    mtp_report_put_stat(t, row, PC_PRED, ps, 1);
+    mtp_report_put_stat(t, row, PC_MEAS, ms, 1);
+    if (projection || isnan(ms.value))
+        return;
+    mtp_report_put_num(t, row, PC_RATIO, ms.value / ps.value);
+    bool apart = !isnan(ms.lo) && !isnan(ps.lo) && (ms.hi < ps.lo || ms.lo > ps.hi);
+    if (apart && b) {
+        char *note = disagreement(&terms, mtp_cost_baseline(&c->median, g->temperature == 0),
+                                  &lt, &bt, tokens, g->metrics[MTP_REPORT_M_TAU].value);
+        mtp_report_put_text(t, row, PC_NOTE, note);
+        free(note);
+    }
+}
+
+/* ---- K*: the depth that maximises the predicted speedup ------------------ */
+
+enum depth_col {
+    DC_DRAFTING, DC_T, DC_CATEGORY, DC_KMAX, DC_KSTAR, DC_SPEEDUP, DC_SHARE, DC_CURVE,
+    DC_MEAS_K, DC_MEAS, DC_COUNT,
+};
+
+static void depth_columns(struct mtp_report_table *t)
+{
+    static const char *const cols[DC_COUNT][3] = {
+        {"drafting", "drafting", "drafting"}, {"temperature", "T", "$T$"},
+        {"category", "category", "category"}, {"k_max", "K max", "$K_{max}$"},
+        {"k_star", "K*", "$K^*$"}, {"speedup_at_k_star", "speedup pred at K*", "pred. at $K^*$"},
+        {"k_star_share", "K* share of resamples", "$K^*$ share"},
+        {"speedup_pred_by_k", "speedup pred for K = 0, 1, ...", "pred. by $K$"},
+        {"best_k_meas", "best K meas", "best $K$ meas."},
+        {"speedup_meas_at_best", "speedup meas at best K", "meas. at best"}};
+    for (int i = 0; i < DC_COUNT; i++)
+        mtp_report_table_col(t, cols[i][0], cols[i][1], cols[i][2], i <= DC_CATEGORY ? 0 : 1,
+                             MTP_REPORT_FMT_2);
+}
+
+/* The deepest fixed-depth decoder of G's drafting and setting: its alpha_j
+ * serve every K <= its depth (a position's drafts do not depend on K). */
+static bool is_deepest(const struct mtp_report *r, const struct mtp_report_group *g)
+{
+    if (g->mode != MTP_SPEC_DECODER_MTP)
+        return false;
+    for (int i = 0; i < r->n_groups; i++) {
+        const struct mtp_report_group *o = &r->groups[i];
+        if (o != g && o->mode == MTP_SPEC_DECODER_MTP && o->drafting == g->drafting &&
+            same_setting(o, g) && (o->depth > g->depth || (o->depth == g->depth && o < g)))
+            return false;
+    }
+    return true;
+}
+
+static int kstar_of(const struct mtp_report_group *g, const struct mtp_costs *c,
+                    const struct mtp_cost_point *cp, const double *v, int kmax, double *best)
+{
+    double alpha[MTP_COST_MAX_N];
+    struct mtp_cost_decoder dec = decoder_of(g, c);
+    alphas(g, v, kmax, alpha);
+    return mtp_cost_best_depth(cp, &dec, alpha, kmax, best);
+}
+
+static void depth_row(struct mtp_report_table *t, int row, const struct mtp_report *r,
+                      const struct mtp_report_group *g, const struct mtp_costs *c)
+{
+    int kmax = g->depth < COST_KMAX ? g->depth : COST_KMAX;
+    double *v = mtp_xmalloc(sizeof(double) * (size_t)g->n_metrics), best, alpha[MTP_COST_MAX_N];
+    for (int m = 0; m < g->n_metrics; m++)
+        v[m] = g->metrics[m].value;
+    int kstar = kstar_of(g, c, &c->median, v, kmax, &best);
+    struct mtp_cost_decoder dec = decoder_of(g, c);
+    alphas(g, v, kmax, alpha);
+    char curve[512];
+    size_t n = 0;
+    for (int K = 0; K <= kmax && n < sizeof curve; K++)
+        n += (size_t)snprintf(curve + n, sizeof curve - n, "%s%.2f", K ? ", " : "",
+                              mtp_cost_speedup(&c->median, &dec, alpha, K));
+    free(v);
+    struct mtp_rng rng;
+    mtp_rng_seed(&rng, r->opt.seed, MTP_REPORT_COST_STREAM);
+    int same = 0;
+    for (int b = 0; b < g->n_samples; b++) {
+        const struct mtp_cost_point *cr = &c->round[mtp_report_draw_index(&rng, (uint32_t)c->rounds)];
+        double sb;
+        same += kstar_of(g, c, cr, g->samples + (size_t)b * g->n_metrics, kmax, &sb) == kstar;
+    }
+    /* Measured: the best of this drafting's decoders at this setting, or the
+     * baseline (K = 0, speedup 1) when none beats it. */
+    int best_k = 0;
+    struct mtp_report_stat best_meas = {1, 1, 1};
+    for (int i = 0; i < r->n_groups; i++) {
+        const struct mtp_report_group *o = &r->groups[i];
+        struct mtp_report_stat s = o->metrics[MTP_REPORT_M_SPEEDUP];
+        if (o->mode == MTP_SPEC_DECODER_MTP && o->drafting == g->drafting &&
+            same_setting(o, g) && !isnan(s.value) && s.value > best_meas.value) {
+            best_meas = s;
+            best_k = o->depth;
+        }
+    }
+    mtp_report_put_text(t, row, DC_DRAFTING, mtp_spec_drafting_name(g->drafting));
+    mtp_report_put_num(t, row, DC_T, g->temperature);
+    mtp_report_put_text(t, row, DC_CATEGORY, g->category ? g->category : "all");
+    mtp_report_put_int(t, row, DC_KMAX, kmax);
+    mtp_report_put_int(t, row, DC_KSTAR, kstar);
+    mtp_report_put_num(t, row, DC_SPEEDUP, best);
+    if (g->n_samples > 0)
+        mtp_report_put_num(t, row, DC_SHARE, (double)same / g->n_samples);
+    mtp_report_put_text(t, row, DC_CURVE, curve);
+    mtp_report_put_int(t, row, DC_MEAS_K, best_k);
+    mtp_report_put_stat(t, row, DC_MEAS, best_meas, 1);
+}
+
+/* ---- the two tables -------------------------------------------------------- */
+
+bool mtp_report_cost_is_projection(const struct mtp_report_data *d, const struct mtp_costs *costs)
+{
+    for (int i = 0; i < d->n_runs; i++)
+        if (strcmp(d->runs[i].host, costs->host) || strcmp(d->runs[i].backend, costs->backend))
+            return true;
+    return false;
+}
+
+static int count_rows(const struct mtp_report *reps, bool depth)
+{
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < reps[k].n_groups; i++)
+            n += depth ? is_deepest(&reps[k], &reps[k].groups[i])
+                       : reps[k].groups[i].mode != MTP_SPEC_DECODER_BASELINE;
+    return n;
+}
+
+static void fill_tables(const struct mtp_report *reps, const struct mtp_costs *c, bool projection,
+                        struct mtp_report_table *pred, struct mtp_report_table *depth)
+{
+    mtp_report_table_rows(pred, count_rows(reps, false));
+    mtp_report_table_rows(depth, count_rows(reps, true));
+    int rp = 0, rd = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < reps[k].n_groups; i++) {
+            const struct mtp_report_group *g = &reps[k].groups[i];
+            if (g->mode != MTP_SPEC_DECODER_BASELINE)
+                pred_row(pred, rp++, &reps[k], g, c, projection);
+            if (is_deepest(&reps[k], g))
+                depth_row(depth, rd++, &reps[k], g, c);
+        }
+}
+
+static void titles(struct mtp_report_table *pred, struct mtp_report_table *depth,
+                   const struct mtp_costs *c, bool projection, const struct mtp_report_options *o)
+{
+    const char *what = projection ? "PROJECTION of this acceptance onto" : "costs measured on";
+    char *t1 = mtp_report_xprintf("Cost model: predicted vs measured speedup (%s %s, %s, %d "
+                                  "threads: %s)", what, c->host, c->backend, c->threads, c->file);
+    char *t2 = mtp_report_xprintf("Cost model: best depth K* (%s %s, %s: %s)", what, c->host,
+                                  c->backend, c->file);
+    mtp_report_table_init(pred, "cost-model", t1);
+    mtp_report_table_init(depth, "cost-depth", t2);
+    free(t1);
+    free(t2);
+    mtp_report_table_section(pred, "Prediction");
+    mtp_report_table_section(depth, "Depth");
+    char *boot = mtp_report_bootstrap_note(o);
+    pred->note = mtp_report_xprintf(
+        "%s Predicted: tokens/step = 1 + sum_i prod_{j<=i} alpha_j; speedup = tokens/step x "
+        "baseline step / step cost, costs in decodes from the bench file (spec/metrics.md "
+        "\"Cost model\"); its interval adds the spread of the bench rounds.%s",
+        boot, projection ? " PROJECTION: the costs come from another machine or backend, so the "
+                           "measured speedup is this machine's and is not compared."
+                         : " A note names the term furthest from the bench where the two "
+                           "intervals do not overlap.");
+    depth->note = mtp_report_xprintf(
+        "K* maximises the predicted speedup over K = 0 (no speculation) .. K max, with the "
+        "alpha_j of the deepest decoder of each drafting; share: fraction of bootstrap "
+        "resamples (prompts and bench rounds) choosing the same K*.%s",
+        projection ? " PROJECTION onto the cost file's machine." : "");
+    free(boot);
+}
+
+int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                          const struct mtp_costs *costs, struct mtp_report_table *pred,
+                          struct mtp_report_table *depth)
+{
+    struct mtp_report_options o[2] = {*opt, *opt};
+    enum mtp_report_key keys[] = {MTP_REPORT_KEY_DECODER, MTP_REPORT_KEY_TEMPERATURE,
+                                  MTP_REPORT_KEY_CATEGORY};
+    struct mtp_report reps[2] = {{0}, {0}};
+    for (int k = 0; k < 2; k++) {
+        o[k].n_by = 2 + k;
+        memcpy(o[k].by, keys, sizeof keys);
+        o[k].latency = false;
+        if (mtp_report_build(d, &o[k], &reps[k])) {
+            if (k)
+                mtp_report_free(&reps[0]);
+            return MTP_ERR;
+        }
+    }
+    bool projection = mtp_report_cost_is_projection(d, costs);
+    titles(pred, depth, costs, projection, opt);
+    pred_columns(pred);
+    depth_columns(depth);
+    int rc = MTP_OK;
+    for (int i = 0; i < reps[0].n_groups && rc == MTP_OK; i++)
+        if (reps[0].groups[i].mode != MTP_SPEC_DECODER_BASELINE && !baseline_of(&reps[0], &reps[0].groups[i]))
+            rc = mtp_error_set("report: cost model: decoder %s has no baseline at the same "
+                               "sampling setting (the cost model's unit is the baseline's step)",
+                               reps[0].groups[i].decoder);
+    for (int i = 0; i < reps[0].n_groups && rc == MTP_OK; i++)
+        if (reps[0].groups[i].depth >= MTP_COST_MAX_N)
+            rc = mtp_error_set("report: cost model: decoder %s has depth %d; the bench curve "
+                               "covers verification of up to %d tokens (K <= %d)",
+                               reps[0].groups[i].decoder, reps[0].groups[i].depth,
+                               MTP_COST_MAX_N, MTP_COST_MAX_N - 1);
+    if (rc == MTP_OK)
+        fill_tables(reps, costs, projection, pred, depth);
+    mtp_report_free(&reps[0]);
+    mtp_report_free(&reps[1]);
+    return rc;
+}

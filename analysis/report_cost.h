@@ -1,0 +1,42 @@
+/*
+ * report_cost.h - `mtpbench report --table cost-model LOG --costs BENCH.json`:
+ * the cost model (cost_model.h, spec/metrics.md "Cost model") applied to the
+ * acceptance measured in the logs.
+ *
+ * Two tables. "cost-model": one row per speculative decoder x sampling
+ * setting x category ("all" first): measured tau, predicted tokens per step,
+ * predicted step cost in decodes, predicted speedup [95% CI], measured
+ * speedup [95% CI], measured / predicted, and a note where the intervals do
+ * not overlap naming the term whose measured share differs most from the
+ * bench's. "cost-depth": per drafting x sampling setting x category, the
+ * predicted speedup for every depth K = 0..K_max (acceptance alpha_j of the
+ * deepest decoder of that drafting, which does not depend on K), the K* that
+ * maximises it with the share of bootstrap resamples that choose the same K*,
+ * and the measured best depth.
+ *
+ * The predicted interval: for each bootstrap resample of prompts (the report's
+ * resamples, report.h), the resampled alpha_j with the costs of one bench
+ * round drawn uniformly (PCG32 stream MTP_REPORT_COST_STREAM), nearest-rank
+ * 2.5% and 97.5%. With a cost file from another machine (host or backend
+ * differ from the logs' runs), the tables are a projection: titles say so,
+ * measured columns are this machine's and no ratio or disagreement is printed.
+ */
+#ifndef MTP_REPORT_COST_H
+#define MTP_REPORT_COST_H
+
+#include "cost_model.h"
+#include "report.h"
+
+#define MTP_REPORT_COST_STREAM 0x636f7374u /* "cost" */
+
+/* Build both tables from D (by decoder, temperature and category; OPT gives
+ * the bootstrap). Returns MTP_OK or MTP_ERR (no speculative decoder, no
+ * baseline). */
+int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                          const struct mtp_costs *costs, struct mtp_report_table *pred,
+                          struct mtp_report_table *depth);
+
+/* Whether COSTS were measured on another machine or backend than D's runs. */
+bool mtp_report_cost_is_projection(const struct mtp_report_data *d, const struct mtp_costs *costs);
+
+#endif

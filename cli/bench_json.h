@@ -1,0 +1,27 @@
+/*
+ * bench_json.h - `mtpbench bench --json FILE`: the measured cost curve as a
+ * JSON file, schema "mtpbench-costs/1" (spec/metrics.md "Cost model" says
+ * what the report does with it; docs/reports.md lists the keys).
+ */
+#ifndef MTP_BENCH_JSON_H
+#define MTP_BENCH_JSON_H
+
+#include "bench_costs.h"
+#include "bench_timer.h"
+
+#define MTP_BENCH_COSTS_SCHEMA "mtpbench-costs/1"
+
+/* Where the numbers were measured. */
+struct mtp_bench_provenance {
+    const char *model_dir, *backend;
+    int threads, context, warmup, inner;
+};
+
+/* Write every case of RES (names from CASES) with its ns and ratio
+ * summaries and per-round ratios to PATH. Returns MTP_OK or MTP_ERR naming
+ * the file. */
+int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv,
+                         const struct mtp_bench_ctx *ctx, const struct mtp_bench_case *cases,
+                         const struct mtp_bench_result *res);
+
+#endif

@@ -1,0 +1,20 @@
+/*
+ * report_cost_out.h - writing the two cost-model tables of `mtpbench report
+ * --table cost-model` (analysis/report_cost.h) in one output.
+ */
+#ifndef MTP_REPORT_COST_OUT_H
+#define MTP_REPORT_COST_OUT_H
+
+#include <stdio.h>
+
+#include "analysis/report.h"
+
+/* Load COSTS_PATH, build both tables from D and write them to F: md, csv and
+ * tex one after the other; json as {"schema": "mtpbench-cost-model/1",
+ * "projection": bool, "tables": {"cost-model": ..., "cost-depth": ...}} with
+ * each table as mtp_report_write_json writes it. */
+int mtp_report_cost_output(FILE *f, const struct mtp_report_data *d,
+                           const struct mtp_report_options *opt, const char *costs_path,
+                           enum mtp_report_format fmt);
+
+#endif
