@@ -329,6 +329,12 @@ int main(void)
         cmocka_unit_test_prestate_setup_teardown(test_verify_is_bitwise_decode, golden_setup,
                                                  golden_teardown,
                                                  &(struct golden){.variant = "mtp-mini"}),
+        cmocka_unit_test_prestate_setup_teardown(test_shipped_model_matches_reference,
+                                                 golden_setup, golden_teardown,
+                                                 &(struct golden){.variant = "mtp-v3"}),
+        cmocka_unit_test_prestate_setup_teardown(test_verify_is_bitwise_decode, golden_setup,
+                                                 golden_teardown,
+                                                 &(struct golden){.variant = "mtp-v3"}),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
