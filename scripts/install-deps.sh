@@ -8,7 +8,10 @@ msgpack_pkg=libmsgpack-dev
 if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
   msgpack_pkg=libmsgpack-c-dev
 fi
-packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev)
+# python3-matplotlib and python3-msgpack: the plots (analysis/plots.py) of the main command, and
+# the test that the quick study writes them.
+packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev
+          python3 python3-matplotlib python3-msgpack)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -63,7 +63,12 @@ echo "full report: $out_dir/report.md (per category: $out_dir/report-by-category
 bench="$out_dir/bench.json"
 echo >&2
 echo "== cost model (bench -> $bench)" >&2
-[ -f "$bench" ] || build/mtpbench bench --model models/mtp-mini --threads 1 --repeats 15 \
+model_rel=$(spec_field model)
+case "$model_rel" in
+  /*) model_dir="$model_rel" ;;
+  *) model_dir="$(dirname "$spec")/$model_rel" ;;
+esac
+[ -f "$bench" ] || build/mtpbench bench --model "$model_dir" --threads 1 --repeats 15 \
   --json "$bench" > "$out_dir/bench.txt"
 build/mtpbench report "$log" --table cost-model --costs "$bench" --out "$out_dir/cost-model.md"
 sed -n '/best depth/,$p' "$out_dir/cost-model.md" | grep -E '^\| (exact|chain) .* all ' || true
@@ -73,14 +78,16 @@ echo "cost model: $out_dir/cost-model.md (bench: $out_dir/bench.txt, $bench)"
 # missing, as the build dependencies are), else the project venv.
 have_plot_deps() { "$1" -c 'import matplotlib, msgpack' >/dev/null 2>&1; }
 py=""
-for cand in python3 .venv/bin/python; do
+for cand in /usr/bin/python3 python3 .venv/bin/python; do
   if command -v "$cand" >/dev/null 2>&1 && have_plot_deps "$cand"; then py="$cand"; break; fi
 done
 if [ -z "$py" ] && command -v apt-get >/dev/null 2>&1; then
   echo "== plot dependencies (apt-get install python3-matplotlib python3-msgpack)" >&2
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq python3-matplotlib python3-msgpack >&2
-  have_plot_deps python3 && py=python3
+  for cand in /usr/bin/python3 python3; do
+    if [ -z "$py" ] && command -v "$cand" >/dev/null 2>&1 && have_plot_deps "$cand"; then py="$cand"; fi
+  done
 fi
 [ -n "$py" ] || { echo "study: no python3 with matplotlib and msgpack, and apt-get could not install them" >&2; exit 1; }
 "$py" analysis/plots.py "$log" --mtpbench build/mtpbench --costs "$bench"
