@@ -22,7 +22,7 @@ scripts/study.sh experiments/default.json > runs/default/study-output.txt
 wall=$(( $(date +%s) - start ))
 
 cp runs/default/acceptance_by_position.png runs/default/depth_tau_speedup.png \
-   runs/default/phase_latency.png results/ 2>/dev/null ||
+   runs/default/phase_latency.png runs/default/cost_model.png results/ 2>/dev/null ||
   echo "results: plots missing (no matplotlib?)" >&2
 cp runs/default/report.md results/report.md
 cp runs/default/report-by-category.md results/report-by-category.md
@@ -32,6 +32,7 @@ trap 'rm -rf "$gen"' EXIT
 # Tables with their headings demoted below RESULTS.md's own sections.
 build/mtpbench report "$log" --table acceptance | sed 's/^# /### /' > "$gen/acceptance"
 build/mtpbench report "$log" --table ablation | sed 's/^# /### /' > "$gen/ablation"
+sed 's/^# /### /' runs/default/cost-model.md > "$gen/costmodel"
 {
   echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)):"
   echo "\`scripts/study.sh\` (build, default study, report, plots) took **${wall} s** wall time."
@@ -39,7 +40,7 @@ build/mtpbench report "$log" --table ablation | sed 's/^# /### /' > "$gen/ablati
 } > "$gen/timing"
 
 # Replace the blocks in place.
-for block in timing acceptance ablation; do
+for block in timing acceptance ablation costmodel; do
   awk -v name="$block" -v file="$gen/$block" '
     $0 == "<!-- BEGIN " name " -->" { print; while ((getline line < file) > 0) print line; skip = 1; next }
     $0 == "<!-- END " name " -->" { skip = 0 }
