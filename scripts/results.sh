@@ -16,6 +16,7 @@ if [ -f "$log" ]; then
   mv "$log" "$log.old"
   echo "results: previous log kept as $log.old" >&2
 fi
+rm -f runs/default/bench.json # measure this machine's cost curve again
 mkdir -p runs/default results
 start=$(date +%s)
 scripts/study.sh experiments/default.json > runs/default/study-output.txt
