@@ -41,14 +41,11 @@ uint64_t mtp_rng_splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index,
-                         uint64_t repeat, uint64_t decoder_index)
+/* Seed R from N fields absorbed in turn into H: h = mix(h ^ field). A chain
+ * (not a sum) keeps (1, 0) and (0, 1) apart. */
+static void seed_from_fields(struct mtp_rng *r, uint64_t h, const uint64_t *fields, int n)
 {
-    /* Absorb each field in turn: h = mix(h ^ field). A chain (not a sum) keeps
-     * (1, 0) and (0, 1) apart. */
-    uint64_t fields[4] = {seed, prompt_index, repeat, decoder_index};
-    uint64_t h = 0x6d7470626e656368ULL; /* "mtpbench" */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < n; i++) {
         h ^= fields[i];
         h = mtp_rng_splitmix64(&h);
     }
@@ -56,6 +53,13 @@ void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index
     uint64_t initstate = mtp_rng_splitmix64(&x);
     uint64_t initseq = mtp_rng_splitmix64(&x);
     mtp_rng_seed(r, initstate, initseq);
+}
+
+void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index,
+                         uint64_t repeat, uint64_t decoder_index)
+{
+    uint64_t fields[4] = {seed, prompt_index, repeat, decoder_index};
+    seed_from_fields(r, 0x6d7470626e656368ULL /* "mtpbench" */, fields, 4);
 }
 
 /* 64-bit FNV-1a of S (NULL hashes like ""). */
@@ -87,15 +91,8 @@ void mtp_rng_seed_request(struct mtp_rng *r, const struct mtp_rng_request_key *k
                           double_bits(key->temperature),
                           double_bits(key->top_p),
                           (uint64_t)(int64_t)key->top_k};
-    uint64_t h = 0x6d74707265717374ULL; /* "mtpreqst": apart from mtp_rng_seed_stream */
-    for (int i = 0; i < 8; i++) {
-        h ^= fields[i];
-        h = mtp_rng_splitmix64(&h);
-    }
-    uint64_t x = h;
-    uint64_t initstate = mtp_rng_splitmix64(&x);
-    uint64_t initseq = mtp_rng_splitmix64(&x);
-    mtp_rng_seed(r, initstate, initseq);
+    /* "mtpreqst": a start apart from mtp_rng_seed_stream's */
+    seed_from_fields(r, 0x6d74707265717374ULL, fields, 8);
 }
 
 float mtp_rng_uniform(struct mtp_rng *r)
