@@ -28,6 +28,7 @@ struct report_args {
     enum mtp_report_format format;
     enum report_view view;
     const char *out;
+    bool skip_damaged; /* --skip-damaged */
     int n_logs;
     char **logs; /* argv entries */
 };
@@ -37,7 +38,7 @@ static void report_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
-            "                       [--out FILE]\n"
+            "                       [--out FILE] [--skip-damaged]\n"
             "\n"
             "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
             "directory means every *.msgpack in it). Every metric of spec/metrics.md with a\n"
@@ -54,6 +55,8 @@ static void report_usage(FILE *f)
             "  --bootstrap N    resamples for the intervals (default %d; 0 = none)\n"
             "  --seed S         bootstrap seed (default 0)\n"
             "  --out FILE       write there instead of standard output\n"
+            "  --skip-damaged   leave out damaged records (bad checksum, or not a\n"
+            "                   cut-off tail) and say how many, instead of failing\n"
             "  -h, --help       show this help\n",
             MTP_REPORT_DEFAULT_BOOTSTRAP);
 }
@@ -100,6 +103,7 @@ static int report_option(int c, const char *arg, struct report_args *a)
         a->opt.seed = (uint64_t)v;
         return 0;
     case 'o': a->out = arg; return 0;
+    case 'D': a->skip_damaged = true; return 0;
     default: return 2;
     }
 }
@@ -111,7 +115,8 @@ static int report_parse(int argc, char **argv, struct report_args *a)
         {"by", required_argument, 0, 'b'},        {"format", required_argument, 0, 'f'},
         {"table", required_argument, 0, 't'},     {"bootstrap", required_argument, 0, 'B'},
         {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"skip-damaged", no_argument, 0, 'D'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
     mtp_report_options_default(&a->opt);
@@ -173,6 +178,7 @@ static int report_load_dir(struct mtp_report_data *d, const char *dir)
 
 static int report_load_all(struct mtp_report_data *d, const struct report_args *a)
 {
+    d->skip_damaged = a->skip_damaged;
     for (int i = 0; i < a->n_logs; i++) {
         struct stat st;
         int rc = stat(a->logs[i], &st) == 0 && S_ISDIR(st.st_mode)
