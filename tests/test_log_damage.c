@@ -10,6 +10,8 @@
  *     refuses and leaves every byte as it was;
  *   - a log cut off inside its last frame (even inside the frame header) is
  *     still read up to the last whole record, and resume cuts only that;
+ *   - the frame header has the byte layout of spec/log-format.md and the CRC
+ *     is zlib's (the standard check value), so Python's zlib.crc32 agrees;
  *   - the mtpbench-log/1 fixture (tests/fixtures/logs/v1-tiny.msgpack, bare
  *     records) still reads, and resume continues it without frames.
  *
@@ -29,6 +31,7 @@
 
 #include "engine/error.h"
 #include "experiments/log.h"
+#include "experiments/log_frame.h" /* defines: mtp_log_crc32, mtp_log_frame_encode */
 
 static char tmp_dir[64];
 static const char SPEC_JSON[] = "{\"name\":\"damage\"}";
@@ -132,6 +135,32 @@ static void assert_message_has(const char *want)
 {
     if (!strstr(mtp_error_message(), want))
         fail_msg("expected \"%s\" in: %s", want, mtp_error_message());
+}
+
+/* ---- framing --------------------------------------------------------------- */
+
+static void test_frame_layout(void **state)
+{
+    (void)state;
+    assert_true(mtp_log_crc32("123456789", 9) == 0xCBF43926u); /* the CRC-32 check value */
+    static const uint8_t body[] = {0x81, 0xa4, 't', 'y', 'p', 'e', 0xa1, 'x'};
+    uint8_t h[MTP_LOG_FRAME_HEADER];
+    mtp_log_frame_encode(h, body, sizeof body);
+    static const uint8_t want[MTP_LOG_FRAME_HEADER] = {
+        0x83, 0xa4, 't', 'y', 'p', 'e', 0xa5, 'f', 'r', 'a', 'm', 'e', 0xa3, 'l', 'e', 'n',
+        0xce, 0, 0, 0, sizeof body, 0xa5, 'c', 'r', 'c', '3', '2', 0xce};
+    assert_memory_equal(h, want, 28);
+    uint32_t crc = mtp_log_crc32(body, sizeof body);
+    assert_int_equal(h[28], crc >> 24);
+    assert_int_equal(h[31], crc & 0xff);
+    /* The header is one MessagePack map a plain reader can read. */
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t pos = 0;
+    assert_int_equal(msgpack_unpack_next(&u, (const char *)h, sizeof h, &pos), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(pos, sizeof h);
+    assert_true(mtp_log_obj_is_str(mtp_log_map_get(&u.data, "type"), "frame"));
+    msgpack_unpacked_destroy(&u);
 }
 
 /* ---- one writer per log --------------------------------------------------- */
@@ -357,6 +386,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_layout),
         cmocka_unit_test(test_second_writer_refused),
         cmocka_unit_test(test_flipped_byte),
         cmocka_unit_test(test_cut_tail_tolerated),
