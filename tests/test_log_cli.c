@@ -29,9 +29,9 @@
 #include "engine/error.h"
 #include "experiments/log.h"
 
-/* 2 datasets x 6 prompts x 2 sampling settings x 3 decoders, 64 tokens each:
- * several seconds of work, so the run is still going when it is disturbed. */
-enum { N_EXPECTED = 2 * 6 * 2 * 3 };
+/* 2 datasets x 4 prompts x 2 sampling settings x 3 decoders, 48 tokens each:
+ * a few seconds of work, so the run is still going when it is disturbed. */
+enum { N_EXPECTED = 2 * 4 * 2 * 3 };
 
 static char mtpbench[1024], tmp_dir[64], spec[256], log_path[256];
 
@@ -210,7 +210,7 @@ static int setup(void **state)
     fprintf(f,
             "{\"name\": \"cli\", \"model\": \"%s/models/mtp-mini\", \"backend\": \"cpu\", "
             "\"threads\": 1, \"datasets\": [\"%s/datasets/code.jsonl\", "
-            "\"%s/datasets/quotes.jsonl\"], \"max_prompts\": 6, \"max_new_tokens\": 64, "
+            "\"%s/datasets/quotes.jsonl\"], \"max_prompts\": 4, \"max_new_tokens\": 48, "
             "\"warmup\": 0, \"repeats\": 1, \"seed\": 0, "
             "\"sampling\": [{\"temperature\": 0}, {\"temperature\": 1}], "
             "\"decoders\": [{\"type\": \"baseline\"}, "
