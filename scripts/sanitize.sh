@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 B=build-asan
-cmake -S . -B $B -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTP_SANITIZE=ON -DMTP_CUDA=OFF \
+cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-g1 -DMTP_SANITIZE=ON -DMTP_CUDA=OFF \
   -DMTP_WERROR=ON >/dev/null
 cmake --build $B -j"$(nproc)" >/dev/null
 # detect_leaks: a leak on an error path of the library is a finding too; the
