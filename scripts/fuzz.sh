@@ -12,7 +12,8 @@
 # to tests/fuzz/regressions/<target>/ with the fix (ctest replays that folder).
 # FUZZ_KEEP_GOING=1 keeps fuzzing after a finding (libFuzzer fork mode) for
 # long runs; by default the first finding stops the target and the script
-# exits 1. Prints one line per target: seconds, executions, findings.
+# exits 1. Dictionaries: tests/fuzz/dict/ (JSON inputs, MessagePack logs).
+# Prints one line per target: seconds, executions, findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL=(safetensors config tokenizer spec dataset log report)
@@ -64,8 +65,10 @@ for t in "${targets[@]}"; do
   [ -n "$(ls -A "$corpus")" ] || seed_corpus "$t" "$corpus"
   log=$B/fuzz-$t.log
   extra=()
+  case $t in log|report) dict=tests/fuzz/dict/msgpack.dict ;; *) dict=tests/fuzz/dict/json.dict ;; esac
+  extra+=(-dict="$dict")
   if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
-    extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    extra+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   fi
   rc=0
   OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
