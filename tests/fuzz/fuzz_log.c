@@ -1,7 +1,7 @@
 /*
  * fuzz_log.c - libFuzzer target: an experiment log through the reader
- * (every record, request records decoded, the run record's spec as JSON)
- * and through the resume scan (mtp_log_open_resume, which may cut a partial
+ * (every record, request records decoded, the run record's spec as JSON),
+ * once failing on damage and once skipping it, and through the resume scan (mtp_log_open_resume, which may cut a partial
  * tail of the scratch file; nothing else is written).
  */
 #include <stdlib.h> /* defines: free */
@@ -10,11 +10,12 @@
 #include "experiments/log.h" /* defines: mtp_log_* */
 #include "fuzz.h"
 
-static void read_all(const char *path)
+static void read_all(const char *path, bool skip_damaged)
 {
     struct mtp_log_reader *r;
     if (mtp_log_reader_open(path, &r) != 0)
         return;
+    mtp_log_reader_skip_damaged(r, skip_damaged);
     const msgpack_object *rec;
     char type[32];
     while (mtp_log_reader_next(r, &rec, NULL) == 0 && rec) {
@@ -28,13 +29,18 @@ static void read_all(const char *path)
         }
     }
     (void)mtp_log_reader_partial(r, NULL);
+    struct mtp_log_damage d;
+    mtp_log_reader_damage(r, &d);
+    if (d.records < 0 || (d.records > 0 && !skip_damaged))
+        abort(); /* damage is only ever counted when skipped */
     mtp_log_reader_close(r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_scratch_file(data, size, 0);
-    read_all(path);
+    read_all(path, false);
+    read_all(path, true);
     struct mtp_log_writer *w = NULL;
     struct mtp_log_resume st;
     if (mtp_log_open_resume(path, NULL, NULL, &w, &st) == 0) {
