@@ -231,8 +231,9 @@ static const char *record_bytes(struct mtp_log_writer *w, size_t *n)
 static int flush_record(struct mtp_log_writer *w)
 {
     int rc = MTP_OK;
-    size_t n;
-    const char *bytes = record_bytes(w, &n);
+    size_t n = 0;
+    const char *bytes =
+        !w->framed || w->sbuf.size <= MTP_LOG_FRAME_MAX_BODY ? record_bytes(w, &n) : NULL;
     if (w->framed && w->sbuf.size > MTP_LOG_FRAME_MAX_BODY) {
         w->failed = true;
         rc = mtp_error_set("LOG %s: record of %zu bytes: expected at most %d (the frame limit)",
