@@ -29,6 +29,7 @@
 
 #include "../engine/error.h"
 #include "log_frame.h" /* defines: mtp_log_frame_* */
+#include "log_skim.h"  /* defines: mtp_log_skim_object */
 
 struct mtp_log_reader {
     char *path;
@@ -98,7 +99,11 @@ void mtp_log_reader_damage(const struct mtp_log_reader *r, struct mtp_log_damage
 static bool parse_record(struct mtp_log_reader *r, size_t start, size_t end, size_t *pos)
 {
     char type[32];
+    size_t skim_end;
     *pos = start;
+    /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
+    if (mtp_log_skim_object(r->data, end, start, &skim_end) != MTP_LOG_SKIM_OK || skim_end != end)
+        return false;
     msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, end, pos);
     if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
         return false;
@@ -173,8 +178,13 @@ static int next_framed(struct mtp_log_reader *r, const msgpack_object **rec, uin
 /* The next record of a /1 log: bare MessagePack maps, no resynchronising. */
 static int next_bare(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
 {
-    size_t start = r->off, pos = r->off;
-    msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, r->size, &pos);
+    size_t start = r->off, pos = r->off, end = r->size;
+    /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
+    enum mtp_log_skim skim = mtp_log_skim_object(r->data, r->size, start, &end);
+    msgpack_unpack_return ret = skim == MTP_LOG_SKIM_CONTINUE ? MSGPACK_UNPACK_CONTINUE
+                                : skim == MTP_LOG_SKIM_ERROR
+                                    ? MSGPACK_UNPACK_PARSE_ERROR
+                                    : msgpack_unpack_next(&r->result, r->data, end, &pos);
     if (ret == MSGPACK_UNPACK_CONTINUE) {
         r->partial = true; /* cut off: everything before START is whole */
         return MTP_OK;
