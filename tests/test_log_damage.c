@@ -12,6 +12,10 @@
  *     still read up to the last whole record, and resume cuts only that;
  *   - the frame header has the byte layout of spec/log-format.md and the CRC
  *     is zlib's (the standard check value), so Python's zlib.crc32 agrees;
+ *   - the skim that runs before msgpack-c unpacks anything finds the end of
+ *     valid objects and calls a container whose declared count cannot fit
+ *     in the bytes left "needs more bytes" (msgpack-c would allocate for the
+ *     count first: the log fuzz target's finding);
  *   - the mtpbench-log/1 fixture (tests/fixtures/logs/v1-tiny.msgpack, bare
  *     records) still reads, and resume continues it without frames.
  *
@@ -32,6 +36,7 @@
 #include "engine/error.h"
 #include "experiments/log.h"
 #include "experiments/log_frame.h" /* defines: mtp_log_crc32, mtp_log_frame_encode */
+#include "experiments/log_skim.h"  /* defines: mtp_log_skim_object */
 
 static char tmp_dir[64];
 static const char SPEC_JSON[] = "{\"name\":\"damage\"}";
@@ -161,6 +166,27 @@ static void test_frame_layout(void **state)
     assert_int_equal(pos, sizeof h);
     assert_true(mtp_log_obj_is_str(mtp_log_map_get(&u.data, "type"), "frame"));
     msgpack_unpacked_destroy(&u);
+}
+
+static void test_skim(void **state)
+{
+    (void)state;
+    size_t end = 0;
+    /* {"a": [1, -1, "xy", 1.5], "b": nil} then one more byte */
+    static const char ok[] = "\x82\xa1" "a" "\x94\x01\xff\xa2xy\xcb\x3f\xf8\0\0\0\0\0\0\xa1" "b" "\xc0\x07";
+    assert_int_equal(mtp_log_skim_object(ok, sizeof ok - 1, 0, &end), MTP_LOG_SKIM_OK);
+    assert_int_equal(end, sizeof ok - 2);
+    /* Cut anywhere inside: needs more bytes. */
+    for (size_t n = 1; n < sizeof ok - 2; n++)
+        assert_int_equal(mtp_log_skim_object(ok, n, 0, &end), MTP_LOG_SKIM_CONTINUE);
+    /* An array32 of 2^32-1 elements in 9 bytes, a map32 likewise, a str32 of 4 GB. */
+    static const char huge_a[] = "\xdd\xff\xff\xff\xff\x01\x02\x03\x04";
+    static const char huge_m[] = "\xdf\x7f\xff\xff\xff\x01\x02\x03\x04";
+    static const char huge_s[] = "\xdb\xff\xff\xff\xff" "abcd";
+    assert_int_equal(mtp_log_skim_object(huge_a, 9, 0, &end), MTP_LOG_SKIM_CONTINUE);
+    assert_int_equal(mtp_log_skim_object(huge_m, 9, 0, &end), MTP_LOG_SKIM_CONTINUE);
+    assert_int_equal(mtp_log_skim_object(huge_s, 9, 0, &end), MTP_LOG_SKIM_CONTINUE);
+    assert_int_equal(mtp_log_skim_object("\x91\xc1", 2, 0, &end), MTP_LOG_SKIM_ERROR);
 }
 
 /* ---- one writer per log --------------------------------------------------- */
@@ -388,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_layout),
+        cmocka_unit_test(test_skim),
         cmocka_unit_test(test_second_writer_refused),
         cmocka_unit_test(test_flipped_byte),
         cmocka_unit_test(test_cut_tail_tolerated),
