@@ -1,21 +1,31 @@
 #!/usr/bin/env python3
-"""read_log.py - read an mtpbench MessagePack log (schema mtpbench-log/1), check
+"""read_log.py - read an mtpbench MessagePack log (schema mtpbench-log/2, framed,
+or the older unframed mtpbench-log/1), check every frame's length and CRC-32 and
 every record's required keys and types, and print record counts.
 
     .venv/bin/python analysis/read_log.py runs/x/log.msgpack [more logs...]
 
 Exit status: 0 when every log is valid (a cut-off last record is only a
-warning, as in the C reader), 1 otherwise. The format is spec/log-format.md;
+warning, as in the C reader; a damaged record is an error naming its byte
+offset), 1 otherwise. The format is spec/log-format.md;
 this script is also the worked example of reading a log from Python with the
 `msgpack` package. CI does not run it: the C tests (tests/test_log.c) are the gate.
 """
 import collections
 import os
+import struct
 import sys
+import zlib
 
 import msgpack
 
-SCHEMA = "mtpbench-log/1"
+SCHEMAS = ("mtpbench-log/2", "mtpbench-log/1")
+# A /2 frame header: a 3-entry map {"type": "frame", "len": uint32, "crc32": uint32}
+# in a fixed 32-byte layout (spec/log-format.md, "Framing").
+FRAME_A = b"\x83\xa4type\xa5frame\xa3len\xce"
+FRAME_B = b"\xa5crc32\xce"
+FRAME_HEADER = 32
+FRAME_MAX_BODY = 1 << 30
 INT = (int,)
 NUM = (int, float)
 STR = (str,)
@@ -92,28 +102,90 @@ def check_record(rec, index, offset):
         return kind, errors
     if kind == "run":
         errors += check_keys(rec["model"], MODEL_KEYS, where + " model")
-        if rec["schema_version"] != SCHEMA:
-            errors.append(f"{where}: schema_version {rec['schema_version']!r}, expected {SCHEMA!r}")
+        if rec["schema_version"] not in SCHEMAS:
+            errors.append(f"{where}: schema_version {rec['schema_version']!r}, expected one of {SCHEMAS}")
     elif kind == "request":
         errors += check_request(rec, where)
     return kind, errors
+
+
+def frame_status(data, off):
+    """'ok', 'cut' (a well-formed start the end of the file cuts off), 'header' or 'crc'."""
+    head = data[off:off + FRAME_HEADER]
+    if not FRAME_A.startswith(head[:17]) or not FRAME_B.startswith(head[21:28]):
+        return "header", 0
+    if len(head) < 21:
+        return "cut", 0
+    (n,) = struct.unpack(">I", head[17:21])
+    if n == 0 or n > FRAME_MAX_BODY:
+        return "header", 0
+    if len(head) < FRAME_HEADER or len(data) - off - FRAME_HEADER < n:
+        return "cut", n
+    (crc,) = struct.unpack(">I", head[28:32])
+    body = data[off + FRAME_HEADER:off + FRAME_HEADER + n]
+    return ("ok" if zlib.crc32(body) == crc else "crc"), n
+
+
+def resync(data, start):
+    """Offset of the next frame at >= START that is intact or cut only by the end; None."""
+    at = data.find(FRAME_A, start)
+    while at >= 0:
+        if frame_status(data, at)[0] in ("ok", "cut"):
+            return at
+        at = data.find(FRAME_A, at + 1)
+    return None
+
+
+def read_framed(path, data):
+    """Yield (offset, record) of a /2 log; raise ValueError on damage; return the cut tail size."""
+    off = 0
+    while off < len(data):
+        status, n = frame_status(data, off)
+        later = resync(data, off + 1) if status != "ok" else None
+        if status == "cut" and later is None:
+            return len(data) - off
+        if status == "ok":
+            try:
+                rec = msgpack.unpackb(data[off + FRAME_HEADER:off + FRAME_HEADER + n], raw=False,
+                                      strict_map_key=False)
+            except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as e:
+                raise ValueError(f"{path}: damaged record at byte offset {off}: its body passes "
+                                 f"the checksum but is not one MessagePack object ({e})")
+            yield off, rec
+            off += FRAME_HEADER + n
+            continue
+        what = {"cut": "its length runs past the records after it", "crc": "checksum mismatch",
+                "header": "not a frame header"}[status]
+        follow = f"; intact records follow at offset {later}" if later is not None else ""
+        raise ValueError(f"{path}: damaged record at byte offset {off} ({what}){follow}: "
+                         "not a cut-off tail")
+    return 0
+
+
+def read_bare(path, f, size):
+    """Yield (offset, record) of a /1 log (bare maps); return the cut tail size."""
+    unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
+    offset = 0
+    while True:
+        try:
+            rec = unpacker.unpack()
+        except msgpack.OutOfData:
+            return size - offset  # bytes of a cut-off last record (0 if none)
+        except (msgpack.FormatError, msgpack.StackError, ValueError) as e:
+            raise ValueError(f"{path}: bytes at offset {offset} are not MessagePack ({e})")
+        yield offset, rec
+        offset = unpacker.tell()
 
 
 def read_log(path):
     """Yield (offset, record); raise ValueError on damage. Returns the partial tail size."""
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
-        offset = 0
-        while True:
-            try:
-                rec = unpacker.unpack()
-            except msgpack.OutOfData:
-                return size - offset  # bytes of a cut-off last record (0 if none)
-            except (msgpack.FormatError, msgpack.StackError, ValueError) as e:
-                raise ValueError(f"{path}: bytes at offset {offset} are not MessagePack ({e})")
-            yield offset, rec
-            offset = unpacker.tell()
+        data = f.read()
+        if data and (FRAME_A.startswith(data[:17]) or FRAME_A in data):
+            return (yield from read_framed(path, data))
+        f.seek(0)
+        return (yield from read_bare(path, f, size))
 
 
 def summarize(path):

@@ -76,16 +76,19 @@ struct mtp_report_data {
     int n_requests, cap_requests;
     struct mtp_report_request *requests;
     int n_duplicates;          /* request records skipped: same run and request key seen before */
+    bool skip_damaged;         /* set before loading: skip damaged records (report --skip-damaged) */
+    int n_damaged;             /* records skipped as damaged, all files */
     struct mtp_log_keyset *seen; /* (run:decoder, sampling, dataset, prompt, repeat) */
 };
 
 /* Append the requests of log PATH to D (zeroed before the first call). A log
  * whose last record is cut off is read to its last whole record, and a
  * warning naming PATH and the byte offset goes to WARN (may be NULL), as do
- * a missing summary and duplicate requests. Damage in the middle, a first
- * record that is not "run", or a request that does not decode fail with
- * MTP_ERR (message names the file and offset); D then keeps what was read
- * from earlier files. */
+ * a missing summary and duplicate requests. Damage that is not a cut-off
+ * tail (unless D->skip_damaged: then it is skipped, counted in D->n_damaged
+ * and warned about with the count and offset), a first record that is not
+ * "run", or a request that does not decode fail with MTP_ERR (message names
+ * the file and offset); D then keeps what was read from earlier files. */
 int mtp_report_data_load(struct mtp_report_data *d, const char *path, FILE *warn);
 void mtp_report_data_free(struct mtp_report_data *d);
 

@@ -6,7 +6,8 @@
  * record's host and start time, so shards or copies of one run share it and
  * a request seen twice (the same file given twice) is counted once, with a
  * warning. A log cut off inside its last record is normal after a crash: its
- * whole records are kept and the cut is reported with the byte offset.
+ * whole records are kept and the cut is reported with the byte offset. Other
+ * damage fails the load, or with skip_damaged is skipped and counted.
  */
 #include "report.h"
 
@@ -135,6 +136,7 @@ int mtp_report_data_load(struct mtp_report_data *d, const char *path, FILE *warn
     struct mtp_log_reader *r;
     if (mtp_log_reader_open(path, &r))
         return MTP_ERR;
+    mtp_log_reader_skip_damaged(r, d->skip_damaged);
     if (!d->seen)
         d->seen = mtp_log_keyset_create();
     d->files = mtp_xrealloc(d->files, (size_t)(d->n_files + 1) * sizeof *d->files);
@@ -151,6 +153,14 @@ int mtp_report_data_load(struct mtp_report_data *d, const char *path, FILE *warn
         if (rc)
             break;
     }
+    struct mtp_log_damage dmg;
+    mtp_log_reader_damage(r, &dmg);
+    d->n_damaged += dmg.records;
+    if (rc == MTP_OK && dmg.records > 0 && warn)
+        fprintf(warn, "mtpbench: warning: %s: skipped %d damaged record%s (%llu bytes, the first "
+                      "at byte offset %llu); the report leaves them out\n", path, dmg.records,
+                dmg.records == 1 ? "" : "s", (unsigned long long)dmg.bytes,
+                (unsigned long long)dmg.first_offset);
     uint64_t at;
     if (rc == MTP_OK && mtp_log_reader_partial(r, &at) && warn)
         fprintf(warn, "mtpbench: warning: %s: log cut off at byte offset %llu (a partial last "

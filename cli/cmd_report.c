@@ -31,6 +31,7 @@ struct report_args {
     enum report_view view;
     const char *out;
     const char *costs; /* --costs: bench cost file (cost-model view) */
+    bool skip_damaged; /* --skip-damaged */
     int n_logs;
     char **logs; /* argv entries */
 };
@@ -40,7 +41,7 @@ static void report_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
-            "                       [--out FILE]\n"
+            "                       [--out FILE] [--skip-damaged]\n"
             "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
             "\n"
             "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
@@ -62,6 +63,8 @@ static void report_usage(FILE *f)
             "  --bootstrap N    resamples for the intervals (default %d; 0 = none)\n"
             "  --seed S         bootstrap seed (default 0)\n"
             "  --out FILE       write there instead of standard output\n"
+            "  --skip-damaged   leave out damaged records (bad checksum, or not a\n"
+            "                   cut-off tail) and say how many, instead of failing\n"
             "  -h, --help       show this help\n",
             MTP_REPORT_DEFAULT_BOOTSTRAP);
 }
@@ -109,6 +112,7 @@ static int report_option(int c, const char *arg, struct report_args *a)
         return 0;
     case 'o': a->out = arg; return 0;
     case 'c': a->costs = arg; return 0;
+    case 'D': a->skip_damaged = true; return 0;
     default: return 2;
     }
 }
@@ -120,7 +124,8 @@ static int report_parse(int argc, char **argv, struct report_args *a)
         {"by", required_argument, 0, 'b'},        {"format", required_argument, 0, 'f'},
         {"table", required_argument, 0, 't'},     {"bootstrap", required_argument, 0, 'B'},
         {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
-        {"costs", required_argument, 0, 'c'},    {"help", no_argument, 0, 'h'},
+        {"costs", required_argument, 0, 'c'},    {"skip-damaged", no_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     memset(a, 0, sizeof *a);
@@ -189,6 +194,7 @@ static int report_load_dir(struct mtp_report_data *d, const char *dir)
 
 static int report_load_all(struct mtp_report_data *d, const struct report_args *a)
 {
+    d->skip_damaged = a->skip_damaged;
     for (int i = 0; i < a->n_logs; i++) {
         struct stat st;
         int rc = stat(a->logs[i], &st) == 0 && S_ISDIR(st.st_mode)

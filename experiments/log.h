@@ -1,13 +1,21 @@
 /*
- * log.h - MessagePack experiment logs, schema "mtpbench-log/1" (DESIGN.md §8;
- * every key, type and unit is in spec/log-format.md).
+ * log.h - MessagePack experiment logs, schema "mtpbench-log/2" (DESIGN.md §8;
+ * every key, type and unit, and the framing, are in spec/log-format.md).
  *
  * A log is a stream of MessagePack maps, each with a "type":
  *   "run"      first: schema, spec, model summary, provenance, start time
  *   "request"  one per (decoder, sampling, dataset, prompt, repeat)
  *   "resume"   optional, each time an interrupted run is continued
  *   "summary"  last: request count, wall time, finished flag
- * Readers skip types they do not know.
+ * Readers skip types they do not know. In /2 every record is framed: a
+ * 32-byte header (itself a MessagePack map {"type": "frame", "len", "crc32"})
+ * gives the body's length and CRC-32, so damage anywhere is detected
+ * (log_frame.h). Readers also read /1 logs (bare maps); resume continues a
+ * log in the format it was started in.
+ *
+ * One writer at a time: mtp_log_open and mtp_log_open_resume take an
+ * exclusive flock on the log, held until mtp_log_close; a second writer fails
+ * at once, naming the log and the pid holding it (log_lock.c).
  *
  * Crash safety: each record is packed into memory and written with one write()
  * call straight to the file descriptor (no stdio buffer), so a killed process
@@ -17,9 +25,11 @@
  * the last whole record, so what was already written stays readable.
  *
  * Readers accept a log whose last record is cut off (they stop at the last
- * whole record and report the offset); bytes that do not parse in the middle
- * are an error naming the offset. Resume cuts the partial tail away, returns
- * the keys of the finished requests and appends from there.
+ * whole record and report the offset); a damaged record that is not a
+ * cut-off tail (a bad checksum, or more records after it) is an error naming
+ * the offset, unless the reader skips damage (mtp_log_reader_skip_damaged).
+ * Resume cuts the partial tail away, returns the keys of the finished
+ * requests and appends from there; it refuses a damaged log and cuts nothing.
  */
 #ifndef MTP_LOG_H
 #define MTP_LOG_H
@@ -30,7 +40,8 @@
 
 #include "spec.h" /* defines: enum mtp_spec_decoder_type, enum mtp_spec_drafting */
 
-#define MTP_LOG_SCHEMA "mtpbench-log/1"
+#define MTP_LOG_SCHEMA "mtpbench-log/2"
+#define MTP_LOG_SCHEMA_V1 "mtpbench-log/1" /* still read; resume continues it unframed */
 
 enum mtp_log_stop {
     MTP_LOG_STOP_EOS,        /* "eos": the model emitted its end-of-sequence token */
@@ -126,7 +137,8 @@ struct mtp_log_options {
 };
 
 /* Create PATH for a new log (refusing an existing file unless opt->overwrite;
- * OPT may be NULL). The directory must exist. Returns MTP_OK or MTP_ERR. */
+ * OPT may be NULL) and lock it for this writer (see the file comment). The
+ * directory must exist. Returns MTP_OK or MTP_ERR. */
 int mtp_log_open(const char *path, const struct mtp_log_options *opt,
                  struct mtp_log_writer **out);
 
@@ -147,9 +159,10 @@ struct mtp_log_resume {
  * ftruncate, and position the writer at the end. If SPEC_JSON is not NULL and
  * the log's run record holds a different spec, fail (resuming would mix two
  * experiments). A complete log is opened too (state->complete) and left
- * untouched. Garbage in the middle, a first record that is not "run", or
- * records after a finished summary fail. STATE is filled on success; release
- * it with mtp_log_resume_free. */
+ * untouched. The log is locked before it is read (a second writer fails, naming
+ * the holder's pid). Damage that is not a cut-off tail, a first record that is
+ * not "run", or records after a finished summary fail, and then nothing is
+ * cut. STATE is filled on success; release it with mtp_log_resume_free. */
 int mtp_log_open_resume(const char *path, const char *spec_json, const struct mtp_log_options *opt,
                         struct mtp_log_writer **out, struct mtp_log_resume *state);
 void mtp_log_resume_free(struct mtp_log_resume *state);
@@ -200,6 +213,21 @@ int mtp_log_reader_open(const char *path, struct mtp_log_reader **out);
  * the record's byte offset. MTP_ERR for bytes that do not parse or a record
  * that is not a map with a string "type" (message names the byte offset). */
 int mtp_log_reader_next(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset);
+
+/* Skip damaged records instead of failing on them (report --skip-damaged):
+ * /2 logs only, where the reader resynchronises on the next intact frame.
+ * What was skipped is counted in mtp_log_reader_damage. */
+void mtp_log_reader_skip_damaged(struct mtp_log_reader *r, bool skip);
+
+struct mtp_log_damage {
+    int records;           /* records lost to damage (frame headers in the damaged stretches, >= 1 each) */
+    uint64_t bytes;        /* bytes skipped */
+    uint64_t first_offset; /* where the first damaged stretch starts */
+};
+void mtp_log_reader_damage(const struct mtp_log_reader *r, struct mtp_log_damage *out);
+
+/* 2 for a framed mtpbench-log/2 file, 1 for bare /1 records. */
+int mtp_log_reader_version(const struct mtp_log_reader *r);
 
 /* After the end was reached: true if the file ends in a partial record; *AT
  * (may be NULL) gets its offset, which is also the end of the last whole one. */

@@ -3,11 +3,17 @@
  * query them, decode request records, and the finished-request key set that
  * resume uses.
  *
- * The file is memory-mapped and parsed with msgpack_unpack_next, which reports
- * the exact byte offset of every record. MessagePack is prefix-free (a strict
- * prefix of one object never parses as a whole object), so "needs more bytes"
- * at the end of the file means the last record was cut off, while a parse
- * error is real damage.
+ * The file is memory-mapped. An mtpbench-log/2 file is a sequence of frames
+ * (log_frame.h): each body is checked against its length and CRC before it is
+ * parsed, so damage anywhere is found, and the reader can tell a frame cut off
+ * by the end of the file (a killed writer: normal) from a damaged one that
+ * more frames follow (never normal). With skip_damaged it resynchronises on
+ * the next intact frame and counts what it skipped.
+ *
+ * An mtpbench-log/1 file (no frames) is parsed with msgpack_unpack_next, which
+ * reports the exact byte offset of every record. MessagePack is prefix-free,
+ * so "needs more bytes" at the end means the last record was cut off, while a
+ * parse error is damage; /1 has no way to resynchronise after it.
  */
 #include "log.h"
 
@@ -22,13 +28,18 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/error.h"
+#include "log_frame.h" /* defines: mtp_log_frame_* */
+#include "log_skim.h"  /* defines: mtp_log_skim_object */
 
 struct mtp_log_reader {
     char *path;
     const char *data; /* mapping of the whole file (NULL when empty) */
     size_t size;
-    size_t off;       /* end of the last record returned */
+    size_t off;       /* end of the last record returned (or of a skipped damaged stretch) */
     bool partial;     /* the end was reached inside a record */
+    int version;      /* 2: framed; 1: bare MessagePack maps */
+    bool skip_damaged;
+    struct mtp_log_damage damage;
     msgpack_unpacked result;
 };
 
@@ -57,6 +68,7 @@ int mtp_log_reader_open(const char *path, struct mtp_log_reader **out)
         r->data = map;
     }
     close(fd);
+    r->version = mtp_log_frame_detect((const uint8_t *)r->data, r->size) ? 2 : 1;
     msgpack_unpacked_init(&r->result);
     *out = r;
     return MTP_OK;
@@ -73,19 +85,113 @@ void mtp_log_reader_close(struct mtp_log_reader *r)
     free(r);
 }
 
-int mtp_log_reader_next(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
+void mtp_log_reader_skip_damaged(struct mtp_log_reader *r, bool skip) { r->skip_damaged = skip; }
+
+int mtp_log_reader_version(const struct mtp_log_reader *r) { return r->version; }
+
+void mtp_log_reader_damage(const struct mtp_log_reader *r, struct mtp_log_damage *out)
 {
-    *rec = NULL;
-    if (r->off >= r->size || r->partial)
-        return MTP_OK;
-    size_t start = r->off, pos = r->off;
-    msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, r->size, &pos);
+    *out = r->damage;
+}
+
+/* Is the body at [START, END) one MessagePack map with a string "type"? It
+ * then sits in r->result. *POS gets the end of what was parsed. */
+static bool parse_record(struct mtp_log_reader *r, size_t start, size_t end, size_t *pos)
+{
+    char type[32];
+    size_t skim_end;
+    *pos = start;
+    /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
+    if (mtp_log_skim_object(r->data, end, start, &skim_end) != MTP_LOG_SKIM_OK || skim_end != end)
+        return false;
+    msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, end, pos);
+    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+        return false;
+    return mtp_log_record_type(&r->result.data, type, sizeof type)[0] != '\0';
+}
+
+/* Damage at OFF (WHAT says how): fail naming the offset, or with skip_damaged
+ * move past it to the next intact frame and count it. */
+static int frame_damaged(struct mtp_log_reader *r, size_t off, const char *what)
+{
+    const uint8_t *d = (const uint8_t *)r->data;
+    size_t next = mtp_log_frame_resync(d, r->size, off + 1);
+    if (!r->skip_damaged) {
+        if (next < r->size)
+            return mtp_error_set("LOG %s: damaged record at byte offset %zu (%s); intact records "
+                                 "follow at offset %zu, so this is damage, not a cut-off tail "
+                                 "(report --skip-damaged skips it; run --resume refuses such a "
+                                 "log)", r->path, off, what, next);
+        return mtp_error_set("LOG %s: damaged record at byte offset %zu (%s); it is the last in "
+                             "the file but not a cut-off tail (report --skip-damaged skips it)",
+                             r->path, off, what);
+    }
+    int n = mtp_log_frame_count(d, off, next);
+    if (r->damage.records == 0)
+        r->damage.first_offset = off;
+    r->damage.records += n > 0 ? n : 1;
+    r->damage.bytes += next - off;
+    r->off = next;
+    return MTP_OK;
+}
+
+/* The next frame of a /2 log (see the file comment). */
+static int next_framed(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
+{
+    const uint8_t *d = (const uint8_t *)r->data;
+    while (r->off < r->size) {
+        size_t start = r->off, pos;
+        uint32_t len, crc;
+        char what[96];
+        switch (mtp_log_frame_check(d, r->size, start, &len, &crc)) {
+        case MTP_LOG_FRAME_OK:
+            if (parse_record(r, start + MTP_LOG_FRAME_HEADER, start + MTP_LOG_FRAME_HEADER + len,
+                             &pos) && pos == start + MTP_LOG_FRAME_HEADER + len) {
+                r->off = pos;
+                if (offset)
+                    *offset = start;
+                *rec = &r->result.data;
+                return MTP_OK;
+            }
+            snprintf(what, sizeof what, "its %u bytes pass the checksum but are not one map with "
+                     "a string \"type\"", len);
+            break;
+        case MTP_LOG_FRAME_CUT:
+            if (mtp_log_frame_resync(d, r->size, start + 1) == r->size) {
+                r->partial = true; /* cut off: everything before START is whole */
+                return MTP_OK;
+            }
+            snprintf(what, sizeof what, "its length %u runs past the records after it", len);
+            break;
+        case MTP_LOG_FRAME_BAD_CRC:
+            snprintf(what, sizeof what, "checksum mismatch: crc32 %08x expected, %08x found",
+                     mtp_log_frame_claimed_crc(d, start), crc);
+            break;
+        default: snprintf(what, sizeof what, "not a frame header"); break;
+        }
+        if (frame_damaged(r, start, what))
+            return MTP_ERR;
+    }
+    return MTP_OK;
+}
+
+/* The next record of a /1 log: bare MessagePack maps, no resynchronising. */
+static int next_bare(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
+{
+    size_t start = r->off, pos = r->off, end = r->size;
+    /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
+    enum mtp_log_skim skim = mtp_log_skim_object(r->data, r->size, start, &end);
+    msgpack_unpack_return ret = skim == MTP_LOG_SKIM_CONTINUE ? MSGPACK_UNPACK_CONTINUE
+                                : skim == MTP_LOG_SKIM_ERROR
+                                    ? MSGPACK_UNPACK_PARSE_ERROR
+                                    : msgpack_unpack_next(&r->result, r->data, end, &pos);
     if (ret == MSGPACK_UNPACK_CONTINUE) {
         r->partial = true; /* cut off: everything before START is whole */
         return MTP_OK;
     }
     if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-        return mtp_error_set("LOG %s: bytes at offset %zu are not MessagePack (damaged log)",
+        return mtp_error_set("LOG %s: bytes at offset %zu are not MessagePack (damaged "
+                             "mtpbench-log/1 log: it has no framing to skip damage with)",
                              r->path, start);
     if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
         return mtp_error_set("LOG %s: record at offset %zu cannot be decoded (out of memory: "
@@ -99,6 +205,14 @@ int mtp_log_reader_next(struct mtp_log_reader *r, const msgpack_object **rec, ui
         *offset = start;
     *rec = &r->result.data;
     return MTP_OK;
+}
+
+int mtp_log_reader_next(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
+{
+    *rec = NULL;
+    if (r->off >= r->size || r->partial)
+        return MTP_OK;
+    return r->version == 2 ? next_framed(r, rec, offset) : next_bare(r, rec, offset);
 }
 
 bool mtp_log_reader_partial(const struct mtp_log_reader *r, uint64_t *at)

@@ -6,7 +6,12 @@
  * write() on a plain file descriptor: there is no user-space buffer that a
  * crash could lose, so a killed run keeps every record whose write returned.
  * A write that fails half-way is cut back off the file (ftruncate) so the log
- * still ends on a whole record.
+ * still ends on a whole record. In mtpbench-log/2 the frame header
+ * (log_frame.h) and the body go out in that same single write.
+ *
+ * A writer holds an exclusive lock on its log from open to close
+ * (log_lock.c); resume takes it before reading, so nothing can append between
+ * the scan and the cut.
  */
 #include "log.h"
 
@@ -21,6 +26,8 @@
 #include <unistd.h>    /* defines: write, ftruncate, fsync, gethostname */
 
 #include "../engine/error.h"
+#include "log_frame.h" /* defines: mtp_log_frame_encode */
+#include "log_lock.h"  /* defines: mtp_log_lock */
 
 struct mtp_log_writer {
     int fd;
@@ -30,6 +37,9 @@ struct mtp_log_writer {
     int n_requests;    /* request records in the file */
     int n_records;     /* records of any type in the file */
     bool failed;       /* a write failed: refuse more, the file ends on a whole record */
+    bool framed;       /* mtpbench-log/2 frames (false: continuing a /1 log) */
+    char *frame;       /* header + body of the record being written */
+    size_t frame_cap;
     msgpack_sbuffer sbuf;
     msgpack_packer pk;
 };
@@ -199,11 +209,36 @@ static int write_all(int fd, const char *data, size_t n)
     return 0;
 }
 
+/* The bytes of the packed record in w->sbuf as they go to the file: framed
+ * (header + body, one buffer so that one write() carries both) or bare. */
+static const char *record_bytes(struct mtp_log_writer *w, size_t *n)
+{
+    if (!w->framed) {
+        *n = w->sbuf.size;
+        return w->sbuf.data;
+    }
+    *n = MTP_LOG_FRAME_HEADER + w->sbuf.size;
+    if (*n > w->frame_cap) {
+        w->frame_cap = *n * 2;
+        w->frame = mtp_xrealloc(w->frame, w->frame_cap);
+    }
+    mtp_log_frame_encode((uint8_t *)w->frame, w->sbuf.data, (uint32_t)w->sbuf.size);
+    memcpy(w->frame + MTP_LOG_FRAME_HEADER, w->sbuf.data, w->sbuf.size);
+    return w->frame;
+}
+
 /* Append the packed record in w->sbuf to the file as one write. */
 static int flush_record(struct mtp_log_writer *w)
 {
     int rc = MTP_OK;
-    if (write_all(w->fd, w->sbuf.data, w->sbuf.size) != 0) {
+    size_t n = 0;
+    const char *bytes =
+        !w->framed || w->sbuf.size <= MTP_LOG_FRAME_MAX_BODY ? record_bytes(w, &n) : NULL;
+    if (w->framed && w->sbuf.size > MTP_LOG_FRAME_MAX_BODY) {
+        w->failed = true;
+        rc = mtp_error_set("LOG %s: record of %zu bytes: expected at most %d (the frame limit)",
+                           w->path, w->sbuf.size, MTP_LOG_FRAME_MAX_BODY);
+    } else if (write_all(w->fd, bytes, n) != 0) {
         int err = errno;
         /* Cut a partial record off again; may fail on devices, which is harmless. */
         if (ftruncate(w->fd, (off_t)w->size) != 0)
@@ -215,7 +250,7 @@ static int flush_record(struct mtp_log_writer *w)
         w->failed = true;
         rc = mtp_error_set("LOG %s: fsync failed: %s", w->path, strerror(errno));
     } else {
-        w->size += w->sbuf.size;
+        w->size += n;
         w->n_records++;
     }
     msgpack_sbuffer_clear(&w->sbuf);
@@ -238,10 +273,12 @@ static int sbuffer_write_or_die(void *data, const char *buf, size_t len)
     return rc;
 }
 
-static struct mtp_log_writer *writer_new(int fd, const char *path, const struct mtp_log_options *opt)
+static struct mtp_log_writer *writer_new(int fd, const char *path, const struct mtp_log_options *opt,
+                                         bool framed)
 {
     struct mtp_log_writer *w = mtp_xcalloc(1, sizeof *w);
     w->fd = fd;
+    w->framed = framed;
     w->path = mtp_xstrdup(path);
     if (opt)
         w->opt = *opt;
@@ -253,14 +290,26 @@ static struct mtp_log_writer *writer_new(int fd, const char *path, const struct 
 int mtp_log_open(const char *path, const struct mtp_log_options *opt, struct mtp_log_writer **out)
 {
     *out = NULL;
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (opt && opt->overwrite ? O_TRUNC : O_EXCL);
+    /* No O_TRUNC: an overwrite empties the file only once this writer holds the lock. */
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (opt && opt->overwrite ? 0 : O_EXCL);
     int fd = open(path, flags, 0644);
     if (fd < 0) {
         int err = errno;
         return mtp_error_set("LOG %s: cannot create: %s%s", path, strerror(err),
                              err == EEXIST ? " (resume it, or remove it to start over)" : "");
     }
-    *out = writer_new(fd, path, opt);
+    if (mtp_log_lock(fd, path)) {
+        close(fd);
+        return MTP_ERR;
+    }
+    struct stat st;
+    if (opt && opt->overwrite && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        ftruncate(fd, 0) != 0) {
+        int err = errno;
+        close(fd);
+        return mtp_error_set("LOG %s: cannot empty it to overwrite: %s", path, strerror(err));
+    }
+    *out = writer_new(fd, path, opt, true);
     return MTP_OK;
 }
 
@@ -274,6 +323,7 @@ int mtp_log_close(struct mtp_log_writer *w)
     if (close(w->fd) != 0 && rc == MTP_OK)
         rc = mtp_error_set("LOG %s: close failed: %s", w->path, strerror(errno));
     msgpack_sbuffer_destroy(&w->sbuf);
+    free(w->frame);
     free(w->path);
     free(w);
     return rc;
@@ -468,6 +518,7 @@ struct scan {
     uint64_t summary_at;  /* offset of the summary record */
     uint64_t whole_end;   /* end of the last whole record */
     int n_records;
+    int version;          /* 2: framed, 1: bare records (continued as they are) */
 };
 
 /* Refuse to resume a log written for another spec: the keys would not mean the
@@ -543,6 +594,7 @@ static int scan_log(const char *path, const char *spec_json, struct scan *sc,
     struct mtp_log_reader *r;
     if (mtp_log_reader_open(path, &r))
         return mtp_error_wrap("cannot resume: ");
+    sc->version = mtp_log_reader_version(r);
     const msgpack_object *rec;
     uint64_t off;
     int rc;
@@ -554,6 +606,8 @@ static int scan_log(const char *path, const char *spec_json, struct scan *sc,
     }
     sc->whole_end = mtp_log_reader_offset(r);
     mtp_log_reader_close(r);
+    if (rc)
+        return mtp_error_wrap("cannot resume, the log is left as it is: ");
     return rc;
 }
 
@@ -575,13 +629,17 @@ int mtp_log_open_resume(const char *path, const char *spec_json, const struct mt
     memset(st, 0, sizeof *st);
     st->finished = mtp_log_keyset_create();
     struct scan sc = {0};
-    int fd = -1;
     struct stat stbuf;
-    if (scan_log(path, spec_json, &sc, st))
-        goto fail;
-    fd = open(path, O_WRONLY | O_CLOEXEC);
+    /* Lock first, then read: no other writer can append between the scan and the cut. */
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &stbuf) != 0) {
         mtp_error_set("LOG %s: cannot open for appending: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (mtp_log_lock(fd, path) || scan_log(path, spec_json, &sc, st))
+        goto fail;
+    if (fstat(fd, &stbuf) != 0) {
+        mtp_error_set("LOG %s: cannot stat: %s", path, strerror(errno));
         goto fail;
     }
     uint64_t size = (uint64_t)stbuf.st_size, keep = resume_point(&sc, st, size);
@@ -600,7 +658,7 @@ int mtp_log_open_resume(const char *path, const char *spec_json, const struct mt
         mtp_error_set("LOG %s: seek failed: %s", path, strerror(errno));
         goto fail;
     }
-    struct mtp_log_writer *w = writer_new(fd, path, opt);
+    struct mtp_log_writer *w = writer_new(fd, path, opt, keep == 0 || sc.version == 2);
     w->size = keep;
     w->n_requests = st->n_requests;
     w->n_records = sc.n_records - (keep < sc.whole_end && sc.summary_seen ? 1 : 0);

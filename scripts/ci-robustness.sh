@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# ci-robustness.sh - the CI steps after scripts/test.sh: the whole test suite
+# under ASan + UBSan (scripts/sanitize.sh), then every fuzz target for a short
+# while (scripts/fuzz.sh all 20) from the seeds and tests/fuzz/regressions/.
+# Installs what it needs (clang, libFuzzer, OpenMP for clang) with apt-get.
+# FUZZ_SECONDS overrides the 20 s per target. Prints the time of each step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() {
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  "$@"
+  echo "ci-robustness: $name took $(( $(date +%s) - start )) s"
+}
+step "sanitizer build and tests" scripts/sanitize.sh
+step "fuzzing (${FUZZ_SECONDS:-20} s per target)" scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
