@@ -8,7 +8,9 @@ msgpack_pkg=libmsgpack-dev
 if apt-cache show libmsgpack-c-dev >/dev/null 2>&1; then
   msgpack_pkg=libmsgpack-c-dev
 fi
-packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev)
+# Open MPI: `mpirun -n N mtpbench run` and tests/test_mpi.c (the build works without it).
+packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev
+          libopenmpi-dev openmpi-bin)
 
 missing=()
 for p in "${packages[@]}"; do
