@@ -28,7 +28,7 @@ static void run_usage(FILE *f)
                "  --resume          continue an interrupted run's log (finished requests are kept)\n"
                "  --quiet           no progress display\n"
                "  --out DIR         write the log to DIR instead of the spec's output_dir\n"
-               "  --max-requests N  stop cleanly after N requests (continue with --resume)\n"
+               "  --max-requests N  stop after N requests (per process; continue with --resume)\n"
                "  --shard R/N       run share R of N (0-based) into <name>.rank-R-of-N.msgpack,\n"
                "                    the split an N-rank MPI run makes (for job arrays)\n"
                "  --gpus-per-node G MPI with backend cuda: rank uses device local_rank %% G\n"

@@ -19,7 +19,9 @@
  * or exist at all (resume gives the same log; adding a decoder or a prompt
  * leaves the others unchanged). Warm-up runs every decoder under every
  * sampling setting; the decoder order is rotated per (prompt, repeat).
- * The log is <output_dir>/<spec name>.msgpack.
+ * The log is <output_dir>/<spec name>.msgpack; a sharded run (MPI ranks or
+ * --shard R/N: opt->shard) writes <spec name>.rank-R-of-N.msgpack per process
+ * and runs only its share (experiments/runner_shard.h).
  */
 #ifndef MTP_RUNNER_H
 #define MTP_RUNNER_H

@@ -134,7 +134,8 @@ static void sort_rows(struct table *t, const char *const *order, int n_order)
     for (int i = 1; i < t->n; i++)
         for (int j = i; j > 0; j--) {
             struct table_row *a = &t->rows[j - 1], *b = &t->rows[j];
-            int ka = order_of(a->decoder, order, n_order), kb = order_of(b->decoder, order, n_order);
+            int ka = order_of(a->decoder, order, n_order);
+            int kb = order_of(b->decoder, order, n_order);
             if (a->sampling_index < b->sampling_index ||
                 (a->sampling_index == b->sampling_index && ka <= kb))
                 break;

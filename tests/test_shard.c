@@ -178,7 +178,8 @@ static void test_shard_rejected(void **state)
     (void)state;
     assert_int_equal(test_sh("'%s' run '%s/study.json' --shard 2/2 --out '%s/bad' 2>'%s/err'",
                              mtpbench, tmp, tmp, tmp), 2);
-    assert_int_equal(test_sh("grep -q -- \"--shard: expected R/N .*found '2/2'\" '%s/err'", tmp), 0);
+    assert_int_equal(test_sh("grep -q -- \"--shard: expected R/N .*found '2/2'\" '%s/err'", tmp),
+                     0);
 }
 
 static int setup(void **state)

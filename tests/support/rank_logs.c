@@ -138,11 +138,13 @@ void test_write_small_study(const char *dir)
     /* Prompt lengths differ (4..30 bytes), so the cost split has work to do. */
     test_write_file(dir, "code.jsonl",
         "{\"question_id\": 1, \"category\": \"code\", \"turns\": [\"int main(void) {\"]}\n"
-        "{\"question_id\": 2, \"category\": \"code\", \"turns\": [\"for (i = 0; i < n; i++) x += a[i];\"]}\n"
+        "{\"question_id\": 2, \"category\": \"code\", \"turns\":"
+        " [\"for (i = 0; i < n; i++) x += a[i];\"]}\n"
         "{\"question_id\": 3, \"category\": \"code\", \"turns\": [\"x++\"]}\n"
         "{\"question_id\": 4, \"category\": \"code\", \"turns\": [\"return x + y;\"]}\n");
     test_write_file(dir, "prose.jsonl",
-        "{\"question_id\": 1, \"category\": \"prose\", \"turns\": [\"It was a dark and stormy night\"]}\n"
+        "{\"question_id\": 1, \"category\": \"prose\", \"turns\":"
+        " [\"It was a dark and stormy night\"]}\n"
         "{\"question_id\": 2, \"category\": \"prose\", \"turns\": [\"The quick brown\"]}\n"
         "{\"question_id\": 3, \"category\": \"prose\", \"turns\": [\"Once\"]}\n"
         "{\"question_id\": 4, \"category\": \"prose\", \"turns\": [\"In the beginning\"]}\n");
