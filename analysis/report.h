@@ -61,6 +61,8 @@ struct mtp_report_run {
     char *label;          /* "<name>@<UTC start>" for tables */
     char *model_dir, *backend, *cpu, *git_commit; /* provenance ("" when absent) */
     int threads;
+    char *shard_group;    /* rank logs DIR/NAME.rank-R-of-N.msgpack: "DIR/NAME" (every rank
+                           * and every N of one run share it), else NULL */
 };
 
 struct mtp_report_request {

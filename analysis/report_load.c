@@ -3,7 +3,9 @@
  * whole "request" record, tagged with the "run" record it belongs to.
  *
  * Several logs merge into one data set. A run is identified by its run
- * record's host and start time, so shards or copies of one run share it and
+ * record's host and start time, so copies of one run share it; the rank logs
+ * of a sharded run (DIR/NAME.rank-R-of-N.msgpack, experiments/shard.h) are one
+ * run whatever their host, start time or N (a resume may change N), and
  * a request seen twice (the same file given twice) is counted once, with a
  * warning. A log cut off inside its last record is normal after a crash: its
  * whole records are kept and the cut is reported with the byte offset. Other
@@ -16,6 +18,7 @@
 #include <time.h>   /* defines: gmtime_r, strftime */
 
 #include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "experiments/shard.h" /* defines: mtp_shard_is_log_name */
 
 /* "<name>@2025-01-31T12:34:56Z" */
 static char *run_label(const char *name, int64_t start_ns)
@@ -37,6 +40,27 @@ static char *str_or_empty(const msgpack_object *o)
     return s ? s : mtp_xstrdup("");
 }
 
+/* "DIR/NAME" for a rank log DIR/NAME.rank-R-of-N.msgpack, else NULL. */
+static char *shard_group(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *mark = NULL;
+    for (const char *p = strstr(base, ".rank-"); p; p = strstr(p + 1, ".rank-"))
+        mark = p;
+    if (!mark || mark == base)
+        return NULL;
+    char *stem = mtp_xstrdup(base);
+    stem[mark - base] = '\0';
+    bool ok = mtp_shard_is_log_name(base, stem, NULL, NULL);
+    free(stem);
+    if (!ok)
+        return NULL;
+    char *g = mtp_xstrdup(path);
+    g[mark - path] = '\0';
+    return g;
+}
+
 /* The index of the run REC describes in D, adding it when new. */
 static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec,
                             const char *path)
@@ -46,11 +70,17 @@ static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec
     char *host = mtp_log_obj_strdup(mtp_log_map_get(rec, "host"));
     if (!host)
         host = mtp_xstrdup("");
-    for (int i = 0; i < d->n_runs; i++)
-        if (d->runs[i].start_unix_ns == start && strcmp(d->runs[i].host, host) == 0) {
+    char *group = shard_group(path);
+    for (int i = 0; i < d->n_runs; i++) {
+        bool same = group ? d->runs[i].shard_group && !strcmp(d->runs[i].shard_group, group)
+                          : !d->runs[i].shard_group && d->runs[i].start_unix_ns == start &&
+                                strcmp(d->runs[i].host, host) == 0;
+        if (same) {
             free(host);
+            free(group);
             return i;
         }
+    }
     char *name = mtp_log_obj_strdup(mtp_log_map_get(mtp_log_map_get(rec, "spec"), "name"));
     d->runs = mtp_xrealloc(d->runs, (size_t)(d->n_runs + 1) * sizeof *d->runs);
     struct mtp_report_run *run = &d->runs[d->n_runs];
@@ -66,6 +96,7 @@ static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec
     int64_t threads = 0;
     mtp_log_obj_int(mtp_log_map_get(rec, "threads"), &threads);
     run->threads = (int)threads;
+    run->shard_group = group;
     return d->n_runs++;
 }
 
@@ -182,6 +213,7 @@ void mtp_report_data_free(struct mtp_report_data *d)
         free(d->runs[i].file);
         free(d->runs[i].name);
         free(d->runs[i].host);
+        free(d->runs[i].shard_group);
         free(d->runs[i].label);
         free(d->runs[i].model_dir);
         free(d->runs[i].backend);

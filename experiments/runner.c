@@ -15,6 +15,7 @@
 #include "../engine/error.h"
 #include "../engine/limits.h"
 #include "runner_internal.h"
+#include "runner_shard.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -195,7 +196,11 @@ static int create_engine(struct mtp_runner *r)
     for (int i = 0; i < r->n_prompts; i++)
         if (r->prompts[i].n > max_prompt)
             max_prompt = r->prompts[i].n;
-    if (mtp_backend_create(mtp_spec_backend_name(s->backend), s->threads, &r->be))
+    /* The CUDA device is the runner's choice (one per MPI rank), not the spec's. */
+    int rc = s->backend == MTP_SPEC_BACKEND_CUDA
+                 ? mtp_backend_cuda_create(r->opt->device, &r->be)
+                 : mtp_backend_create(mtp_spec_backend_name(s->backend), s->threads, &r->be);
+    if (rc)
         return MTP_ERR;
     struct mtp_engine_options eo = {
         .max_positions = mtp_decode_positions_needed(max_prompt, s->max_new_tokens, max_depth),
@@ -250,6 +255,7 @@ static int setup(struct mtp_runner *r, const char *spec_path)
 static void teardown(struct mtp_runner *r)
 {
     mtp_progress_finish(r->progress);
+    mtp_runner_shard_free(r);
     mtp_log_close(r->log);
     mtp_log_keyset_free(r->finished);
     free(r->log_path);
@@ -310,7 +316,11 @@ static int open_log(struct mtp_runner *r, bool *complete)
     const char *dir = r->opt->out_dir ? r->opt->out_dir : r->spec.output_dir;
     if (make_dirs(dir))
         return MTP_ERR;
-    r->log_path = mtp_runner_log_path(dir, r->spec.name);
+    /* Sharded: the rank log, and what every rank log of the run holds. */
+    if (r->shard == NULL && r->opt->shard.size > 0 && mtp_runner_shard_prepare(r, dir))
+        return MTP_ERR;
+    if (!r->log_path)
+        r->log_path = mtp_runner_log_path(dir, r->spec.name);
     struct stat st;
     bool exists = stat(r->log_path, &st) == 0;
     char *commit = git_commit();
@@ -338,6 +348,8 @@ static int open_log(struct mtp_runner *r, bool *complete)
         }
     }
     free(commit);
+    if (!rc && r->shard)
+        rc = mtp_runner_shard_adopt(r, *complete, complete);
     return rc;
 }
 
@@ -478,6 +490,8 @@ static int run_all(struct mtp_runner *r)
                     int dec = (k + pi * s->repeats + rep) % s->n_decoders;
                     const struct mtp_run_prompt *p = &r->prompts[pi];
                     const char *dname = s->dataset_names[p->dataset];
+                    if (r->shard && !mtp_runner_shard_owns(r, samp, pi, rep))
+                        break; /* the unit is another shard's: all its decoders */
                     if (mtp_log_keyset_contains(r->finished, s->decoders[dec].name, samp, dname,
                                                 p->p->id, rep))
                         continue;
@@ -488,8 +502,11 @@ static int run_all(struct mtp_runner *r)
                         return MTP_ERR;
                     r->logged++;
                     r->done++;
-                    mtp_progress_update(r->progress, r->done, r->tokens, r->steps,
-                                        s->decoders[dec].name);
+                    if (r->shard)
+                        mtp_runner_shard_progress(r, s->decoders[dec].name);
+                    else
+                        mtp_progress_update(r->progress, r->done, r->tokens, r->steps,
+                                            s->decoders[dec].name);
                 }
     return MTP_OK;
 }
@@ -512,28 +529,34 @@ static int run_body(struct mtp_runner *r)
     r->total = (int64_t)r->spec.n_decoders * r->spec.n_sampling * r->n_prompts *
                r->spec.repeats;
     r->done = mtp_log_keyset_size(r->finished);
-    r->progress = mtp_progress_create(r->total, r->opt->quiet);
-    mtp_progress_resume_from(r->progress, r->done);
+    int64_t shown_total = r->total, shown_done = r->done;
+    bool quiet = r->opt->quiet;
+    if (r->shard)
+        mtp_runner_shard_progress_setup(r, &shown_total, &shown_done, &quiet);
+    r->progress = mtp_progress_create(shown_total, quiet);
+    mtp_progress_resume_from(r->progress, shown_done);
     struct sigaction old_int, old_term;
     install_signals(&old_int, &old_term);
-    int rc = warm_up(r);
+    int rc = r->shard && !mtp_runner_shard_has_work(r) ? MTP_OK : warm_up(r);
     if (!rc)
         rc = run_all(r);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    /* Sharded: the whole job's count (MPI: every rank's, collected here). */
+    int64_t in_logs = rc || !r->shard ? mtp_log_writer_requests(r->log) : mtp_runner_shard_end(r);
     mtp_progress_finish(r->progress);
     r->progress = NULL;
     if (rc)
         return rc;
     struct mtp_log_summary sum = {
         .wall_ns = now_ns() - t0,
-        .finished = mtp_log_writer_requests(r->log) == r->total,
+        .finished = in_logs == r->total,
     };
     if (mtp_log_write_summary(r->log, &sum))
         return MTP_ERR;
-    if (!sum.finished && !r->opt->quiet)
-        fprintf(stderr, "mtpbench: run stopped after %d of %lld requests; continue it with "
-                        "--resume\n", mtp_log_writer_requests(r->log), (long long)r->total);
+    if (!sum.finished && !r->opt->quiet && mtp_runner_shard_leader(r))
+        fprintf(stderr, "mtpbench: run stopped after %lld of %lld requests; continue it with "
+                        "--resume\n", (long long)in_logs, (long long)r->total);
     return MTP_OK;
 }
 
@@ -546,7 +569,7 @@ int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt)
     int rc = setup(&r, spec_path);
     if (!rc)
         rc = open_log(&r, &complete);
-    if (!rc && complete && !opt->quiet)
+    if (!rc && complete && !opt->quiet && mtp_runner_shard_leader(&r))
         fprintf(stderr, "mtpbench: %s is complete; nothing to do\n", r.log_path);
     if (!rc && !complete)
         rc = run_body(&r);
@@ -556,8 +579,9 @@ int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt)
         r.log = NULL;
     }
     if (!rc)
-        rc = mtp_runner_print_table(r.log_path, opt->out ? opt->out : stdout);
-    if (!rc && r.n_too_long)
+        rc = r.shard ? mtp_runner_shard_print_table(&r, opt->out ? opt->out : stdout)
+                     : mtp_runner_print_table(r.log_path, opt->out ? opt->out : stdout);
+    if (!rc && r.n_too_long && mtp_runner_shard_leader(&r))
         fprintf(opt->out ? opt->out : stdout,
                 "skipped: %d prompts longer than the model's %d positions allow (prompt + "
                 "max_new_tokens + depth)\n",

@@ -19,13 +19,17 @@
  * or exist at all (resume gives the same log; adding a decoder or a prompt
  * leaves the others unchanged). Warm-up runs every decoder under every
  * sampling setting; the decoder order is rotated per (prompt, repeat).
- * The log is <output_dir>/<spec name>.msgpack.
+ * The log is <output_dir>/<spec name>.msgpack; a sharded run (MPI ranks or
+ * --shard R/N: opt->shard) writes <spec name>.rank-R-of-N.msgpack per process
+ * and runs only its share (experiments/runner_shard.h).
  */
 #ifndef MTP_RUNNER_H
 #define MTP_RUNNER_H
 
 #include <stdbool.h>
 #include <stdio.h> /* defines: FILE */
+
+#include "shard.h" /* defines: struct mtp_shard */
 
 struct mtp_runner_options {
     bool resume;          /* continue an existing log (else an existing log is an error) */
@@ -34,6 +38,11 @@ struct mtp_runner_options {
     int max_requests;     /* stop cleanly after logging this many requests in this process
                            * (summary finished = false); 0 = no limit */
     FILE *out;            /* the end-of-run table (NULL = stdout) */
+    struct mtp_shard shard; /* this process's share (size 0: all of it, one log
+                           * <name>.msgpack); else the log <name>.rank-R-of-N.msgpack
+                           * (experiments/runner_shard.h) */
+    bool mpi;             /* the shard is this MPI rank of the world (else --shard R/N) */
+    int device;           /* CUDA device index (backend "cuda"; MPI: from the local rank) */
 };
 
 /* Run the experiment SPEC_PATH. Returns MTP_OK or MTP_ERR (message set). An
@@ -46,5 +55,11 @@ char *mtp_runner_log_path(const char *out_dir, const char *spec_name);
 
 /* Print the per-(sampling, decoder) table of the log at PATH to OUT. */
 int mtp_runner_print_table(const char *path, FILE *out);
+
+/* The same table over the requests of N_PATHS logs (the rank logs of one
+ * run); with ORDER (decoder names, may be NULL) rows are sorted by sampling
+ * index, then by position in ORDER, as one log of the whole run shows them. */
+int mtp_runner_print_table_files(const char *const *paths, int n_paths, const char *const *order,
+                                 int n_order, FILE *out);
 
 #endif

@@ -42,6 +42,7 @@ struct mtp_runner {
     int64_t total, done, tokens, steps;
     int logged;                 /* requests logged by this process */
     int n_too_long;             /* prompts skipped: past the model's positions (limits.h) */
+    struct mtp_runner_shard *shard; /* sharded runs only (runner_shard.c); else NULL */
 };
 
 #endif

@@ -118,10 +118,42 @@ static void print_rows(FILE *out, const struct table *t, int samp)
     }
 }
 
-int mtp_runner_print_table(const char *path, FILE *out)
+/* Position of DECODER in ORDER (unknown names last). */
+static int order_of(const char *decoder, const char *const *order, int n_order)
+{
+    for (int i = 0; i < n_order; i++)
+        if (!strcmp(order[i], decoder))
+            return i;
+    return n_order;
+}
+
+/* Rows by sampling index, then by the spec's decoder order: rank logs are
+ * read one after another, so order of appearance would depend on the split. */
+static void sort_rows(struct table *t, const char *const *order, int n_order)
+{
+    for (int i = 1; i < t->n; i++)
+        for (int j = i; j > 0; j--) {
+            struct table_row *a = &t->rows[j - 1], *b = &t->rows[j];
+            int ka = order_of(a->decoder, order, n_order);
+            int kb = order_of(b->decoder, order, n_order);
+            if (a->sampling_index < b->sampling_index ||
+                (a->sampling_index == b->sampling_index && ka <= kb))
+                break;
+            struct table_row tmp = *a;
+            *a = *b;
+            *b = tmp;
+        }
+}
+
+int mtp_runner_print_table_files(const char *const *paths, int n_paths, const char *const *order,
+                                 int n_order, FILE *out)
 {
     struct table t = {0};
-    int rc = collect(path, &t);
+    int rc = MTP_OK;
+    for (int f = 0; rc == MTP_OK && f < n_paths; f++)
+        rc = collect(paths[f], &t);
+    if (order)
+        sort_rows(&t, order, n_order);
     for (int i = 0; rc == MTP_OK && i < t.n; i++) {
         bool first = true; /* one block per sampling setting, in order of appearance */
         for (int j = 0; j < i; j++)
@@ -135,4 +167,9 @@ int mtp_runner_print_table(const char *path, FILE *out)
         free(t.rows[i].decoder);
     free(t.rows);
     return rc;
+}
+
+int mtp_runner_print_table(const char *path, FILE *out)
+{
+    return mtp_runner_print_table_files(&path, 1, NULL, 0, out);
 }
