@@ -42,7 +42,7 @@ def bytes_per_token(model_dir, cfg):
     routed experts counted k/E) and one MTP module (shared head excluded)."""
     N, E, k = cfg.num_hidden_layers, cfg.n_routed_experts, cfg.num_experts_per_tok
     main = module = 0.0
-    stored = {"main": 0, "mtp": 0}
+    stored = {"stored_main": 0, "stored_mtp": 0}
     for name, t in header(os.path.join(model_dir, "model.safetensors")).items():
         n = 1
         for s in t["shape"]:
@@ -53,11 +53,11 @@ def bytes_per_token(model_dir, cfg):
         if name == "model.embed_tokens.weight":
             share = 1.0 / cfg.vocab_size
         if li >= N:
-            stored["mtp"] += b
+            stored["stored_mtp"] += b
             if li == N:
                 module += b * share
         else:
-            stored["main"] += b
+            stored["stored_main"] += b
             main += b * share
     head = cfg.vocab_size * cfg.hidden_size * 2  # lm_head is BF16
     return dict(main=main, main_excl_head=main - head, module=module, head=head, **stored)
@@ -177,8 +177,8 @@ def write(model_dir, cfg, res, log, meta, png):
                                         "`shared_head.head` in the MTP layers)"))
     A("## Weight bytes per token (as stored)\n")
     A("| | bytes |\n|---|---|")
-    A("| stored: main model | %s |" % format(by["main"], ",.0f"))
-    A("| stored: MTP modules (all %d) | %s |" % (D, format(by["mtp"], ",.0f")))
+    A("| stored: main model | %s |" % format(by["stored_main"], ",.0f"))
+    A("| stored: MTP modules (all %d) | %s |" % (D, format(by["stored_mtp"], ",.0f")))
     A("| read per token: main model (routed experts x %d/%d, lm_head BF16 included) | %s |"
       % (cfg.num_experts_per_tok, cfg.n_routed_experts, format(by["main"], ",.0f")))
     A("| read per token: main model without lm_head | %s |" % format(by["main_excl_head"], ",.0f"))
