@@ -76,7 +76,8 @@ static int list_rank_logs(const char *dir, const char *name, struct log_list *ou
         snprintf(out->paths[out->n++], n, "%s/%s", dir, e->d_name);
     }
     closedir(d);
-    qsort(out->paths, (size_t)out->n, sizeof *out->paths, by_path);
+    if (out->n > 1) /* qsort's base must not be NULL, even for 0 elements */
+        qsort(out->paths, (size_t)out->n, sizeof *out->paths, by_path);
     return MTP_OK;
 }
 
