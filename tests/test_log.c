@@ -29,6 +29,7 @@
 
 #include "engine/error.h"
 #include "experiments/log.h"
+#include "support/test_files.h"
 
 static char tmp_dir[64];
 
@@ -142,27 +143,6 @@ static void write_log(const char *path, const struct mtp_log_summary *s)
     if (s)
         assert_int_equal(mtp_log_write_summary(w, s), MTP_OK);
     assert_int_equal(mtp_log_close(w), MTP_OK);
-}
-
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(*size + 1);
-    assert_int_equal(fread(buf, 1, *size, f), *size);
-    fclose(f);
-    return buf;
-}
-
-static void write_file(const char *path, const char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
 }
 
 /* Offsets of the whole records of PATH; returns their count, sets *PARTIAL. */
@@ -320,8 +300,8 @@ static void test_round_trip(void **state)
     const char *keep = getenv("MTP_LOG_TEST_KEEP");
     if (keep && keep[0]) {
         size_t n;
-        char *data = read_file(path, &n);
-        write_file(keep, data, n);
+        char *data = test_read_whole_file(path, &n);
+        test_write_bytes(keep, data, n);
         free(data);
     }
     unlink(path);
@@ -337,7 +317,7 @@ static void test_truncated_last_record(void **state)
     tmp_path(cut, sizeof cut, "cut.msgpack");
     write_log(ref, &SUMMARY);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     uint64_t offs[8], at;
     bool partial;
     int n = record_offsets(ref, offs, 8, &partial, &at);
@@ -347,7 +327,7 @@ static void test_truncated_last_record(void **state)
         uint64_t len = offs[k + 1] - offs[k];
         uint64_t cuts[] = {offs[k] + 1, offs[k] + 2, offs[k] + len / 2, offs[k + 1] - 1};
         for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
-            write_file(cut, data, (size_t)cuts[c]);
+            test_write_bytes(cut, data, (size_t)cuts[c]);
             uint64_t got_offs[8];
             int got = record_offsets(cut, got_offs, 8, &partial, &at);
             if (got != k || !partial || at != offs[k])
@@ -355,7 +335,7 @@ static void test_truncated_last_record(void **state)
                          (unsigned long long)cuts[c], got, k, partial, (unsigned long long)at,
                          (unsigned long long)offs[k]);
         }
-        write_file(cut, data, (size_t)offs[k]); /* cut exactly between records: no warning */
+        test_write_bytes(cut, data, (size_t)offs[k]); /* cut exactly between records: no warning */
         uint64_t got_offs[8];
         assert_int_equal(record_offsets(cut, got_offs, 8, &partial, &at), k);
         assert_false(partial);
@@ -374,7 +354,7 @@ static void test_garbage_in_middle(void **state)
     tmp_path(bad, sizeof bad, "bad.msgpack");
     write_log(ref, &SUMMARY);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     uint64_t offs[8], at;
     bool partial;
     record_offsets(ref, offs, 8, &partial, &at);
@@ -383,7 +363,7 @@ static void test_garbage_in_middle(void **state)
         char *copy = malloc(size);
         memcpy(copy, data, size);
         copy[offs[2]] = (char)bytes[b];
-        write_file(bad, copy, size);
+        test_write_bytes(bad, copy, size);
         free(copy);
         struct mtp_log_reader *r;
         assert_int_equal(mtp_log_reader_open(bad, &r), MTP_OK);
@@ -407,7 +387,7 @@ static void test_garbage_in_middle(void **state)
 static void assert_files_equal(const char *a, const char *b)
 {
     size_t na, nb;
-    char *da = read_file(a, &na), *db = read_file(b, &nb);
+    char *da = test_read_whole_file(a, &na), *db = test_read_whole_file(b, &nb);
     assert_int_equal(na, nb);
     assert_memory_equal(da, db, na);
     free(da);
@@ -431,14 +411,14 @@ static void test_resume_after_cut(void **state)
     tmp_path(part, sizeof part, "part.msgpack");
     write_log(ref, &SUMMARY);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     uint64_t offs[8], at;
     bool partial;
     record_offsets(ref, offs, 8, &partial, &at);
     /* Killed while writing request 2 (record 3): an interrupted writer would have
      * left exactly this prefix, since the records are deterministic. */
     uint64_t cut = offs[3] + (offs[4] - offs[3]) / 3;
-    write_file(part, data, (size_t)cut);
+    test_write_bytes(part, data, (size_t)cut);
 
     struct mtp_log_resume st;
     struct mtp_log_writer *w = resume(part, &st);
@@ -480,18 +460,18 @@ static void test_resume_edge_cases(void **state)
     tmp_path(part, sizeof part, "part.msgpack");
     write_log(ref, &SUMMARY);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     uint64_t offs[8], at;
     bool partial;
     record_offsets(ref, offs, 8, &partial, &at);
 
     struct mtp_log_resume st;
-    write_file(part, data, (size_t)offs[1] / 2); /* inside the run record */
+    test_write_bytes(part, data, (size_t)offs[1] / 2); /* inside the run record */
     mtp_log_close(resume(part, &st));
     assert_true(!st.has_run && st.cut && st.cut_at == 0 && st.n_requests == 0);
     mtp_log_resume_free(&st);
 
-    write_file(part, data, (size_t)offs[2]); /* run + 1 request, nothing partial */
+    test_write_bytes(part, data, (size_t)offs[2]); /* run + 1 request, nothing partial */
     mtp_log_close(resume(part, &st));
     assert_true(st.has_run && !st.cut && st.n_requests == 1 && st.cut_at == offs[2]);
     mtp_log_resume_free(&st);
@@ -508,7 +488,7 @@ static void test_resume_edge_cases(void **state)
     assert_true(st.complete && !st.cut && st.n_requests == N_REQ);
     mtp_log_resume_free(&st);
     size_t after;
-    free(read_file(ref, &after));
+    free(test_read_whole_file(ref, &after));
     assert_int_equal(after, size);
 
     struct mtp_log_writer *w;
@@ -542,11 +522,11 @@ static void test_unwritable(void **state)
     expect_open_error("/nonexistent-mtp-dir/run.msgpack", "No such file or directory");
     char file[256], under[300], ref[256];
     tmp_path(file, sizeof file, "plain");
-    write_file(file, "x", 1);
+    test_write_bytes(file, "x", 1);
     snprintf(under, sizeof under, "%s/run.msgpack", file);
     expect_open_error(under, "Not a directory");
     tmp_path(ref, sizeof ref, "exists.msgpack");
-    write_file(ref, "", 0);
+    test_write_bytes(ref, "", 0);
     expect_open_error(ref, "File exists");
     if (geteuid() != 0) { /* root writes anywhere: permissions cannot be tested as root */
         char ro[256], inside[300];

@@ -29,6 +29,7 @@
 
 #include "engine/error.h"
 #include "experiments/log.h"
+#include "support/test_files.h"
 
 /* 2 datasets x 3 prompts x 2 sampling settings x 2 decoders, 32 tokens each. */
 enum { N_EXPECTED = 2 * 3 * 2 * 2 };
@@ -133,19 +134,6 @@ static void test_concurrent_then_killed(void **state)
     assert_true(after.finished);
 }
 
-static char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(*size + 1);
-    assert_int_equal(fread(buf, 1, *size, f), *size);
-    fclose(f);
-    return buf;
-}
-
 /* The offset of the whole record containing byte AT. */
 static uint64_t record_at(size_t at)
 {
@@ -164,7 +152,7 @@ static void test_flipped_byte(void **state)
 {
     (void)state;
     size_t size;
-    char *data = slurp(log_path, &size);
+    char *data = test_read_whole_file(log_path, &size);
     size_t at = size / 2;
     uint64_t rec = record_at(at);
     data[at] ^= 0x01;
@@ -187,7 +175,7 @@ static void test_flipped_byte(void **state)
     if (!strstr(out, want))
         fail_msg("expected \"%s\" in: %s", want, out);
     size_t after_size;
-    char *after = slurp(log_path, &after_size);
+    char *after = test_read_whole_file(log_path, &after_size);
     assert_int_equal(after_size, size);
     assert_memory_equal(after, data, size);
     free(after);

@@ -37,6 +37,7 @@
 #include "experiments/log.h"
 #include "experiments/log_frame.h" /* defines: mtp_log_crc32, mtp_log_frame_encode */
 #include "experiments/log_skim.h"  /* defines: mtp_log_skim_object */
+#include "support/test_files.h"
 
 static char tmp_dir[64];
 static const char SPEC_JSON[] = "{\"name\":\"damage\"}";
@@ -83,27 +84,6 @@ static void write_log(const char *path)
     struct mtp_log_summary s = {.wall_ns = 1, .finished = true, .end_unix_ns = 2};
     assert_int_equal(mtp_log_write_summary(w, &s), MTP_OK);
     assert_int_equal(mtp_log_close(w), MTP_OK);
-}
-
-static char *read_file(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *size = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(*size + 1);
-    assert_int_equal(fread(buf, 1, *size, f), *size);
-    fclose(f);
-    return buf;
-}
-
-static void write_file(const char *path, const char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, n, f), n);
-    fclose(f);
 }
 
 /* Reads PATH (skipping damage if SKIP): returns MTP_OK or MTP_ERR, the
@@ -256,7 +236,7 @@ static void check_flip(const char *ref, const char *bad, const char *data, size_
     char *copy = malloc(size);
     memcpy(copy, data, size);
     copy[at] ^= 0x10;
-    write_file(bad, copy, size);
+    test_write_bytes(bad, copy, size);
 
     struct read_result res = read_log(bad, false);
     assert_int_equal(res.rc, MTP_ERR);
@@ -279,7 +259,7 @@ static void check_flip(const char *ref, const char *bad, const char *data, size_
     assert_null(w);
     assert_message_has(want);
     size_t after_size;
-    char *after = read_file(bad, &after_size);
+    char *after = test_read_whole_file(bad, &after_size);
     assert_int_equal(after_size, size); /* nothing truncated */
     assert_memory_equal(after, copy, size);
     free(after);
@@ -298,7 +278,7 @@ static void test_flipped_byte(void **state)
     assert_int_equal(good.rc, MTP_OK);
     assert_int_equal(good.n, N_REQ + 2);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     int mid = 3; /* a request in the middle */
     uint64_t off = good.offs[mid], next = good.offs[mid + 1];
     check_flip(ref, bad, data, size, (size_t)(off + next) / 2, off, good.n); /* the body */
@@ -322,12 +302,12 @@ static void test_cut_tail_tolerated(void **state)
     write_log(ref);
     struct read_result good = read_log(ref, false);
     size_t size;
-    char *data = read_file(ref, &size);
+    char *data = test_read_whole_file(ref, &size);
     uint64_t last = good.offs[good.n - 1];
     /* Inside the last body, inside its header, right after its first byte. */
     size_t cuts[] = {size - 1, (size_t)last + 20, (size_t)last + 1};
     for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
-        write_file(cut, data, cuts[c]);
+        test_write_bytes(cut, data, cuts[c]);
         struct read_result res = read_log(cut, false);
         assert_int_equal(res.rc, MTP_OK);
         assert_true(res.partial);
@@ -374,8 +354,8 @@ static void test_v1_fixture(void **state)
     char copy[256];
     tmp_path(copy, sizeof copy, "v1.msgpack");
     size_t size;
-    char *data = read_file(fixture, &size);
-    write_file(copy, data, size - 3);
+    char *data = test_read_whole_file(fixture, &size);
+    test_write_bytes(copy, data, size - 3);
     struct mtp_log_writer *w;
     struct mtp_log_resume st;
     assert_int_equal(mtp_log_open_resume(copy, NULL, NULL, &w, &st), MTP_OK);

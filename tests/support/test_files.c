@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "test_files.h"
 
@@ -24,6 +25,30 @@ void test_write_file(const char *dir, const char *rel, const char *text)
 {
     FILE *f = open_in(dir, rel);
     fputs(text, f);
+    fclose(f);
+}
+
+char *test_read_whole_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc(*size + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, *size, f), *size);
+    fclose(f);
+    return buf;
+}
+
+void test_write_bytes(const char *path, const char *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot write %s", path);
+    assert_int_equal(fwrite(data, 1, n, f), n);
     fclose(f);
 }
 
