@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# install-deps.sh - install the Debian packages mtpbench builds and tests with.
+# install-deps.sh - install the Debian packages mtpbench builds and tests with,
+# plus any package names given as arguments (scripts/install-fuzz-deps.sh).
 # Idempotent; needs root (or sudo). Skips apt when every package is present.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ fi
 # the test that the quick study writes them. Open MPI: `mpirun -n N mtpbench run` and
 # tests/test_mpi.c (the build works without it).
 packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev
-          python3 python3-matplotlib python3-msgpack libopenmpi-dev openmpi-bin)
+          python3 python3-matplotlib python3-msgpack libopenmpi-dev openmpi-bin "$@")
 
 missing=()
 for p in "${packages[@]}"; do
