@@ -54,6 +54,10 @@ static void cpu_free(void *vctx)
         return;
     for (int i = 0; i < MTP_CPU_SCRATCH_COUNT; i++)
         free(ctx->scratch[i]);
+    for (int t = 0; t < ctx->n_threads; t++)
+        free(ctx->thread_scratch[t]);
+    free(ctx->thread_scratch);
+    free(ctx->thread_scratch_cap);
     free(ctx);
 }
 
@@ -116,6 +120,8 @@ int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)
     ctx->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     if (ctx->n_threads < 1)
         ctx->n_threads = 1;
+    ctx->thread_scratch = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch);
+    ctx->thread_scratch_cap = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch_cap);
     struct mtp_backend *be = mtp_xcalloc(1, sizeof *be);
     be->iface = &cpu_iface;
     be->ctx = ctx;

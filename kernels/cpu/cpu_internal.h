@@ -42,6 +42,8 @@ struct mtp_cpu_ctx {
     int n_threads;                               /* OpenMP threads per op (>= 1) */
     float *scratch[MTP_CPU_SCRATCH_COUNT];       /* 64-byte aligned */
     size_t scratch_cap[MTP_CPU_SCRATCH_COUNT];   /* capacity in floats */
+    float **thread_scratch;                      /* [n_threads]: mtp_cpu_thread_scratch */
+    size_t *thread_scratch_cap;                  /* [n_threads], in floats */
 };
 
 /* A buffer of at least COUNT floats for SLOT (contents undefined). Valid until
