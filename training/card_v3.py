@@ -97,6 +97,45 @@ def fp8_vs_bf16(m8, m16, windows, bs=4):
     return dict(max_abs_logit_diff=diff, argmax_agreement=[a / b for a, b in same])
 
 
+def stretch_totals(recs):
+    """Steps, tokens, wall time and tok/s of one stretch: from its last train record, or from the
+    summary record of a stretch whose per-step records were lost (stretch 1)."""
+    start = [r for r in recs if r.get("event") == "start"]
+    trains = [r for r in recs if r.get("event") == "train"]
+    summ = [r for r in recs if r.get("event") == "summary"]
+    args = start[-1].get("args", {}) if start else {}
+    if trains:
+        t = trains[-1]
+        tok_s = sorted(r["tok_s"] for r in trains)
+        return dict(steps=t["step"], tokens=t["tokens"], elapsed_s=t["elapsed_s"], args=args,
+                    tok_s=(tok_s[len(tok_s) // 2], tok_s[0], tok_s[-1]))
+    if summ:
+        u = summ[-1]
+        return dict(steps=u["steps"], tokens=u["tokens"], elapsed_s=u["elapsed_s"], args=args,
+                    tok_s=(u["tok_s_median"], u["tok_s_min"], u["tok_s_max"]))
+    return dict(steps=0, tokens=0, elapsed_s=0.0, args=args, tok_s=(0, 0, 0))
+
+
+def join_stretches(stretches):
+    """One log with cumulative steps and tokens (each record gains "stretch"), and per-stretch totals."""
+    out, totals = [], []
+    step0 = tok0 = 0
+    for i, recs in enumerate(stretches):
+        tot = stretch_totals(recs)
+        for r in recs:
+            r = dict(r, stretch=i + 1)
+            if "step" in r:
+                r["step"] += step0
+            if "tokens" in r:
+                r["tokens"] += tok0
+            out.append(r)
+        tot.update(stretch=i + 1, step0=step0, tok0=tok0)
+        totals.append(tot)
+        step0 += tot["steps"]
+        tok0 += tot["tokens"]
+    return out, totals
+
+
 def curve_png(log, out_png):
     try:
         import matplotlib
@@ -125,7 +164,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir")
     ap.add_argument("--bf16", required=True, help="BF16 export of the same checkpoint (not shipped)")
-    ap.add_argument("--log", required=True)
+    ap.add_argument("--log", required=True, nargs="+",
+                    help="training logs of the stretches, oldest first (training/logs/mtp-v3/stretch-N.jsonl): "
+                         "each stretch continues the previous one's weights, so steps and tokens add up")
     ap.add_argument("--data", default=os.path.join(ROOT, "data/tokens"))
     ap.add_argument("--windows", type=int, default=8, help="held-out windows per category")
     ap.add_argument("--seq", type=int, default=512)
@@ -150,13 +191,14 @@ def main():
     res["bytes"] = bytes_per_token(args.model_dir, cfg)
     with open(args.out + ".json", "w") as f:
         json.dump(res, f, indent=1, default=str)
-    log = ev.read_log(args.log)
+    stretches = [ev.read_log(p) for p in args.log]
+    log, totals = join_stretches(stretches)
     png = curve_png(log, os.path.join(args.model_dir, "training_curve.png"))
-    write(args.model_dir, cfg, res, log, meta, png)
+    write(args.model_dir, cfg, res, log, totals, meta, png)
     print("wrote", os.path.join(args.model_dir, "README.md"))
 
 
-def write(model_dir, cfg, res, log, meta, png):
+def write(model_dir, cfg, res, log, totals, meta, png):
     D = cfg.num_nextn_predict_layers
     by = res["bytes"]
     size = os.path.getsize(os.path.join(model_dir, "model.safetensors"))
@@ -187,7 +229,7 @@ def write(model_dir, cfg, res, log, meta, png):
       % (by["module"] / by["main"], by["main"] / by["module"], by["module"] / by["main_excl_head"],
          by["main_excl_head"] / by["module"]))
     L.extend(ev.corpus_lines(meta, cfg))
-    training_section(L, log, meta, png)
+    training_section(L, log, totals, meta, png)
     A("## Expert load balance on held-out text\n")
     A("Routed-token counts per expert over 16 held-out windows of 512 tokens (4 per category), final model "
       "(FP8). A perfectly balanced layer has max/mean = min/mean = 1.\n")
@@ -214,39 +256,42 @@ def write(model_dir, cfg, res, log, meta, png):
         f.write("\n".join(L))
 
 
-def training_section(L, log, meta, png):
+def training_section(L, log, totals, meta, png):
     A = L.append
-    start = [r for r in log if r.get("event") == "start"]
-    args = start[-1]["args"] if start else {}
-    trains = [r for r in log if r.get("event") == "train"]
-    vals = {r["step"]: r for r in log if r.get("event") == "val"}
+    args = totals[-1]["args"]
+    vals = [r for r in log if r.get("event") == "val"]
     A("## Training\n")
     A("`training/train.py --config v3 --threads %s --bias-rule %s --bias-gamma %s --balance-alpha %s "
-      "--gate-lr-mult %s --time-budget-min %s` (batch %s x %s tokens, AdamW lr %s, cosine to 10%%, MTP "
-      "lambda %s). Experts run in batched form (tiles of the mean load per expert, three batched matmuls "
-      "per MoE layer, no loop over experts). Balancing: the aux-loss-free bias update of V3, in its "
+      "--gate-lr-mult %s --time-budget-min %s` (batch %s x %s tokens, AdamW lr %s, cosine to 10%% over each "
+      "stretch, MTP lambda %s). Experts run in batched form (tiles of the mean load per expert, three batched "
+      "matmuls per MoE layer, no loop over experts). Balancing: the aux-loss-free bias update of V3, in its "
       "proportional form (an untrained 256-expert router collapses onto one expert per layer within 5 "
       "steps, faster than V3's sign step can undo; see `update_bias`), plus V3's complementary "
       "sequence-wise balance loss with a small weight.\n"
       % (args.get("threads"), args.get("bias_rule"), args.get("bias_gamma"), args.get("balance_alpha"),
          args.get("gate_lr_mult"), args.get("time_budget_min"), args.get("batch"), args.get("seq"),
          args.get("lr"), args.get("mtp_lambda")))
-    if trains:
-        t = trains[-1]
-        tok_s = sorted(r["tok_s"] for r in trains)
-        A("Measured: %d steps, %s tokens (%.2f epochs), %.1f min wall on a 2-core machine shared with other "
-          "jobs; %.0f tok/s median (%.0f-%.0f).\n"
-          % (t["step"], format(t["tokens"], ","), t["tokens"] / meta["splits"]["train"]["tokens"],
-             t["elapsed_s"] / 60, tok_s[len(tok_s) // 2], tok_s[0], tok_s[-1]))
+    A("Training runs in stretches on a 2-core machine shared with other jobs; each stretch after the first "
+      "starts from the shipped weights (`--init-from models/mtp-v3`, fresh optimizer and schedule). Logs: "
+      "`training/logs/mtp-v3/`.\n")
+    A("| stretch | steps | tokens | wall (min) | tok/s median (min-max) |\n|---|---|---|---|---|")
+    for t in totals:
+        A("| %d | %d | %s | %.1f | %.0f (%.0f-%.0f) |" % ((t["stretch"], t["steps"], format(t["tokens"], ","),
+                                                       t["elapsed_s"] / 60) + tuple(t["tok_s"])))
+    n_tok = sum(t["tokens"] for t in totals)
+    A("| **all** | %d | %s (%.2f epochs) | %.1f | |\n"
+      % (sum(t["steps"] for t in totals), format(n_tok, ","), n_tok / meta["splits"]["train"]["tokens"],
+         sum(t["elapsed_s"] for t in totals) / 60))
     if png:
         A("![training curve](training_curve.png)\n")
     if vals:
-        A("| step | tokens | loss main (valid) | MTP losses | agreement by depth |\n|---|---|---|---|---|")
-        for s in sorted(vals):
-            v = vals[s]
-            A("| %d | %s | %.3f | %s | %s |" % (s, format(v["tokens"], ","), v["loss_main"],
-                                                 " / ".join("%.3f" % x for x in v["loss_mtp"]),
-                                                 " / ".join("%.3f" % x for x in v["agreement"])))
+        A("| stretch | step | tokens | loss main (valid) | MTP losses | agreement by depth |\n"
+          "|---|---|---|---|---|---|")
+        for v in vals:
+            A("| %d | %d | %s | %.3f | %s | %s |" % (v["stretch"], v["step"], format(v["tokens"], ","),
+                                                      v["loss_main"],
+                                                      " / ".join("%.3f" % x for x in v["loss_mtp"]),
+                                                      " / ".join("%.3f" % x for x in v["agreement"])))
         A("")
 
 
