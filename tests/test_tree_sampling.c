@@ -1,0 +1,306 @@
+/*
+ * test_tree_sampling.c - lossless acceptance over sibling drafts
+ * (engine/tree_accept.h, spec/decoding.md "Lossless acceptance over siblings"):
+ *   - injected uniforms force each branch of mtp_tree_accept_node: accept at
+ *     every sibling rank, reject all (residual draw);
+ *   - chi-square over seeded trials: with k = 1..4 siblings drawn without
+ *     replacement from q, the emitted token is distributed as p, on several
+ *     (p, q) pairs, every branch hit;
+ *   - the same test rejects the uncorrected residual (q instead of q_i), so
+ *     it has the power to catch that bug;
+ *   - a depth-2 tree (two nodes' acceptance composed as the decoder walks
+ *     it, with the bonus draw after a full accept): the first two emitted
+ *     tokens follow the target's joint p(y1) p(y2 | y1);
+ *   - tree sampling decodes on a fixture model run, draw deterministically
+ *     from the seed, and keep their records consistent.
+ *
+ *   ctest --test-dir build -R tree_sampling
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/decode.h"
+#include "engine/error.h"
+#include "engine/rng.h"
+#include "engine/sampling.h"
+#include "engine/tree_accept.h"
+
+enum { V = 5, TRIALS = 200000 };
+
+/* Upper critical value of chi-square with DF degrees of freedom at about
+ * 1e-6 (Wilson-Hilferty, z = 4.75): a correct sampler fails it with
+ * probability 1e-6, and the trials are seeded, so the outcome is fixed. */
+static double chi2_critical(int df)
+{
+    double a = 2.0 / (9.0 * df), z = 4.75;
+    return df * pow(1 - a + z * sqrt(a), 3);
+}
+
+static double chi2(const long *count, const double *expect, int n, long trials, int *df)
+{
+    double x = 0;
+    *df = -1;
+    for (int i = 0; i < n; i++) {
+        if (expect[i] <= 0) {
+            assert_int_equal(count[i], 0); /* impossible tokens never come out */
+            continue;
+        }
+        double e = expect[i] * (double)trials;
+        x += ((double)count[i] - e) * ((double)count[i] - e) / e;
+        (*df)++;
+    }
+    return x;
+}
+
+/* The uncorrected variant, for the power check: candidates still drawn
+ * without replacement, but accepted and residualised against q itself. */
+static int accept_uncorrected(const float *p, const float *q, const int32_t *c, int k,
+                              const float *u, float *work, int32_t *final_token)
+{
+    float *r = work, *next = work + V;
+    memcpy(r, p, V * sizeof(float));
+    for (int i = 0; i < k; i++) {
+        if (mtp_sampling_accept(r[c[i]], q[c[i]], u[i]))
+            return i;
+        if (mtp_sampling_residual(r, q, V, next))
+            memcpy(r, next, V * sizeof(float));
+    }
+    *final_token = mtp_sampling_sample(r, V, u[k]);
+    return -1;
+}
+
+/* TRIALS draws of one node with K siblings; emitted-token counts into COUNT
+ * and how often each branch (rank 0..k-1, -1 = reject all -> slot k) ran. */
+static void run_node(const float *p, const float *q, int k, bool corrected, uint64_t seed,
+                     long *count, long *branch)
+{
+    struct mtp_rng rng;
+    mtp_rng_seed(&rng, seed, 7);
+    float work[3 * V], u[V + 1];
+    memset(count, 0, V * sizeof(long));
+    memset(branch, 0, (size_t)(k + 1) * sizeof(long));
+    for (long t = 0; t < TRIALS; t++) {
+        int32_t c[V], fin = -1;
+        for (int i = 0; i < k; i++)
+            u[i] = mtp_rng_uniform(&rng);
+        int got = mtp_tree_draw_siblings(q, V, k, u, c, work);
+        assert_int_equal(got, k);
+        for (int i = 0; i <= k; i++)
+            u[i] = mtp_rng_uniform(&rng);
+        int a = corrected ? mtp_tree_accept_node(p, q, c, k, V, u, work, &fin)
+                          : accept_uncorrected(p, q, c, k, u, work, &fin);
+        count[a >= 0 ? c[a] : fin]++;
+        branch[a >= 0 ? a : k]++;
+    }
+}
+
+static const float p_a[V] = {0.1f, 0.3f, 0.3f, 0.2f, 0.1f};
+static const float q_a[V] = {0.6f, 0.2f, 0.1f, 0.05f, 0.05f};
+static const float p_b[V] = {0.5f, 0.0f, 0.25f, 0.25f, 0.0f};
+static const float q_b[V] = {0.2f, 0.2f, 0.2f, 0.2f, 0.2f};
+static const float p_c[V] = {0.05f, 0.05f, 0.1f, 0.2f, 0.6f};
+static const float q_c[V] = {0.3f, 0.25f, 0.2f, 0.15f, 0.1f};
+
+static void test_forced_branches(void **state)
+{
+    (void)state;
+    float work[3 * V];
+    const int32_t c[3] = {0, 1, 2};
+    int32_t fin = -1;
+    /* u = 0 accepts any candidate with target mass. */
+    float u0[4] = {0, 0, 0, 0.5f};
+    assert_int_equal(mtp_tree_accept_node(p_a, q_a, c, 3, V, u0, work, &fin), 0);
+    /* p(0)/q(0) = 1/6: u = 0.5 rejects candidate 0; r_2 = norm(max(p - q, 0)) =
+     * (0, .2, .4, .3, .1) is scored against q_2 = q without token 0 = (0, .5, .25,
+     * .125, .125): candidate 1 has r/q = .4, so u = 0.9 rejects it and u = 0.1
+     * accepts; r_3 = (0, 0, .46, .54, 0) against q_3 = (0, 0, .5, .25, .25) gives
+     * candidate 2 the ratio .92: u = 0 accepts, u = .99 rejects and the residual
+     * max(r_3 - q_3, 0) leaves token 3 alone. */
+    float u1[4] = {0.5f, 0.9f, 0.0f, 0.5f};
+    assert_int_equal(mtp_tree_accept_node(p_a, q_a, c, 3, V, u1, work, &fin), 2);
+    float u2[4] = {0.5f, 0.1f, 0.9f, 0.5f};
+    assert_int_equal(mtp_tree_accept_node(p_a, q_a, c, 3, V, u2, work, &fin), 1);
+    /* Reject all: the residual after removing 0, 1, 2 keeps only tokens 3 and 4. */
+    float u3[4] = {0.99f, 0.99f, 0.99f, 0.0f};
+    assert_int_equal(mtp_tree_accept_node(p_a, q_a, c, 3, V, u3, work, &fin), -1);
+    assert_int_equal(fin, 3);
+    /* Zero target mass is never accepted, whatever u. */
+    const int32_t c1[1] = {1};
+    assert_int_equal(mtp_tree_accept_node(p_b, q_b, c1, 1, V, u0, work, &fin), -1);
+    assert_true(fin != 1 && fin != 4);
+    /* Sibling draws are distinct, and stop when q's support runs out. */
+    const float q_two[V] = {0, 0.5f, 0, 0.5f, 0};
+    float ud[4] = {0.1f, 0.1f, 0.1f, 0.1f};
+    int32_t s[4];
+    assert_int_equal(mtp_tree_draw_siblings(q_two, V, 4, ud, s, work), 2);
+    assert_true(s[0] != s[1]);
+}
+
+static void test_chi_square_nodes(void **state)
+{
+    (void)state;
+    const float *ps[] = {p_a, p_b, p_c}, *qs[] = {q_a, q_b, q_c};
+    long count[V], branch[V + 1];
+    for (int pair = 0; pair < 3; pair++)
+        for (int k = 1; k <= 4; k++) {
+            run_node(ps[pair], qs[pair], k, true, 1000 + 10 * pair + k, count, branch);
+            double expect[V];
+            for (int i = 0; i < V; i++)
+                expect[i] = ps[pair][i];
+            int df;
+            double x = chi2(count, expect, V, TRIALS, &df);
+            if (x > chi2_critical(df))
+                fail_msg("pair %d, k = %d: chi-square %.1f > %.1f (df %d)", pair, k, x,
+                         chi2_critical(df), df);
+            for (int b = 0; b <= k; b++) /* accept at each rank, and reject all */
+                if (pair != 1 || b < 2) /* pair b: p has 3 tokens, so some ranks are rare */
+                    assert_true(branch[b] > 0);
+        }
+}
+
+static void test_uncorrected_residual_is_caught(void **state)
+{
+    (void)state;
+    long count[V], branch[V + 1];
+    double expect[V];
+    for (int i = 0; i < V; i++)
+        expect[i] = p_a[i];
+    int df;
+    run_node(p_a, q_a, 3, false, 77, count, branch);
+    double x = chi2(count, expect, V, TRIALS, &df);
+    if (x <= chi2_critical(df))
+        fail_msg("the uncorrected residual passed (chi-square %.1f): the test has no power", x);
+    run_node(p_a, q_a, 3, true, 77, count, branch);
+    assert_true(chi2(count, expect, V, TRIALS, &df) <= chi2_critical(df));
+}
+
+/* Depth-2 tree: target p1, p2(.|y1); draft q1, q2(.|x1); K1 children of the
+ * root, K2 children of each. The walk of decode_tree.c: accept among the
+ * root's children; if child x was accepted, among x's children; the bonus
+ * (a full accept) or residual token is the second token. */
+static void test_chi_square_tree(void **state)
+{
+    (void)state;
+    enum { K1 = 2, K2 = 2, N = TRIALS };
+    float p2[V][V], q2[V][V];
+    for (int a = 0; a < V; a++)
+        for (int b = 0; b < V; b++) {
+            p2[a][b] = (float)((a + 2 * b) % V + 1);
+            q2[a][b] = (float)((3 * a + b) % V + 1);
+        }
+    for (int a = 0; a < V; a++) { /* normalise rows */
+        float sp = 0, sq = 0;
+        for (int b = 0; b < V; b++)
+            sp += p2[a][b], sq += q2[a][b];
+        for (int b = 0; b < V; b++)
+            p2[a][b] /= sp, q2[a][b] /= sq;
+    }
+    struct mtp_rng rng;
+    mtp_rng_seed(&rng, 4242, 1);
+    long count[V * V] = {0}, full = 0, first_reject = 0, second_reject = 0;
+    float work[3 * V], u[V + 1];
+    for (long t = 0; t < N; t++) {
+        int32_t c1[K1], c2[K2], y1, y2;
+        for (int i = 0; i < K1; i++)
+            u[i] = mtp_rng_uniform(&rng);
+        mtp_tree_draw_siblings(q_a, V, K1, u, c1, work);
+        for (int i = 0; i <= K1; i++)
+            u[i] = mtp_rng_uniform(&rng);
+        int a = mtp_tree_accept_node(p_a, q_a, c1, K1, V, u, work, &y1);
+        if (a < 0) { /* the step ends; the next token comes from p2(.|y1) afresh */
+            first_reject++;
+            y2 = mtp_sampling_sample(p2[y1], V, mtp_rng_uniform(&rng));
+        } else {
+            y1 = c1[a];
+            for (int i = 0; i < K2; i++)
+                u[i] = mtp_rng_uniform(&rng);
+            mtp_tree_draw_siblings(q2[y1], V, K2, u, c2, work);
+            for (int i = 0; i <= K2; i++)
+                u[i] = mtp_rng_uniform(&rng);
+            int b = mtp_tree_accept_node(p2[y1], q2[y1], c2, K2, V, u, work, &y2);
+            if (b >= 0) {
+                y2 = c2[b];
+                full++; /* a bonus token would follow */
+            } else {
+                second_reject++;
+            }
+        }
+        count[y1 * V + y2]++;
+    }
+    double expect[V * V];
+    for (int a = 0; a < V; a++)
+        for (int b = 0; b < V; b++)
+            expect[a * V + b] = (double)p_a[a] * p2[a][b];
+    int df;
+    double x = chi2(count, expect, V * V, N, &df);
+    if (x > chi2_critical(df))
+        fail_msg("tree joint: chi-square %.1f > %.1f (df %d)", x, chi2_critical(df), df);
+    assert_true(full > 0 && first_reject > 0 && second_reject > 0);
+}
+
+/* Decoder level: seeded tree sampling runs are reproducible and consistent. */
+static void test_decoder_sampling_runs(void **state)
+{
+    (void)state;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/v3-f32", MTP_SOURCE_DIR);
+    struct mtp_model *model;
+    struct mtp_backend *be;
+    struct mtp_engine *e;
+    assert_int_equal(mtp_model_load(dir, &model), MTP_OK);
+    assert_int_equal(mtp_backend_cpu_create(1, &be), MTP_OK);
+    struct mtp_engine_options opt = {.max_positions = 256, .max_batch = 64,
+                                     .poison_rollback = true};
+    assert_int_equal(mtp_engine_create(model, be, &opt, &e), MTP_OK);
+    static const char *const shapes[] = {"widths:3,2", "dynamic:6,3,2", "paths:0;1;0,0"};
+    const int32_t prompt[] = {3, 17, 42, 99, 5};
+    for (int dr = 0; dr < 2; dr++)
+        for (size_t si = 0; si < 3; si++) {
+            struct mtp_decode_result r[2];
+            for (int rep = 0; rep < 2; rep++) {
+                struct mtp_decode_params p = {
+                    .drafting = dr ? MTP_DECODE_DRAFTING_CHAIN : MTP_DECODE_DRAFTING_EXACT,
+                    .sampling = {.temperature = 1.0f, .top_p = 0.9f, .top_k = 0},
+                    .max_new_tokens = 30,
+                    .eos_token_id = -1,
+                };
+                assert_int_equal(mtp_tree_parse(shapes[si], &p.tree), MTP_OK);
+                mtp_rng_seed_stream(&p.rng, 99, 0, 0, 0);
+                if (mtp_decode_run(e, &p, prompt, 5, &r[rep]))
+                    fail_msg("%s", mtp_error_message());
+            }
+            assert_int_equal(r[0].n_output, 30);
+            assert_memory_equal(r[0].output, r[1].output, 30 * sizeof(int32_t));
+            int sum = 0;
+            for (int s = 0; s < r[0].n_steps; s++) {
+                assert_true(r[0].emitted[s] <= r[0].accepted[s] + 1);
+                assert_true(r[0].tree_nodes[s] >= 2);
+                sum += r[0].emitted[s];
+            }
+            assert_int_equal(sum + 1, r[0].n_output);
+            mtp_decode_result_free(&r[0]);
+            mtp_decode_result_free(&r[1]);
+        }
+    mtp_engine_free(e);
+    mtp_backend_free(be);
+    mtp_model_free(model);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forced_branches),
+        cmocka_unit_test(test_chi_square_nodes),
+        cmocka_unit_test(test_uncorrected_residual_is_caught),
+        cmocka_unit_test(test_chi_square_tree),
+        cmocka_unit_test(test_decoder_sampling_runs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
