@@ -296,7 +296,7 @@ static int generate_depth(const struct generate_args *a)
 
 static int generate_drafts(const struct generate_args *a)
 {
-    return a->tree.kind != MTP_TREE_NONE ? mtp_tree_max_drafts(&a->tree) : a->depth;
+    return a->tree.kind != MTP_TREE_NONE ? mtp_tree_max_candidates(&a->tree) : a->depth;
 }
 
 static void print_stats(const struct generate_args *a, const struct mtp_decode_result *r)

@@ -257,7 +257,7 @@ int mtp_decode_step_begin(struct mtp_decode *d)
  * tree's node count. */
 static int step_drafts(const struct mtp_decode *d)
 {
-    return d->tree ? mtp_tree_max_drafts(&d->p.tree) : d->K;
+    return d->tree ? mtp_tree_max_candidates(&d->p.tree) : d->K;
 }
 
 /* Host arrays by position for a request of N_PROMPT tokens; reset the result. */

@@ -213,6 +213,13 @@ int mtp_tree_max_drafts(const struct mtp_tree_shape *s)
     return s->kind == MTP_TREE_DYNAMIC ? s->budget : s->n - 1;
 }
 
+int mtp_tree_max_candidates(const struct mtp_tree_shape *s)
+{
+    if (s->kind != MTP_TREE_DYNAMIC)
+        return s->n - 1;
+    return s->width + s->width * s->width * (s->max_depth - 1);
+}
+
 int mtp_tree_depth(const struct mtp_tree_shape *s) { return s->max_depth; }
 
 /* Whether the static template is a full product tree; its widths into W. */

@@ -68,6 +68,9 @@ int mtp_tree_parse(const char *text, struct mtp_tree_shape *out);
 
 /* Most draft tokens a step may verify (root excluded), and the tree's depth. */
 int mtp_tree_max_drafts(const struct mtp_tree_shape *s);
+/* Most nodes a step may draft before a dynamic tree keeps its budget: what
+ * module caches and positions must hold room for (static: the drafts). */
+int mtp_tree_max_candidates(const struct mtp_tree_shape *s);
 int mtp_tree_depth(const struct mtp_tree_shape *s);
 
 /* A short text of the shape for logs and tables, e.g. "widths:4,2,1",
