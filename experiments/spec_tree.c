@@ -17,8 +17,7 @@ static int fail(const char *src, const char *prefix, const char *what)
 /* The engine's message, under the key path. */
 static int fail_shape(const char *src, const char *prefix, const char *sub)
 {
-    return mtp_error_set("SPEC: %s: key '%s.tree%s': %s", src, prefix, sub,
-                         mtp_error_message());
+    return mtp_error_wrap("SPEC: %s: key '%s.tree%s': ", src, prefix, sub);
 }
 
 /* An array of integers (at most CAP) into OUT; returns the count or -1. */
