@@ -135,6 +135,10 @@ static void check_caches(struct loaded *live, struct loaded *fresh, const int32_
     for (int l = 0; l < c->num_hidden_layers; l++)
         compare_layer(live, fresh, l, m, "main cache");
     int modules = p->drafting == MTP_DECODE_DRAFTING_EXACT ? L : 1;
+    bool mimo = p->wiring.module_hidden == MTP_WIRING_MODULE_HIDDEN_MAIN_MODEL;
+    mtp_engine_set_mtp_wiring(fresh->e, &p->wiring); /* zeroed position 0, raw hidden */
+    float *h_main = malloc((size_t)(m + 1) * d * sizeof(float));
+    memcpy(h_main, h, (size_t)(m + 1) * d * sizeof(float));
     const float *in = h;
     for (int k = 1; k <= modules; k++) {
         int shift = p->drafting == MTP_DECODE_DRAFTING_EXACT ? k : 1, rows = m + 1 - shift;
@@ -147,11 +151,12 @@ static void check_caches(struct loaded *live, struct loaded *fresh, const int32_
         int len = mtp_engine_cache_len(live->e, k);
         assert_true(len <= (rows > 0 ? rows : 0));
         compare_layer(live, fresh, c->num_hidden_layers + k - 1, len, "module cache");
-        memcpy(h, g, (size_t)(m + 1) * d * sizeof(float));
+        memcpy(h, mimo ? h_main : g, (size_t)(m + 1) * d * sizeof(float));
         in = h;
     }
     free(h);
     free(g);
+    free(h_main);
 }
 
 /* ---- the oracle hook ---- */
@@ -282,7 +287,9 @@ static void test_greedy_mtp_mini(void **state)
 /* Oracle runs of one shape: steps cycle through accepted depths 0..L and
  * sibling ranks; each step's record must show the forced depth and ranks. */
 static void oracle_case(struct loaded *l, struct loaded *fresh, enum mtp_decode_drafting dr,
-                        const int *widths, int L, bool *seen_depth, bool (*seen_rank)[8])
+                        const int *widths, int L, bool *seen_depth, bool (*seen_rank)[8],
+                        const int32_t *prompt, int np, const struct mtp_wiring *wiring,
+                        int offset)
 {
     char shape[64];
     int used = snprintf(shape, sizeof shape, "widths:");
@@ -290,24 +297,25 @@ static void oracle_case(struct loaded *l, struct loaded *fresh, enum mtp_decode_
         used += snprintf(shape + used, sizeof shape - (size_t)used, r ? ",%d" : "%d", widths[r]);
     const int n_new = 40;
     struct mtp_decode_result truth;
-    run_baseline(l, prompt_b, 5, n_new + L + 2, &truth);
+    run_baseline(l, prompt, np, n_new + L + 2, &truth);
     int32_t all[128];
-    memcpy(all, prompt_b, 5 * sizeof(int32_t));
-    memcpy(all + 5, truth.output, (size_t)truth.n_output * sizeof(int32_t));
+    memcpy(all, prompt, (size_t)np * sizeof(int32_t));
+    memcpy(all + np, truth.output, (size_t)truth.n_output * sizeof(int32_t));
     for (int seed = 0; seed < 3; seed++) {
         struct mtp_decode_params p = params(dr, shape, n_new);
-        struct oracle o = {.truth = all, .n_truth = 5 + truth.n_output,
+        p.wiring = *wiring;
+        struct oracle o = {.truth = all, .n_truth = np + truth.n_output,
                            .V = l->model->cfg.vocab_size, .rank_seed = seed};
         memcpy(o.widths, widths, (size_t)L * sizeof(int));
         p.tree_hook = oracle_hook;
         p.draft_hook_user = &o;
         struct mtp_decode *d;
-        if (mtp_decode_create(l->e, &p, &d) || mtp_decode_prefill(d, prompt_b, 5))
+        if (mtp_decode_create(l->e, &p, &d) || mtp_decode_prefill(d, prompt, np))
             fail_msg("%s", mtp_error_message());
         o.session = d;
         bool done = false;
         for (int s = 0; !done; s++) {
-            o.depth = s % (L + 1);
+            o.depth = (s + offset) % (L + 1); /* OFFSET 1: the first step accepts */
             if (mtp_decode_step(d, &done))
                 fail_msg("%s", mtp_error_message());
             const struct mtp_decode_result *r = mtp_decode_result(d);
@@ -332,6 +340,55 @@ static void oracle_case(struct loaded *l, struct loaded *fresh, enum mtp_decode_
     mtp_decode_result_free(&truth);
 }
 
+/* The MTP wiring conventions (spec/decoding.md "MTP wiring") with trees:
+ * vLLM's raw hidden and zeroed position 0 (a 1-token prompt puts tree rows at
+ * position 0), and MiMo's main-model hidden for every module. */
+static void test_wiring_variants(void **state)
+{
+    (void)state;
+    static const struct mtp_wiring wirings[] = {
+        {MTP_WIRING_DRAFT_HIDDEN_BEFORE_NORM, MTP_WIRING_POSITION0_ZEROED,
+         MTP_WIRING_MODULE_HIDDEN_PREVIOUS_MODULE},
+        {MTP_WIRING_DRAFT_HIDDEN_AFTER_NORM, MTP_WIRING_POSITION0_KEPT,
+         MTP_WIRING_MODULE_HIDDEN_MAIN_MODEL},
+    };
+    static const char *const shapes[] = {"widths:2,2", "dynamic:4,2,2"};
+    struct loaded l, fresh;
+    assert_true(load("tests/fixtures/v3-f32", &l));
+    assert_true(load("tests/fixtures/v3-f32", &fresh));
+    for (size_t pi = 0; pi < 2; pi++) {
+        struct mtp_decode_result base;
+        run_baseline(&l, prompts[pi].ids, prompts[pi].n, MAX_NEW, &base);
+        for (size_t w = 0; w < 2; w++)
+            for (int dr = 0; dr < 2; dr++)
+                for (size_t si = 0; si < 2; si++) {
+                    if (dr && wirings[w].module_hidden == MTP_WIRING_MODULE_HIDDEN_MAIN_MODEL)
+                        continue; /* exact drafting only */
+                    struct mtp_decode_params p = params(
+                        dr ? MTP_DECODE_DRAFTING_CHAIN : MTP_DECODE_DRAFTING_EXACT, shapes[si],
+                        MAX_NEW);
+                    p.wiring = wirings[w];
+                    struct mtp_decode *d;
+                    run_steps(&l, &fresh, &p, prompts[pi].ids, prompts[pi].n, &d);
+                    assert_same_output(mtp_decode_result(d), &base, shapes[si]);
+                    mtp_decode_free(d);
+                }
+        mtp_decode_result_free(&base);
+    }
+    /* Forced acceptances from a 1-token prompt: module 2's rows of depth-1
+     * siblings sit at position 0 and are kept, so each must be masked. */
+    static const int w2[] = {2, 2};
+    for (size_t w = 0; w < 2; w++) {
+        bool seen_depth[8] = {false}, seen_rank[8][8] = {{false}};
+        oracle_case(&l, &fresh, MTP_DECODE_DRAFTING_EXACT, w2, 2, seen_depth, seen_rank,
+                    prompt_a, 1, &wirings[w], 1);
+    }
+    static const struct mtp_wiring def = {0};
+    mtp_engine_set_mtp_wiring(fresh.e, &def);
+    unload(&l);
+    unload(&fresh);
+}
+
 static void test_oracle_depths_and_ranks(void **state)
 {
     (void)state;
@@ -343,8 +400,9 @@ static void test_oracle_depths_and_ranks(void **state)
         const int *w = dr ? w_chain : w_exact;
         int L = dr ? 4 : 2;
         bool seen_depth[8] = {false}, seen_rank[8][8] = {{false}};
+        static const struct mtp_wiring def = {0};
         oracle_case(&l, &fresh, dr ? MTP_DECODE_DRAFTING_CHAIN : MTP_DECODE_DRAFTING_EXACT, w, L,
-                    seen_depth, seen_rank);
+                    seen_depth, seen_rank, prompt_b, 5, &def, 0);
         for (int k = 0; k <= L; k++)
             assert_true(seen_depth[k]);
         for (int k = 0; k < L; k++)
@@ -411,6 +469,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_oracle_depths_and_ranks),
+        cmocka_unit_test(test_wiring_variants),
         cmocka_unit_test(test_greedy_fixtures),
         cmocka_unit_test(test_greedy_mtp_mini),
     };
