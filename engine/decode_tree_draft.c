@@ -69,13 +69,24 @@ static void add_children(struct mtp_decode *d, int x, const float *z, const int 
 {
     struct mtp_decode_tree *T = d->tree;
     float *q = T->q + (size_t)x * d->V;
-    mtp_sampling_probs(is_greedy(d) ? &unit_temperature : &d->p.sampling, z, d->V, q, d->iwork);
     int need = is_greedy(d) ? ranks[k - 1] + 1 : k;
     if (need > d->V)
         need = d->V;
     int32_t top[MTP_TREE_MAX_NODES], tok[MTP_TREE_MAX_NODES];
-    mtp_tree_top_k(q, d->V, need, top);
     int got = k;
+    if (is_greedy(d) && T->shape.kind == MTP_TREE_STATIC) {
+        /* Values unused and nothing sampled: the top tokens by logit suffice. */
+        int32_t by_logit[MTP_TREE_MAX_NODES];
+        mtp_tree_top_k(z, d->V, need, by_logit);
+        for (int i = 0; i < k; i++) {
+            int c = mtp_tree_add(&T->t, x, by_logit[ranks[i]], ranks[i], 0);
+            if (d->p.tree_hook)
+                d->p.tree_hook(d->p.draft_hook_user, &T->t, c, &T->t.token[c]);
+        }
+        return;
+    }
+    mtp_sampling_probs(is_greedy(d) ? &unit_temperature : &d->p.sampling, z, d->V, q, d->iwork);
+    mtp_tree_top_k(q, d->V, need, top);
     if (is_greedy(d)) {
         int32_t by_logit[MTP_TREE_MAX_NODES];
         mtp_tree_top_k(z, d->V, need, by_logit);
@@ -190,10 +201,11 @@ static int true_rows(struct mtp_decode *d, int module, int end, int shift, const
 }
 
 /* One tree forward of MODULE over NODES[0..n) from row START with prefix
- * PREFIX, positions BASE + depth; hidden inputs IN_OF(node) gathered by the
- * caller into in_rows; hidden outputs to mod_hid[module]. */
+ * PREFIX, positions BASE + depth; hidden inputs gathered by the caller into
+ * in_rows; hidden outputs to mod_hid[module]; logits of rows FIRST..n-1 (the
+ * expanded nodes, the deepest) into mod_logits rows 0... */
 static int tree_rows(struct mtp_decode *d, int module, const int *nodes, int n, int start,
-                     int prefix, int base)
+                     int prefix, int base, int first)
 {
     struct mtp_decode_tree *T = d->tree;
     int16_t *row_of = T->mod_row[module];
@@ -201,7 +213,7 @@ static int tree_rows(struct mtp_decode *d, int module, const int *nodes, int n, 
         row_of[nodes[i]] = (int16_t)(start + i);
     mtp_decode_tree_lists(&T->lists, &T->t, nodes, n, start, prefix, base, row_of);
     if (mtp_engine_mtp_forward_tree(d->e, module, T->lists.tokens, T->in_rows, n, &T->lists.b,
-                                    T->mod_logits, T->out_rows))
+                                    first, T->mod_logits, T->out_rows))
         return mtp_error_wrap("MTP module %d over %d tree nodes at row %d: ", module, n, start);
     for (int i = 0; i < n; i++)
         memcpy(T->mod_hid[module] + (size_t)nodes[i] * d->dm, T->out_rows + (size_t)i * d->dm,
@@ -209,14 +221,13 @@ static int tree_rows(struct mtp_decode *d, int module, const int *nodes, int n, 
     return MTP_OK;
 }
 
-/* Batch rows of the expanded nodes E among NODES (both ascending). */
+/* Logit rows of the expanded nodes E: they are the last NE of NODES (the
+ * deepest needed nodes, depth-major order), so E[i] has logit row i. */
 static void rows_of(const int *E, int ne, const int *nodes, int n, int *row)
 {
-    for (int i = 0, j = 0; i < ne; i++) {
-        while (nodes[j] != E[i])
-            j++;
-        row[i] = j;
-        MTP_CHECK(j < n);
+    for (int i = 0; i < ne; i++) {
+        MTP_CHECK(nodes[n - ne + i] == E[i]);
+        row[i] = i;
     }
 }
 
@@ -273,7 +284,7 @@ static int draft_exact(struct mtp_decode *d, int *tmpl)
             memcpy(T->in_rows + (size_t)i * d->dm, exact_node_input(d, k, nodes[i], m),
                    (size_t)d->dm * sizeof(float));
         int start = m - k + 1 > 0 ? m - k + 1 : 0;
-        if (tree_rows(d, k, nodes, n, start, start, m - k))
+        if (tree_rows(d, k, nodes, n, start, start, m - k, n - ne))
             return MTP_ERR;
         rows_of(E, ne, nodes, n, row);
         grow(d, E, ne, T->mod_logits, row, tmpl);
@@ -302,7 +313,7 @@ static int draft_chain(struct mtp_decode *d, int *tmpl)
             memcpy(T->in_rows + (size_t)i * d->dm, in, (size_t)d->dm * sizeof(float));
             row[i] = i;
         }
-        if (tree_rows(d, M, E, ne, mtp_engine_cache_len(d->e, M), m, m - 1))
+        if (tree_rows(d, M, E, ne, mtp_engine_cache_len(d->e, M), m, m - 1, 0))
             return MTP_ERR;
         grow(d, E, ne, T->mod_logits, row, tmpl);
     }

@@ -41,16 +41,38 @@ int mtp_engine_forward_tree(struct mtp_engine *e, const int32_t *tokens, int n,
     return rc;
 }
 
+/* LOGITS [n - first, V] = head(s.xn rows first..n-1) of MODULE's last
+ * forward (s.xn holds its shared_head.norm output whatever the wiring). */
+static int head_rows(struct mtp_engine *e, int module, int first, int n, float *logits)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    const struct mtp_layer *layer = mtp_model_module(e->model, module);
+    int rows = n - first;
+    e->be->matmul(e->bctx, layer->nextn.head, e->s.xn + (size_t)first * c->hidden_size,
+                  c->hidden_size, rows, e->s.logits, c->vocab_size);
+    e->be->download(e->bctx, logits, e->s.logits, (size_t)rows * c->vocab_size * sizeof(float));
+    struct mtp_nonfinite bad;
+    if (!mtp_finite_rows(logits, rows, c->vocab_size, "logits", &bad))
+        return mtp_error_set("engine: MTP module %d tree forward: logits of row %d are not "
+                             "finite at %zu (%s)", module, first + bad.row, bad.col,
+                             layer->nextn.head->name);
+    return MTP_OK;
+}
+
 int mtp_engine_mtp_forward_tree(struct mtp_engine *e, int module, const int32_t *tokens,
                                 const float *hidden_in, int n, const struct mtp_tree_batch *b,
-                                float *logits, float *hidden_out)
+                                int first_logit, float *logits, float *hidden_out)
 {
     if (check_tree(e, n, b))
         return MTP_ERR;
+    if (first_logit < 0 || first_logit > n)
+        return mtp_error_set("engine: tree forward: logits from row %d of %d", first_logit, n);
     e->tree = b;
-    int rc = mtp_engine_mtp_forward(e, module, tokens, hidden_in, n, b->start_row, logits,
+    int rc = mtp_engine_mtp_forward(e, module, tokens, hidden_in, n, b->start_row, NULL,
                                     hidden_out);
     e->tree = NULL;
+    if (!rc && logits && first_logit < n)
+        rc = head_rows(e, module, first_logit, n, logits);
     return rc;
 }
 

@@ -36,11 +36,13 @@ enum { MTP_TREE_MAX_NODES = 64 };
 int mtp_engine_forward_tree(struct mtp_engine *e, const int32_t *tokens, int n,
                             const struct mtp_tree_batch *b, float *logits, float *hidden);
 
-/* MTP module MODULE over a tree batch, as mtp_engine_mtp_forward (logits for
- * every row, [n, V]; hidden_out [n, d]; either may be NULL). */
+/* MTP module MODULE over a tree batch, as mtp_engine_mtp_forward, with
+ * logits only for rows FIRST_LOGIT..n-1 ([n - first_logit, V]: drafting reads
+ * the nodes it expands, the deepest ones, and the head is most of a small
+ * module's cost); hidden_out [n, d]. Either may be NULL. */
 int mtp_engine_mtp_forward_tree(struct mtp_engine *e, int module, const int32_t *tokens,
                                 const float *hidden_in, int n, const struct mtp_tree_batch *b,
-                                float *logits, float *hidden_out);
+                                int first_logit, float *logits, float *hidden_out);
 
 /* Copy cache row SRC[i] to row DST[i], i = 0..n-1 in order, in every layer of
  * MODULE (0 = main model): the compaction of an accepted path. Rows must lie

@@ -206,7 +206,7 @@ static void module_tree_case(const char *variant, const char *backend)
             fail_msg("%s", mtp_error_message());
     struct tree_desc t;
     describe(&t, P);
-    if (mtp_engine_mtp_forward_tree(a.e, 1, tokens, node_in, N_NODES, &t.b, lg, hd))
+    if (mtp_engine_mtp_forward_tree(a.e, 1, tokens, node_in, N_NODES, &t.b, 0, lg, hd))
         fail_msg("%s", mtp_error_message());
     for (int i = 0; i < N_NODES; i++) {
         int path[N_NODES], n = path_of(i, path);
