@@ -188,15 +188,18 @@ static void grow(struct mtp_decode *d, const int *E, int n, const float *logits,
 static int true_rows(struct mtp_decode *d, int module, int end, int shift, const float *in,
                      float *out, float *last)
 {
-    int c = mtp_engine_cache_len(d->e, module), rows = end - c + 1;
-    if (rows <= 0)
-        return MTP_OK;
-    MTP_CHECK(rows <= d->batch_cap);
-    for (int r = 0; r < rows; r++)
-        d->batch_tokens[r] = d->seq[c + r + shift];
-    if (mtp_engine_mtp_forward_last(d->e, module, d->batch_tokens, in + (size_t)c * d->dm, rows, c,
-                                    last, out + (size_t)c * d->dm))
-        return mtp_error_wrap("MTP module %d at positions %d..%d: ", module, c, end);
+    /* Normally at most K+1 rows (a+1 newly accepted); more only if a module
+     * sat out steps (a dynamic tree that stopped early): then in chunks. */
+    for (int c = mtp_engine_cache_len(d->e, module); c <= end;) {
+        int rows = end - c + 1 < d->batch_cap ? end - c + 1 : d->batch_cap;
+        for (int r = 0; r < rows; r++)
+            d->batch_tokens[r] = d->seq[c + r + shift];
+        if (mtp_engine_mtp_forward_last(d->e, module, d->batch_tokens, in + (size_t)c * d->dm,
+                                        rows, c, c + rows > end ? last : NULL,
+                                        out + (size_t)c * d->dm))
+            return mtp_error_wrap("MTP module %d at positions %d..%d: ", module, c, end);
+        c += rows;
+    }
     return MTP_OK;
 }
 
