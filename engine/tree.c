@@ -103,7 +103,7 @@ int mtp_tree_from_paths(const int *const *path, const int *len, int n,
     int node_path[MTP_TREE_MAX_NODES]; /* template node -> its path index (root: -1) */
     node_path[0] = -1;
     /* Depth by depth, parents in order, children by rank: depth-major order. */
-    for (int d = 1; out->n < n + 1; d++) {
+    for (int d = 1; out->n < n + 1 && d <= MTP_TREE_MAX_DEPTH; d++) {
         int level_end = out->n;
         for (int p = 0; p < level_end; p++) {
             if (out->depth[p] != d - 1)
