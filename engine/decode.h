@@ -15,7 +15,9 @@
  * Randomness: the session draws from the PCG32 stream it is given, in a fixed
  * order per step (K draft uniforms, then K+1 acceptance uniforms; baseline:
  * one), so a fixed seed gives bitwise-identical tokens and step records.
- * Greedy settings (temperature 0) draw nothing.
+ * Greedy settings (temperature 0) draw nothing. Tree decoders draw one
+ * uniform per sibling draft, then per visited node one per child plus one for
+ * the residual or bonus token (spec/decoding.md "Tree decoding").
  */
 #ifndef MTP_DECODE_H
 #define MTP_DECODE_H

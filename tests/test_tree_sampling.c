@@ -251,20 +251,23 @@ static void test_chi_square_tree(void **state)
     assert_true(full > 0 && first_reject > 0 && second_reject > 0);
 }
 
-/* Decoder level: seeded tree sampling runs are reproducible and consistent. */
+/* Decoder level: seeded tree sampling runs are reproducible (also across
+ * thread counts, 1 vs 2: DESIGN.md §5 (d)) and their records consistent. */
 static void test_decoder_sampling_runs(void **state)
 {
     (void)state;
     char dir[512];
     snprintf(dir, sizeof dir, "%s/tests/fixtures/v3-f32", MTP_SOURCE_DIR);
     struct mtp_model *model;
-    struct mtp_backend *be;
-    struct mtp_engine *e;
+    struct mtp_backend *be, *be2;
+    struct mtp_engine *e, *e2;
     assert_int_equal(mtp_model_load(dir, &model), MTP_OK);
     assert_int_equal(mtp_backend_cpu_create(1, &be), MTP_OK);
+    assert_int_equal(mtp_backend_cpu_create(2, &be2), MTP_OK);
     struct mtp_engine_options opt = {.max_positions = 256, .max_batch = 64,
                                      .poison_rollback = true};
     assert_int_equal(mtp_engine_create(model, be, &opt, &e), MTP_OK);
+    assert_int_equal(mtp_engine_create(model, be2, &opt, &e2), MTP_OK);
     static const char *const shapes[] = {"widths:3,2", "dynamic:6,3,2", "paths:0;1;0,0"};
     const int32_t prompt[] = {3, 17, 42, 99, 5};
     for (int dr = 0; dr < 2; dr++)
@@ -279,11 +282,14 @@ static void test_decoder_sampling_runs(void **state)
                 };
                 assert_int_equal(mtp_tree_parse(shapes[si], &p.tree), MTP_OK);
                 mtp_rng_seed_stream(&p.rng, 99, 0, 0, 0);
-                if (mtp_decode_run(e, &p, prompt, 5, &r[rep]))
+                if (mtp_decode_run(rep ? e2 : e, &p, prompt, 5, &r[rep]))
                     fail_msg("%s", mtp_error_message());
             }
             assert_int_equal(r[0].n_output, 30);
             assert_memory_equal(r[0].output, r[1].output, 30 * sizeof(int32_t));
+            assert_int_equal(r[0].n_steps, r[1].n_steps);
+            assert_memory_equal(r[0].accepted, r[1].accepted, (size_t)r[0].n_steps * 4);
+            assert_memory_equal(r[0].tree_node, r[1].tree_node, (size_t)r[0].n_steps * 4);
             int sum = 0;
             for (int s = 0; s < r[0].n_steps; s++) {
                 assert_true(r[0].emitted[s] <= r[0].accepted[s] + 1);
@@ -295,7 +301,9 @@ static void test_decoder_sampling_runs(void **state)
             mtp_decode_result_free(&r[1]);
         }
     mtp_engine_free(e);
+    mtp_engine_free(e2);
     mtp_backend_free(be);
+    mtp_backend_free(be2);
     mtp_model_free(model);
 }
 
