@@ -16,6 +16,9 @@ Figures:
                               per category and overall, per temperature
   phase_latency.png           time per emitted token split into draft / verify / accept /
                               update, stacked, per decoder and temperature
+  tree_ablation.png           (logs with tree decoders) tau and speedup against the tokens
+                              verified per step, chains vs static vs dynamic trees, per
+                              temperature (`mtpbench report --table tree`)
 
 Needs matplotlib (and msgpack for phase_latency.png; skipped with a note without it).
 """
@@ -243,6 +246,49 @@ def plot_cost_model(mtpbench, logs, costs, bootstrap, path):
     plt.close(fig)
 
 
+def tree_kind(shape):
+    """'chain', 'static' or 'dynamic' from the tree view's shape column (None: baseline)."""
+    if shape.startswith("chain:"):
+        return "chain"
+    if shape.startswith("dynamic:"):
+        return "dynamic"
+    return "static" if shape != "-" else None
+
+
+def plot_tree(mtpbench, logs, path):
+    """tree_ablation.png; returns False (nothing written) when no log has tree decoders."""
+    cmd = [mtpbench, "report", *logs, "--format", "json", "--table", "tree"]
+    rows = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)["rows"]
+    if not any(tree_kind(r["shape"]) in ("static", "dynamic") for r in rows):
+        return False
+    temps = temperatures(rows)
+    fig, axes = plt.subplots(2, len(temps), figsize=(5.5 * len(temps), 7), squeeze=False)
+    colors = {"chain": "tab:blue", "static": "tab:orange", "dynamic": "tab:green"}
+    for col, t in enumerate(temps):
+        for row, metric in enumerate(("tau", "speedup")):
+            ax = axes[row][col]
+            for r in rows:
+                kind = tree_kind(r["shape"])
+                if r["temperature"] != t or kind is None:
+                    continue
+                x, y = val(r["verified"])[0], val(r[metric])[0]
+                if x is None or y is None:
+                    continue
+                ax.scatter([x], [y], color=colors[kind], marker=DRAFT_MARKER.get(r["drafting"], "o"),
+                           label="%s, %s" % (kind, r["drafting"]))
+                ax.annotate(r["shape"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+            ax.set_xlabel("tokens verified per step")
+            ax.set_ylabel(metric)
+            ax.set_title("%s, T = %g" % (metric, t))
+            handles, labels = ax.get_legend_handles_labels()
+            uniq = dict(zip(labels, handles))
+            ax.legend(uniq.values(), uniq.keys(), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("logs", nargs="+", help="log files or directories of *.msgpack logs")
@@ -268,6 +314,8 @@ def main():
         plot_phases(logs, written[-1])
     except ImportError:
         print("plots: no msgpack module: phase_latency.png skipped", file=sys.stderr)
+    if plot_tree(args.mtpbench, logs, os.path.join(out, "tree_ablation.png")):
+        written.append(os.path.join(out, "tree_ablation.png"))
     if args.costs:
         written.append(os.path.join(out, "cost_model.png"))
         plot_cost_model(args.mtpbench, logs, args.costs, args.bootstrap, written[-1])

@@ -34,6 +34,7 @@
 #include "bench_json.h"
 #include "bench_sharing.h"
 #include "bench_timer.h"
+#include "bench_tree.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "engine/engine.h"
@@ -345,6 +346,8 @@ static int bench_run(const struct bench_args *a, struct mtp_engine *e)
     if (!rc)
         rc = bench_measure(a, &x, bw, peak);
     mtp_bench_ctx_free(&x);
+    if (!rc) /* tree-shaped verification against chains (bench_tree.c) */
+        rc = mtp_bench_tree(e, a->context, a->repeats);
     if (!rc && a->text)
         rc = mtp_bench_expert_sharing(e, a->model_dir, a->text, a->context, a->windows);
     return rc;

@@ -4,6 +4,7 @@
  * continuation and the step statistics.
  *
  *   mtpbench generate --model DIR --prompt "text" [-n 32] [--mtp K [--drafting exact|chain]]
+ *                     [--tree widths:4,2,1|paths:0;1;0,0|dynamic:N,W,D [--drafting ...]]
  *                     [--adaptive draft|cumulative --threshold T]
  *                     [--temperature T --top-p P --top-k K --seed S] [--threads N]
  *   mtpbench generate --model DIR --prompt-ids 1,2,3 ...   (prints token ids)
@@ -42,6 +43,7 @@ struct generate_args {
     enum mtp_decode_adaptive adaptive; /* --adaptive; OFF by default */
     double threshold;   /* --threshold */
     int module;
+    struct mtp_tree_shape tree; /* --tree; kind NONE without it */
     struct mtp_wiring wiring; /* --draft-hidden, --position0-embedding, --module-hidden */
     struct mtp_sampling sampling;
     uint64_t seed;
@@ -52,6 +54,7 @@ static void generate_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [-n 32]\n"
             "                         [--mtp K] [--drafting exact|chain] [--module M]\n"
+            "                         [--tree widths:4,2,1|paths:0;1;0,0|dynamic:N,W,D]\n"
             "                         [--adaptive draft|cumulative] [--threshold T]\n"
             "                         [--draft-hidden after_shared_head_norm|before_shared_head_norm]\n"
             "                         [--position0-embedding kept|zeroed]\n"
@@ -66,6 +69,9 @@ static void generate_usage(FILE *f)
             "most K drafts (spec/decoding.md \"Adaptive depth\"). Greedy unless\n"
             "--temperature > 0. Prints the continuation (text for --prompt, ids for\n"
             "--prompt-ids; accepted drafts in color on a terminal) and step statistics.\n"
+            "--tree: tree decoding, one verification of a whole draft tree per step\n"
+            "(spec/decoding.md \"Tree decoding\"): top-k widths per depth, explicit rank\n"
+            "paths, or a dynamic tree of N draft tokens (width W, depth D).\n"
             "The three wiring options choose the MTP conventions of spec/decoding.md (hidden\n"
             "passed between draft steps: SGLang after / vLLM before shared_head.norm; vLLM\n"
             "zeroes the embedding at position 0; MiMo feeds every module the main model's\n"
@@ -81,6 +87,12 @@ static int parse_mode(struct generate_args *a, int c, const char *arg)
         if (mtp_cli_parse_int("--mtp", arg, 0, 64, &v))
             return 2;
         a->depth = (int)v;
+        return 0;
+    case 'W':
+        if (mtp_tree_parse(arg, &a->tree)) {
+            fprintf(stderr, "mtpbench: error: option --tree: %s\n", mtp_error_message());
+            return 2;
+        }
         return 0;
     case 'd':
         if (strcmp(arg, "exact") && strcmp(arg, "chain")) {
@@ -159,6 +171,7 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
         {"position0-embedding", required_argument, 0, 'E'},
         {"module-hidden", required_argument, 0, 'G'},
         {"adaptive", required_argument, 0, 'A'}, {"threshold", required_argument, 0, 'r'},
+        {"tree", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     *a = (struct generate_args){.backend = "cpu", .n_new = 32,
@@ -275,23 +288,42 @@ static void print_output(const struct mtp_decode_result *r, const struct mtp_tok
                 textless, mtp_tokenizer_vocab_size(tok));
 }
 
+/* Draft positions per step (a tree's depth) and tokens one step may draft. */
+static int generate_depth(const struct generate_args *a)
+{
+    return a->tree.kind != MTP_TREE_NONE ? mtp_tree_depth(&a->tree) : a->depth;
+}
+
+static int generate_drafts(const struct generate_args *a)
+{
+    return a->tree.kind != MTP_TREE_NONE ? mtp_tree_max_candidates(&a->tree) : a->depth;
+}
+
 static void print_stats(const struct generate_args *a, const struct mtp_decode_result *r)
 {
     struct mtp_metrics m;
-    mtp_metrics_init(&m, a->depth);
+    int depth = generate_depth(a);
+    mtp_metrics_init(&m, depth);
     mtp_metrics_add_request_drafted(&m, r->accepted, r->accepted_uncut,
                                     a->adaptive ? r->drafted : NULL, r->n_steps, r->n_output,
                                     r->total_ns - r->ttft_ns);
     fprintf(stderr, "\n%d prompt tokens, %d new tokens (%s), %d steps, tau %.3f", r->n_prompt,
             r->n_output, r->stop == MTP_DECODE_STOP_EOS ? "eos" : "max tokens", r->n_steps,
             mtp_metrics_tau(&m));
-    if (a->depth > 0) {
+    if (depth > 0) {
         fprintf(stderr, ", accept rate %.3f\nacceptance per draft position (alpha_j):",
                 mtp_metrics_accept_rate(&m));
-        for (int j = 1; j <= a->depth; j++) { /* "-": no step reached position j */
+        for (int j = 1; j <= depth; j++) { /* "-": no step reached position j */
             double al = mtp_metrics_alpha(&m, j);
             fprintf(stderr, al == al ? " %.3f" : " -", al);
         }
+    }
+    if (r->tree_nodes) {
+        long nodes = 0;
+        for (int s = 0; s < r->n_steps; s++)
+            nodes += r->tree_nodes[s];
+        fprintf(stderr, "\ntree: %.2f tokens verified per step",
+                r->n_steps ? (double)nodes / r->n_steps : 0.0);
     }
     fprintf(stderr, "\nttft %.2f ms, decode %.1f tokens/s\n", r->ttft_ns * 1e-6,
             mtp_metrics_tokens_per_s(&m));
@@ -302,8 +334,9 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
 {
     const struct mtp_config *c = &mtp_engine_model(e)->cfg;
     struct mtp_decode_params p = {
-        .drafting = a->depth > 0 ? a->drafting : MTP_DECODE_DRAFTING_NONE,
+        .drafting = generate_depth(a) > 0 ? a->drafting : MTP_DECODE_DRAFTING_NONE,
         .depth = a->depth,
+        .tree = a->tree,
         .chain_module = a->module,
         .adaptive = a->adaptive,
         .adaptive_threshold = a->threshold,
@@ -319,7 +352,7 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
         return MTP_ERR;
     print_output(&r, a->text ? tok : NULL, a->text);
     print_stats(a, &r);
-    if (a->depth > 0) {
+    if (generate_depth(a) > 0) {
         struct mtp_wiring w = a->wiring;
         char label[128];
         mtp_wiring_resolve(&w, c);
@@ -369,11 +402,13 @@ int mtp_cmd_generate(int argc, char **argv)
     if (!status && n < 1)
         status = mtp_error_set("the prompt has no tokens");
     if (!status) /* refused, not truncated: positions past the limit are not the model's */
-        status = mtp_limits_check_request(&model->cfg, a.model_dir, n, a.n_new, a.depth);
+        status = mtp_limits_check_request(&model->cfg, a.model_dir, n, a.n_new,
+                                          generate_drafts(&a));
     if (!status)
         status = mtp_backend_create(a.backend, a.threads, &be);
     struct mtp_engine_options opt = {
-        .max_positions = mtp_decode_positions_needed(n, a.n_new, a.depth), .max_batch = 64};
+        .max_positions = mtp_decode_positions_needed(n, a.n_new, generate_drafts(&a)),
+        .max_batch = 64};
     if (!status)
         status = mtp_engine_create(model, be, &opt, &e);
     if (!status)

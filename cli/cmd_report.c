@@ -23,7 +23,7 @@
 #include "engine/error.h"    /* defines: mtp_error_message */
 #include "report_cost_out.h" /* defines: mtp_report_cost_output */
 
-enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST };
+enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE };
 
 struct report_args {
     struct mtp_report_options opt;
@@ -56,7 +56,9 @@ static void report_usage(FILE *f)
             "                   acceptance: tau and alpha_1 per category, overall speedup;\n"
             "                   ablation: exact vs chained drafting per depth;\n"
             "                   cost-model: predicted vs measured speedup and the best\n"
-            "                   depth K* per category, from the costs of --costs\n"
+            "                   depth K* per category, from the costs of --costs;\n"
+            "                   tree: tau and speedup against tokens verified per step\n"
+            "                   for chains, static and dynamic trees\n"
             "  --costs FILE     `mtpbench bench --json` output (another machine's file\n"
             "                   gives a projection onto that machine)\n"
             "  --format FMT     md (default), csv, tex, json\n"
@@ -71,14 +73,14 @@ static void report_usage(FILE *f)
 
 static int report_parse_view(const char *s, enum report_view *v)
 {
-    static const char *const names[] = {"full", "acceptance", "ablation", "cost-model"};
-    for (int i = 0; i < 4; i++)
+    static const char *const names[] = {"full", "acceptance", "ablation", "cost-model", "tree"};
+    for (int i = 0; i < 5; i++)
         if (strcmp(s, names[i]) == 0) {
             *v = (enum report_view)i;
             return 0;
         }
-    fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation or "
-                    "cost-model, found '%s'\n", s);
+    fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation, "
+                    "cost-model or tree, found '%s'\n", s);
     return -1;
 }
 
@@ -214,6 +216,8 @@ static int report_make_table(const struct mtp_report_data *d, const struct repor
         return mtp_report_table_acceptance(d, &a->opt, t);
     if (a->view == VIEW_ABLATION)
         return mtp_report_table_ablation(d, &a->opt, t);
+    if (a->view == VIEW_TREE)
+        return mtp_report_table_tree(d, t);
     struct mtp_report r;
     if (mtp_report_build(d, &a->opt, &r))
         return MTP_ERR;

@@ -7,7 +7,7 @@
 #include <string.h> /* defines: memset, memcpy */
 #include <time.h>   /* defines: clock_gettime */
 
-#include "decode_internal.h"
+#include "decode_tree.h"
 #include "error.h"
 
 uint64_t mtp_decode_now_ns(void)
@@ -53,6 +53,8 @@ int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params 
     if (!(s->temperature >= 0) || !(s->top_p > 0 && s->top_p <= 1) || s->top_k < 0)
         return mtp_error_set("decode: invalid sampling (temperature %g, top_p %g, top_k %d)",
                              s->temperature, s->top_p, s->top_k);
+    if (p->tree.kind != MTP_TREE_NONE)
+        return mtp_decode_tree_check(e, p);
     if (p->drafting == MTP_DECODE_DRAFTING_NONE)
         return MTP_OK;
     if (p->depth < 1 || p->depth > MTP_DECODE_MAX_DEPTH)
@@ -93,6 +95,8 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
     d->dm = c->hidden_size;
     d->D = c->num_nextn_predict_layers;
     d->K = p->drafting == MTP_DECODE_DRAFTING_NONE ? 0 : p->depth;
+    if (p->tree.kind != MTP_TREE_NONE)
+        d->K = mtp_tree_depth(&p->tree); /* buffers by depth; nodes in decode_tree.c */
     d->module = p->chain_module > 0 ? p->chain_module : 1;
     d->n_moe = mtp_engine_num_moe_layers(e);
     size_t V = (size_t)d->V, K = (size_t)d->K;
@@ -108,6 +112,8 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
     d->batch_tokens = mtp_xmalloc((size_t)d->batch_cap * sizeof(int32_t));
     d->work = mtp_xmalloc(V * sizeof(float));
     d->iwork = mtp_xmalloc(V * sizeof(int32_t));
+    if (p->tree.kind != MTP_TREE_NONE)
+        mtp_decode_tree_create(d);
     *out = d;
     return MTP_OK;
 }
@@ -125,6 +131,9 @@ static void free_result_arrays(struct mtp_decode_result *r)
     free(r->accept_ns);
     free(r->update_ns);
     free(r->experts_touched);
+    free(r->tree_nodes);
+    free(r->tree_node);
+    free(r->tree_ranks);
     memset(r, 0, sizeof *r);
 }
 
@@ -158,6 +167,7 @@ void mtp_decode_free(struct mtp_decode *d)
     free(d->batch_tokens);
     free(d->work);
     free(d->iwork);
+    mtp_decode_tree_free(d);
     free_result_arrays(&d->r);
     free(d);
 }
@@ -228,6 +238,11 @@ int mtp_decode_step_begin(struct mtp_decode *d)
         r->update_ns = grow(r->update_ns, cap, sizeof(uint64_t));
         r->experts_touched =
             grow(r->experts_touched, cap, (size_t)(d->n_moe > 0 ? d->n_moe : 1) * sizeof(int32_t));
+        if (d->tree) {
+            r->tree_nodes = grow(r->tree_nodes, cap, sizeof(int32_t));
+            r->tree_node = grow(r->tree_node, cap, sizeof(int32_t));
+            r->tree_ranks = grow(r->tree_ranks, cap, (size_t)(d->K > 0 ? d->K : 1) * sizeof(int32_t));
+        }
         r->capacity = cap;
     }
     int s = r->n_steps++;
@@ -238,12 +253,19 @@ int mtp_decode_step_begin(struct mtp_decode *d)
     return s;
 }
 
+/* Drafts one step may write past the pending position: the depth, or a
+ * tree's node count. */
+static int step_drafts(const struct mtp_decode *d)
+{
+    return d->tree ? mtp_tree_max_candidates(&d->p.tree) : d->K;
+}
+
 /* Host arrays by position for a request of N_PROMPT tokens; reset the result. */
 static void reset_request(struct mtp_decode *d, int n_prompt)
 {
     free_positions(d);
     free_result_arrays(&d->r);
-    d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens, d->K);
+    d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens, step_drafts(d));
     d->seq = mtp_xmalloc((size_t)d->cap_pos * sizeof(int32_t));
     size_t hid_bytes = (size_t)d->cap_pos * d->dm * sizeof(float);
     if (d->p.drafting == MTP_DECODE_DRAFTING_EXACT)
@@ -255,6 +277,7 @@ static void reset_request(struct mtp_decode *d, int n_prompt)
     }
     d->r.n_prompt = n_prompt;
     d->r.n_moe_layers = d->n_moe;
+    d->r.tree_depth = d->tree ? d->K : 0;
     d->r.output = mtp_xmalloc((size_t)d->p.max_new_tokens * sizeof(int32_t));
     d->r.from_draft = mtp_xcalloc((size_t)d->p.max_new_tokens, 1);
     d->n_seq = 0;
@@ -272,11 +295,12 @@ static int check_request(const struct mtp_decode *d, const int32_t *prompt, int 
         if (prompt[i] < 0 || prompt[i] >= d->V)
             return mtp_error_set("decode: prompt token %d (position %d) is outside the "
                                  "vocabulary; expected 0 <= id < %d", prompt[i], i, d->V);
-    long long need = (long long)n + d->p.max_new_tokens + d->K + 1;
+    long long need = (long long)n + d->p.max_new_tokens + step_drafts(d) + 1;
     if (need > mtp_engine_max_positions(d->e))
         return mtp_error_set("decode: prompt %d + max_new_tokens %d + depth %d + 1 = %lld "
                              "positions; expected at most the engine's %d", n,
-                             d->p.max_new_tokens, d->K, need, mtp_engine_max_positions(d->e));
+                             d->p.max_new_tokens, step_drafts(d), need,
+                             mtp_engine_max_positions(d->e));
     return MTP_OK;
 }
 
@@ -329,7 +353,8 @@ int mtp_decode_step(struct mtp_decode *d, bool *done)
     if (d->n_seq == 0)
         return mtp_error_set("decode: step before prefill");
     uint64_t t0 = mtp_decode_now_ns();
-    int rc = d->K > 0 ? mtp_decode_step_mtp(d) : step_baseline(d);
+    int rc = d->tree ? mtp_decode_step_tree(d) : d->K > 0 ? mtp_decode_step_mtp(d)
+                                                          : step_baseline(d);
     d->r.total_ns += mtp_decode_now_ns() - t0;
     *done = d->r.stop != MTP_DECODE_STOP_NONE;
     return rc;

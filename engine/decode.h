@@ -15,7 +15,9 @@
  * Randomness: the session draws from the PCG32 stream it is given, in a fixed
  * order per step (K draft uniforms, then K+1 acceptance uniforms; baseline:
  * one), so a fixed seed gives bitwise-identical tokens and step records.
- * Greedy settings (temperature 0) draw nothing.
+ * Greedy settings (temperature 0) draw nothing. Tree decoders draw one
+ * uniform per sibling draft, then per visited node one per child plus one for
+ * the residual or bonus token (spec/decoding.md "Tree decoding").
  */
 #ifndef MTP_DECODE_H
 #define MTP_DECODE_H
@@ -26,6 +28,7 @@
 #include "engine.h"
 #include "rng.h"
 #include "sampling.h"
+#include "tree.h"
 
 enum mtp_decode_drafting {
     MTP_DECODE_DRAFTING_NONE,  /* baseline: one main forward per token */
@@ -56,6 +59,12 @@ enum mtp_decode_adaptive {
  * (a sampled draft must come from its q). */
 typedef void (*mtp_decode_draft_hook)(void *user, int k, int32_t *draft);
 
+/* Tests only: may replace the token of tree node NODE (its depth, rank and
+ * parent are in T) right after it is drafted, before any module reads it.
+ * Greedy only. */
+typedef void (*mtp_decode_tree_hook)(void *user, const struct mtp_tree *t, int node,
+                                     int32_t *token);
+
 struct mtp_decode_params {
     enum mtp_decode_drafting drafting;
     int depth;                   /* K drafts per step (0 for baseline); adaptive: at most K */
@@ -70,6 +79,12 @@ struct mtp_decode_params {
     struct mtp_rng rng;          /* the request's stream, seeded by the caller */
     mtp_decode_draft_hook draft_hook; /* NULL (tests only) */
     void *draft_hook_user;
+    /* Tree decoding (spec/decoding.md "Tree decoding"): kind NONE (zeroed)
+     * drafts a chain of depth K; otherwise the step drafts this shape's tree
+     * (depth and node count from the shape; `depth` is ignored) and verifies
+     * it in one forward. Exact drafting needs the tree's depth <= D. */
+    struct mtp_tree_shape tree;
+    mtp_decode_tree_hook tree_hook; /* NULL (tests only); user: draft_hook_user */
 };
 
 /* What a request produced. Arrays are owned by the session (or, after
@@ -99,6 +114,12 @@ struct mtp_decode_result {
     uint64_t prefill_ns;    /* main (+ module) prefill */
     uint64_t ttft_ns;       /* prefill through the first token */
     uint64_t total_ns;      /* prefill through the last token */
+    /* Tree decoders only (NULL otherwise), per step: */
+    int32_t *tree_nodes;    /* [n_steps] tokens verified, the pending one included */
+    int32_t *tree_node;     /* [n_steps] the accepted node (0 = none accepted), depth-major index */
+    int tree_depth;         /* columns of tree_ranks: the shape's depth */
+    int32_t *tree_ranks;    /* [n_steps][tree_depth] sibling rank of the accepted node at
+                             * each depth 1..a, -1 beyond a */
     enum mtp_decode_stop stop;
     int capacity;           /* (internal) allocated steps */
 };

@@ -49,6 +49,7 @@ struct mtp_decode {
     int k_step;             /* drafts of the current step (K, fewer with adaptive depth) */
 
     struct mtp_decode_result r;
+    struct mtp_decode_tree *tree; /* tree decoding (decode_tree.h), or NULL */
 };
 
 /* decode.c */

@@ -328,12 +328,16 @@ int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float
     return MTP_OK;
 }
 
-/* Zero the embedding half of row 0 of s.cat: vLLM's position-0 mask (the
- * embedding is zeroed before enorm, and RMSNorm maps 0 to 0). */
-static void mtp_zero_row0_embedding(struct mtp_engine *e, int d)
+/* Zero the embedding half of the s.cat rows at position 0: vLLM's position-0
+ * mask (the embedding is zeroed before enorm, and RMSNorm maps 0 to 0). Row 0
+ * when start_pos is 0; in a tree forward every row rotated at position 0. */
+static void mtp_zero_position0_embeddings(struct mtp_engine *e, int n, int start_pos, int d)
 {
     memset(e->host_rows, 0, (size_t)d * sizeof(float));
-    e->be->upload(e->bctx, e->s.cat, e->host_rows, (size_t)d * sizeof(float));
+    for (int t = 0; t < n; t++)
+        if (e->tree ? e->tree->pos[t] == 0 : start_pos + t == 0)
+            e->be->upload(e->bctx, e->s.cat + (size_t)t * 2 * d, e->host_rows,
+                          (size_t)d * sizeof(float));
 }
 
 /* One chunk of MTP module LAYER: x = eh_proj [enorm(Emb(tok)) ; hnorm(h)], block,
@@ -348,8 +352,8 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
     float eps = (float)c->rms_norm_eps;
     e->be->embed(e->bctx, layer->nextn.embed, tokens, n, e->s.tmp);
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.enorm, n, d, eps, e->s.cat, 2 * d);
-    if (e->mtp_zero_position0 && start_pos == 0)
-        mtp_zero_row0_embedding(e, d);
+    if (e->mtp_zero_position0)
+        mtp_zero_position0_embeddings(e, n, start_pos, d);
     e->be->upload(e->bctx, e->s.tmp, hidden_in, (size_t)n * d * sizeof(float));
     e->be->rmsnorm(e->bctx, e->s.tmp, d, &layer->nextn.hnorm, n, d, eps, e->s.cat + d, 2 * d);
     e->be->matmul(e->bctx, &layer->nextn.eh_proj, e->s.cat, 2 * d, n, e->s.x, d);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "engine_tree.h"
 
 /* Activation scratch in backend memory, sized for max_batch tokens. */
 struct mtp_scratch {
@@ -52,6 +53,10 @@ struct mtp_engine {
         bool found;
         char where[128]; /* that stage ("model.layers.2") */
     } diag;
+    /* Set only during a tree-shaped forward (engine_tree.c): per-token RoPE
+     * positions and attention key rows replace start_pos + t and the causal
+     * mask (forward.c). */
+    const struct mtp_tree_batch *tree;
     bool mtp_zero_position0;    /* wiring: zero the module input embedding at position 0 */
     bool mtp_hidden_before_norm; /* wiring: MTP hidden_out is the block output, before
                                   * shared_head.norm */

@@ -28,6 +28,27 @@ static float latent_norm_eps(const struct mtp_engine *e)
     return 1e-6f;
 }
 
+/* RoPE of N rows at positions start_pos + t, or in a tree-shaped forward at
+ * the batch's per-token positions, one call per run of consecutive positions
+ * (RoPE is per token, so the bits are those of a call per token). */
+static void rope_rows(struct mtp_engine *e, float *x, int stride, int n, int heads,
+                      int head_stride, int offset, int start_pos)
+{
+    if (!e->tree) {
+        e->be->rope(e->bctx, x, stride, n, heads, head_stride, offset, start_pos, &e->rope);
+        return;
+    }
+    const int32_t *pos = e->tree->pos;
+    for (int t = 0; t < n;) {
+        int run = 1;
+        while (t + run < n && pos[t + run] == pos[t] + run)
+            run++;
+        e->be->rope(e->bctx, x + (size_t)t * stride, stride, run, heads, head_stride, offset,
+                    pos[t], &e->rope);
+        t += run;
+    }
+}
+
 /* Queries [n, H*(dn+dr)] into s.q, rope part rotated. */
 static void attention_queries(struct mtp_engine *e, const struct mtp_attention *a, int n,
                               int start_pos)
@@ -43,8 +64,7 @@ static void attention_queries(struct mtp_engine *e, const struct mtp_attention *
     } else {
         e->be->matmul(e->bctx, &a->q, e->s.xn, c->hidden_size, n, e->s.q, q_width);
     }
-    e->be->rope(e->bctx, e->s.q, q_width, n, c->num_attention_heads, qk, c->qk_nope_head_dim,
-                start_pos, &e->rope);
+    rope_rows(e, e->s.q, q_width, n, c->num_attention_heads, qk, c->qk_nope_head_dim, start_pos);
 }
 
 /* Latent cache rows start_pos..start_pos+n-1: [RMSNorm(c_kv) ; RoPE(k_pe)]. */
@@ -57,7 +77,7 @@ static void attention_cache_rows(struct mtp_engine *e, const struct mtp_attentio
     e->be->matmul(e->bctx, &a->kv_a, e->s.xn, c->hidden_size, n, rows, cw);
     e->be->rmsnorm(e->bctx, rows, cw, &a->kv_a_norm, n, c->kv_lora_rank, latent_norm_eps(e), rows,
                    cw);
-    e->be->rope(e->bctx, rows, cw, n, 1, cw, c->kv_lora_rank, start_pos, &e->rope);
+    rope_rows(e, rows, cw, n, 1, cw, c->kv_lora_rank, start_pos);
 }
 
 /* s.tmp = o_proj(MLA(s.xn)). */
@@ -70,7 +90,12 @@ static void attention_forward(struct mtp_engine *e, const struct mtp_layer *laye
     attention_cache_rows(e, a, n, start_pos, cache);
     mtp_engine_trace(e, "kv_cache", layer->index, cache + (size_t)start_pos * e->cache_width, n,
                      e->cache_width, e->cache_width);
-    e->be->mla_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, start_pos, cache, e->s.attn);
+    if (e->tree)
+        e->be->mla_tree_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, &e->tree->keys, cache,
+                                  e->s.attn);
+    else
+        e->be->mla_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, start_pos, cache,
+                             e->s.attn);
     int attn_width = c->num_attention_heads * c->v_head_dim;
     e->be->matmul(e->bctx, &a->o, e->s.attn, attn_width, n, e->s.tmp, c->hidden_size);
 }

@@ -118,6 +118,13 @@ struct mtp_request_record {
     int32_t *experts_touched;       /* [n_steps][n_moe_layers] row-major, or NULL (-> nil) */
     enum mtp_log_stop stop_reason;
     int64_t time_unix_ns;           /* when the request finished; 0 -> the writer's clock */
+    /* Tree decoders only (log_tree.h; all NULL otherwise): */
+    char *tree;                     /* the shape ("widths:4,2,1", "dynamic:8,4,4", ...) */
+    int32_t *tree_nodes;            /* [n_steps] tokens verified, the pending one included */
+    int32_t *tree_node;             /* [n_steps] accepted node (depth-major index; 0 = none) */
+    int tree_depth;                 /* columns of tree_ranks (= depth) */
+    int32_t *tree_ranks;            /* [n_steps][tree_depth] sibling rank per accepted depth, -1
+                                     * beyond the step's accepted depth */
 };
 
 struct mtp_log_summary {

@@ -16,6 +16,7 @@
  * parse error is damage; /1 has no way to resynchronise after it.
  */
 #include "log.h"
+#include "log_tree.h"
 
 #include <errno.h>    /* defines: errno */
 #include <fcntl.h>    /* defines: open */
@@ -543,7 +544,7 @@ int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record 
     if (uncut && uncut->type != MSGPACK_OBJECT_NIL &&
         get_i32s(uncut, "accepted_uncut", &n_uncut, &r->accepted_uncut))
         return MTP_ERR;
-    if (decode_wiring(rec, r) || decode_adaptive(rec, r))
+    if (decode_wiring(rec, r) || decode_adaptive(rec, r) || mtp_log_decode_tree(rec, r))
         return MTP_ERR;
     if (get_u64s(rec, "draft_ns", r->n_steps, &r->draft_ns) ||
         get_u64s(rec, "verify_ns", r->n_steps, &r->verify_ns) ||
@@ -567,6 +568,7 @@ void mtp_log_request_free(struct mtp_request_record *r)
     free(r->accepted_uncut);
     free(r->drafted);
     free(r->adaptive_rule);
+    mtp_log_tree_free(r);
     for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++)
         free(r->wiring[f]);
     free(r->draft_ns);

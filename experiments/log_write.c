@@ -14,6 +14,7 @@
  * the scan and the cut.
  */
 #include "log.h"
+#include "log_tree.h"
 
 #include <errno.h>     /* defines: errno, EINTR */
 #include <fcntl.h>     /* defines: open, O_* */
@@ -441,7 +442,8 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     msgpack_packer *pk = &w->pk;
     bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
     bool adaptive = r->adaptive_rule != NULL, drafted = r->drafted != NULL;
-    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted);
+    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted +
+                             mtp_log_tree_keys(r));
     pack_request_head(pk, r);
     if (r->prompt_ids) {
         pack_key(pk, "prompt_ids");
@@ -465,6 +467,7 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     }
     if (wired)
         pack_wiring(pk, r);
+    mtp_log_pack_tree(pk, r);
     kv_u64_array(pk, "draft_ns", r->draft_ns, r->n_steps);
     kv_u64_array(pk, "verify_ns", r->verify_ns, r->n_steps);
     kv_u64_array(pk, "accept_ns", r->accept_ns, r->n_steps);

@@ -16,6 +16,7 @@
 #include "../engine/limits.h"
 #include "runner_internal.h"
 #include "runner_shard.h"
+#include "spec_tree.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -116,8 +117,8 @@ static int max_decoder_depth(const struct mtp_spec *s)
 {
     int depth = 0;
     for (int i = 0; i < s->n_decoders; i++)
-        if (s->decoders[i].type != MTP_SPEC_DECODER_BASELINE && s->decoders[i].depth > depth)
-            depth = s->decoders[i].depth;
+        if (mtp_spec_decoder_step_drafts(&s->decoders[i]) > depth)
+            depth = mtp_spec_decoder_step_drafts(&s->decoders[i]);
     return depth;
 }
 
@@ -191,8 +192,8 @@ static int create_engine(struct mtp_runner *r)
     const struct mtp_spec *s = &r->spec;
     int max_depth = 0, max_prompt = 0;
     for (int i = 0; i < s->n_decoders; i++)
-        if (s->decoders[i].depth > max_depth)
-            max_depth = s->decoders[i].depth;
+        if (mtp_spec_decoder_step_drafts(&s->decoders[i]) > max_depth)
+            max_depth = mtp_spec_decoder_step_drafts(&s->decoders[i]); /* a tree: its nodes */
     for (int i = 0; i < r->n_prompts; i++)
         if (r->prompts[i].n > max_prompt)
             max_prompt = r->prompts[i].n;
@@ -370,6 +371,7 @@ static struct mtp_decode_params decode_params(const struct mtp_runner *r, int de
         .drafting = drafting_of(d),
         .depth = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->depth,
         .chain_module = d->module,
+        .tree = d->tree,
         .adaptive = d->type != MTP_SPEC_DECODER_ADAPTIVE ? MTP_DECODE_ADAPTIVE_OFF
                     : d->rule == MTP_SPEC_ADAPTIVE_DRAFT ? MTP_DECODE_ADAPTIVE_DRAFT
                                                          : MTP_DECODE_ADAPTIVE_CUMULATIVE,
@@ -410,7 +412,8 @@ static int warm_up(struct mtp_runner *r)
 /* The log record of one finished request (pointers borrowed from RES). */
 static void fill_record(const struct mtp_runner *r, int dec, int samp,
                         const struct mtp_run_prompt *p, int repeat,
-                        const struct mtp_decode_result *res, struct mtp_request_record *rec)
+                        const struct mtp_decode_result *res, struct mtp_request_record *rec,
+                        char *tree_text, size_t tree_cap)
 {
     const struct mtp_spec_decoder *d = &r->spec.decoders[dec];
     const struct mtp_spec_sampling *s = &r->spec.sampling[samp];
@@ -451,6 +454,14 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .stop_reason = res->stop == MTP_DECODE_STOP_EOS ? MTP_LOG_STOP_EOS
                                                         : MTP_LOG_STOP_MAX_TOKENS,
     };
+    if (d->tree.kind != MTP_TREE_NONE) { /* borrowed too: TREE_TEXT is the caller's */
+        mtp_tree_describe(&d->tree, tree_text, (int)tree_cap);
+        rec->tree = tree_text;
+        rec->tree_nodes = res->tree_nodes;
+        rec->tree_node = res->tree_node;
+        rec->tree_depth = res->tree_depth;
+        rec->tree_ranks = res->tree_ranks;
+    }
     /* Value names are static strings; the record only borrows them. */
     for (int f = 0; mtp_spec_decoder_drafts(d->type) && f < MTP_WIRING_FIELD_COUNT; f++)
         rec->wiring[f] = (char *)mtp_wiring_value_name(&w, f);
@@ -466,7 +477,8 @@ static int run_request(struct mtp_runner *r, int dec, int samp, const struct mtp
         return mtp_error_wrap("request %s/%s/%s repeat %d: ", r->spec.decoders[dec].name,
                               r->spec.dataset_names[p->dataset], p->p->id, repeat);
     struct mtp_request_record rec;
-    fill_record(r, dec, samp, p, repeat, &res, &rec);
+    char tree_text[256];
+    fill_record(r, dec, samp, p, repeat, &res, &rec, tree_text, sizeof tree_text);
     int rc = mtp_log_write_request(r->log, &rec);
     r->tokens += res.n_output > 0 ? res.n_output - 1 : 0;
     r->steps += res.n_steps;

@@ -8,6 +8,7 @@
  * before its values are read.
  */
 #include "spec.h"
+#include "spec_tree.h"
 
 #include <errno.h>    /* defines: errno */
 #include <fcntl.h>    /* defines: O_RDONLY */
@@ -383,13 +384,20 @@ static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix
                             struct mtp_spec_decoder *d)
 {
     static const char *const keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
-                                       NULL};
+                                       "tree", NULL};
     if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
-    if (get_int(p, v, prefix, "depth", true, 0, 1, MTP_SPEC_MAX_DEPTH, &depth))
+    json_t *tree = json_object_get(v, "tree");
+    if (tree && json_object_get(v, "depth"))
+        return mtp_error_set("SPEC: %s: key '%s.depth': not allowed with \"tree\" (the tree "
+                             "sets the depth)", p->src, prefix);
+    if (tree && mtp_spec_tree_parse(p->src, tree, prefix, d))
         return MTP_ERR;
-    d->depth = (int)depth;
+    if (!tree && get_int(p, v, prefix, "depth", true, 0, 1, MTP_SPEC_MAX_DEPTH, &depth))
+        return MTP_ERR;
+    if (!tree)
+        d->depth = (int)depth;
     json_t *dr = json_object_get(v, "drafting");
     char path[KEY_CAP];
     key_join(path, prefix, "drafting");
@@ -427,13 +435,15 @@ static void wiring_suffix(const struct mtp_spec_decoder *d, char *buf, size_t ca
 
 static void default_decoder_name(struct mtp_spec_decoder *d)
 {
-    char buf[64], suffix[96], full[160];
+    char buf[160], suffix[96], full[260];
     if (d->type == MTP_SPEC_DECODER_BASELINE)
         snprintf(buf, sizeof buf, "baseline");
     else if (d->type == MTP_SPEC_DECODER_ADAPTIVE)
         snprintf(buf, sizeof buf, "adaptive-%s%g-k%d-m%d",
                  d->rule == MTP_SPEC_ADAPTIVE_DRAFT ? "p" : "cum", d->threshold, d->depth,
                  d->module);
+    else if (d->tree.kind != MTP_TREE_NONE)
+        mtp_spec_tree_name(d, buf, sizeof buf);
     else if (d->drafting == MTP_SPEC_DRAFTING_CHAIN && d->module != 1)
         snprintf(buf, sizeof buf, "mtp-chain-k%d-m%d", d->depth, d->module);
     else
@@ -640,6 +650,12 @@ int mtp_spec_check_model(const struct mtp_spec *spec, int num_nextn_predict_laye
         const struct mtp_spec_decoder *d = &spec->decoders[i];
         if (!mtp_spec_decoder_drafts(d->type))
             continue;
+        if (d->drafting == MTP_SPEC_DRAFTING_EXACT && d->tree.kind != MTP_TREE_NONE &&
+            d->depth > D)
+            return mtp_error_set("SPEC: %s: key 'decoders[%d].tree': expected a tree of depth "
+                                 "<= %d (exact drafting needs one MTP module per depth; the "
+                                 "model has num_nextn_predict_layers = %d), found depth %d",
+                                 spec->path, i, D, D, d->depth);
         if (d->drafting == MTP_SPEC_DRAFTING_EXACT && d->depth > D)
             return mtp_error_set("SPEC: %s: key 'decoders[%d].depth': expected integer <= %d "
                                  "(exact drafting needs one MTP module per draft; the model has "

@@ -19,6 +19,7 @@
 #include <stdint.h> /* defines: uint64_t */
 
 #include "../engine/wiring.h" /* defines: struct mtp_wiring */
+#include "../engine/tree.h"   /* defines: struct mtp_tree_shape */
 
 enum mtp_spec_backend {
     MTP_SPEC_BACKEND_CPU,
@@ -63,6 +64,8 @@ struct mtp_spec_decoder {
                                       * model family's choice, resolved by the decoder) */
     double threshold;                /* adaptive: stop threshold in [0, 1]; else 0 */
     enum mtp_spec_adaptive_rule rule; /* adaptive: "rule" (default cumulative) */
+    struct mtp_tree_shape tree;      /* mtp "tree" (spec_tree.h): kind NONE for chains; depth
+                                      * is then the tree's */
 };
 
 /* True for decoders that draft (mtp and adaptive). */

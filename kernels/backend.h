@@ -46,6 +46,17 @@ struct mtp_mla_dims {
     float scale;       /* softmax scale (MODEL.md §3.3) */
 };
 
+/* Key rows of a tree-shaped attention batch (mla_tree_attention): token t
+ * attends to cache rows 0..n_prefix-1 in order, then to rows[off[t]] ..
+ * rows[off[t+1]-1] in that order (its ancestors by depth, then its own row).
+ * A chain (rows[off[t]..] = start_pos..start_pos+t, n_prefix = start_pos) is
+ * exactly mla_attention. Host memory; every row < the cache's capacity. */
+struct mtp_tree_keys {
+    int n_prefix;
+    const int32_t *off;  /* [n+1], off[0] = 0 */
+    const int32_t *rows; /* [off[n]] */
+};
+
 /* Routing parameters, from the config (MODEL.md §5). */
 struct mtp_route_params {
     enum mtp_scoring_func scoring;
@@ -107,6 +118,14 @@ struct mtp_backend_i {
     void (*mla_attention)(void *ctx, const struct mtp_mla_dims *dims,
                           const struct mtp_weight *kv_b, const float *q, int n, int start_pos,
                           const float *cache, float *out);
+
+    /* The same over explicit key rows (struct mtp_tree_keys), for tree
+     * verification and tree drafting. Keys are reduced in list order with the
+     * arithmetic of mla_attention, so a token whose list is the rows a
+     * sequential decode would read gets the same bits as in that decode. */
+    void (*mla_tree_attention)(void *ctx, const struct mtp_mla_dims *dims,
+                               const struct mtp_weight *kv_b, const float *q, int n,
+                               const struct mtp_tree_keys *keys, const float *cache, float *out);
 
     /* Router: select top-k experts and their weights per token.
      * x: [n, d]; idx: [n, k] expert ids (backend memory); weights: [n, k] final weights (after

@@ -87,6 +87,27 @@ static void test_generate_ids(void **state)
     assert_int_equal(commas, 5); /* six ids on the first line */
 }
 
+/* generate --tree: a tree decoder runs and reports its verified tokens; bad
+ * shapes are usage errors naming the reason; a tree deeper than the
+ * fixture's 2 modules fails for exact drafting. */
+static void test_generate_tree(void **state)
+{
+    (void)state;
+    char out[8192];
+    assert_int_equal(run_cli("generate --model " MTP_SOURCE_DIR "/tests/fixtures/v3-f32"
+                             " --prompt-ids 5,6,7 -n 8 --tree widths:2,2 --threads 1", out,
+                             sizeof out), 0);
+    assert_non_null(strstr(out, "tokens verified per step"));
+    assert_int_equal(run_cli("generate --model x --prompt-ids 1 --tree widths:2,0", out, sizeof out),
+                     2);
+    assert_non_null(strstr(out, "--tree"));
+    assert_non_null(strstr(out, "must be >= 1"));
+    assert_int_equal(run_cli("generate --model " MTP_SOURCE_DIR "/tests/fixtures/v3-f32"
+                             " --prompt-ids 5,6,7 -n 8 --tree widths:2,2,2 --threads 1", out,
+                             sizeof out), 1);
+    assert_non_null(strstr(out, "exact tree drafting needs depth <= the model's 2"));
+}
+
 static void test_usage_errors(void **state)
 {
     char out[4096];
@@ -139,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inspect_fixture),     cmocka_unit_test(test_inspect_missing_dir),
         cmocka_unit_test(test_inspect_truncated_checkpoint), cmocka_unit_test(test_generate_ids),
+        cmocka_unit_test(test_generate_tree),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_transformers_checkpoint_and_wiring),
     };

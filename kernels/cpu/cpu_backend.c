@@ -104,6 +104,7 @@ static const struct mtp_backend_i cpu_iface = {
     .rmsnorm = mtp_cpu_rmsnorm,
     .rope = mtp_cpu_rope,
     .mla_attention = mtp_cpu_mla_attention,
+    .mla_tree_attention = mtp_cpu_mla_tree_attention,
     .route = mtp_cpu_route,
     .moe_ffn = mtp_cpu_moe_ffn,
     .ffn = mtp_cpu_ffn,

@@ -80,6 +80,9 @@ void mtp_cpu_rope(void *ctx, float *x, int x_stride, int n, int n_heads, int hea
 void mtp_cpu_mla_attention(void *ctx, const struct mtp_mla_dims *dims,
                            const struct mtp_weight *kv_b, const float *q, int n, int start_pos,
                            const float *cache, float *out);
+void mtp_cpu_mla_tree_attention(void *ctx, const struct mtp_mla_dims *dims,
+                                const struct mtp_weight *kv_b, const float *q, int n,
+                                const struct mtp_tree_keys *keys, const float *cache, float *out);
 void mtp_cpu_route(void *ctx, const struct mtp_moe *moe, const struct mtp_route_params *p,
                    const float *x, int n, int32_t *idx, float *weights);
 void mtp_cpu_moe_ffn(void *ctx, const struct mtp_moe *moe, int top_k, const float *x, int n,

@@ -346,6 +346,7 @@ static const struct mtp_backend_i cuda_iface = {
     /* .rmsnorm = */ mtp_cuda_rmsnorm,
     /* .rope = */ mtp_cuda_rope,
     /* .mla_attention = */ mtp_cuda_mla_attention,
+    /* .mla_tree_attention = */ mtp_cuda_mla_tree_attention,
     /* .route = */ mtp_cuda_route,
     /* .moe_ffn = */ mtp_cuda_moe_ffn,
     /* .ffn = */ mtp_cuda_ffn,

@@ -101,6 +101,7 @@ enum mtp_cuda_scratch_slot {
     MTP_CUDA_SCRATCH_MOE_SACT,  /* moe_ffn: shared-expert activations [n, Is] */
     MTP_CUDA_SCRATCH_MOE_SLOTS, /* moe_ffn: per (token, slot) expert outputs [n*k, d] */
     MTP_CUDA_SCRATCH_MOE_SHARED, /* moe_ffn: shared expert output [n, d] */
+    MTP_CUDA_SCRATCH_TREE_KEYS, /* mla_tree_attention: key offsets [n+1] then rows */
     MTP_CUDA_SCRATCH_COUNT,
 };
 
@@ -260,6 +261,9 @@ void mtp_cuda_rmsnorm(void *ctx, const float *x, int x_stride, const struct mtp_
                       int dim, float eps, float *y, int y_stride);
 void mtp_cuda_rope(void *ctx, float *x, int x_stride, int n, int n_heads, int head_stride,
                    int offset, int start_pos, const struct mtp_rope *rope);
+void mtp_cuda_mla_tree_attention(void *ctx, const struct mtp_mla_dims *dims,
+                                 const struct mtp_weight *kv_b, const float *q, int n,
+                                 const struct mtp_tree_keys *keys, const float *cache, float *out);
 void mtp_cuda_mla_attention(void *ctx, const struct mtp_mla_dims *dims,
                             const struct mtp_weight *kv_b, const float *q, int n, int start_pos,
                             const float *cache, float *out);
