@@ -289,7 +289,8 @@ int mtp_report_table_ablation(const struct mtp_report_data *d,
 /* Tree ablation (report_tree.c): per decoder and sampling setting, tokens
  * verified per step, tau, tokens per verified token, speedup, beta_j and
  * depth-1 acceptance by sibling rank; rows by sampling, then budget. */
-int mtp_report_table_tree(const struct mtp_report_data *d, struct mtp_report_table *t);
+int mtp_report_table_tree(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                          struct mtp_report_table *t);
 
 void mtp_report_table_free(struct mtp_report_table *t);
 

@@ -217,7 +217,7 @@ static int report_make_table(const struct mtp_report_data *d, const struct repor
     if (a->view == VIEW_ABLATION)
         return mtp_report_table_ablation(d, &a->opt, t);
     if (a->view == VIEW_TREE)
-        return mtp_report_table_tree(d, t);
+        return mtp_report_table_tree(d, &a->opt, t);
     struct mtp_report r;
     if (mtp_report_build(d, &a->opt, &r))
         return MTP_ERR;

@@ -195,7 +195,9 @@ static void test_log_round_trip_and_report(void **state)
     assert_int_equal(t->tree_node[0], 5);
 
     struct mtp_report_table tab;
-    assert_int_equal(mtp_report_table_tree(&d, &tab), MTP_OK);
+    struct mtp_report_options ropt;
+    mtp_report_options_default(&ropt);
+    assert_int_equal(mtp_report_table_tree(&d, &ropt, &tab), MTP_OK);
     assert_int_equal(tab.n_rows, 2);
     int c_ver = -1, c_tau = -1, c_r1 = -1;
     for (int c = 0; c < tab.n_cols; c++) {
@@ -208,6 +210,9 @@ static void test_log_round_trip_and_report(void **state)
     assert_true(fabs(row[c_ver].stat.value - 7.0) < 1e-12);
     assert_true(fabs(row[c_tau].stat.value - 5.0 / 3.0) < 1e-12);
     assert_true(fabs(row[c_r1].stat.value - 1.0) < 1e-12); /* both accepting steps: rank 1 */
+    /* tau comes from the bootstrap group: same point estimate, with an interval. */
+    assert_false(isnan(row[c_tau].stat.lo));
+    assert_true(row[c_tau].stat.lo <= row[c_tau].stat.value && row[c_tau].stat.value <= row[c_tau].stat.hi);
     mtp_report_table_free(&tab);
     mtp_report_data_free(&d);
     unlink(path);
