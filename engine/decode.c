@@ -75,6 +75,10 @@ int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params 
                              p->adaptive_threshold);
     if (p->draft_hook && !mtp_sampling_is_greedy(s))
         return mtp_error_set("decode: a draft hook needs greedy sampling");
+    int V = mtp_engine_model(e)->cfg.vocab_size;
+    if (p->draft_vocab < 0 || p->draft_vocab > V)
+        return mtp_error_set("decode: draft_vocab must be in 1..%d (the model's vocab_size) or "
+                             "0 for the full vocabulary, got %d", V, p->draft_vocab);
     return MTP_OK;
 }
 
@@ -85,7 +89,13 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
     const struct mtp_config *c = &mtp_engine_model(e)->cfg;
     if (mtp_decode_check(e, p))
         return MTP_ERR;
+    const struct mtp_draft_vocab *dv = NULL;
+    /* N = V selects every id: the full head is the same computation, cheaper. */
+    if (p->drafting != MTP_DECODE_DRAFTING_NONE && p->draft_vocab > 0 &&
+        p->draft_vocab < c->vocab_size && mtp_engine_draft_vocab(e, p->draft_vocab, &dv))
+        return MTP_ERR;
     struct mtp_decode *d = mtp_xcalloc(1, sizeof *d);
+    d->dv = dv;
     d->e = e;
     d->p = *p;
     mtp_wiring_resolve(&d->p.wiring, c);
@@ -184,17 +194,22 @@ const float *mtp_decode_last_draft_logits(const struct mtp_decode *d, int k)
     return d->draft_logits + (size_t)(k - 1) * d->V;
 }
 
-int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs)
+int32_t mtp_decode_choose_n(struct mtp_decode *d, const float *logits, int n, float *probs)
 {
     if (mtp_sampling_is_greedy(&d->p.sampling)) {
-        int32_t t = mtp_sampling_argmax(logits, d->V);
+        int32_t t = mtp_sampling_argmax(logits, n);
         if (probs)
-            mtp_sampling_probs(&d->p.sampling, logits, d->V, probs, d->iwork);
+            mtp_sampling_probs(&d->p.sampling, logits, n, probs, d->iwork);
         return t;
     }
     float *pr = probs ? probs : d->work;
-    mtp_sampling_probs(&d->p.sampling, logits, d->V, pr, d->iwork);
-    return mtp_sampling_sample(pr, d->V, mtp_rng_uniform(&d->p.rng));
+    mtp_sampling_probs(&d->p.sampling, logits, n, pr, d->iwork);
+    return mtp_sampling_sample(pr, n, mtp_rng_uniform(&d->p.rng));
+}
+
+int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs)
+{
+    return mtp_decode_choose_n(d, logits, d->V, probs);
 }
 
 bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft)

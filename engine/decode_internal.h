@@ -36,6 +36,9 @@ struct mtp_decode {
     float **hid;
 
     int32_t drafts[MTP_DECODE_MAX_DEPTH];     /* d_1..d_K of the current step (K <= MTP_DECODE_MAX_DEPTH) */
+    const struct mtp_draft_vocab *dv;         /* draft vocabulary (engine-owned), NULL = full */
+    int32_t draft_sub[MTP_DECODE_MAX_DEPTH];  /* with dv: subset index of d_k, -1 if a test
+                                               * hook replaced the draft */
     float *draft_logits;    /* [K, V] module logits at the draft position */
     float *q;               /* [K, V] draft distributions (sampling) */
     float *p_target;        /* [K+1, V] target distributions (sampling) */
@@ -56,6 +59,8 @@ uint64_t mtp_decode_now_ns(void);
 /* Choose a token from LOGITS [V] under the session's sampling (draws one
  * uniform unless greedy). PROBS [V] receives the distribution when not NULL. */
 int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs);
+/* The same over N entries (a draft vocabulary's logits); returns an index < N. */
+int32_t mtp_decode_choose_n(struct mtp_decode *d, const float *logits, int n, float *probs);
 /* Append TOKEN to the output; returns true when the request stops with it. */
 bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft);
 /* Start a step record; returns its index. */
