@@ -194,22 +194,17 @@ const float *mtp_decode_last_draft_logits(const struct mtp_decode *d, int k)
     return d->draft_logits + (size_t)(k - 1) * d->V;
 }
 
-int32_t mtp_decode_choose_n(struct mtp_decode *d, const float *logits, int n, float *probs)
+int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs)
 {
     if (mtp_sampling_is_greedy(&d->p.sampling)) {
-        int32_t t = mtp_sampling_argmax(logits, n);
+        int32_t t = mtp_sampling_argmax(logits, d->V);
         if (probs)
-            mtp_sampling_probs(&d->p.sampling, logits, n, probs, d->iwork);
+            mtp_sampling_probs(&d->p.sampling, logits, d->V, probs, d->iwork);
         return t;
     }
     float *pr = probs ? probs : d->work;
-    mtp_sampling_probs(&d->p.sampling, logits, n, pr, d->iwork);
-    return mtp_sampling_sample(pr, n, mtp_rng_uniform(&d->p.rng));
-}
-
-int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs)
-{
-    return mtp_decode_choose_n(d, logits, d->V, probs);
+    mtp_sampling_probs(&d->p.sampling, logits, d->V, pr, d->iwork);
+    return mtp_sampling_sample(pr, d->V, mtp_rng_uniform(&d->p.rng));
 }
 
 bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft)

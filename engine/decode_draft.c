@@ -87,10 +87,11 @@ static void pick_draft(struct mtp_decode *d, int k, const float *row)
     if (d->dv) {
         const int32_t *ids = d->dv->ids;
         int n = d->dv->n;
-        int32_t sub = mtp_decode_choose_n(d, row, n, d->work);
-        d->draft_sub[k - 1] = sub;
-        d->drafts[k - 1] = ids[sub];
-        mtp_draft_vocab_scatter(ids, n, d->work, 0.0f, q, d->V);
+        /* One uniform per sampled draft, none when greedy: the same stream
+         * order as the full-vocabulary path (decode.h). */
+        float u = mtp_sampling_is_greedy(&d->p.sampling) ? 0.0f : mtp_rng_uniform(&d->p.rng);
+        d->drafts[k - 1] = mtp_draft_vocab_choose(&d->p.sampling, ids, n, row, u, d->work,
+                                                  d->iwork, q, d->V, &d->draft_sub[k - 1]);
         mtp_draft_vocab_scatter(ids, n, row, -INFINITY, logits, d->V);
     } else {
         memcpy(logits, row, (size_t)d->V * sizeof(float));

@@ -59,8 +59,6 @@ uint64_t mtp_decode_now_ns(void);
 /* Choose a token from LOGITS [V] under the session's sampling (draws one
  * uniform unless greedy). PROBS [V] receives the distribution when not NULL. */
 int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *probs);
-/* The same over N entries (a draft vocabulary's logits); returns an index < N. */
-int32_t mtp_decode_choose_n(struct mtp_decode *d, const float *logits, int n, float *probs);
 /* Append TOKEN to the output; returns true when the request stops with it. */
 bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft);
 /* Start a step record; returns its index. */

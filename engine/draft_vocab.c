@@ -168,3 +168,15 @@ void mtp_draft_vocab_scatter(const int32_t *ids, int n, const float *sub, float 
     for (int i = 0; i < n; i++)
         full[ids[i]] = sub[i];
 }
+
+int32_t mtp_draft_vocab_choose(const struct mtp_sampling *s, const int32_t *ids, int n,
+                               const float *sub_logits, float u, float *sub_probs,
+                               int32_t *work, float *q, int V, int32_t *sub)
+{
+    mtp_sampling_probs(s, sub_logits, n, sub_probs, work);
+    int32_t i = mtp_sampling_is_greedy(s) ? mtp_sampling_argmax(sub_logits, n)
+                                          : mtp_sampling_sample(sub_probs, n, u);
+    mtp_draft_vocab_scatter(ids, n, sub_probs, 0.0f, q, V);
+    *sub = i;
+    return ids[i];
+}

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "sampling.h"
 
 /* File name inside a model directory. */
 #define MTP_TOKEN_FREQ_FILE "token_frequencies.bin"
@@ -62,5 +63,16 @@ struct mtp_draft_vocab {
  * FILL elsewhere (0 for a distribution, -INFINITY for logits). */
 void mtp_draft_vocab_scatter(const int32_t *ids, int n, const float *sub, float fill,
                              float *full, int V);
+
+/* One draft over a draft vocabulary of N ids (what decoding does per draft):
+ * SUB_PROBS [n] <- the distribution of SUB_LOGITS [n] under S (softmax,
+ * top-k/top-p over the subset only, i.e. renormalised over it; one-hot when
+ * greedy); the draft is its argmax (greedy) or the inverse-CDF draw with U;
+ * Q [V] <- SUB_PROBS scattered to the full vocabulary, 0 outside the subset,
+ * which is exactly the distribution the draft was drawn from. WORK: n int32
+ * sort scratch. Returns the token id and writes its subset index to *SUB. */
+int32_t mtp_draft_vocab_choose(const struct mtp_sampling *s, const int32_t *ids, int n,
+                               const float *sub_logits, float u, float *sub_probs,
+                               int32_t *work, float *q, int V, int32_t *sub);
 
 #endif

@@ -79,6 +79,12 @@ int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t 
 struct mtp_draft_vocab;
 int mtp_engine_draft_vocab(struct mtp_engine *e, int n, const struct mtp_draft_vocab **out);
 
+/* The same from COUNTS [V] instead of the file (tests, and models without
+ * one): later mtp_engine_draft_vocab(e, n) calls, and so decoders with
+ * draft_vocab n, use this vocabulary. An N already built is an error. */
+int mtp_engine_draft_vocab_counts(struct mtp_engine *e, int n, const uint64_t *counts,
+                                  const struct mtp_draft_vocab **out);
+
 /* mtp_engine_mtp_forward_last with the head over the draft vocabulary DV only:
  * LAST_LOGITS [DV->n] holds the logits of ids DV->ids[0..n) (bitwise the
  * values the full head gives for those ids). DV NULL: the full head. */

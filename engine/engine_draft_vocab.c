@@ -60,28 +60,35 @@ static int build_heads(struct mtp_engine *e, struct mtp_draft_vocab *dv)
     return MTP_OK;
 }
 
-int mtp_engine_draft_vocab(struct mtp_engine *e, int n, const struct mtp_draft_vocab **out)
+static struct mtp_draft_vocab *find(struct mtp_engine *e, int n)
 {
-    *out = NULL;
+    for (struct mtp_draft_vocab *dv = e->draft_vocabs; dv; dv = dv->next)
+        if (dv->n == n)
+            return dv;
+    return NULL;
+}
+
+static int check_n(const struct mtp_engine *e, int n)
+{
     int V = e->model->cfg.vocab_size;
     if (n < 1 || n > V)
         return mtp_error_set("draft_vocab must be in 1..%d (the model's vocab_size), got %d", V,
                              n);
-    for (struct mtp_draft_vocab *dv = e->draft_vocabs; dv; dv = dv->next)
-        if (dv->n == n) {
-            *out = dv;
-            return MTP_OK;
-        }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", e->model->dir, MTP_TOKEN_FREQ_FILE);
-    uint64_t *counts;
-    if (mtp_token_freq_load(path, V, &counts))
-        return mtp_error_wrap("draft_vocab %d: ", n);
+    return MTP_OK;
+}
+
+int mtp_engine_draft_vocab_counts(struct mtp_engine *e, int n, const uint64_t *counts,
+                                  const struct mtp_draft_vocab **out)
+{
+    *out = NULL;
+    if (check_n(e, n))
+        return MTP_ERR;
+    if (find(e, n))
+        return mtp_error_set("draft_vocab %d: already built on this engine", n);
     struct mtp_draft_vocab *dv = mtp_xcalloc(1, sizeof *dv);
     dv->n = n;
     dv->ids = mtp_xmalloc((size_t)n * sizeof *dv->ids);
-    mtp_draft_vocab_rank(counts, V, n, dv->ids);
-    free(counts);
+    mtp_draft_vocab_rank(counts, e->model->cfg.vocab_size, n, dv->ids);
     if (build_heads(e, dv)) {
         draft_vocab_free(dv);
         return MTP_ERR;
@@ -90,4 +97,21 @@ int mtp_engine_draft_vocab(struct mtp_engine *e, int n, const struct mtp_draft_v
     e->draft_vocabs = dv;
     *out = dv;
     return MTP_OK;
+}
+
+int mtp_engine_draft_vocab(struct mtp_engine *e, int n, const struct mtp_draft_vocab **out)
+{
+    *out = NULL;
+    if (check_n(e, n))
+        return MTP_ERR;
+    if ((*out = find(e, n)))
+        return MTP_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", e->model->dir, MTP_TOKEN_FREQ_FILE);
+    uint64_t *counts;
+    if (mtp_token_freq_load(path, e->model->cfg.vocab_size, &counts))
+        return mtp_error_wrap("draft_vocab %d: ", n);
+    int rc = mtp_engine_draft_vocab_counts(e, n, counts, out);
+    free(counts);
+    return rc;
 }
