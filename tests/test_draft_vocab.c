@@ -419,6 +419,49 @@ static void test_greedy_equals_baseline_shipped(void **state)
     globfree(&dirs);
 }
 
+/* Sampled decoding with a tiny draft vocabulary on the shipped model: every
+ * accepted draft is a subset id, ids outside the subset are still emitted
+ * (by the residual or the bonus token), and a fixed seed repeats bitwise. */
+static void test_sampled_decode_shipped(void **state)
+{
+    (void)state;
+    struct shipped s;
+    shipped_load(MTP_SOURCE_DIR "/models/mtp-mini", &s);
+    const struct mtp_draft_vocab *dv;
+    assert_int_equal(mtp_engine_draft_vocab(s.engine, 64, &dv), MTP_OK);
+    static const int32_t prompt[] = {0, 400, 31, 77, 1200, 9, 15};
+    long outside = 0, drafted = 0;
+    for (int chain = 0; chain <= 1; chain++) {
+        struct mtp_decode_params p = {
+            .drafting = chain ? MTP_DECODE_DRAFTING_CHAIN : MTP_DECODE_DRAFTING_EXACT,
+            .depth = 2, .draft_vocab = 64,
+            .sampling = {.temperature = 1.0f, .top_p = 0.95f, .top_k = 0},
+            .max_new_tokens = 96, .eos_token_id = -1,
+        };
+        struct mtp_decode_result r[2];
+        for (int rep = 0; rep < 2; rep++) {
+            mtp_rng_seed_stream(&p.rng, 7, 0, 0, 0);
+            assert_int_equal(mtp_decode_run(s.engine, &p, prompt, 7, &r[rep]), MTP_OK);
+        }
+        assert_int_equal(r[0].n_output, r[1].n_output);
+        assert_memory_equal(r[0].output, r[1].output, sizeof(int32_t) * r[0].n_output);
+        for (int i = 0; i < r[0].n_output; i++) {
+            bool in = in_subset(dv, r[0].output[i]);
+            if (r[0].from_draft[i] && !in)
+                fail_msg("accepted draft %d (id %d) outside the draft vocabulary", i,
+                         r[0].output[i]);
+            drafted += r[0].from_draft[i];
+            outside += !in;
+        }
+        mtp_decode_result_free(&r[0]);
+        mtp_decode_result_free(&r[1]);
+    }
+    print_message("sampled, draft_vocab 64: %ld accepted drafts, %ld emitted ids outside the "
+                  "subset\n", drafted, outside);
+    assert_true(drafted > 0 && outside > 0);
+    shipped_free(&s);
+}
+
 /* A draft vocabulary without its file, or out of range: errors, before decoding. */
 static void test_decode_rejections(void **state)
 {
@@ -456,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_subset_sampling_preserves_target),
         cmocka_unit_test(test_subset_sampling_detects_wrong_q),
         cmocka_unit_test(test_decode_rejections),
+        cmocka_unit_test(test_sampled_decode_shipped),
         cmocka_unit_test(test_greedy_equals_baseline_shipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
