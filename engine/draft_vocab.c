@@ -70,7 +70,8 @@ int mtp_token_freq_load(const char *path, int vocab_size, uint64_t **counts)
         mtp_error_set("%s: field counts: read failed", path);
         goto free_raw;
     }
-    uint64_t *c = mtp_xmalloc((size_t)vocab_size * sizeof *c), sum = 0;
+    uint64_t *c = mtp_xmalloc((size_t)vocab_size * sizeof *c);
+    uint64_t sum = 0;
     for (int i = 0; i < vocab_size; i++) {
         c[i] = le64(raw + (size_t)i * 8);
         /* An overflowing sum means the counts are garbage, not a corpus. */

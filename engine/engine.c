@@ -388,7 +388,7 @@ static void mtp_head_rows(struct mtp_engine *e, int module, const struct mtp_dra
     e->be->download(e->bctx, logits, e->s.logits, rows * width * sizeof(float));
 }
 
-/* After an MTP chunk: its LOGITS [logit_rows, V] (the last rows of the chunk)
+/* After an MTP chunk: its LOGITS [logit_rows, V or N] (the last rows of the chunk)
  * and HIDDEN_OUT [n, d] must be finite, else rerun it to locate the cause. */
 static int check_mtp_chunk(struct mtp_engine *e, int module, const struct mtp_draft_vocab *dv,
                            const int32_t *tokens, const float *hidden_in, int n, int start_pos,
