@@ -260,6 +260,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->mode = r0->mode;
     g->depth = r0->depth;
     g->drafting = r0->drafting;
+    g->draft_vocab = r0->draft_vocab;
     g->k = 0;
     char *w0 = wiring_label(r0);
     for (int i = 0; i < g->n_requests; i++) {
