@@ -78,6 +78,16 @@ static int read_cases(struct mtp_costs *out, json_t *cases)
             if (read_case(out, cases, name, offsetof(struct mtp_cost_point, draft[k][n])))
                 return MTP_ERR;
         }
+    /* Draft-vocabulary rows are optional: older cost files and models
+     * without token_frequencies.bin have none (the model then uses the full
+     * head's cost). */
+    for (int k = 1; k <= out->n_modules; k++)
+        for (int v = 0; v < MTP_COST_N_VOCABS; v++) {
+            snprintf(name, sizeof name, "draft_vocab/module=%d/N=%d", k, mtp_cost_vocabs[v]);
+            if (find_case(cases, name) &&
+                read_case(out, cases, name, offsetof(struct mtp_cost_point, draft_vocab[k][v])))
+                return MTP_ERR;
+        }
     if (read_case(out, cases, "choose/argmax", offsetof(struct mtp_cost_point, argmax)) ||
         read_case(out, cases, "choose/argmax_probs",
                   offsetof(struct mtp_cost_point, argmax_probs)) ||

@@ -30,6 +30,17 @@ void mtp_cost_accept_dist(const double *alpha, int K, double *pa)
     }
 }
 
+/* What a draft vocabulary saves per forward of module K: the head runs once
+ * per forward (on the last row), so the saving is the measured one-row
+ * difference, whatever the rows; 0 for the full head or an N not timed. */
+static double head_saving(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d, int k)
+{
+    for (int v = 0; d->draft_vocab > 0 && v < MTP_COST_N_VOCABS; v++)
+        if (mtp_cost_vocabs[v] == d->draft_vocab && c->draft_vocab[k][v] > 0)
+            return c->draft[k][1] - c->draft_vocab[k][v];
+    return 0;
+}
+
 /* Module forwards of one step drafting K after a step that accepted A: chain
  * runs module M over a+1 catch-up rows then K-1 single rows; exact runs
  * module k over max(a+1, k) rows (decode_draft.c's cache algebra). */
@@ -39,10 +50,11 @@ static double draft_forwards(const struct mtp_cost_point *c, const struct mtp_co
     if (K == 0)
         return 0;
     if (d->drafting == MTP_SPEC_DRAFTING_CHAIN)
-        return c->draft[d->module][clamp_rows(a + 1)] + (K - 1) * c->draft[d->module][1];
+        return c->draft[d->module][clamp_rows(a + 1)] + (K - 1) * c->draft[d->module][1] -
+               K * head_saving(c, d, d->module);
     double sum = 0;
     for (int k = 1; k <= K; k++)
-        sum += c->draft[k][clamp_rows(max_int(a + 1, k))];
+        sum += c->draft[k][clamp_rows(max_int(a + 1, k))] - head_saving(c, d, k);
     return sum;
 }
 

@@ -19,10 +19,17 @@
 
 enum { MTP_COST_MAX_N = 16, MTP_COST_MAX_MODULES = 8 };
 
+/* Draft vocabularies the bench times ("draft_vocab/module=k/N=n", as
+ * cli/bench_costs.h), in this order. */
+enum { MTP_COST_N_VOCABS = 3 };
+static const int mtp_cost_vocabs[MTP_COST_N_VOCABS] = {2048, 1024, 512};
+
 /* One set of costs, each relative to a decode. */
 struct mtp_cost_point {
     double verify[MTP_COST_MAX_N + 1];                         /* [n]: main forward of n tokens */
     double draft[MTP_COST_MAX_MODULES + 1][MTP_COST_MAX_N + 1]; /* [k][n]: module k over n rows */
+    double draft_vocab[MTP_COST_MAX_MODULES + 1][MTP_COST_N_VOCABS]; /* [k][v]: one row of module
+                                      * k, head over mtp_cost_vocabs[v] ids; 0 = not measured */
     double argmax;       /* per row: greedy acceptance and baseline choice */
     double argmax_probs; /* per row: a greedy draft (argmax + its distribution) */
     double sampled;      /* per row: softmax + sample (T > 0; adaptive confidence) */
@@ -48,6 +55,7 @@ struct mtp_cost_decoder {
     bool adaptive;                   /* adaptive depth: a confidence per draft */
     int module;                      /* chain: the module reused (1-based) */
     bool greedy;                     /* temperature 0 */
+    int draft_vocab;                 /* N of a draft vocabulary; 0 = full head */
 };
 
 /* Expected step cost, by term, in decodes. */

@@ -165,6 +165,7 @@ struct mtp_report_group {
     enum mtp_spec_decoder_type mode;
     int depth;                          /* -1 when decoders are mixed */
     enum mtp_spec_drafting drafting;
+    int draft_vocab;                    /* N of the members' draft vocabulary; 0 = full */
     double temperature, top_p;          /* NaN unless grouped by temperature */
     int top_k;
     const char *category, *dataset;

@@ -91,7 +91,8 @@ static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g,
     return (struct mtp_cost_decoder){.drafting = g->drafting,
                                      .adaptive = g->mode == MTP_SPEC_DECODER_ADAPTIVE,
                                      .module = module_of(g, c->n_modules),
-                                     .greedy = g->temperature == 0};
+                                     .greedy = g->temperature == 0,
+                                     .draft_vocab = g->draft_vocab};
 }
 
 /* alpha_1..alpha_K of metric vector V (undefined -> 0: nothing reached it). */

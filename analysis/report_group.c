@@ -103,8 +103,10 @@ static char *group_key(const struct mtp_report_request *q, const struct mtp_repo
         char *part = NULL;
         switch (opt->by[i]) {
         case MTP_REPORT_KEY_DECODER:
-            part = mtp_report_xprintf("%s\x1f%d\x1f%d\x1f%d", r->decoder, (int)r->mode, r->depth,
-                              (int)r->drafting);
+            /* The draft vocabulary is a decoder setting: runs that reuse a
+             * name with another N are different decoders. */
+            part = mtp_report_xprintf("%s\x1f%d\x1f%d\x1f%d\x1f%d", r->decoder, (int)r->mode,
+                                      r->depth, (int)r->drafting, r->draft_vocab);
             break;
         case MTP_REPORT_KEY_TEMPERATURE:
             part = mtp_report_xprintf("%.17g\x1f%.17g\x1f%d", r->temperature, r->top_p, r->top_k);
@@ -258,6 +260,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->mode = r0->mode;
     g->depth = r0->depth;
     g->drafting = r0->drafting;
+    g->draft_vocab = r0->draft_vocab;
     g->k = 0;
     char *w0 = wiring_label(r0);
     for (int i = 0; i < g->n_requests; i++) {
@@ -266,7 +269,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
         /* Acceptance of different decoders or depths is not one quantity
          * (issue 11: baseline steps pulled alpha_1 to 0.586). */
         if (strcmp(r->decoder, r0->decoder) || r->mode != r0->mode || r->depth != r0->depth ||
-            r->drafting != r0->drafting || strcmp(w, w0))
+            r->drafting != r0->drafting || r->draft_vocab != r0->draft_vocab || strcmp(w, w0))
             g->mixed = true;
         free(w);
         if (r->depth != g->depth || r->drafting != g->drafting)

@@ -40,6 +40,14 @@ int mtp_bench_ctx_init(struct mtp_bench_ctx *ctx, struct mtp_engine *e, int P)
     ctx->probs = mtp_xmalloc(sizeof(float) * (size_t)c->vocab_size);
     ctx->iwork = mtp_xmalloc(sizeof(int32_t) * (size_t)c->vocab_size);
     ctx->module_start = mtp_xcalloc((size_t)D + 1, sizeof(int));
+    /* Draft vocabularies are optional here: a model without frequencies
+     * still benches the rest, with a note. */
+    for (int i = 0; i < MTP_BENCH_N_VOCABS && D > 0; i++)
+        if (mtp_bench_draft_vocabs[i] < c->vocab_size &&
+            mtp_engine_draft_vocab(e, mtp_bench_draft_vocabs[i], &ctx->dv[i])) {
+            fprintf(stderr, "bench: no draft-vocabulary rows: %s\n", mtp_error_message());
+            break;
+        }
     return mtp_bench_ctx_prime(ctx);
 }
 
@@ -113,6 +121,26 @@ static int run_module(void *p, const struct mtp_bench_case *c, double *ns)
     return MTP_OK;
 }
 
+/* One draft of module k with its head over a draft vocabulary of c->n ids. */
+static int run_module_vocab(void *p, const struct mtp_bench_case *c, double *ns)
+{
+    struct mtp_bench_ctx *x = p;
+    int k = c->module, pos = x->module_start[k], d = x->c->hidden_size;
+    const struct mtp_draft_vocab *dv = NULL;
+    for (int i = 0; i < MTP_BENCH_N_VOCABS; i++)
+        if (mtp_bench_draft_vocabs[i] == c->n)
+            dv = x->dv[i];
+    MTP_CHECK(dv != NULL);
+    double t0 = now_ns();
+    if (mtp_engine_mtp_forward_draft(x->e, k, dv, x->tokens + pos + k,
+                                     x->hid[k - 1] + (size_t)pos * d, 1, pos, x->logits,
+                                     x->hrows))
+        return MTP_ERR;
+    *ns = now_ns() - t0;
+    mtp_engine_truncate(x->e, k, pos);
+    return MTP_OK;
+}
+
 /* Choosing a token from one row of logits, as the decoder does it:
  * argmax (greedy acceptance, one per verified row), argmax + distribution
  * (a greedy draft keeps its q), softmax + sample at T = 1 (sampled drafts,
@@ -163,7 +191,8 @@ static void add(struct mtp_bench_case *v, int *n, const char *kind, int module, 
 int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case **out)
 {
     int D = ctx->c->num_nextn_predict_layers, n = 0;
-    struct mtp_bench_case *v = mtp_xcalloc((size_t)(6 + MTP_BENCH_MAX_N * (D + 1)), sizeof *v);
+    struct mtp_bench_case *v = mtp_xcalloc(
+        (size_t)(6 + MTP_BENCH_MAX_N * (D + 1) + MTP_BENCH_N_VOCABS * D), sizeof *v);
     char name[MTP_BENCH_NAME_CAP];
     add(v, &n, "decode", 0, 1, run_forward, "decode");
     for (int i = 1; i <= MTP_BENCH_MAX_N; i++) {
@@ -179,6 +208,11 @@ int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case 
     add(v, &n, "choose", 0, 1, run_choose, "choose/argmax_probs");
     add(v, &n, "choose", 0, 2, run_choose, "choose/sampled");
     add(v, &n, "update", 0, 0, run_update, "update");
+    for (int i = 0; i < MTP_BENCH_N_VOCABS; i++)
+        for (int k = 1; ctx->dv[i] && k <= D; k++) {
+            snprintf(name, sizeof name, "draft_vocab/module=%d/N=%d", k, mtp_bench_draft_vocabs[i]);
+            add(v, &n, "draft_vocab", k, mtp_bench_draft_vocabs[i], run_module_vocab, name);
+        }
     *out = v;
     return n;
 }

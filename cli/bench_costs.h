@@ -17,6 +17,12 @@
 
 enum { MTP_BENCH_MAX_N = 16, MTP_BENCH_ROW_REPS = 8 };
 
+/* Draft vocabularies timed next to the full head (spec/decoding.md "Draft
+ * vocabulary"): one draft of each module with the head over N ids, for each
+ * N below V, when the model directory has token_frequencies.bin. */
+enum { MTP_BENCH_N_VOCABS = 3 };
+static const int mtp_bench_draft_vocabs[MTP_BENCH_N_VOCABS] = {2048, 1024, 512};
+
 struct mtp_bench_ctx {
     struct mtp_engine *e;
     const struct mtp_config *c;
@@ -30,6 +36,8 @@ struct mtp_bench_ctx {
     int *module_start;  /* [1 + D] position module k's timed rows start at */
     double experts[MTP_BENCH_MAX_N + 1]; /* mean experts touched per MoE layer, verify of n */
     int sink;           /* keeps the choose cases' results alive */
+    const struct mtp_draft_vocab *dv[MTP_BENCH_N_VOCABS]; /* NULL: not timed (N >= V, or no
+                                                           * token_frequencies.bin) */
 };
 
 /* Allocate CTX for engine E at context P, prefill the main model and fill
@@ -41,7 +49,9 @@ int mtp_bench_ctx_prime(struct mtp_bench_ctx *ctx);
 
 /* The case list (owned by the caller, free()): "decode" first (the
  * reference), then verify/n=1..16, draft/module=k/n=1..16 for every module,
- * choose/argmax, choose/argmax_probs, choose/sampled, update. */
+ * choose/argmax, choose/argmax_probs, choose/sampled, update, then
+ * draft_vocab/module=k/N=n (one draft over a draft vocabulary of n ids) for
+ * each vocabulary in CTX->dv. */
 int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case **out);
 
 #endif

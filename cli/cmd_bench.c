@@ -284,6 +284,17 @@ static void print_curve(const struct mtp_bench_ctx *x, const struct mtp_bench_ca
         }
         printf("\n");
     }
+    for (int i = 0; i < MTP_BENCH_N_VOCABS; i++) {
+        if (!x->dv[i])
+            continue;
+        printf("  draft vocabulary N = %d (spec/decoding.md):", mtp_bench_draft_vocabs[i]);
+        for (int k = 1; k <= D; k++) {
+            snprintf(name, sizeof name, "draft_vocab/module=%d/N=%d", k, mtp_bench_draft_vocabs[i]);
+            case_stats(cases, res, name, &ns, &r);
+            printf(" module %d x%.3f [%.3f, %.3f];", k, r.median, r.p10, r.p90);
+        }
+        printf("\n");
+    }
     static const char *const overheads[] = {"choose/argmax", "choose/argmax_probs",
                                             "choose/sampled", "update"};
     printf("overheads per row (choose) and per step (update), relative to one decode:\n");

@@ -5,7 +5,7 @@
  *
  *   mtpbench generate --model DIR --prompt "text" [-n 32] [--mtp K [--drafting exact|chain]]
  *                     [--tree widths:4,2,1|paths:0;1;0,0|dynamic:N,W,D [--drafting ...]]
- *                     [--adaptive draft|cumulative --threshold T]
+ *                     [--adaptive draft|cumulative --threshold T] [--draft-vocab N]
  *                     [--temperature T --top-p P --top-k K --seed S] [--threads N]
  *   mtpbench generate --model DIR --prompt-ids 1,2,3 ...   (prints token ids)
  *
@@ -44,6 +44,7 @@ struct generate_args {
     double threshold;   /* --threshold */
     int module;
     struct mtp_tree_shape tree; /* --tree; kind NONE without it */
+    int draft_vocab;    /* --draft-vocab N; 0 = full vocabulary */
     struct mtp_wiring wiring; /* --draft-hidden, --position0-embedding, --module-hidden */
     struct mtp_sampling sampling;
     uint64_t seed;
@@ -56,6 +57,7 @@ static void generate_usage(FILE *f)
             "                         [--mtp K] [--drafting exact|chain] [--module M]\n"
             "                         [--tree widths:4,2,1|paths:0;1;0,0|dynamic:N,W,D]\n"
             "                         [--adaptive draft|cumulative] [--threshold T]\n"
+            "                         [--draft-vocab N]\n"
             "                         [--draft-hidden after_shared_head_norm|before_shared_head_norm]\n"
             "                         [--position0-embedding kept|zeroed]\n"
             "                         [--module-hidden previous_module|main_model]\n"
@@ -75,7 +77,9 @@ static void generate_usage(FILE *f)
             "The three wiring options choose the MTP conventions of spec/decoding.md (hidden\n"
             "passed between draft steps: SGLang after / vLLM before shared_head.norm; vLLM\n"
             "zeroes the embedding at position 0; MiMo feeds every module the main model's\n"
-            "hidden); unset, the model family's default.\n");
+            "hidden); unset, the model family's default. --draft-vocab N: draft heads over the\n"
+            "N most frequent ids (MODEL_DIR/token_frequencies.bin; spec/decoding.md \"Draft\n"
+            "vocabulary\"); verification stays over the full vocabulary.\n");
 }
 
 static int parse_mode(struct generate_args *a, int c, const char *arg)
@@ -113,6 +117,11 @@ static int parse_mode(struct generate_args *a, int c, const char *arg)
         return 0;
     case 'r':
         return mtp_cli_parse_double("--threshold", arg, 0, 1, &a->threshold) ? 2 : 0;
+    case 'V':
+        if (mtp_cli_parse_int("--draft-vocab", arg, 1, 1L << 30, &v))
+            return 2;
+        a->draft_vocab = (int)v;
+        return 0;
     case 'M':
         if (mtp_cli_parse_int("--module", arg, 1, 64, &v))
             return 2;
@@ -172,6 +181,7 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
         {"module-hidden", required_argument, 0, 'G'},
         {"adaptive", required_argument, 0, 'A'}, {"threshold", required_argument, 0, 'r'},
         {"tree", required_argument, 0, 'W'},
+        {"draft-vocab", required_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     *a = (struct generate_args){.backend = "cpu", .n_new = 32,
@@ -223,6 +233,11 @@ static int generate_parse(int argc, char **argv, struct generate_args *a)
             return 2;
         }
         a->drafting = MTP_DECODE_DRAFTING_CHAIN;
+    }
+    if (a->draft_vocab > 0 && a->depth < 1) {
+        fprintf(stderr, "mtpbench: error: option --draft-vocab: needs --mtp K (only drafts use "
+                        "the draft vocabulary)\n");
+        return 2;
     }
     if (!a->model_dir || (!a->prompt == !a->text)) {
         fprintf(stderr, "mtpbench: error: generate needs --model and one of --prompt, "
@@ -340,6 +355,7 @@ static int generate_decode(const struct generate_args *a, struct mtp_engine *e,
         .chain_module = a->module,
         .adaptive = a->adaptive,
         .adaptive_threshold = a->threshold,
+        .draft_vocab = a->depth > 0 ? a->draft_vocab : 0,
         .wiring = a->wiring,
         .sampling = a->sampling,
         .max_new_tokens = a->n_new,

@@ -53,6 +53,9 @@ int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params 
     if (!(s->temperature >= 0) || !(s->top_p > 0 && s->top_p <= 1) || s->top_k < 0)
         return mtp_error_set("decode: invalid sampling (temperature %g, top_p %g, top_k %d)",
                              s->temperature, s->top_p, s->top_k);
+    if (p->tree.kind != MTP_TREE_NONE && p->draft_vocab > 0)
+        return mtp_error_set("decode: draft_vocab is not supported with tree drafting (tree "
+                             "drafts take their top-k candidates from the full head)");
     if (p->tree.kind != MTP_TREE_NONE)
         return mtp_decode_tree_check(e, p);
     if (p->drafting == MTP_DECODE_DRAFTING_NONE)
@@ -77,6 +80,10 @@ int mtp_decode_check(const struct mtp_engine *e, const struct mtp_decode_params 
                              p->adaptive_threshold);
     if (p->draft_hook && !mtp_sampling_is_greedy(s))
         return mtp_error_set("decode: a draft hook needs greedy sampling");
+    int V = mtp_engine_model(e)->cfg.vocab_size;
+    if (p->draft_vocab < 0 || p->draft_vocab > V)
+        return mtp_error_set("decode: draft_vocab must be in 1..%d (the model's vocab_size) or "
+                             "0 for the full vocabulary, got %d", V, p->draft_vocab);
     return MTP_OK;
 }
 
@@ -87,7 +94,13 @@ int mtp_decode_create(struct mtp_engine *e, const struct mtp_decode_params *p,
     const struct mtp_config *c = &mtp_engine_model(e)->cfg;
     if (mtp_decode_check(e, p))
         return MTP_ERR;
+    const struct mtp_draft_vocab *dv = NULL;
+    /* N = V selects every id: the full head is the same computation, cheaper. */
+    if (p->drafting != MTP_DECODE_DRAFTING_NONE && p->draft_vocab > 0 &&
+        p->draft_vocab < c->vocab_size && mtp_engine_draft_vocab(e, p->draft_vocab, &dv))
+        return MTP_ERR;
     struct mtp_decode *d = mtp_xcalloc(1, sizeof *d);
+    d->dv = dv;
     d->e = e;
     d->p = *p;
     mtp_wiring_resolve(&d->p.wiring, c);

@@ -71,6 +71,8 @@ struct mtp_decode_params {
     enum mtp_decode_adaptive adaptive; /* OFF unless an adaptive-depth decoder */
     double adaptive_threshold;   /* in [0, 1]; 0 never stops early */
     int chain_module;            /* chain: 1-based module reused (0 -> 1) */
+    int draft_vocab;             /* > 0: draft heads over the N most frequent ids only
+                                  * (spec/decoding.md "Draft vocabulary"); 0 = full vocab */
     struct mtp_wiring wiring;    /* MTP conventions (wiring.h); _DEFAULT fields take the
                                   * model family's choice (mtp_wiring_resolve) */
     struct mtp_sampling sampling;
@@ -153,7 +155,8 @@ const struct mtp_decode_result *mtp_decode_result(const struct mtp_decode *d);
 
 /* The drafts of the last MTP step: writes up to CAP tokens and returns K
  * (0 before the first step). The logits [V] that draft k (1-based) was chosen
- * from (the module's output at the draft position), or NULL (tests). */
+ * from (the module's output at the draft position; with a draft vocabulary,
+ * -INFINITY outside it), or NULL (tests). */
 int mtp_decode_last_drafts(const struct mtp_decode *d, int32_t *drafts, int cap);
 const float *mtp_decode_last_draft_logits(const struct mtp_decode *d, int k);
 

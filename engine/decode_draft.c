@@ -56,9 +56,11 @@
  * accepted drafts: the next step recomputes those positions from the main
  * model's hidden states, as vLLM and SGLang do ("draft extend").
  */
+#include <math.h>   /* defines: INFINITY */
 #include <string.h> /* defines: memcpy */
 
 #include "decode_internal.h"
+#include "draft_vocab.h"
 #include "error.h"
 
 static int min_int(int a, int b) { return a < b ? a : b; }
@@ -72,13 +74,35 @@ static int32_t token_at(const struct mtp_decode *d, int i)
 }
 
 /* Choose draft K from module logits ROW [V] (greedy argmax, or a sample from
- * q_K kept for acceptance), then let a test hook see it. */
+ * q_K kept for acceptance), then let a test hook see it.
+ * With a draft vocabulary ROW holds the N subset logits: the choice (softmax,
+ * filters, argmax, sample) runs over N, and q_K is scattered to the full
+ * vocabulary with 0 outside the subset. That q_K is exactly what the draft
+ * was drawn from, so min(1, p/q) and the residual max(p - q, 0) stay exact:
+ * ids outside the subset are emitted only by the residual, at rate p. */
 static void pick_draft(struct mtp_decode *d, int k, const float *row)
 {
-    memcpy(d->draft_logits + (size_t)(k - 1) * d->V, row, (size_t)d->V * sizeof(float));
-    d->drafts[k - 1] = mtp_decode_choose(d, row, d->q + (size_t)(k - 1) * d->V);
-    if (d->p.draft_hook)
+    float *logits = d->draft_logits + (size_t)(k - 1) * d->V;
+    float *q = d->q + (size_t)(k - 1) * d->V;
+    if (d->dv) {
+        const int32_t *ids = d->dv->ids;
+        int n = d->dv->n;
+        /* One uniform per sampled draft, none when greedy: the same stream
+         * order as the full-vocabulary path (decode.h). */
+        float u = mtp_sampling_is_greedy(&d->p.sampling) ? 0.0f : mtp_rng_uniform(&d->p.rng);
+        d->drafts[k - 1] = mtp_draft_vocab_choose(&d->p.sampling, ids, n, row, u, d->work,
+                                                  d->iwork, q, d->V, &d->draft_sub[k - 1]);
+        mtp_draft_vocab_scatter(ids, n, row, -INFINITY, logits, d->V);
+    } else {
+        memcpy(logits, row, (size_t)d->V * sizeof(float));
+        d->drafts[k - 1] = mtp_decode_choose(d, row, q);
+    }
+    if (d->p.draft_hook) {
+        int32_t before = d->drafts[k - 1];
         d->p.draft_hook(d->p.draft_hook_user, k, &d->drafts[k - 1]);
+        if (d->drafts[k - 1] != before)
+            d->draft_sub[k - 1] = -1;
+    }
 }
 
 /* The hidden states module K reads in exact drafting: module K-1's (the
@@ -115,8 +139,9 @@ static const float *module_rows(struct mtp_decode *d, int module, int shift, con
     MTP_CHECK(rows >= 1 && rows <= d->batch_cap);
     for (int r = 0; r < rows; r++)
         d->batch_tokens[r] = token_at(d, c + r + shift);
-    *rc = mtp_engine_mtp_forward_last(d->e, module, d->batch_tokens, in + (size_t)c * d->dm,
-                                      rows, c, d->batch_logits, out + (size_t)c * d->dm);
+    *rc = mtp_engine_mtp_forward_draft(d->e, module, d->dv, d->batch_tokens,
+                                       in + (size_t)c * d->dm, rows, c, d->batch_logits,
+                                       out + (size_t)c * d->dm);
     if (*rc)
         mtp_error_wrap("decode: MTP module %d at positions %d..%d: ", module, c, m - 1);
     return d->batch_logits;
@@ -140,7 +165,14 @@ static bool stop_after(const struct mtp_decode *d, int i, const float *row, doub
 {
     if (d->p.adaptive == MTP_DECODE_ADAPTIVE_OFF)
         return false;
-    double p = mtp_sampling_token_prob(row, d->V, d->drafts[i - 1]);
+    double p;
+    if (!d->dv)
+        p = mtp_sampling_token_prob(row, d->V, d->drafts[i - 1]);
+    else if (d->draft_sub[i - 1] >= 0) /* the subset's own softmax, over N */
+        p = mtp_sampling_token_prob(row, d->dv->n, d->draft_sub[i - 1]);
+    else /* a test hook's draft: the scattered logits, 0 outside the subset */
+        p = mtp_sampling_token_prob(d->draft_logits + (size_t)(i - 1) * d->V, d->V,
+                                    d->drafts[i - 1]);
     *cum *= p;
     double v = d->p.adaptive == MTP_DECODE_ADAPTIVE_CUMULATIVE ? *cum : p;
     return v < d->p.adaptive_threshold;
@@ -160,8 +192,9 @@ static int draft_chain(struct mtp_decode *d)
         return MTP_OK;
     for (int i = 2; i <= d->K; i++) {
         int pos = m + i - 2;
-        if (mtp_engine_mtp_forward(d->e, M, &d->drafts[i - 2], g + (size_t)(pos - 1) * d->dm, 1,
-                                   pos, d->batch_logits, g + (size_t)pos * d->dm))
+        if (mtp_engine_mtp_forward_draft(d->e, M, d->dv, &d->drafts[i - 2],
+                                         g + (size_t)(pos - 1) * d->dm, 1, pos, d->batch_logits,
+                                         g + (size_t)pos * d->dm))
             return mtp_error_wrap("decode: chained draft %d at position %d: ", i, pos);
         pick_draft(d, i, d->batch_logits);
         d->k_step = i;

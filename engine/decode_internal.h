@@ -36,6 +36,9 @@ struct mtp_decode {
     float **hid;
 
     int32_t drafts[MTP_DECODE_MAX_DEPTH];     /* d_1..d_K of the current step (K <= MTP_DECODE_MAX_DEPTH) */
+    const struct mtp_draft_vocab *dv;         /* draft vocabulary (engine-owned), NULL = full */
+    int32_t draft_sub[MTP_DECODE_MAX_DEPTH];  /* with dv: subset index of d_k, -1 if a test
+                                               * hook replaced the draft */
     float *draft_logits;    /* [K, V] module logits at the draft position */
     float *q;               /* [K, V] draft distributions (sampling) */
     float *p_target;        /* [K+1, V] target distributions (sampling) */

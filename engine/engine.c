@@ -10,6 +10,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
 
+#include "draft_vocab.h"
 #include "engine_internal.h"
 #include "error.h"
 
@@ -181,6 +182,7 @@ void mtp_engine_free(struct mtp_engine *e)
     if (!e)
         return;
     scratch_free(e);
+    mtp_engine_draft_vocabs_free(e);
     for (int i = 0; i < e->model->n_layers; i++)
         e->be->release(e->bctx, e->cache[i]);
     free(e->cache);
@@ -370,26 +372,36 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
         e->be->download(e->bctx, hidden_out, e->s.x, (size_t)n * d * sizeof(float));
 }
 
-/* Head rows [first, n) of the chunk in s.xn into LOGITS [n - first, V]. */
-static void mtp_head_rows(struct mtp_engine *e, int module, int first, int n, float *logits)
+/* The head module MODULE applies: its own, or its subset head under DV. */
+static const struct mtp_weight *module_head(const struct mtp_engine *e, int module,
+                                            const struct mtp_draft_vocab *dv)
 {
-    const struct mtp_config *c = &e->model->cfg;
-    const struct mtp_layer *layer = mtp_model_module(e->model, module);
-    size_t rows = (size_t)(n - first);
-    e->be->matmul(e->bctx, layer->nextn.head, e->s.xn + (size_t)first * c->hidden_size,
-                  c->hidden_size, (int)rows, e->s.logits, c->vocab_size);
-    e->be->download(e->bctx, logits, e->s.logits, rows * c->vocab_size * sizeof(float));
+    return dv ? dv->head[module] : mtp_model_module(e->model, module)->nextn.head;
 }
 
-/* After an MTP chunk: its LOGITS [logit_rows, V] (the last rows of the chunk)
+/* Head rows [first, n) of the chunk in s.xn into LOGITS [n - first, width],
+ * width = V, or N under a draft vocabulary DV. */
+static void mtp_head_rows(struct mtp_engine *e, int module, const struct mtp_draft_vocab *dv,
+                          int first, int n, float *logits)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    const struct mtp_weight *head = module_head(e, module, dv);
+    size_t rows = (size_t)(n - first), width = (size_t)head->rows;
+    e->be->matmul(e->bctx, head, e->s.xn + (size_t)first * c->hidden_size, c->hidden_size,
+                  (int)rows, e->s.logits, (int)width);
+    e->be->download(e->bctx, logits, e->s.logits, rows * width * sizeof(float));
+}
+
+/* After an MTP chunk: its LOGITS [logit_rows, V or N] (the last rows of the chunk)
  * and HIDDEN_OUT [n, d] must be finite, else rerun it to locate the cause. */
-static int check_mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
-                           const float *hidden_in, int n, int start_pos, const float *logits,
-                           int logit_rows, const float *hidden_out)
+static int check_mtp_chunk(struct mtp_engine *e, int module, const struct mtp_draft_vocab *dv,
+                           const int32_t *tokens, const float *hidden_in, int n, int start_pos,
+                           const float *logits, int logit_rows, const float *hidden_out)
 {
     const struct mtp_config *c = &e->model->cfg;
     struct mtp_nonfinite bad;
-    if (mtp_finite_rows(logits, logit_rows, c->vocab_size, "logits", &bad) &&
+    const struct mtp_weight *head = module_head(e, module, dv);
+    if (mtp_finite_rows(logits, logit_rows, head->rows, "logits", &bad) &&
         mtp_finite_rows(hidden_out, n, c->hidden_size, "hidden state", &bad))
         return MTP_OK;
     if (logits && logit_rows < n)
@@ -404,12 +416,12 @@ static int check_mtp_chunk(struct mtp_engine *e, int module, const int32_t *toke
                              name, start_pos + in_bad.row, in_bad.col);
     mtp_engine_diag_begin(e);
     mtp_chunk(e, module, tokens, hidden_in, n, start_pos, NULL);
-    return mtp_engine_nonfinite_error(e, name, start_pos, &bad, layer->nextn.head->name);
+    return mtp_engine_nonfinite_error(e, name, start_pos, &bad, head->name);
 }
 
-static int mtp_forward_impl(struct mtp_engine *e, int module, const int32_t *tokens,
-                            const float *hidden_in, int n, int start_pos, float *logits,
-                            bool last_only, float *hidden_out)
+static int mtp_forward_impl(struct mtp_engine *e, int module, const struct mtp_draft_vocab *dv,
+                            const int32_t *tokens, const float *hidden_in, int n, int start_pos,
+                            float *logits, bool last_only, float *hidden_out)
 {
     const struct mtp_config *c = &e->model->cfg;
     if (module < 1 || module > c->num_nextn_predict_layers)
@@ -427,13 +439,14 @@ static int mtp_forward_impl(struct mtp_engine *e, int module, const int32_t *tok
         if (logits && !last_only) {
             lg = logits + (size_t)done * c->vocab_size;
             rows = chunk;
-            mtp_head_rows(e, module, 0, chunk, lg);
+            mtp_head_rows(e, module, dv, 0, chunk, lg);
         } else if (logits && done + chunk == n) {
             lg = logits;
             rows = 1;
-            mtp_head_rows(e, module, chunk - 1, chunk, logits);
+            mtp_head_rows(e, module, dv, chunk - 1, chunk, logits);
         }
-        if (check_mtp_chunk(e, module, tokens + done, in, chunk, start_pos + done, lg, rows, hd))
+        if (check_mtp_chunk(e, module, dv, tokens + done, in, chunk, start_pos + done, lg, rows,
+                            hd))
             return MTP_ERR;
     }
     e->cache_len[module] = start_pos + n;
@@ -444,7 +457,7 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
                            const float *hidden_in, int n, int start_pos, float *logits,
                            float *hidden_out)
 {
-    return mtp_forward_impl(e, module, tokens, hidden_in, n, start_pos, logits, false,
+    return mtp_forward_impl(e, module, NULL, tokens, hidden_in, n, start_pos, logits, false,
                             hidden_out);
 }
 
@@ -452,7 +465,19 @@ int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t 
                                 const float *hidden_in, int n, int start_pos, float *last_logits,
                                 float *hidden_out)
 {
-    return mtp_forward_impl(e, module, tokens, hidden_in, n, start_pos, last_logits, true,
+    return mtp_forward_impl(e, module, NULL, tokens, hidden_in, n, start_pos, last_logits, true,
+                            hidden_out);
+}
+
+int mtp_engine_mtp_forward_draft(struct mtp_engine *e, int module,
+                                 const struct mtp_draft_vocab *dv, const int32_t *tokens,
+                                 const float *hidden_in, int n, int start_pos,
+                                 float *last_logits, float *hidden_out)
+{
+    if (dv && (module < 1 || module > dv->n_modules))
+        return mtp_error_set("engine: MTP module %d has no subset head (draft_vocab %d covers "
+                             "%d modules)", module, dv->n, dv->n_modules);
+    return mtp_forward_impl(e, module, dv, tokens, hidden_in, n, start_pos, last_logits, true,
                             hidden_out);
 }
 

@@ -71,6 +71,28 @@ int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t 
                                 const float *hidden_in, int n, int start_pos, float *last_logits,
                                 float *hidden_out);
 
+/* The draft vocabulary of N ids (draft_vocab.h, spec/decoding.md "Draft
+ * vocabulary"), built on first use from the model directory's
+ * token_frequencies.bin and kept until the engine is freed. Returns MTP_OK and
+ * *OUT (owned by the engine), or MTP_ERR naming the file and field (missing or
+ * invalid file) or N outside 1..V. */
+struct mtp_draft_vocab;
+int mtp_engine_draft_vocab(struct mtp_engine *e, int n, const struct mtp_draft_vocab **out);
+
+/* The same from COUNTS [V] instead of the file (tests, and models without
+ * one): later mtp_engine_draft_vocab(e, n) calls, and so decoders with
+ * draft_vocab n, use this vocabulary. An N already built is an error. */
+int mtp_engine_draft_vocab_counts(struct mtp_engine *e, int n, const uint64_t *counts,
+                                  const struct mtp_draft_vocab **out);
+
+/* mtp_engine_mtp_forward_last with the head over the draft vocabulary DV only:
+ * LAST_LOGITS [DV->n] holds the logits of ids DV->ids[0..n) (bitwise the
+ * values the full head gives for those ids). DV NULL: the full head. */
+int mtp_engine_mtp_forward_draft(struct mtp_engine *e, int module,
+                                 const struct mtp_draft_vocab *dv, const int32_t *tokens,
+                                 const float *hidden_in, int n, int start_pos,
+                                 float *last_logits, float *hidden_out);
+
 /* The engine-level MTP conventions of W (wiring.h, resolved): with
  * position0_embedding "zeroed" every module forward zeroes its input embedding
  * at position 0 (vLLM); with draft_hidden "before_shared_head_norm" hidden_out

@@ -64,7 +64,14 @@ struct mtp_engine {
     mtp_trace_fn trace;
     mtp_trace_i32_fn trace_i32;
     void *trace_user;
+
+    struct mtp_draft_vocab *draft_vocabs; /* built on first use (engine_draft_vocab.c) */
 };
+
+/* engine_draft_vocab.c: distinct subset heads per draft vocabulary (one per
+ * distinct module head; a checkpoint with own heads per module has D). */
+enum { MTP_MAX_DRAFT_HEADS = 64 };
+void mtp_engine_draft_vocabs_free(struct mtp_engine *e);
 
 /* forward.c: one decoder block (attention + FFN with residuals) over n tokens
  * whose residual stream is s.x, at positions start_pos.., using CACHE. */

@@ -106,6 +106,8 @@ struct mtp_request_record {
                                      * (omitted: every step drafted depth) */
     double adaptive_threshold;      /* adaptive decoders: the stop threshold; < 0 otherwise */
     char *adaptive_rule;            /* "draft" | "cumulative", or NULL (not adaptive) */
+    int draft_vocab;                /* N of a draft vocabulary (spec/decoding.md); 0 = full
+                                     * vocabulary (the key is then omitted) */
     char *wiring[3];                /* MTP conventions, by enum mtp_wiring_field: value names
                                      * (engine/wiring.h), or NULL (baseline; older logs) */
     uint64_t *draft_ns;             /* [n_steps] per phase, nanoseconds */

@@ -506,10 +506,16 @@ static int decode_wiring(const msgpack_object *rec, struct mtp_request_record *r
     return MTP_OK;
 }
 
-/* The adaptive-depth fields (new body fields; absent in other records). */
+/* The adaptive-depth fields and draft_vocab (new body fields; absent in
+ * other records). */
 static int decode_adaptive(const msgpack_object *rec, struct mtp_request_record *r)
 {
     r->adaptive_threshold = -1;
+    const msgpack_object *vocab = mtp_log_map_get(rec, "draft_vocab");
+    int64_t nv = 0;
+    if (vocab && !(mtp_log_obj_int(vocab, &nv) && nv >= 1 && nv <= INT32_MAX))
+        return bad_key("draft_vocab", "integer >= 1");
+    r->draft_vocab = (int)nv;
     const msgpack_object *drafted = mtp_log_map_get(rec, "drafted");
     int n = r->n_steps;
     if (drafted && drafted->type != MSGPACK_OBJECT_NIL &&

@@ -442,8 +442,9 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     msgpack_packer *pk = &w->pk;
     bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
     bool adaptive = r->adaptive_rule != NULL, drafted = r->drafted != NULL;
+    bool vocab = r->draft_vocab > 0;
     msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted +
-                             mtp_log_tree_keys(r));
+                             vocab + mtp_log_tree_keys(r));
     pack_request_head(pk, r);
     if (r->prompt_ids) {
         pack_key(pk, "prompt_ids");
@@ -465,6 +466,8 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
         kv_str(pk, "adaptive_rule", r->adaptive_rule);
         kv_double(pk, "adaptive_threshold", r->adaptive_threshold);
     }
+    if (vocab)
+        kv_int(pk, "draft_vocab", r->draft_vocab);
     if (wired)
         pack_wiring(pk, r);
     mtp_log_pack_tree(pk, r);

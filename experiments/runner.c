@@ -246,7 +246,8 @@ static int setup(struct mtp_runner *r, const char *spec_path)
     if (mtp_model_load(r->spec.model_dir, &r->model))
         return MTP_ERR;
     if (check_mtp_present(r) ||
-        mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers))
+        mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers) ||
+        mtp_spec_check_draft_vocab(&r->spec, r->model->cfg.vocab_size))
         return MTP_ERR;
     if (load_tokenizer(r) || prepare_prompts(r) || create_engine(r))
         return MTP_ERR;
@@ -376,6 +377,7 @@ static struct mtp_decode_params decode_params(const struct mtp_runner *r, int de
                     : d->rule == MTP_SPEC_ADAPTIVE_DRAFT ? MTP_DECODE_ADAPTIVE_DRAFT
                                                          : MTP_DECODE_ADAPTIVE_CUMULATIVE,
         .adaptive_threshold = d->threshold,
+        .draft_vocab = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->draft_vocab,
         .wiring = d->wiring,
         .sampling = {.temperature = (float)s->temperature, .top_p = (float)s->top_p,
                      .top_k = s->top_k},
@@ -441,6 +443,7 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .accepted_uncut = d->type == MTP_SPEC_DECODER_BASELINE ? NULL : res->accepted_uncut,
         .drafted = d->type == MTP_SPEC_DECODER_ADAPTIVE ? res->drafted : NULL,
         .adaptive_threshold = d->type == MTP_SPEC_DECODER_ADAPTIVE ? d->threshold : -1,
+        .draft_vocab = d->type == MTP_SPEC_DECODER_BASELINE ? 0 : d->draft_vocab,
         .adaptive_rule = d->type == MTP_SPEC_DECODER_ADAPTIVE
                              ? (char *)mtp_spec_adaptive_rule_name(d->rule) : NULL,
         .draft_ns = res->draft_ns,

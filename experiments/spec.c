@@ -20,6 +20,7 @@
 #include <sys/stat.h> /* defines: stat, S_ISDIR */
 #include <unistd.h>   /* defines: close */
 
+#include "../engine/draft_vocab.h" /* defines: mtp_token_freq_load, MTP_TOKEN_FREQ_FILE */
 #include "../engine/error.h"
 #include "../engine/input_file.h" /* defines: mtp_input_open, mtp_input_fopen */
 #include "../kernels/backend.h"      /* defines: MTP_MAX_THREADS */
@@ -356,7 +357,7 @@ static int parse_adaptive_fields(const struct parse *p, json_t *v, const char *p
                                  struct mtp_spec_decoder *d)
 {
     static const char *const keys[] = {"name", "type", "depth", "threshold", "rule", "module",
-                                       "wiring", NULL};
+                                       "wiring", "draft_vocab", NULL};
     if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
@@ -364,6 +365,8 @@ static int parse_adaptive_fields(const struct parse *p, json_t *v, const char *p
         return MTP_ERR;
     d->depth = (int)depth;
     d->drafting = MTP_SPEC_DRAFTING_CHAIN;
+    if (get_int32(p, v, prefix, "draft_vocab", false, 0, 1, &d->draft_vocab))
+        return MTP_ERR;
     char path[KEY_CAP];
     key_join(path, prefix, "threshold");
     if (get_number(p, v, prefix, "threshold", true, 0, &d->threshold))
@@ -384,7 +387,7 @@ static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix
                             struct mtp_spec_decoder *d)
 {
     static const char *const keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
-                                       "tree", NULL};
+                                       "tree", "draft_vocab", NULL};
     if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
@@ -398,6 +401,12 @@ static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix
         return MTP_ERR;
     if (!tree)
         d->depth = (int)depth;
+    /* 0 is not a valid value: full vocabulary is the key's absence. */
+    if (get_int32(p, v, prefix, "draft_vocab", false, 0, 1, &d->draft_vocab))
+        return MTP_ERR;
+    if (tree && d->draft_vocab > 0)
+        return mtp_error_set("SPEC: %s: key '%s.draft_vocab': not supported with \"tree\" (tree "
+                             "drafts take their candidates from the full head)", p->src, prefix);
     json_t *dr = json_object_get(v, "drafting");
     char path[KEY_CAP];
     key_join(path, prefix, "drafting");
@@ -435,7 +444,7 @@ static void wiring_suffix(const struct mtp_spec_decoder *d, char *buf, size_t ca
 
 static void default_decoder_name(struct mtp_spec_decoder *d)
 {
-    char buf[160], suffix[96], full[260];
+    char buf[160], suffix[96], vocab[24] = "", full[300];
     if (d->type == MTP_SPEC_DECODER_BASELINE)
         snprintf(buf, sizeof buf, "baseline");
     else if (d->type == MTP_SPEC_DECODER_ADAPTIVE)
@@ -449,7 +458,9 @@ static void default_decoder_name(struct mtp_spec_decoder *d)
     else
         snprintf(buf, sizeof buf, "mtp-%s-k%d", mtp_spec_drafting_name(d->drafting), d->depth);
     wiring_suffix(d, suffix, sizeof suffix);
-    snprintf(full, sizeof full, "%s%s", buf, suffix);
+    if (d->draft_vocab > 0)
+        snprintf(vocab, sizeof vocab, "-v%d", d->draft_vocab);
+    snprintf(full, sizeof full, "%s%s%s", buf, vocab, suffix);
     d->name = mtp_xstrdup(full);
 }
 
@@ -666,6 +677,28 @@ int mtp_spec_check_model(const struct mtp_spec *spec, int num_nextn_predict_laye
                                  "(the model has num_nextn_predict_layers = %d), found %d",
                                  spec->path, i, D, D, d->module);
     }
+    return MTP_OK;
+}
+
+int mtp_spec_check_draft_vocab(const struct mtp_spec *spec, int vocab_size)
+{
+    bool used = false;
+    for (int i = 0; i < spec->n_decoders; i++) {
+        const struct mtp_spec_decoder *d = &spec->decoders[i];
+        if (d->draft_vocab > vocab_size)
+            return mtp_error_set("SPEC: %s: key 'decoders[%d].draft_vocab': expected integer "
+                                 "<= %d (the model's vocab_size), found %d",
+                                 spec->path, i, vocab_size, d->draft_vocab);
+        used = used || d->draft_vocab > 0;
+    }
+    if (!used)
+        return MTP_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", spec->model_dir, MTP_TOKEN_FREQ_FILE);
+    uint64_t *counts;
+    if (mtp_token_freq_load(path, vocab_size, &counts))
+        return mtp_error_wrap("SPEC: %s: a decoder sets draft_vocab: ", spec->path);
+    free(counts);
     return MTP_OK;
 }
 

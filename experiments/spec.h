@@ -66,6 +66,8 @@ struct mtp_spec_decoder {
     enum mtp_spec_adaptive_rule rule; /* adaptive: "rule" (default cumulative) */
     struct mtp_tree_shape tree;      /* mtp "tree" (spec_tree.h): kind NONE for chains; depth
                                       * is then the tree's */
+    int draft_vocab;                 /* mtp/adaptive "draft_vocab": draft heads over the N most
+                                      * frequent ids (spec/decoding.md); 0 = full (absent) */
 };
 
 /* True for decoders that draft (mtp and adaptive). */
@@ -113,6 +115,13 @@ int mtp_spec_parse(const char *json_text, const char *source, const char *base_d
  * exist (module <= D, so D >= 1) but allows any depth. Returns MTP_OK or
  * MTP_ERR with a message naming the spec file and the decoder's key. */
 int mtp_spec_check_model(const struct mtp_spec *spec, int num_nextn_predict_layers);
+
+/* The draft-vocabulary checks, once config.json is loaded: every decoder's
+ * draft_vocab <= VOCAB_SIZE, and when any decoder sets one, MODEL_DIR's
+ * token_frequencies.bin must exist and be valid (draft_vocab.h). Returns
+ * MTP_OK or MTP_ERR naming the spec file and the decoder's key, or the
+ * frequency file and its field. */
+int mtp_spec_check_draft_vocab(const struct mtp_spec *spec, int vocab_size);
 
 /* Free everything SPEC owns and zero it (safe on a zeroed or half-built spec). */
 void mtp_spec_free(struct mtp_spec *spec);

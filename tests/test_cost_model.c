@@ -76,6 +76,30 @@ static void test_hand_computed(void **state)
     assert_float_equal(mtp_cost_speedup(&c, &sampled, alpha, 1), 1.8 * 1.01 / 1.81, 1e-12);
 }
 
+/* A draft vocabulary saves its measured one-row head difference once per
+ * module forward, whatever the rows; an N the bench did not time changes
+ * nothing. */
+static void test_draft_vocab_saving(void **state)
+{
+    (void)state;
+    struct mtp_cost_point c = point(0.5, 0.2, 0.1, 0.3);
+    c.draft_vocab[1][1] = 0.05; /* module 1 at N = 1024: saves 0.2 - 0.05 */
+    c.draft_vocab[2][1] = 0.1;  /* module 2: saves 0.3 - 0.1 */
+    struct mtp_cost_terms t;
+    struct mtp_cost_decoder d = chain;
+    d.draft_vocab = 1024;
+    mtp_cost_step(&c, &d, alpha, 1, &t);
+    assert_float_equal(t.draft, 0.28 - 0.15, 1e-12);
+    mtp_cost_step(&c, &d, alpha, 2, &t);
+    assert_float_equal(t.draft, 0.52 - 2 * 0.15, 1e-12);
+    d.drafting = MTP_SPEC_DRAFTING_EXACT;
+    mtp_cost_step(&c, &d, alpha, 2, &t);
+    assert_float_equal(t.draft, 0.62 - 0.15 - 0.2, 1e-12);
+    d.draft_vocab = 777; /* not measured: the full head's cost */
+    mtp_cost_step(&c, &d, alpha, 2, &t);
+    assert_float_equal(t.draft, 0.62, 1e-12);
+}
+
 static void test_best_depth_moves_with_costs(void **state)
 {
     (void)state;
@@ -151,6 +175,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_computed),
+        cmocka_unit_test(test_draft_vocab_saving),
         cmocka_unit_test(test_best_depth_moves_with_costs),
         cmocka_unit_test(test_cost_file),
     };

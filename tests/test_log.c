@@ -98,6 +98,7 @@ static void make_request(int i, struct req_storage *st, struct mtp_request_recor
     r->n_moe_layers = i == 1 ? 0 : N_LAYERS;
     r->experts_touched = i == 1 ? NULL : st->experts;
     r->stop_reason = i == 2 ? MTP_LOG_STOP_EOS : MTP_LOG_STOP_MAX_TOKENS;
+    r->draft_vocab = i == 1 ? 1024 : 0; /* one request with a draft vocabulary */
     r->time_unix_ns = 1700000000000000000ll + i;
 }
 
@@ -208,6 +209,7 @@ static void assert_request_equal(const struct mtp_request_record *got,
     if (want->experts_touched)
         assert_i32s(got->experts_touched, want->experts_touched, want->n_steps * want->n_moe_layers);
     assert_int_equal(got->stop_reason, want->stop_reason);
+    assert_int_equal(got->draft_vocab, want->draft_vocab);
     assert_true(got->time_unix_ns == want->time_unix_ns);
 }
 

@@ -59,6 +59,9 @@ struct req_def {
     int experts; /* value of every experts_touched cell; 0: nil */
 };
 
+/* draft_vocab of the requests write_req writes (0: full vocabulary). */
+static int g_draft_vocab;
+
 static void write_req(struct mtp_log_writer *w, const struct req_def *d)
 {
     int32_t out[64], experts[MAX_STEPS * N_LAYERS];
@@ -100,6 +103,7 @@ static void write_req(struct mtp_log_writer *w, const struct req_def *d)
         .experts_touched = d->experts ? experts : NULL,
         .stop_reason = MTP_LOG_STOP_MAX_TOKENS,
         .time_unix_ns = 1700000000000000000ll,
+        .draft_vocab = g_draft_vocab,
     };
     assert_int_equal(mtp_log_write_request(w, &r), MTP_OK);
 }
@@ -430,6 +434,41 @@ static void test_merge_two_logs(void **state)
     unlink(b);
 }
 
+/* Two runs that reuse one decoder name with different draft vocabularies:
+ * different decoders, never one mixed group. */
+static void test_draft_vocab_groups(void **state)
+{
+    (void)state;
+    static const struct req_def full[] = {
+        {"mtp-exact-k2", 2, MTP_SPEC_DRAFTING_EXACT, 0, 0.0, NULL, "p2", 2, {2, 2}, 7, 1 * MS,
+         6 * MS, {0}, 0},
+    };
+    static const struct req_def sub[] = {
+        {"mtp-exact-k2", 2, MTP_SPEC_DRAFTING_EXACT, 0, 0.0, NULL, "p2", 2, {0, 0}, 3, 1 * MS,
+         1 * MS, {0}, 0},
+    };
+    char a[256], b[256];
+    write_log(a, sizeof a, "dv_a.msgpack", 1000, full, 1, true);
+    g_draft_vocab = 1024;
+    write_log(b, sizeof b, "dv_b.msgpack", 5000, sub, 1, true);
+    g_draft_vocab = 0;
+    struct mtp_report_data d = {0};
+    load(&d, a, NULL);
+    load(&d, b, NULL);
+    struct mtp_report_options opt;
+    mtp_report_options_default(&opt);
+    opt.bootstrap = 0;
+    struct mtp_report r;
+    assert_int_equal(mtp_report_build(&d, &opt, &r), MTP_OK);
+    assert_int_equal(r.n_groups, 2);
+    for (int i = 0; i < r.n_groups; i++)
+        assert_false(r.groups[i].mixed);
+    mtp_report_free(&r);
+    mtp_report_data_free(&d);
+    unlink(a);
+    unlink(b);
+}
+
 static char *slurp(FILE *f)
 {
     long n = ftell(f);
@@ -750,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_bootstrap_reimplemented),
         cmocka_unit_test(test_bootstrap_identical_prompts),
         cmocka_unit_test(test_merge_two_logs),
+        cmocka_unit_test(test_draft_vocab_groups),
         cmocka_unit_test(test_truncated_log),
         cmocka_unit_test(test_formats_parse),
         cmocka_unit_test(test_acceptance_view),

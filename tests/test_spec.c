@@ -208,6 +208,15 @@ static const struct bad_case BAD[] = {
     {"negative seed", CODE, BASELINE, ", \"seed\": -5", "'seed'", "found -5"},
     {"repeats zero", CODE, BASELINE, ", \"repeats\": 0", "'repeats'", "integer >= 1"},
     {"bad backend", CODE, BASELINE, ", \"backend\": \"tpu\"", "'backend'", "\"tpu\""},
+    {"draft_vocab 0", CODE, "{\"type\": \"mtp\", \"depth\": 1, \"drafting\": \"exact\", "
+     "\"draft_vocab\": 0}", "", "'decoders[0].draft_vocab'", "found 0"},
+    {"negative draft_vocab", CODE, "{\"type\": \"baseline\"}, {\"type\": \"adaptive\", "
+     "\"depth\": 3, \"threshold\": 0.5, \"draft_vocab\": -8}", "", "'decoders[1].draft_vocab'",
+     "found -8"},
+    {"draft_vocab wrong type", CODE, "{\"type\": \"mtp\", \"depth\": 1, \"drafting\": "
+     "\"chain\", \"draft_vocab\": \"1k\"}", "", "'decoders[0].draft_vocab'", "\"1k\""},
+    {"baseline with draft_vocab", CODE, "{\"type\": \"baseline\", \"draft_vocab\": 512}", "",
+     "'decoders[0].draft_vocab'", "unknown key"},
 };
 
 static void build_spec(char *buf, size_t cap, const struct bad_case *c, const char *sampling)
@@ -302,6 +311,33 @@ static void test_check_model(void **state)
     mtp_spec_free(&s);
 }
 
+/* draft_vocab: parsed per decoder, in the default name; beyond the model's
+ * vocabulary or without the model's token_frequencies.bin, an error naming
+ * the key or the file. */
+static void test_draft_vocab(void **state)
+{
+    (void)state;
+    char text[1024];
+    struct bad_case c = {"", CODE,
+                         "{\"type\": \"mtp\", \"depth\": 1, \"drafting\": \"exact\"}, "
+                         "{\"type\": \"mtp\", \"depth\": 1, \"drafting\": \"exact\", "
+                         "\"draft_vocab\": 1024}", "", "", ""};
+    build_spec(text, sizeof text, &c, "{\"temperature\": 0}");
+    struct mtp_spec s;
+    assert_int_equal(load_text(text, &s), MTP_OK);
+    assert_int_equal(s.decoders[0].draft_vocab, 0);
+    assert_int_equal(s.decoders[1].draft_vocab, 1024);
+    assert_string_equal(s.decoders[1].name, "mtp-exact-k1-v1024");
+    assert_int_equal(mtp_spec_check_draft_vocab(&s, 1000), MTP_ERR);
+    assert_non_null(strstr(mtp_error_message(), "'decoders[1].draft_vocab'"));
+    assert_non_null(strstr(mtp_error_message(), "found 1024"));
+    /* The temp model directory has no token_frequencies.bin. */
+    assert_int_equal(mtp_spec_check_draft_vocab(&s, 4096), MTP_ERR);
+    assert_non_null(strstr(mtp_error_message(), "model/token_frequencies.bin"));
+    assert_non_null(strstr(mtp_error_message(), "spec.json"));
+    mtp_spec_free(&s);
+}
+
 /* "wiring": named choices per decoder; unset fields stay default; decoders
  * differing only in wiring get distinct default names. */
 static void test_wiring(void **state)
@@ -346,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_check_model),
         cmocka_unit_test(test_wiring),
+        cmocka_unit_test(test_draft_vocab),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
