@@ -12,7 +12,7 @@
  *
  * Thread-safety: a context owns growing scratch buffers, so one context serves
  * one engine; calls on one context must not run concurrently. Parallelism is
- * inside each op (OpenMP, ctx->n_threads threads).
+ * inside each op (cpu_pool.h, ctx->n_threads threads).
  */
 #ifndef MTP_CPU_INTERNAL_H
 #define MTP_CPU_INTERNAL_H
@@ -35,11 +35,18 @@ enum mtp_cpu_scratch_slot {
     MTP_CPU_SCRATCH_MOE_SLOTS,  /* moe_ffn: per (token, slot) outputs [n*k, d] */
     MTP_CPU_SCRATCH_MOE_SHARED, /* moe_ffn: shared expert outputs [n, d] */
     MTP_CPU_SCRATCH_ROUTE,      /* route: router logits [n, E] */
+    MTP_CPU_SCRATCH_MOE_LISTS,  /* moe_ffn: per-expert (token, slot) lists, as int */
     MTP_CPU_SCRATCH_COUNT,
 };
 
+/* Verification and drafting forwards hold at most this many tokens (decoding
+ * is far below it); above it, inside a prompt prefill only, matmul may use
+ * the GEMM of cpu_gemm.c, whose reduction order differs. */
+enum { MTP_CPU_INVARIANT_MAX_N = 16 };
+
 struct mtp_cpu_ctx {
-    int n_threads;                               /* OpenMP threads per op (>= 1) */
+    int n_threads;                               /* threads per op (>= 1) */
+    int prefill;                                 /* set_prefill: ops belong to a prompt prefill */
     float *scratch[MTP_CPU_SCRATCH_COUNT];       /* 64-byte aligned */
     size_t scratch_cap[MTP_CPU_SCRATCH_COUNT];   /* capacity in floats */
     float **thread_scratch;                      /* [n_threads]: mtp_cpu_thread_scratch */
@@ -66,6 +73,11 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n);
 
 /* Decode W[r, c0..c1) to float (FP8 multiplied by its block scale). */
 void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float *out);
+
+/* The prefill GEMM (cpu_gemm.c): y = W x like mtp_cpu_matmul, any n, but each
+ * output is one fused chain over the columns (not the canonical order). */
+void mtp_cpu_gemm_prefill(struct mtp_cpu_ctx *ctx, const struct mtp_weight *w, const float *x,
+                          int x_stride, int n, float *y, int y_stride);
 
 /* --- ops (the vtable entries; ctx is a struct mtp_cpu_ctx) --- */
 

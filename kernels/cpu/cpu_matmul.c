@@ -6,22 +6,29 @@
  * Constraints:
  *   - Batch invariance: y[t, r] is one canonical dot product of W[r, :] and
  *     x[t, :] (order in cpu_internal.h), computed by one thread, whatever n and
- *     the thread count are. Tokens are tiled by MATMUL_TILE only to reuse a
- *     decoded weight segment; each token keeps its own accumulators.
- *   - Weights are converted on the fly, one SEG-column segment of one row at a
- *     time into a stack buffer, or (n > MATMUL_TILE) one row at a time into a
- *     per-thread row buffer shared by the token tiles; never a full F32 copy.
- *     An FP8 element becomes fp8(W) * scale_inv[r / B0][c / B1] rounded to
- *     float (MODEL.md §2.5).
- *   - AVX2/FMA (+F16C) intrinsics under __AVX2__; a portable scalar build uses
- *     the same lane structure with fmaf, so it is batch invariant as well.
- *   - OpenMP over blocks of MATMUL_ROWS output rows (schedule(static)); an
- *     output row is never split across threads.
+ *     the thread count are. Tokens and rows are blocked only to reuse widened
+ *     weights and loaded token vectors; each (row, token) output keeps its own
+ *     accumulators (tests/test_cpu_matmul.c checks every dtype and n = 1..17
+ *     bitwise against mtp_cpu_dot_f32 of the decoded row).
+ *   - Each call reads and widens a weight row once for all n tokens: a work
+ *     item is a block of MATMUL_ROWS rows, decoded into the thread's scratch
+ *     panel (F32 is read in place; BF16 at n <= BF16_DIRECT_N is widened in
+ *     registers, where a panel store would cost more than it saves). An FP8
+ *     element becomes fp8(W) * scale_inv[r / B0][c / B1] rounded to float
+ *     (MODEL.md §2.5). No allocation per call.
+ *   - AVX-512 register-blocked kernel under __AVX512F__; otherwise AVX2/FMA
+ *     (+F16C) or portable scalar code with the same lane structure (fmaf), so
+ *     every build is batch invariant.
+ *   - Prompt prefill of more than MTP_CPU_INVARIANT_MAX_N tokens goes to the
+ *     blocked GEMM of cpu_gemm.c instead (another reduction order, allowed
+ *     there: shared/DESIGN.md §4).
+ *   - Parallel over blocks of MATMUL_ROWS output rows (mtp_cpu_parallel_for);
+ *     an output row is never split across threads.
  */
 #include "cpu_internal.h"
+#include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
 #include <math.h>   /* defines: fmaf */
-#include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
 
 #ifdef __AVX2__
@@ -33,8 +40,8 @@
 
 enum {
     SEG = 256,         /* columns decoded at a time; multiple of 32 (one lane group) */
-    MATMUL_TILE = 4,   /* tokens sharing a decoded weight segment */
-    MATMUL_ROWS = 16,  /* output rows per OpenMP work item */
+    MATMUL_TILE = 4,   /* fallback: tokens sharing a decoded weight segment */
+    MATMUL_ROWS = 16,  /* output rows per work item */
 };
 
 /* ------------------------------------------------------------------ decode */
@@ -43,6 +50,13 @@ static void decode_fp8_run(const uint8_t *src, int len, float scale, float *out)
 {
     const float *table = mtp_fp8_e4m3_table;
     int i = 0;
+#ifdef __AVX512F__
+    __m512 s16 = _mm512_set1_ps(scale);
+    for (; i + 16 <= len; i += 16) {
+        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_i32gather_ps(b, table, 4), s16));
+    }
+#endif
 #ifdef __AVX2__
     __m256 s = _mm256_set1_ps(scale);
     for (; i + 8 <= len; i += 8) {
@@ -74,6 +88,12 @@ static void decode_fp8(const struct mtp_weight *w, int r, int c0, int c1, float 
 static void decode_bf16(const uint16_t *src, int len, float *out)
 {
     int i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= len; i += 16) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(src + i)));
+        _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+    }
+#endif
 #ifdef __AVX2__
     for (; i + 8 <= len; i += 8) {
         __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
@@ -87,6 +107,10 @@ static void decode_bf16(const uint16_t *src, int len, float *out)
 static void decode_f16(const uint16_t *src, int len, float *out)
 {
     int i = 0;
+#ifdef __AVX512F__
+    for (; i + 16 <= len; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+#endif
 #if defined(__AVX2__) && defined(__F16C__)
     for (; i + 8 <= len; i += 8)
         _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
@@ -117,6 +141,7 @@ void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float
     }
 }
 
+#ifndef __AVX512F__
 /* W[r, c0 .. c0+len) as floats: straight from the mapping for F32, from ROW when
  * the whole row was decoded already, else decoded into BUF. */
 static const float *row_segment(const struct mtp_weight *w, int r, int c0, int len,
@@ -129,6 +154,7 @@ static const float *row_segment(const struct mtp_weight *w, int r, int c0, int l
     mtp_cpu_row_decode(w, r, c0, c0 + len, buf);
     return buf;
 }
+#endif
 
 /* -------------------------------------------------------- canonical reductions */
 
@@ -201,6 +227,192 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n)
 /* ------------------------------------------------------------------ matmul */
 
 /*
+ * Work items are blocks of MATMUL_ROWS output rows for all n tokens: a block's
+ * rows are widened once per call (into the thread's scratch panel, or in
+ * registers for BF16 at small n) and every token reads them from there. The
+ * AVX-512 kernel below keeps each output's canonical order; the fallback
+ * (row_tile, any ISA) does too, so results never depend on the build's path
+ * choice for a given binary, on n, or on the thread count.
+ */
+
+#ifdef __AVX512F__
+/*
+ * AVX-512 keeps the canonical order bitwise: for one (row, token) output,
+ * register A holds lane accumulators 0 and 1 (lanes 0..7 and 8..15), B holds
+ * 2 and 3. Columns 32p..32p+15 are chunks 4p and 4p+1 (accumulators 0, 1):
+ * one FMA into A; columns 32p+16..32p+31 go into B. A last lone chunk
+ * (index = 0 or 2 mod 4) is a masked FMA into the low half of A or B, so the
+ * other lanes are left exactly as they are. The reduction then forms
+ * (acc0 + acc1) + (acc2 + acc3) = (lo A + hi A) + (lo B + hi B) and the same
+ * 8-lane tree as hsum8.
+ *
+ * Register tile: TR output rows x TT tokens, 2 accumulators each; 4 x 3 uses
+ * 24 of the 32 zmm registers, leaving room for 4 weight vectors and a token
+ * vector. Each weight vector serves TT tokens, each token vector TR rows.
+ */
+enum {
+    TILE_R = 4,        /* output rows per register tile */
+    TILE_T = 3,        /* tokens per register tile */
+    BF16_DIRECT_N = 2, /* up to this n, BF16 rows are widened in registers, not panelled */
+};
+
+/* Weight sources of a tile: a float panel (decoded rows, or F32 straight from
+ * the mapping) or BF16 rows widened per 16 columns in registers. */
+enum wsrc { WSRC_F32, WSRC_BF16 };
+
+static inline __attribute__((always_inline)) __m512 wload16(const void *w, enum wsrc k, size_t i)
+{
+    if (k == WSRC_F32)
+        return _mm512_loadu_ps((const float *)w + i);
+    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+
+static inline __attribute__((always_inline)) __m512 wload8_low(const void *w, enum wsrc k,
+                                                               size_t i)
+{
+    if (k == WSRC_F32)
+        return _mm512_maskz_loadu_ps(0x00FF, (const float *)w + i);
+    __m512i h = _mm512_cvtepu16_epi32(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+
+static inline __attribute__((always_inline)) float wscalar(const void *w, enum wsrc k, size_t i)
+{
+    return k == WSRC_F32 ? ((const float *)w)[i] : mtp_bf16_to_f32(((const uint16_t *)w)[i]);
+}
+
+/* (lo A + hi A) + (lo B + hi B), then hsum8's tree: the canonical acc_reduce. */
+static inline float acc_reduce512(__m512 a, __m512 b)
+{
+    __m256 a01 = _mm256_add_ps(_mm512_castps512_ps256(a),
+                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m256 b23 = _mm256_add_ps(_mm512_castps512_ps256(b),
+                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
+    return hsum8(_mm256_add_ps(a01, b23));
+}
+
+/*
+ * y[t, r] for TR rows (row i at W + i * W_STRIDE elements) and TT tokens, all
+ * COLS columns. TR, TT, K are compile-time constants after inlining.
+ */
+static inline __attribute__((always_inline)) void
+tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, int x_stride,
+           int tt, int cols, float *y, int y_stride)
+{
+    __m512 a[TILE_R][TILE_T], b[TILE_R][TILE_T];
+    for (int i = 0; i < tr; i++)
+        for (int t = 0; t < tt; t++)
+            a[i][t] = b[i][t] = _mm512_setzero_ps();
+    const int nv = cols & ~7;
+    int c = 0;
+    for (; c + 32 <= nv; c += 32) {
+        __m512 wv[TILE_R];
+        for (int i = 0; i < tr; i++)
+            wv[i] = wload16(w, k, (size_t)i * w_stride + (size_t)c);
+        for (int t = 0; t < tt; t++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c);
+            for (int i = 0; i < tr; i++)
+                a[i][t] = _mm512_fmadd_ps(wv[i], xv, a[i][t]);
+        }
+        for (int i = 0; i < tr; i++)
+            wv[i] = wload16(w, k, (size_t)i * w_stride + (size_t)c + 16);
+        for (int t = 0; t < tt; t++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c + 16);
+            for (int i = 0; i < tr; i++)
+                b[i][t] = _mm512_fmadd_ps(wv[i], xv, b[i][t]);
+        }
+    }
+    if (c + 16 <= nv) { /* chunks 4p, 4p+1: both halves of A */
+        for (int i = 0; i < tr; i++) {
+            __m512 wv = wload16(w, k, (size_t)i * w_stride + (size_t)c);
+            for (int t = 0; t < tt; t++)
+                a[i][t] = _mm512_fmadd_ps(
+                    wv, _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c), a[i][t]);
+        }
+        c += 16;
+    }
+    if (c < nv) { /* one chunk left: index 0 mod 4 (low A) or 2 mod 4 (low B) */
+        const int into_b = (c & 31) == 16;
+        for (int i = 0; i < tr; i++) {
+            __m512 wv = wload8_low(w, k, (size_t)i * w_stride + (size_t)c);
+            for (int t = 0; t < tt; t++) {
+                __m512 xv = _mm512_maskz_loadu_ps(0x00FF, x + (size_t)t * (size_t)x_stride + c);
+                if (into_b)
+                    b[i][t] = _mm512_mask3_fmadd_ps(wv, xv, b[i][t], 0x00FF);
+                else
+                    a[i][t] = _mm512_mask3_fmadd_ps(wv, xv, a[i][t], 0x00FF);
+            }
+        }
+    }
+    for (int i = 0; i < tr; i++)
+        for (int t = 0; t < tt; t++) {
+            const float *xt = x + (size_t)t * (size_t)x_stride;
+            float s = acc_reduce512(a[i][t], b[i][t]);
+            for (int cc = nv; cc < cols; cc++)
+                s = fmaf(wscalar(w, k, (size_t)i * w_stride + (size_t)cc), xt[cc], s);
+            y[(size_t)t * (size_t)y_stride + (size_t)i] = s;
+        }
+}
+
+/* Tile shapes as constants, so each instantiation keeps its accumulators in registers. */
+#define TILE_CASE(K, TR, TT)                                                                   \
+    case (TR) * 8 + (TT):                                                                      \
+        tile_canon(w, w_stride, K, TR, x, x_stride, TT, cols, y, y_stride);                    \
+        return;
+
+#define TILE_SWITCH(K)                                                                         \
+    switch (tr * 8 + tt) {                                                                     \
+        TILE_CASE(K, 1, 1) TILE_CASE(K, 1, 2) TILE_CASE(K, 1, 3)                               \
+        TILE_CASE(K, 2, 1) TILE_CASE(K, 2, 2) TILE_CASE(K, 2, 3)                               \
+        TILE_CASE(K, 3, 1) TILE_CASE(K, 3, 2) TILE_CASE(K, 3, 3)                               \
+        TILE_CASE(K, 4, 1) TILE_CASE(K, 4, 2) TILE_CASE(K, 4, 3)                               \
+    default: MTP_CHECK(!"matmul tile shape");                                                  \
+    }
+
+static void tile_f32(const float *w, size_t w_stride, int tr, const float *x, int x_stride, int tt,
+                     int cols, float *y, int y_stride)
+{
+    TILE_SWITCH(WSRC_F32)
+}
+
+static void tile_bf16(const uint16_t *w, size_t w_stride, int tr, const float *x, int x_stride,
+                      int tt, int cols, float *y, int y_stride)
+{
+    TILE_SWITCH(WSRC_BF16)
+}
+
+/* Rows [0, m) of a block whose row i is at W + i * W_STRIDE (float panel or
+ * BF16 mapping), against all n tokens; output column 0 of Y is the block's
+ * first row. Row groups outside, token groups inside: a row group stays in L1
+ * while every token passes over it. */
+static void block_canon(const void *w, size_t w_stride, enum wsrc k, int m, int cols,
+                        const float *x, int x_stride, int n, float *y, int y_stride)
+{
+    for (int r = 0; r < m; r += TILE_R) {
+        int tr = m - r < TILE_R ? m - r : TILE_R;
+        for (int t = 0; t < n; t += TILE_T) {
+            int tt = n - t < TILE_T ? n - t : TILE_T;
+            const float *xt = x + (size_t)t * (size_t)x_stride;
+            float *yt = y + (size_t)t * (size_t)y_stride + r;
+            if (k == WSRC_F32)
+                tile_f32((const float *)w + (size_t)r * w_stride, w_stride, tr, xt, x_stride, tt,
+                         cols, yt, y_stride);
+            else
+                tile_bf16((const uint16_t *)w + (size_t)r * w_stride, w_stride, tr, xt, x_stride,
+                          tt, cols, yt, y_stride);
+        }
+    }
+}
+#endif /* __AVX512F__ */
+
+/* Panel row stride in floats: a multiple of 16, so every decoded row starts 64-byte aligned. */
+static size_t panel_stride(int cols) { return ((size_t)cols + 15) / 16 * 16; }
+
+#ifndef __AVX512F__
+
+/*
  * One weight row against NT tokens (NT <= MATMUL_TILE, a compile-time constant
  * after inlining). Each token's accumulators see the chunks in the canonical
  * order: segments are multiples of 32 columns, so the lane accumulator of a
@@ -266,151 +478,21 @@ row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, in
         y[(size_t)t * (size_t)y_stride + (size_t)r] = s;
     }
 }
-
-#ifdef __AVX2__
-static inline __m256 load_bf16x8(const uint16_t *src)
-{
-    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)src));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
-}
-
-/*
- * row_tile for a BF16 row read straight from the mapping: each 8-column chunk
- * is widened in registers and fused into the accumulators, instead of being
- * decoded into a buffer first (the decode-and-store was half of decode time).
- * The floats and their order are exactly those of row_tile, so results are
- * bitwise the same as the buffered path (n > MATMUL_TILE) uses.
- */
-static inline __attribute__((always_inline)) void
-row_tile_bf16(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt, float *y,
-              int y_stride)
-{
-    const int cols = w->cols, nv = cols & ~7;
-    const uint16_t *src = (const uint16_t *)w->data + (size_t)r * (size_t)cols;
-    __m256 acc[MATMUL_TILE][4];
-    for (int t = 0; t < nt; t++)
-        for (int j = 0; j < 4; j++)
-            acc[t][j] = _mm256_setzero_ps();
-    int c = 0;
-    for (; c + 32 <= nv; c += 32) {
-        __m256 w0 = load_bf16x8(src + c), w1 = load_bf16x8(src + c + 8);
-        __m256 w2 = load_bf16x8(src + c + 16), w3 = load_bf16x8(src + c + 24);
-        for (int t = 0; t < nt; t++) {
-            const float *xt = x + (size_t)t * (size_t)x_stride + c;
-            acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xt), acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xt + 8), acc[t][1]);
-            acc[t][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xt + 16), acc[t][2]);
-            acc[t][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xt + 24), acc[t][3]);
-        }
-    }
-    for (; c < nv; c += 8) {
-        int j = (c >> 3) & 3;
-        __m256 wv = load_bf16x8(src + c);
-        for (int t = 0; t < nt; t++)
-            acc[t][j] = _mm256_fmadd_ps(
-                wv, _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c), acc[t][j]);
-    }
-    for (int t = 0; t < nt; t++) {
-        const float *xt = x + (size_t)t * (size_t)x_stride;
-        float s = acc_reduce(acc[t]);
-        for (int cc = nv; cc < cols; cc++)
-            s = fmaf(mtp_bf16_to_f32(src[cc]), xt[cc], s);
-        y[(size_t)t * (size_t)y_stride + (size_t)r] = s;
-    }
-}
-
-/*
- * Two BF16 rows against NT <= 2 tokens (decode, and the 2-token verification
- * of K = 1): the same per-row chunk order and reduction as row_tile_bf16,
- * with the rows' accumulator chains interleaved so 8 (NT = 1) or 16 (NT = 2)
- * independent FMA chains hide the FMA latency, and each widened weight chunk
- * serves both tokens. Results are bitwise those of row_tile_bf16.
- */
-static inline __attribute__((always_inline)) void
-rows2_tile_bf16(const struct mtp_weight *w, int r, const float *x, int x_stride, int nt, float *y,
-                int y_stride)
-{
-    const int cols = w->cols, nv = cols & ~7;
-    const uint16_t *src[2] = {(const uint16_t *)w->data + (size_t)r * (size_t)cols,
-                              (const uint16_t *)w->data + (size_t)(r + 1) * (size_t)cols};
-    __m256 acc[2][2][4];
-    for (int q = 0; q < 2; q++)
-        for (int t = 0; t < nt; t++)
-            for (int j = 0; j < 4; j++)
-                acc[q][t][j] = _mm256_setzero_ps();
-    int c = 0;
-    for (; c + 32 <= nv; c += 32)
-        for (int j = 0; j < 4; j++) {
-            __m256 wa = load_bf16x8(src[0] + c + 8 * j), wb = load_bf16x8(src[1] + c + 8 * j);
-            for (int t = 0; t < nt; t++) {
-                __m256 xv = _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c + 8 * j);
-                acc[0][t][j] = _mm256_fmadd_ps(wa, xv, acc[0][t][j]);
-                acc[1][t][j] = _mm256_fmadd_ps(wb, xv, acc[1][t][j]);
-            }
-        }
-    for (; c < nv; c += 8) {
-        int j = (c >> 3) & 3;
-        __m256 wa = load_bf16x8(src[0] + c), wb = load_bf16x8(src[1] + c);
-        for (int t = 0; t < nt; t++) {
-            __m256 xv = _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c);
-            acc[0][t][j] = _mm256_fmadd_ps(wa, xv, acc[0][t][j]);
-            acc[1][t][j] = _mm256_fmadd_ps(wb, xv, acc[1][t][j]);
-        }
-    }
-    for (int q = 0; q < 2; q++)
-        for (int t = 0; t < nt; t++) {
-            const float *xt = x + (size_t)t * (size_t)x_stride;
-            float sum = acc_reduce(acc[q][t]);
-            for (int cc = nv; cc < cols; cc++)
-                sum = fmaf(mtp_bf16_to_f32(src[q][cc]), xt[cc], sum);
-            y[(size_t)t * (size_t)y_stride + (size_t)(r + q)] = sum;
-        }
-}
-
-/* Token tiles of one BF16 row (the fused path). */
-static void row_bf16_tiles(const struct mtp_weight *w, int r, const float *x, int x_stride, int n,
-                           float *y, int y_stride)
-{
-    for (int t0 = 0; t0 < n; t0 += MATMUL_TILE) {
-        const float *xt = x + (size_t)t0 * (size_t)x_stride;
-        float *yt = y + (size_t)t0 * (size_t)y_stride;
-        switch (n - t0 < MATMUL_TILE ? n - t0 : MATMUL_TILE) {
-        case 1: row_tile_bf16(w, r, xt, x_stride, 1, yt, y_stride); break;
-        case 2: row_tile_bf16(w, r, xt, x_stride, 2, yt, y_stride); break;
-        case 3: row_tile_bf16(w, r, xt, x_stride, 3, yt, y_stride); break;
-        default: row_tile_bf16(w, r, xt, x_stride, 4, yt, y_stride); break;
-        }
-    }
-}
 #endif
 
+#ifndef __AVX512F__
 /*
- * Rows [r0, r1) for all n tokens. With one token tile a converted row is
- * decoded segment by segment into BUF; with several tiles it is decoded once
- * into ROW_BUF [cols] (one row, per thread) and shared by the tiles. Both give
- * the same floats in the same order, so y does not depend on n.
+ * Fallback (no AVX-512): rows one at a time, tokens in tiles of MATMUL_TILE,
+ * each token with its own accumulators (row_tile). ROW is the decoded row, or
+ * NULL for F32 (read from the mapping).
  */
-static void matmul_rows(const struct mtp_weight *w, int r0, int r1, const float *x, int x_stride,
-                        int n, float *y, int y_stride, float *row_buf)
+static void block_fallback(const struct mtp_weight *w, int r0, int r1, const float *x,
+                           int x_stride, int n, float *y, int y_stride, float *row_buf)
 {
     float buf[SEG] __attribute__((aligned(64)));
-#ifdef __AVX2__
-    if (!row_buf && w->dtype == MTP_DTYPE_BF16) {
-        int r = r0;
-        if (n == 1)
-            for (; r + 2 <= r1; r += 2)
-                rows2_tile_bf16(w, r, x, x_stride, 1, y, y_stride);
-        else if (n == 2)
-            for (; r + 2 <= r1; r += 2)
-                rows2_tile_bf16(w, r, x, x_stride, 2, y, y_stride);
-        for (; r < r1; r++)
-            row_bf16_tiles(w, r, x, x_stride, n, y, y_stride);
-        return;
-    }
-#endif
     for (int r = r0; r < r1; r++) {
         const float *row = NULL;
-        if (row_buf) {
+        if (w->dtype != MTP_DTYPE_F32) {
             mtp_cpu_row_decode(w, r, 0, w->cols, row_buf);
             row = row_buf;
         }
@@ -426,6 +508,62 @@ static void matmul_rows(const struct mtp_weight *w, int r0, int r1, const float 
         }
     }
 }
+#endif
+
+/* One matmul call, as the work items see it. */
+struct matmul_job {
+    struct mtp_cpu_ctx *ctx;
+    const struct mtp_weight *w;
+    const float *x;
+    int x_stride, n;
+    float *y;
+    int y_stride;
+};
+
+/* Work item B: output rows [B * MATMUL_ROWS, ...) for all tokens. */
+static void matmul_block(void *arg, int b, int thread)
+{
+    const struct matmul_job *j = arg;
+    const struct mtp_weight *w = j->w;
+    int r0 = b * MATMUL_ROWS;
+    int r1 = r0 + MATMUL_ROWS < w->rows ? r0 + MATMUL_ROWS : w->rows;
+#ifdef __AVX512F__
+    const int cols = w->cols;
+    float *yb = j->y + r0;
+    if (w->dtype == MTP_DTYPE_F32) {
+        block_canon((const float *)w->data + (size_t)r0 * (size_t)cols, (size_t)cols, WSRC_F32,
+                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+        return;
+    }
+    if (w->dtype == MTP_DTYPE_BF16 && j->n <= BF16_DIRECT_N) {
+        block_canon((const uint16_t *)w->data + (size_t)r0 * (size_t)cols, (size_t)cols, WSRC_BF16,
+                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+        return;
+    }
+    /* Widen the block once; every token tile reads the panel. */
+    size_t ps = panel_stride(cols);
+    float *panel = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)MATMUL_ROWS * ps);
+    for (int r = r0; r < r1; r++)
+        mtp_cpu_row_decode(w, r, 0, cols, panel + (size_t)(r - r0) * ps);
+    block_canon(panel, ps, WSRC_F32, r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+#else
+    float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, panel_stride(w->cols));
+    block_fallback(w, r0, r1, j->x, j->x_stride, j->n, j->y, j->y_stride, row_buf);
+#endif
+}
+
+/* Run N_ITEMS items on the pool, or inline on thread 0 when the op is too
+ * small to be worth waking the other threads (the result is the same). */
+static void run_items(struct mtp_cpu_ctx *ctx, int n_items, mtp_cpu_task_fn fn, void *arg,
+                      double work)
+{
+    if (work > 65536.0) {
+        mtp_cpu_parallel_for(ctx, n_items, fn, arg);
+        return;
+    }
+    for (int i = 0; i < n_items; i++)
+        fn(arg, i, 0);
+}
 
 void mtp_cpu_matmul(void *vctx, const struct mtp_weight *w, const float *x, int x_stride, int n,
                     float *y, int y_stride)
@@ -434,21 +572,13 @@ void mtp_cpu_matmul(void *vctx, const struct mtp_weight *w, const float *x, int 
     if (n <= 0 || w->rows <= 0)
         return;
     MTP_CHECK(x_stride >= w->cols && y_stride >= w->rows);
-    int n_blocks = (w->rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
-    int whole_rows = n > MATMUL_TILE && w->dtype != MTP_DTYPE_F32;
-    /* Small products are not worth waking the team (result is the same either way). */
-    int parallel = (double)w->rows * (double)w->cols * (double)n > 65536.0;
-#pragma omp parallel num_threads(ctx->n_threads) if (parallel)
-    {
-        float *row_buf = whole_rows ? mtp_cpu_aligned_alloc((size_t)w->cols * sizeof(float)) : NULL;
-#pragma omp for schedule(static)
-        for (int b = 0; b < n_blocks; b++) {
-            int r0 = b * MATMUL_ROWS;
-            int r1 = r0 + MATMUL_ROWS < w->rows ? r0 + MATMUL_ROWS : w->rows;
-            matmul_rows(w, r0, r1, x, x_stride, n, y, y_stride, row_buf);
-        }
-        free(row_buf);
+    if (ctx->prefill && n > MTP_CPU_INVARIANT_MAX_N) {
+        mtp_cpu_gemm_prefill(ctx, w, x, x_stride, n, y, y_stride);
+        return;
     }
+    struct matmul_job job = {ctx, w, x, x_stride, n, y, y_stride};
+    int n_blocks = (w->rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
+    run_items(ctx, n_blocks, matmul_block, &job, (double)w->rows * (double)w->cols * (double)n);
 }
 
 /* ------------------------------------------------------------------- embed */

@@ -1,0 +1,142 @@
+/*
+ * cpu_gemm.c - the blocked GEMM of prompt prefill: y = W x for n tokens at
+ * once, when the engine has said the ops belong to a prefill
+ * (mtp_backend_i.set_prefill) and n > MTP_CPU_INVARIANT_MAX_N.
+ *
+ * Numerics: each output is a plain left-to-right chain of fused
+ * multiply-adds over the columns, not the canonical 4-accumulator order of
+ * cpu_matmul.c, so prefill results differ from decode in the last bits.
+ * shared/DESIGN.md §4 allows it: baseline and speculative runs share the
+ * prefill, and verification, drafts and catch-up rows never come here.
+ * tests/test_cpu_matmul.c bounds the difference.
+ *
+ * Method: a work item is a panel of GEMM_ROWS output rows. Its rows are
+ * widened once (any dtype, FP8 with its scales) and transposed into the
+ * thread's scratch, P[c][i] = W[r0 + i, c], so one column of the panel is two
+ * zmm vectors. The register tile is GEMM_ROWS rows x GEMM_TT tokens (24
+ * accumulators): per column, two panel loads and GEMM_TT broadcasts of x feed
+ * 2 * GEMM_TT FMAs, with no horizontal reduction at the end. The widening is
+ * paid once per call and reused by all n tokens.
+ *
+ * Why hand-written rather than OpenBLAS/BLIS sgemm: the weights are BF16/FP8
+ * in the mapping, so a BLAS call needs an F32 copy of each panel first (the
+ * transposed decode done here anyway); the products are small (a few hundred
+ * rows and columns, e.g. 192 x 192 experts over ~32 gathered tokens), where
+ * BLAS's own packing and per-call threading overheads are the same size as
+ * the work; and a BLAS call would bring its own thread pool next to ours.
+ */
+#include "cpu_internal.h"
+#include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
+
+#include <math.h> /* defines: fmaf */
+
+#ifdef __AVX512F__
+#include <immintrin.h> /* defines: _mm512_* */
+#endif
+
+#include "../../engine/error.h" /* defines: MTP_CHECK */
+
+enum {
+    GEMM_ROWS = 32, /* output rows per panel (two zmm vectors) */
+    GEMM_TT = 12,   /* tokens per register tile */
+};
+
+struct gemm_job {
+    struct mtp_cpu_ctx *ctx;
+    const struct mtp_weight *w;
+    const float *x;
+    int x_stride, n;
+    float *y;
+    int y_stride;
+};
+
+/* P[c * GEMM_ROWS + i] = W[r0 + i, c] for i < m, 0 for m <= i < GEMM_ROWS. */
+static void panel_pack(const struct mtp_weight *w, int r0, int m, float *row, float *panel)
+{
+    const int cols = w->cols;
+    for (int i = 0; i < GEMM_ROWS; i++) {
+        if (i < m)
+            mtp_cpu_row_decode(w, r0 + i, 0, cols, row);
+        for (int c = 0; c < cols; c++)
+            panel[(size_t)c * GEMM_ROWS + i] = i < m ? row[c] : 0.0f;
+    }
+}
+
+#ifdef __AVX512F__
+/* y[t, 0..m) for TT tokens (a constant after inlining); masks select the panel's real rows. */
+static inline __attribute__((always_inline)) void
+gemm_tile(const float *panel, int cols, const float *x, int x_stride, int tt, float *y,
+          int y_stride, __mmask16 m0, __mmask16 m1)
+{
+    __m512 a0[GEMM_TT], a1[GEMM_TT];
+    for (int t = 0; t < tt; t++)
+        a0[t] = a1[t] = _mm512_setzero_ps();
+    for (int c = 0; c < cols; c++) {
+        __m512 w0 = _mm512_load_ps(panel + (size_t)c * GEMM_ROWS);
+        __m512 w1 = _mm512_load_ps(panel + (size_t)c * GEMM_ROWS + 16);
+        for (int t = 0; t < tt; t++) {
+            __m512 xb = _mm512_set1_ps(x[(size_t)t * (size_t)x_stride + c]);
+            a0[t] = _mm512_fmadd_ps(w0, xb, a0[t]);
+            a1[t] = _mm512_fmadd_ps(w1, xb, a1[t]);
+        }
+    }
+    for (int t = 0; t < tt; t++) {
+        _mm512_mask_storeu_ps(y + (size_t)t * (size_t)y_stride, m0, a0[t]);
+        _mm512_mask_storeu_ps(y + (size_t)t * (size_t)y_stride + 16, m1, a1[t]);
+    }
+}
+
+#define GEMM_CASE(TT)                                                                          \
+    case TT:                                                                                   \
+        gemm_tile(panel, cols, x, x_stride, TT, y, y_stride, m0, m1);                          \
+        return;
+
+static void gemm_tile_any(const float *panel, int cols, const float *x, int x_stride, int tt,
+                          float *y, int y_stride, int m)
+{
+    __mmask16 m0 = (__mmask16)(m >= 16 ? 0xFFFF : (1u << m) - 1);
+    __mmask16 m1 = (__mmask16)(m >= 32 ? 0xFFFF : m <= 16 ? 0 : (1u << (m - 16)) - 1);
+    switch (tt) {
+        GEMM_CASE(1) GEMM_CASE(2) GEMM_CASE(3) GEMM_CASE(4) GEMM_CASE(5) GEMM_CASE(6)
+        GEMM_CASE(7) GEMM_CASE(8) GEMM_CASE(9) GEMM_CASE(10) GEMM_CASE(11) GEMM_CASE(12)
+    default: MTP_CHECK(!"gemm tile shape");
+    }
+}
+#else
+/* Portable build: the same panel, one token and row at a time (plain fmaf chain). */
+static void gemm_tile_any(const float *panel, int cols, const float *x, int x_stride, int tt,
+                          float *y, int y_stride, int m)
+{
+    for (int t = 0; t < tt; t++)
+        for (int i = 0; i < m; i++) {
+            float s = 0.0f;
+            for (int c = 0; c < cols; c++)
+                s = fmaf(panel[(size_t)c * GEMM_ROWS + i], x[(size_t)t * (size_t)x_stride + c], s);
+            y[(size_t)t * (size_t)y_stride + i] = s;
+        }
+}
+#endif
+
+/* Work item P: rows [P * GEMM_ROWS, ...) for every token. */
+static void gemm_panel(void *arg, int p, int thread)
+{
+    const struct gemm_job *j = arg;
+    const int cols = j->w->cols, r0 = p * GEMM_ROWS;
+    const int m = j->w->rows - r0 < GEMM_ROWS ? j->w->rows - r0 : GEMM_ROWS;
+    size_t row_len = ((size_t)cols + 15) / 16 * 16;
+    float *scratch = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)cols * GEMM_ROWS + row_len);
+    float *panel = scratch, *row = scratch + (size_t)cols * GEMM_ROWS; /* both 64-byte aligned */
+    panel_pack(j->w, r0, m, row, panel);
+    for (int t = 0; t < j->n; t += GEMM_TT) {
+        int tt = j->n - t < GEMM_TT ? j->n - t : GEMM_TT;
+        gemm_tile_any(panel, cols, j->x + (size_t)t * (size_t)j->x_stride, j->x_stride, tt,
+                      j->y + (size_t)t * (size_t)j->y_stride + r0, j->y_stride, m);
+    }
+}
+
+void mtp_cpu_gemm_prefill(struct mtp_cpu_ctx *ctx, const struct mtp_weight *w, const float *x,
+                          int x_stride, int n, float *y, int y_stride)
+{
+    struct gemm_job job = {ctx, w, x, x_stride, n, y, y_stride};
+    mtp_cpu_parallel_for(ctx, (w->rows + GEMM_ROWS - 1) / GEMM_ROWS, gemm_panel, &job);
+}
