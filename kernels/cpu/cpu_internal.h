@@ -71,6 +71,16 @@ float mtp_cpu_dot_f32(const float *a, const float *b, int n);
 /* y[i] = fma(a, x[i], y[i]) for i < n (each element one fused operation). */
 void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n);
 
+/* y[t, i] = mtp_cpu_dot_f32(w + i * w_stride, x + t * x_stride, cols) for
+ * i < m, t < n, bitwise, with each row of W loaded once for all n tokens (the
+ * register-blocked kernel of matmul): for float rows such as decoded weight
+ * panels and latent cache rows. */
+void mtp_cpu_dot_rows(const float *w, size_t w_stride, int m, int cols, const float *x,
+                      int x_stride, int n, float *y, int y_stride);
+
+/* Floats per row of a decoded panel: COLS rounded up to 16 (64-byte rows). */
+size_t mtp_cpu_panel_stride(int cols);
+
 /* Decode W[r, c0..c1) to float (FP8 multiplied by its block scale). */
 void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float *out);
 

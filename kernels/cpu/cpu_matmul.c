@@ -407,8 +407,20 @@ static void block_canon(const void *w, size_t w_stride, enum wsrc k, int m, int 
 }
 #endif /* __AVX512F__ */
 
-/* Panel row stride in floats: a multiple of 16, so every decoded row starts 64-byte aligned. */
-static size_t panel_stride(int cols) { return ((size_t)cols + 15) / 16 * 16; }
+size_t mtp_cpu_panel_stride(int cols) { return ((size_t)cols + 15) / 16 * 16; }
+
+void mtp_cpu_dot_rows(const float *w, size_t w_stride, int m, int cols, const float *x,
+                      int x_stride, int n, float *y, int y_stride)
+{
+#ifdef __AVX512F__
+    block_canon(w, w_stride, WSRC_F32, m, cols, x, x_stride, n, y, y_stride);
+#else
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < m; i++)
+            y[(size_t)t * (size_t)y_stride + (size_t)i] =
+                mtp_cpu_dot_f32(w + (size_t)i * w_stride, x + (size_t)t * (size_t)x_stride, cols);
+#endif
+}
 
 #ifndef __AVX512F__
 
@@ -541,13 +553,13 @@ static void matmul_block(void *arg, int b, int thread)
         return;
     }
     /* Widen the block once; every token tile reads the panel. */
-    size_t ps = panel_stride(cols);
+    size_t ps = mtp_cpu_panel_stride(cols);
     float *panel = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)MATMUL_ROWS * ps);
     for (int r = r0; r < r1; r++)
         mtp_cpu_row_decode(w, r, 0, cols, panel + (size_t)(r - r0) * ps);
     block_canon(panel, ps, WSRC_F32, r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
 #else
-    float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, panel_stride(w->cols));
+    float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, mtp_cpu_panel_stride(w->cols));
     block_fallback(w, r0, r1, j->x, j->x_stride, j->n, j->y, j->y_stride, row_buf);
 #endif
 }
