@@ -283,14 +283,32 @@ static inline __attribute__((always_inline)) float wscalar(const void *w, enum w
     return k == WSRC_F32 ? ((const float *)w)[i] : mtp_bf16_to_f32(((const uint16_t *)w)[i]);
 }
 
-/* (lo A + hi A) + (lo B + hi B), then hsum8's tree: the canonical acc_reduce. */
-static inline float acc_reduce512(__m512 a, __m512 b)
+/*
+ * The canonical acc_reduce of four outputs at once (A_k, B_k: output k's
+ * accumulators), the same additions with the same operands as hsum8 on
+ * (acc0 + acc1) + (acc2 + acc3), only in parallel:
+ *   v_k = (lo A_k + hi A_k) + (lo B_k + hi B_k)       8 lanes l0..l7
+ *   u_k = lo128 v_k + hi128 v_k                        l_i + l_{i+4}
+ *   w_k = u_k[0] + u_k[2], u_k[1] + u_k[3]             hsum8's movehl step
+ *   s_k = w_k[0] + w_k[1]                              hsum8's movehdup step
+ * Returns [s_0, s_1, s_2, s_3].
+ */
+static inline __m128 acc_reduce4(__m512 a0, __m512 b0, __m512 a1, __m512 b1, __m512 a2,
+                                 __m512 b2, __m512 a3, __m512 b3)
 {
-    __m256 a01 = _mm256_add_ps(_mm512_castps512_ps256(a),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    __m256 b23 = _mm256_add_ps(_mm512_castps512_ps256(b),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
-    return hsum8(_mm256_add_ps(a01, b23));
+    /* [lo 256 of X | lo 256 of Y] + [hi 256 of X | hi 256 of Y] */
+#define HALVES_ADD(X, Y)                                                                       \
+    _mm512_add_ps(_mm512_shuffle_f32x4(X, Y, 0x44), _mm512_shuffle_f32x4(X, Y, 0xEE))
+    __m512 v01 = _mm512_add_ps(HALVES_ADD(a0, a1), HALVES_ADD(b0, b1)); /* [v0 | v1] */
+    __m512 v23 = _mm512_add_ps(HALVES_ADD(a2, a3), HALVES_ADD(b2, b3)); /* [v2 | v3] */
+#undef HALVES_ADD
+    /* quarters [v0.lo, v1.lo, v2.lo, v3.lo] + [v0.hi, v1.hi, v2.hi, v3.hi] */
+    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, 0x88),
+                             _mm512_shuffle_f32x4(v01, v23, 0xDD));
+    __m512 w = _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(1, 0, 3, 2)));
+    __m512 s = _mm512_add_ps(w, _mm512_permute_ps(w, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m512i first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(first, s));
 }
 
 /*
@@ -346,14 +364,26 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
             }
         }
     }
-    for (int i = 0; i < tr; i++)
-        for (int t = 0; t < tt; t++) {
-            const float *xt = x + (size_t)t * (size_t)x_stride;
-            float s = acc_reduce512(a[i][t], b[i][t]);
-            for (int cc = nv; cc < cols; cc++)
-                s = fmaf(wscalar(w, k, (size_t)i * w_stride + (size_t)cc), xt[cc], s);
-            y[(size_t)t * (size_t)y_stride + (size_t)i] = s;
+    const __m512 z = _mm512_setzero_ps();
+    for (int t = 0; t < tt; t++) {
+        const float *xt = x + (size_t)t * (size_t)x_stride;
+        float *yt = y + (size_t)t * (size_t)y_stride;
+        __m128 s4 = acc_reduce4(a[0][t], b[0][t], tr > 1 ? a[1][t] : z, tr > 1 ? b[1][t] : z,
+                                tr > 2 ? a[2][t] : z, tr > 2 ? b[2][t] : z,
+                                tr > 3 ? a[3][t] : z, tr > 3 ? b[3][t] : z);
+        if (tr == 4 && nv == cols) {
+            _mm_storeu_ps(yt, s4);
+            continue;
         }
+        float sums[4];
+        _mm_storeu_ps(sums, s4);
+        for (int i = 0; i < tr; i++) {
+            float sum = sums[i];
+            for (int cc = nv; cc < cols; cc++)
+                sum = fmaf(wscalar(w, k, (size_t)i * w_stride + (size_t)cc), xt[cc], sum);
+            yt[i] = sum;
+        }
+    }
 }
 
 /* Tile shapes as constants, so each instantiation keeps its accumulators in registers. */
