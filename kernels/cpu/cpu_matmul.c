@@ -582,12 +582,19 @@ static void matmul_block(void *arg, int b, int thread)
                     r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
         return;
     }
-    /* Widen the block once; every token tile reads the panel. */
+    /* Widen one row group at a time, then let every token tile read it: the
+     * next group's loads (weights stream from L3) overlap this group's FMAs
+     * in the out-of-order window. */
     size_t ps = mtp_cpu_panel_stride(cols);
     float *panel = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)MATMUL_ROWS * ps);
-    for (int r = r0; r < r1; r++)
-        mtp_cpu_row_decode(w, r, 0, cols, panel + (size_t)(r - r0) * ps);
-    block_canon(panel, ps, WSRC_F32, r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+    for (int g = r0; g < r1; g += TILE_R) {
+        int m = r1 - g < TILE_R ? r1 - g : TILE_R;
+        float *pg = panel + (size_t)(g - r0) * ps;
+        for (int i = 0; i < m; i++)
+            mtp_cpu_row_decode(w, g + i, 0, cols, pg + (size_t)i * ps);
+        block_canon(pg, ps, WSRC_F32, m, cols, j->x, j->x_stride, j->n, yb + (g - r0),
+                    j->y_stride);
+    }
 #else
     float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, mtp_cpu_panel_stride(w->cols));
     block_fallback(w, r0, r1, j->x, j->x_stride, j->n, j->y, j->y_stride, row_buf);
