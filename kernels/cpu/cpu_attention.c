@@ -113,12 +113,10 @@ static void attn_item(void *arg, int item, int thread)
 
     /* q~[c] = sum_i q_nope[i] * W_UK[h][i][c], rows accumulated in order i = 0..dn-1. */
     const float *q0 = j->q + (size_t)t0 * (size_t)(H * qk) + (size_t)h * qk;
-    for (int t = 0; t < nt; t++) {
-        float *ql = b.q_lat + (size_t)t * b.rp;
-        memset(ql, 0, (size_t)rkv * sizeof(float));
-        for (int i = 0; i < dm->nope; i++)
-            mtp_cpu_axpy_f32(ql, q0[(size_t)t * (size_t)(H * qk) + i], b.wuk + (size_t)i * b.rp, rkv);
-    }
+    int len[ATTN_TOKENS];
+    for (int t = 0; t < nt; t++)
+        len[t] = dm->nope;
+    mtp_cpu_axpy_rows(b.wuk, b.rp, q0, (size_t)(H * qk), len, nt, rkv, b.q_lat, b.rp);
 
     /* Scores of every block token against keys 0..n_keys-1 (the causal prefix is used below). */
     mtp_cpu_dot_rows(j->cache, (size_t)cw, n_keys, rkv, b.q_lat, (int)b.rp, nt, b.s_lat,
@@ -126,16 +124,16 @@ static void attn_item(void *arg, int item, int thread)
     mtp_cpu_dot_rows(j->cache + rkv, (size_t)cw, n_keys, dm->rope, q0 + dm->nope, H * qk, nt,
                      b.s_pe, (int)b.ks);
 
+    /* Probabilities p_k / sum per token, over its own prefix. */
     for (int t = 0; t < nt; t++) {
-        int len = j->start_pos + t0 + t + 1;
+        len[t] = j->start_pos + t0 + t + 1;
         float *p = b.s_lat + (size_t)t * b.ks;
-        float sum = softmax_row(p, b.s_pe + (size_t)t * b.ks, len, dm->scale);
-        /* o~ = sum_k p_k c_k, in order k = 0..len-1. */
-        float *ol = b.o_lat + (size_t)t * b.rp;
-        memset(ol, 0, (size_t)rkv * sizeof(float));
-        for (int k = 0; k < len; k++)
-            mtp_cpu_axpy_f32(ol, p[k] / sum, j->cache + (size_t)k * (size_t)cw, rkv);
+        float sum = softmax_row(p, b.s_pe + (size_t)t * b.ks, len[t], dm->scale);
+        for (int k = 0; k < len[t]; k++)
+            p[k] = p[k] / sum;
     }
+    /* o~ = sum_k p_k c_k, in order k = 0..len-1. */
+    mtp_cpu_axpy_rows(j->cache, (size_t)cw, b.s_lat, b.ks, len, nt, rkv, b.o_lat, b.rp);
 
     /* o[i] = W_UV[h][i] . o~ */
     mtp_cpu_dot_rows(b.wuv, b.rp, dm->v, rkv, b.o_lat, (int)b.rp, nt,

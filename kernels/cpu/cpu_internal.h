@@ -78,6 +78,15 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n);
 void mtp_cpu_dot_rows(const float *w, size_t w_stride, int m, int cols, const float *x,
                       int x_stride, int n, float *y, int y_stride);
 
+/* out[t, c] for t < n, c < cols: a zeroed row followed by mtp_cpu_axpy_f32(out[t],
+ * coef[t * coef_stride + k], rows + k * row_stride, cols) for k = 0..len[t]-1,
+ * bitwise (each element one fused chain in k order), with each row chunk
+ * loaded once for a group of tokens kept in registers. len must be
+ * non-decreasing in t. */
+void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
+                       size_t coef_stride, const int *len, int n, int cols, float *out,
+                       size_t out_stride);
+
 /* Floats per row of a decoded panel: COLS rounded up to 16 (64-byte rows). */
 size_t mtp_cpu_panel_stride(int cols);
 

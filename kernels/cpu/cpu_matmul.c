@@ -224,6 +224,86 @@ void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n)
         y[i] = fmaf(a, x[i], y[i]);
 }
 
+/* ------------------------------------------------------------- axpy rows */
+
+#ifdef __AVX512F__
+/*
+ * Columns [c0, c0 + 16 * NQ) of up to G tokens' outputs kept in registers
+ * (NQ * G <= 24 accumulators) while k runs over the rows: each row chunk is
+ * loaded once for the group and each element sees the fused chain in k order.
+ * MASKS cover the columns past COLS in the last chunk. Tokens are in order of
+ * non-decreasing len (len[0] is the group's minimum).
+ */
+static inline __attribute__((always_inline)) void
+axpy_group(const float *rows, size_t row_stride, const float *coef, size_t coef_stride,
+           const int *len, int gt, int nq, int g, int c0, const __mmask16 *masks, float *out,
+           size_t out_stride)
+{
+    __m512 acc[8][4];
+    for (int t = 0; t < g; t++)
+        for (int q = 0; q < nq; q++)
+            acc[t][q] = _mm512_setzero_ps();
+    int kmin = len[0], kmax = len[gt - 1];
+    for (int k = 0; k < kmax; k++) {
+        const float *rk = rows + (size_t)k * row_stride + c0;
+        __m512 rv[4];
+        for (int q = 0; q < nq; q++)
+            rv[q] = _mm512_maskz_loadu_ps(masks[q], rk + 16 * q);
+        for (int t = 0; t < g; t++) {
+            if (t >= gt || (k >= kmin && k >= len[t]))
+                continue;
+            __m512 cv = _mm512_set1_ps(coef[(size_t)t * coef_stride + (size_t)k]);
+            for (int q = 0; q < nq; q++)
+                acc[t][q] = _mm512_fmadd_ps(cv, rv[q], acc[t][q]);
+        }
+    }
+    for (int t = 0; t < gt; t++)
+        for (int q = 0; q < nq; q++)
+            _mm512_mask_storeu_ps(out + (size_t)t * out_stride + c0 + 16 * q, masks[q], acc[t][q]);
+}
+
+#define AXPY_GROUP(NQ, G)                                                                      \
+    for (int t = 0; t < n; t += (G)) {                                                         \
+        int gt = n - t < (G) ? n - t : (G);                                                    \
+        axpy_group(rows, row_stride, coef + (size_t)t * coef_stride, coef_stride, len + t, gt, \
+                   NQ, G, c0, masks, out + (size_t)t * out_stride, out_stride);                \
+    }
+#endif
+
+void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
+                       size_t coef_stride, const int *len, int n, int cols, float *out,
+                       size_t out_stride)
+{
+#ifdef __AVX512F__
+    for (int t = 1; t < n; t++)
+        MTP_CHECK(len[t] >= len[t - 1]);
+    for (int c0 = 0; c0 < cols; c0 += 64) {
+        __mmask16 masks[4];
+        int nq = 0;
+        for (int q = 0; q < 4; q++) {
+            int live = cols - c0 - 16 * q;
+            live = live < 0 ? 0 : live > 16 ? 16 : live;
+            masks[q] = (__mmask16)((1u << live) - 1);
+            nq += live > 0;
+        }
+        switch (nq) {
+        case 1: AXPY_GROUP(1, 8) break;
+        case 2: AXPY_GROUP(2, 8) break;
+        case 3: AXPY_GROUP(3, 8) break;
+        default: AXPY_GROUP(4, 6) break;
+        }
+    }
+#else
+    for (int t = 0; t < n; t++) {
+        float *o = out + (size_t)t * out_stride;
+        memset(o, 0, (size_t)cols * sizeof(float));
+        for (int k = 0; k < len[t]; k++)
+            mtp_cpu_axpy_f32(o, coef[(size_t)t * coef_stride + (size_t)k],
+                             rows + (size_t)k * row_stride, cols);
+    }
+#endif
+}
+
 /* ------------------------------------------------------------------ matmul */
 
 /*
