@@ -705,8 +705,8 @@ void mtp_cpu_matmul(void *vctx, const struct mtp_weight *w, const float *x, int 
         mtp_cpu_gemm_prefill(ctx, w, x, x_stride, n, y, y_stride);
         return;
     }
-    struct matmul_job job = {ctx, w, x, x_stride, n, y, y_stride};
     int n_blocks = (w->rows + MATMUL_ROWS - 1) / MATMUL_ROWS;
+    struct matmul_job job = {ctx, w, x, x_stride, n, y, y_stride};
     run_items(ctx, n_blocks, matmul_block, &job, (double)w->rows * (double)w->cols * (double)n);
 }
 
