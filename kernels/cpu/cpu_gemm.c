@@ -11,8 +11,8 @@
  * tests/test_cpu_matmul.c bounds the difference.
  *
  * Method: a work item is a panel of GEMM_ROWS output rows. Its rows are
- * widened once (any dtype, FP8 with its scales) and transposed into the
- * thread's scratch, P[c][i] = W[r0 + i, c], so one column of the panel is two
+ * widened once (any dtype, FP8 with its scales) and transposed (16 x 16
+ * register blocks) into the thread's scratch, P[c][i] = W[r0 + i, c], so one column of the panel is two
  * zmm vectors. The register tile is GEMM_ROWS rows x GEMM_TT tokens (24
  * accumulators): per column, two panel loads and GEMM_TT broadcasts of x feed
  * 2 * GEMM_TT FMAs, with no horizontal reduction at the end. The widening is
@@ -50,16 +50,67 @@ struct gemm_job {
     int y_stride;
 };
 
-/* P[c * GEMM_ROWS + i] = W[r0 + i, c] for i < m, 0 for m <= i < GEMM_ROWS. */
-static void panel_pack(const struct mtp_weight *w, int r0, int m, float *row, float *panel)
+#ifdef __AVX512F__
+/* The 16 x 16 transpose of R[0..16) (rows) in registers: R[c] becomes column c. */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int k = 0; k < 8; k++) { /* per lane: [a0 b0 a1 b1], [a2 b2 a3 b3] */
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; k++) { /* u[4k + j], lane L: element 4L + j of rows 4k..4k+3 */
+        u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+        u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+        u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+        u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) { /* gather lane L of u[j], u[4+j], u[8+j], u[12+j] */
+        __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        __m512 w0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 v1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v0, v1, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(w0, w1, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
+    }
+}
+#endif
+
+/*
+ * P[c * GEMM_ROWS + i] = W[r0 + i, c] for i < m, 0 for m <= i < GEMM_ROWS.
+ * The rows are decoded (vectorised) into ROWS [GEMM_ROWS, rs] first, then
+ * moved 16 x 16 blocks at a time through a register transpose; a scalar
+ * scatter was as slow as the product itself at the ~32 tokens an expert gets.
+ */
+static void panel_pack(const struct mtp_weight *w, int r0, int m, float *rows, size_t rs,
+                       float *panel)
 {
     const int cols = w->cols;
     for (int i = 0; i < GEMM_ROWS; i++) {
+        float *ri = rows + (size_t)i * rs;
         if (i < m)
-            mtp_cpu_row_decode(w, r0 + i, 0, cols, row);
-        for (int c = 0; c < cols; c++)
-            panel[(size_t)c * GEMM_ROWS + i] = i < m ? row[c] : 0.0f;
+            mtp_cpu_row_decode(w, r0 + i, 0, cols, ri);
+        else
+            for (int c = 0; c < cols; c++)
+                ri[c] = 0.0f;
     }
+    int c = 0;
+#ifdef __AVX512F__
+    for (; c + 16 <= cols; c += 16)
+        for (int h = 0; h < GEMM_ROWS; h += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = _mm512_loadu_ps(rows + (size_t)(h + i) * rs + c);
+            transpose16(r);
+            for (int i = 0; i < 16; i++)
+                _mm512_store_ps(panel + (size_t)(c + i) * GEMM_ROWS + h, r[i]);
+        }
+#endif
+    for (; c < cols; c++)
+        for (int i = 0; i < GEMM_ROWS; i++)
+            panel[(size_t)c * GEMM_ROWS + i] = rows[(size_t)i * rs + c];
 }
 
 #ifdef __AVX512F__
@@ -123,10 +174,10 @@ static void gemm_panel(void *arg, int p, int thread)
     const struct gemm_job *j = arg;
     const int cols = j->w->cols, r0 = p * GEMM_ROWS;
     const int m = j->w->rows - r0 < GEMM_ROWS ? j->w->rows - r0 : GEMM_ROWS;
-    size_t row_len = ((size_t)cols + 15) / 16 * 16;
-    float *scratch = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)cols * GEMM_ROWS + row_len);
-    float *panel = scratch, *row = scratch + (size_t)cols * GEMM_ROWS; /* both 64-byte aligned */
-    panel_pack(j->w, r0, m, row, panel);
+    size_t rs = mtp_cpu_panel_stride(cols);
+    float *scratch = mtp_cpu_thread_scratch(j->ctx, thread, (size_t)cols * GEMM_ROWS + GEMM_ROWS * rs);
+    float *panel = scratch, *rows = scratch + (size_t)cols * GEMM_ROWS; /* both 64-byte aligned */
+    panel_pack(j->w, r0, m, rows, rs, panel);
     for (int t = 0; t < j->n; t += GEMM_TT) {
         int tt = j->n - t < GEMM_TT ? j->n - t : GEMM_TT;
         gemm_tile_any(panel, cols, j->x + (size_t)t * (size_t)j->x_stride, j->x_stride, tt,
