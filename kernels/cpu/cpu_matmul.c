@@ -46,16 +46,38 @@ enum {
 
 /* ------------------------------------------------------------------ decode */
 
+#ifdef __AVX512F__
+/*
+ * 16 E4M3 bytes as exact floats without a table gather (the gather was 40% of
+ * an mtp-v3 verification): E4M3 bits s eeee mmm placed as the half-precision
+ * value s 0eeee mmm0000000 are the same number times 2^-8, for normals and
+ * subnormals alike (both formats' exponent fields differ by the bias, 15 - 7),
+ * so cvtph and an exact multiply by 2^8 give table[b]. The NaN codes
+ * (x111 1111) would read as 480 and are taken from the table.
+ */
+static inline __m512 fp8x16_exact(const uint8_t *src, const float *table)
+{
+    __m128i bytes = _mm_loadu_si128((const __m128i *)src);
+    __m256i b = _mm256_cvtepu8_epi16(bytes);
+    __m256i h = _mm256_or_si256(_mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8),
+                                _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7));
+    __m512 v = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+    __mmask16 nan = _mm256_cmpeq_epi16_mask(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)),
+                                            _mm256_set1_epi16(0x7F));
+    if (nan)
+        v = _mm512_mask_i32gather_ps(v, nan, _mm512_cvtepu8_epi32(bytes), table, 4);
+    return v;
+}
+#endif
+
 static void decode_fp8_run(const uint8_t *src, int len, float scale, float *out)
 {
     const float *table = mtp_fp8_e4m3_table;
     int i = 0;
 #ifdef __AVX512F__
     __m512 s16 = _mm512_set1_ps(scale);
-    for (; i + 16 <= len; i += 16) {
-        __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
-        _mm512_storeu_ps(out + i, _mm512_mul_ps(_mm512_i32gather_ps(b, table, 4), s16));
-    }
+    for (; i + 16 <= len; i += 16)
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(fp8x16_exact(src + i, table), s16));
 #endif
 #ifdef __AVX2__
     __m256 s = _mm256_set1_ps(scale);
