@@ -24,9 +24,8 @@
  * invariant, hence so is the whole op. y may alias x (x is fully consumed
  * before y is written).
  *
- * The shared expert runs once for all n tokens. (Software prefetch of the
- * next expert's weights during the current one was measured slower: forward
- * n=8 0.87 -> 0.98 ms on mtp-mini.)
+ * The shared expert runs once for all n tokens. Small experts' weights are
+ * prefetched one expert ahead (expert_prefetch).
  *
  * Scratch lives in the context (cpu_internal.h): one engine per context; no
  * allocation per call. Parallelism: inside each matmul, and over tokens for
@@ -37,6 +36,7 @@
 #include <math.h>   /* defines: expf, INFINITY */
 #include <string.h> /* defines: memcpy, memset */
 
+#include "../../engine/dtype.h" /* defines: mtp_dtype_size */
 #include "../../engine/error.h" /* defines: MTP_CHECK */
 #include "cpu_pool.h"            /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
@@ -267,6 +267,38 @@ static void expert_run(struct mtp_cpu_ctx *ctx, const struct mtp_ffn *f, const f
         memcpy(slots + (size_t)entries[i] * d, ye + (size_t)i * d, (size_t)d * sizeof(float));
 }
 
+/*
+ * Software prefetch of expert F's weights (all three matrices) into L2, issued
+ * while the previous expert computes. Worth it only for small experts: a few
+ * KB per matrix (mtp-v3: 24 x 192 FP8) is too short a stream for the hardware
+ * prefetcher to ramp up on, so every expert otherwise waits on L3 latency;
+ * large experts (mtp-mini: 192 x 192 BF16) stream well by themselves and got
+ * slower with it (measured: forward n=8 0.87 -> 0.98 ms).
+ */
+enum { MOE_PREFETCH_MAX_BYTES = 64 << 10 };
+
+static size_t weight_bytes(const struct mtp_weight *w)
+{
+    return (size_t)w->rows * (size_t)w->cols * mtp_dtype_size(w->dtype);
+}
+
+static void prefetch_weight(const struct mtp_weight *w)
+{
+    const char *p = w->data;
+    for (size_t off = 0, n = weight_bytes(w); off < n; off += 64)
+        __builtin_prefetch(p + off, 0, 2); /* read, into L2 */
+}
+
+static void expert_prefetch(const struct mtp_ffn *f)
+{
+    if (weight_bytes(&f->gate) + weight_bytes(&f->up) + weight_bytes(&f->down) >
+        MOE_PREFETCH_MAX_BYTES)
+        return;
+    prefetch_weight(&f->gate);
+    prefetch_weight(&f->up);
+    prefetch_weight(&f->down);
+}
+
 /* The first expert after E that has tokens (N_EXPERTS if none). */
 static int next_touched(const struct expert_lists *l, int e, int n_experts)
 {
@@ -320,9 +352,17 @@ void mtp_cpu_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_k, const flo
                mtp_cpu_scratch_get(ctx, MTP_CPU_SCRATCH_MOE_UP, len), shared);
     }
     /* Each touched expert once, over all of its (token, slot) rows. */
-    for (int e = next_touched(&l, -1, E); e < E; e = next_touched(&l, e, E))
+    int e = next_touched(&l, -1, E);
+    if (e < E)
+        expert_prefetch(&moe->experts[e]);
+    while (e < E) {
+        int next = next_touched(&l, e, E);
+        if (next < E)
+            expert_prefetch(&moe->experts[next]);
         expert_run(ctx, &moe->experts[e], x, d, k, l.entries + l.offsets[e],
                    l.offsets[e + 1] - l.offsets[e], slots);
+        e = next;
+    }
 
     struct combine_job job = {shared, slots, weights, y, d, k};
     if (n * d > 32768)
