@@ -370,33 +370,60 @@ void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
 enum {
     TILE_R = 4,        /* output rows per register tile */
     TILE_T = 3,        /* tokens per register tile */
-    BF16_DIRECT_N = 2, /* up to this n, BF16 rows are widened in registers, not panelled */
+    BF16_DIRECT_N = 2, /* up to this n, BF16/FP8 rows are widened in registers, not panelled */
 };
 
 /* Weight sources of a tile: a float panel (decoded rows, or F32 straight from
- * the mapping) or BF16 rows widened per 16 columns in registers. */
-enum wsrc { WSRC_F32, WSRC_BF16 };
+ * the mapping), or BF16 / FP8 rows widened per 16 columns in registers (FP8
+ * times its block scale, SROW[c / BCOLS] for the tile's scale-block row; the
+ * caller guarantees one scale per 16 columns and per tile). Every source
+ * yields exactly the floats of mtp_cpu_row_decode. */
+enum wsrc { WSRC_F32, WSRC_BF16, WSRC_FP8 };
 
-static inline __attribute__((always_inline)) __m512 wload16(const void *w, enum wsrc k, size_t i)
+struct wfp8 {
+    const float *srow; /* scale_inv row of the tile's rows */
+    int bcols;         /* block_cols, a multiple of 16 */
+};
+
+static inline __attribute__((always_inline)) __m512 wload16(const void *w, enum wsrc k,
+                                                            size_t row, int c,
+                                                            const struct wfp8 *f)
 {
+    size_t i = row + (size_t)c;
     if (k == WSRC_F32)
         return _mm512_loadu_ps((const float *)w + i);
+    if (k == WSRC_FP8)
+        return _mm512_mul_ps(fp8x16_exact((const uint8_t *)w + i, mtp_fp8_e4m3_table),
+                             _mm512_set1_ps(f->srow[c / f->bcols]));
     __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
 }
 
 static inline __attribute__((always_inline)) __m512 wload8_low(const void *w, enum wsrc k,
-                                                               size_t i)
+                                                               size_t row, int c,
+                                                               const struct wfp8 *f)
 {
+    size_t i = row + (size_t)c;
     if (k == WSRC_F32)
         return _mm512_maskz_loadu_ps(0x00FF, (const float *)w + i);
+    if (k == WSRC_FP8) {
+        float v[16] __attribute__((aligned(64))) = {0};
+        float sc = f->srow[c / f->bcols];
+        for (int l = 0; l < 8; l++)
+            v[l] = mtp_fp8_e4m3_table[((const uint8_t *)w)[i + (size_t)l]] * sc;
+        return _mm512_load_ps(v);
+    }
     __m512i h = _mm512_cvtepu16_epi32(
         _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))));
     return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
 }
 
-static inline __attribute__((always_inline)) float wscalar(const void *w, enum wsrc k, size_t i)
+static inline __attribute__((always_inline)) float wscalar(const void *w, enum wsrc k, size_t row,
+                                                           int c, const struct wfp8 *f)
 {
+    size_t i = row + (size_t)c;
+    if (k == WSRC_FP8)
+        return mtp_fp8_e4m3_table[((const uint8_t *)w)[i]] * f->srow[c / f->bcols];
     return k == WSRC_F32 ? ((const float *)w)[i] : mtp_bf16_to_f32(((const uint16_t *)w)[i]);
 }
 
@@ -433,8 +460,8 @@ static inline __m128 acc_reduce4(__m512 a0, __m512 b0, __m512 a1, __m512 b1, __m
  * COLS columns. TR, TT, K are compile-time constants after inlining.
  */
 static inline __attribute__((always_inline)) void
-tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, int x_stride,
-           int tt, int cols, float *y, int y_stride)
+tile_canon(const void *w, size_t w_stride, enum wsrc k, const struct wfp8 *f, int tr,
+           const float *x, int x_stride, int tt, int cols, float *y, int y_stride)
 {
     __m512 a[TILE_R][TILE_T], b[TILE_R][TILE_T];
     for (int i = 0; i < tr; i++)
@@ -445,14 +472,14 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
     for (; c + 32 <= nv; c += 32) {
         __m512 wv[TILE_R];
         for (int i = 0; i < tr; i++)
-            wv[i] = wload16(w, k, (size_t)i * w_stride + (size_t)c);
+            wv[i] = wload16(w, k, (size_t)i * w_stride, c, f);
         for (int t = 0; t < tt; t++) {
             __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c);
             for (int i = 0; i < tr; i++)
                 a[i][t] = _mm512_fmadd_ps(wv[i], xv, a[i][t]);
         }
         for (int i = 0; i < tr; i++)
-            wv[i] = wload16(w, k, (size_t)i * w_stride + (size_t)c + 16);
+            wv[i] = wload16(w, k, (size_t)i * w_stride, c + 16, f);
         for (int t = 0; t < tt; t++) {
             __m512 xv = _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c + 16);
             for (int i = 0; i < tr; i++)
@@ -461,7 +488,7 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
     }
     if (c + 16 <= nv) { /* chunks 4p, 4p+1: both halves of A */
         for (int i = 0; i < tr; i++) {
-            __m512 wv = wload16(w, k, (size_t)i * w_stride + (size_t)c);
+            __m512 wv = wload16(w, k, (size_t)i * w_stride, c, f);
             for (int t = 0; t < tt; t++)
                 a[i][t] = _mm512_fmadd_ps(
                     wv, _mm512_loadu_ps(x + (size_t)t * (size_t)x_stride + c), a[i][t]);
@@ -471,7 +498,7 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
     if (c < nv) { /* one chunk left: index 0 mod 4 (low A) or 2 mod 4 (low B) */
         const int into_b = (c & 31) == 16;
         for (int i = 0; i < tr; i++) {
-            __m512 wv = wload8_low(w, k, (size_t)i * w_stride + (size_t)c);
+            __m512 wv = wload8_low(w, k, (size_t)i * w_stride, c, f);
             for (int t = 0; t < tt; t++) {
                 __m512 xv = _mm512_maskz_loadu_ps(0x00FF, x + (size_t)t * (size_t)x_stride + c);
                 if (into_b)
@@ -497,7 +524,7 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
         for (int i = 0; i < tr; i++) {
             float sum = sums[i];
             for (int cc = nv; cc < cols; cc++)
-                sum = fmaf(wscalar(w, k, (size_t)i * w_stride + (size_t)cc), xt[cc], sum);
+                sum = fmaf(wscalar(w, k, (size_t)i * w_stride, cc, f), xt[cc], sum);
             yt[i] = sum;
         }
     }
@@ -506,7 +533,7 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
 /* Tile shapes as constants, so each instantiation keeps its accumulators in registers. */
 #define TILE_CASE(K, TR, TT)                                                                   \
     case (TR) * 8 + (TT):                                                                      \
-        tile_canon(w, w_stride, K, TR, x, x_stride, TT, cols, y, y_stride);                    \
+        tile_canon(w, w_stride, K, f, TR, x, x_stride, TT, cols, y, y_stride);                 \
         return;
 
 #define TILE_SWITCH(K)                                                                         \
@@ -521,24 +548,40 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, int tr, const float *x, 
 static void tile_f32(const float *w, size_t w_stride, int tr, const float *x, int x_stride, int tt,
                      int cols, float *y, int y_stride)
 {
+    const struct wfp8 *f = NULL;
     TILE_SWITCH(WSRC_F32)
 }
 
 static void tile_bf16(const uint16_t *w, size_t w_stride, int tr, const float *x, int x_stride,
                       int tt, int cols, float *y, int y_stride)
 {
+    const struct wfp8 *f = NULL;
     TILE_SWITCH(WSRC_BF16)
 }
 
-/* Rows [0, m) of a block whose row i is at W + i * W_STRIDE (float panel or
- * BF16 mapping), against all n tokens; output column 0 of Y is the block's
- * first row. Row groups outside, token groups inside: a row group stays in L1
- * while every token passes over it. */
+static void tile_fp8(const uint8_t *w, size_t w_stride, const struct wfp8 *f, int tr,
+                     const float *x, int x_stride, int tt, int cols, float *y, int y_stride)
+{
+    TILE_SWITCH(WSRC_FP8)
+}
+
+/* Rows [0, m) of a block whose row i is at W + i * W_STRIDE (float panel, or
+ * BF16/FP8 mapping), against all n tokens; output column 0 of Y is the
+ * block's first row. FP8: FW is the weight and R0 the block's first row (for
+ * the scales). Row groups outside, token groups inside: a row group stays in
+ * L1 while every token passes over it. */
 static void block_canon(const void *w, size_t w_stride, enum wsrc k, int m, int cols,
-                        const float *x, int x_stride, int n, float *y, int y_stride)
+                        const float *x, int x_stride, int n, float *y, int y_stride,
+                        const struct mtp_weight *fw, int r0)
 {
     for (int r = 0; r < m; r += TILE_R) {
         int tr = m - r < TILE_R ? m - r : TILE_R;
+        struct wfp8 f = {NULL, 1};
+        if (k == WSRC_FP8) {
+            int n_col_blocks = (fw->cols + fw->block_cols - 1) / fw->block_cols;
+            f.srow = fw->scale_inv + (size_t)((r0 + r) / fw->block_rows) * (size_t)n_col_blocks;
+            f.bcols = fw->block_cols;
+        }
         for (int t = 0; t < n; t += TILE_T) {
             int tt = n - t < TILE_T ? n - t : TILE_T;
             const float *xt = x + (size_t)t * (size_t)x_stride;
@@ -546,9 +589,12 @@ static void block_canon(const void *w, size_t w_stride, enum wsrc k, int m, int 
             if (k == WSRC_F32)
                 tile_f32((const float *)w + (size_t)r * w_stride, w_stride, tr, xt, x_stride, tt,
                          cols, yt, y_stride);
-            else
+            else if (k == WSRC_BF16)
                 tile_bf16((const uint16_t *)w + (size_t)r * w_stride, w_stride, tr, xt, x_stride,
                           tt, cols, yt, y_stride);
+            else
+                tile_fp8((const uint8_t *)w + (size_t)r * w_stride, w_stride, &f, tr, xt,
+                         x_stride, tt, cols, yt, y_stride);
         }
     }
 }
@@ -560,7 +606,7 @@ void mtp_cpu_dot_rows(const float *w, size_t w_stride, int m, int cols, const fl
                       int x_stride, int n, float *y, int y_stride)
 {
 #ifdef __AVX512F__
-    block_canon(w, w_stride, WSRC_F32, m, cols, x, x_stride, n, y, y_stride);
+    block_canon(w, w_stride, WSRC_F32, m, cols, x, x_stride, n, y, y_stride, NULL, 0);
 #else
     for (int t = 0; t < n; t++)
         for (int i = 0; i < m; i++)
@@ -679,6 +725,16 @@ struct matmul_job {
     int y_stride;
 };
 
+#ifdef __AVX512F__
+/* FP8 rows are widened in registers at small n (like BF16) when every 16-column
+ * chunk and every row tile has a single block scale. */
+static int fp8_direct(const struct mtp_weight *w, int n)
+{
+    return w->dtype == MTP_DTYPE_F8_E4M3 && n <= BF16_DIRECT_N && w->block_cols % 16 == 0 &&
+           w->block_rows % TILE_R == 0 && MATMUL_ROWS % TILE_R == 0;
+}
+#endif
+
 /* Work item B: output rows [B * MATMUL_ROWS, ...) for all tokens. */
 static void matmul_block(void *arg, int b, int thread)
 {
@@ -691,12 +747,17 @@ static void matmul_block(void *arg, int b, int thread)
     float *yb = j->y + r0;
     if (w->dtype == MTP_DTYPE_F32) {
         block_canon((const float *)w->data + (size_t)r0 * (size_t)cols, (size_t)cols, WSRC_F32,
-                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride, NULL, 0);
         return;
     }
     if (w->dtype == MTP_DTYPE_BF16 && j->n <= BF16_DIRECT_N) {
         block_canon((const uint16_t *)w->data + (size_t)r0 * (size_t)cols, (size_t)cols, WSRC_BF16,
-                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride);
+                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride, NULL, 0);
+        return;
+    }
+    if (fp8_direct(w, j->n)) {
+        block_canon((const uint8_t *)w->data + (size_t)r0 * (size_t)cols, (size_t)cols, WSRC_FP8,
+                    r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride, w, r0);
         return;
     }
     /* Widen one row group at a time, then let every token tile read it: the
@@ -710,7 +771,7 @@ static void matmul_block(void *arg, int b, int thread)
         for (int i = 0; i < m; i++)
             mtp_cpu_row_decode(w, g + i, 0, cols, pg + (size_t)i * ps);
         block_canon(pg, ps, WSRC_F32, m, cols, j->x, j->x_stride, j->n, yb + (g - r0),
-                    j->y_stride);
+                    j->y_stride, NULL, 0);
     }
 #else
     float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, mtp_cpu_panel_stride(w->cols));
