@@ -8,12 +8,13 @@
  *     x[t, :] (order in cpu_internal.h), computed by one thread, whatever n and
  *     the thread count are. Tokens and rows are blocked only to reuse widened
  *     weights and loaded token vectors; each (row, token) output keeps its own
- *     accumulators (tests/test_cpu_matmul.c checks every dtype and n = 1..17
+ *     accumulators (tests/test_cpu_ops.c checks every dtype and n = 1..17
  *     bitwise against mtp_cpu_dot_f32 of the decoded row).
  *   - Each call reads and widens a weight row once for all n tokens: a work
  *     item is a block of MATMUL_ROWS rows, decoded into the thread's scratch
- *     panel (F32 is read in place; BF16 at n <= BF16_DIRECT_N is widened in
- *     registers, where a panel store would cost more than it saves). An FP8
+ *     panel (F32 is read in place; BF16, and FP8 with one scale per 16
+ *     columns, are widened in registers at n <= BF16_DIRECT_N, where a panel
+ *     store would cost more than it saves). An FP8
  *     element becomes fp8(W) * scale_inv[r / B0][c / B1] rounded to float
  *     (MODEL.md §2.5). No allocation per call.
  *   - AVX-512 register-blocked kernel under __AVX512F__; otherwise AVX2/FMA
