@@ -415,6 +415,35 @@ static void test_dot_rows_bitwise(void **state)
     }
 }
 
+/* mtp_cpu_axpy_rows (attention's q~ and o~) is the axpy chain on a zeroed row,
+ * bitwise, for every column remainder and causal (non-decreasing) lengths. */
+static void test_axpy_rows_bitwise(void **state)
+{
+    (void)state;
+    uint64_t s = 17;
+    const int col_cases[] = {1, 7, 16, 33, 48, 64, 70, 130};
+    for (size_t ci = 0; ci < sizeof col_cases / sizeof col_cases[0]; ci++) {
+        const int cols = col_cases[ci], n = 13, keys = 40;
+        size_t rs = (size_t)cols + 3, cs = keys + 1, os = (size_t)cols + 5;
+        float *rows = wide_floats((size_t)keys * rs, &s), *coef = wide_floats((size_t)n * cs, &s);
+        float *out = calloc((size_t)n * os, sizeof(float)), *ref = malloc((size_t)cols * sizeof(float));
+        int len[13];
+        for (int t = 0; t < n; t++)
+            len[t] = t == 0 ? 0 : 20 + 2 * t; /* one empty row, then a causal staircase */
+        mtp_cpu_axpy_rows(rows, rs, coef, cs, len, n, cols, out, os);
+        for (int t = 0; t < n; t++) {
+            memset(ref, 0, (size_t)cols * sizeof(float));
+            for (int k = 0; k < len[t]; k++)
+                mtp_cpu_axpy_f32(ref, coef[(size_t)t * cs + k], rows + (size_t)k * rs, cols);
+            assert_memory_equal(out + (size_t)t * os, ref, (size_t)cols * sizeof(float));
+        }
+        free(rows);
+        free(coef);
+        free(out);
+        free(ref);
+    }
+}
+
 /*
  * The prefill GEMM (set_prefill, n > MTP_CPU_INVARIANT_MAX_N) against the
  * invariant kernel. Tolerance: each GEMM output is one fused chain of cols
@@ -626,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_fp8_decode_all_bytes),
         cmocka_unit_test(test_matmul_canonical_bitwise),
         cmocka_unit_test(test_dot_rows_bitwise),
+        cmocka_unit_test(test_axpy_rows_bitwise),
         cmocka_unit_test(test_matmul_prefill_gemm),
         cmocka_unit_test(test_rmsnorm_hand),
         cmocka_unit_test(test_rope_hand),
