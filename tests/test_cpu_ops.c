@@ -444,6 +444,37 @@ static void test_axpy_rows_bitwise(void **state)
     }
 }
 
+/* The prefill SwiGLU activation (vectorised exp) against the libm formula:
+ * within 8 FLT_EPSILON relative (exp16's series truncation is ~1 ulp, the
+ * range reduction and scaling ~1 ulp each), over [-100, 100] and at the
+ * overflow/underflow edges, where both must give the same 0 / -0 / x limits. */
+static void test_silu_prefill_accuracy(void **state)
+{
+    (void)state;
+    enum { N = 4099 };
+    float *g = malloc(N * sizeof(float)), *u = malloc(N * sizeof(float));
+    float *ref = malloc(N * sizeof(float));
+    uint64_t s = 3;
+    for (int i = 0; i < N; i++) {
+        g[i] = i < N - 8 ? 100.0f * rng_float(&s) : (float[]){0.0f, -0.0f, 88.0f, -88.0f,
+                                                              95.0f, -95.0f, 104.5f, -104.5f}[i - (N - 8)];
+        u[i] = rng_float(&s);
+        ref[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+    mtp_cpu_silu_mul_prefill(g, u, N);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double err = fabs((double)g[i] - (double)ref[i]);
+        double bound = 8.0 * FLT_EPSILON * fabs((double)ref[i]) + 1e-37;
+        worst = fmax(worst, err / bound);
+    }
+    print_message("silu prefill: worst error / bound = %.3g\n", worst);
+    assert_true(worst <= 1.0);
+    free(g);
+    free(u);
+    free(ref);
+}
+
 /*
  * The prefill GEMM (set_prefill, n > MTP_CPU_INVARIANT_MAX_N) against the
  * invariant kernel. Tolerance: each GEMM output is one fused chain of cols
@@ -656,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_matmul_canonical_bitwise),
         cmocka_unit_test(test_dot_rows_bitwise),
         cmocka_unit_test(test_axpy_rows_bitwise),
+        cmocka_unit_test(test_silu_prefill_accuracy),
         cmocka_unit_test(test_matmul_prefill_gemm),
         cmocka_unit_test(test_rmsnorm_hand),
         cmocka_unit_test(test_rope_hand),

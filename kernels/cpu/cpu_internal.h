@@ -98,6 +98,10 @@ void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float
 void mtp_cpu_gemm_prefill(struct mtp_cpu_ctx *ctx, const struct mtp_weight *w, const float *x,
                           int x_stride, int n, float *y, int y_stride);
 
+/* gate[i] = silu(gate[i]) * up[i] for i < len with a vectorised exp (cpu_gemm.c):
+ * prefill only (within ~2 ulp of the libm expf the invariant path uses). */
+void mtp_cpu_silu_mul_prefill(float *gate, const float *up, size_t len);
+
 /* --- ops (the vtable entries; ctx is a struct mtp_cpu_ctx) --- */
 
 void mtp_cpu_embed(void *ctx, const struct mtp_weight *table, const int32_t *tokens, int n,

@@ -205,8 +205,11 @@ static void swiglu(struct mtp_cpu_ctx *ctx, const struct mtp_ffn *f, const float
     mtp_cpu_matmul(ctx, &f->gate, x, d, m, gate, I);
     mtp_cpu_matmul(ctx, &f->up, x, d, m, up, I);
     size_t len = (size_t)m * (size_t)I;
-    for (size_t i = 0; i < len; i++)
-        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i]; /* silu(g) * u */
+    if (ctx->prefill && m > MTP_CPU_INVARIANT_MAX_N) /* the GEMM's numerics: vector exp */
+        mtp_cpu_silu_mul_prefill(gate, up, len);
+    else
+        for (size_t i = 0; i < len; i++)
+            gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i]; /* silu(g) * u */
     mtp_cpu_matmul(ctx, &f->down, gate, I, m, y, f->down.rows);
 }
 
