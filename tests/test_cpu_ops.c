@@ -475,6 +475,37 @@ static void test_silu_prefill_accuracy(void **state)
     free(ref);
 }
 
+/* The prefill softmax against a double-precision softmax: each probability
+ * within 16 FLT_EPSILON relative plus 1e-9 absolute (exp16 ~2 ulp, the
+ * rounded max and the float sum of up to LEN terms ~LEN/16 ulp spread over
+ * 16 lanes), for lengths with and without a 16-lane remainder. */
+static void test_softmax_prefill_accuracy(void **state)
+{
+    (void)state;
+    uint64_t s = 11;
+    const int lens[] = {1, 7, 16, 33, 200};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int len = lens[li];
+        float *v = malloc((size_t)len * sizeof(float)), *pe = malloc((size_t)len * sizeof(float));
+        double *ref = malloc((size_t)len * sizeof(double)), mx = -INFINITY, sum = 0.0;
+        const float scale = 0.125f;
+        for (int k = 0; k < len; k++) {
+            v[k] = 40.0f * rng_float(&s);
+            pe[k] = 10.0f * rng_float(&s);
+            ref[k] = ((double)v[k] + (double)pe[k]) * scale;
+            mx = fmax(mx, ref[k]);
+        }
+        for (int k = 0; k < len; k++)
+            sum += (ref[k] = exp(ref[k] - mx));
+        mtp_cpu_softmax_prefill(v, pe, len, scale);
+        for (int k = 0; k < len; k++)
+            assert_true(fabs(v[k] - ref[k] / sum) <= 16 * FLT_EPSILON * ref[k] / sum + 1e-9);
+        free(v);
+        free(pe);
+        free(ref);
+    }
+}
+
 /*
  * The prefill GEMM (set_prefill, n > MTP_CPU_INVARIANT_MAX_N) against the
  * invariant kernel. Tolerance: each GEMM output is one fused chain of cols
@@ -688,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_dot_rows_bitwise),
         cmocka_unit_test(test_axpy_rows_bitwise),
         cmocka_unit_test(test_silu_prefill_accuracy),
+        cmocka_unit_test(test_softmax_prefill_accuracy),
         cmocka_unit_test(test_matmul_prefill_gemm),
         cmocka_unit_test(test_rmsnorm_hand),
         cmocka_unit_test(test_rope_hand),

@@ -124,11 +124,17 @@ static void attn_item(void *arg, int item, int thread)
     mtp_cpu_dot_rows(j->cache + rkv, (size_t)cw, n_keys, dm->rope, q0 + dm->nope, H * qk, nt,
                      b.s_pe, (int)b.ks);
 
-    /* Probabilities p_k / sum per token, over its own prefix. */
+    /* Probabilities p_k / sum per token, over its own prefix (a GEMM-sized
+     * prompt prefill may take the vectorised softmax: cpu_gemm.c). */
+    int fast = j->ctx->prefill && j->n > MTP_CPU_INVARIANT_MAX_N;
     for (int t = 0; t < nt; t++) {
         len[t] = j->start_pos + t0 + t + 1;
-        float *p = b.s_lat + (size_t)t * b.ks;
-        float sum = softmax_row(p, b.s_pe + (size_t)t * b.ks, len[t], dm->scale);
+        float *p = b.s_lat + (size_t)t * b.ks, *pe = b.s_pe + (size_t)t * b.ks;
+        if (fast) {
+            mtp_cpu_softmax_prefill(p, pe, len[t], dm->scale);
+            continue;
+        }
+        float sum = softmax_row(p, pe, len[t], dm->scale);
         for (int k = 0; k < len[t]; k++)
             p[k] = p[k] / sum;
     }

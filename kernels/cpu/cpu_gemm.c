@@ -25,9 +25,9 @@
  * BLAS's own packing and per-call threading overheads are the same size as
  * the work; and a BLAS call would bring its own thread pool next to ours.
  *
- * Also here, for the same reason: the prefill SwiGLU activation with a
- * vectorised exp (mtp_cpu_silu_mul_prefill); libm's scalar expf was a tenth
- * of a prefill.
+ * Also here, for the same reason: the prefill SwiGLU activation and attention
+ * softmax with a vectorised exp (mtp_cpu_silu_mul_prefill,
+ * mtp_cpu_softmax_prefill); libm's scalar expf was a tenth of a prefill.
  */
 #include "cpu_internal.h"
 #include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
@@ -239,4 +239,44 @@ void mtp_cpu_silu_mul_prefill(float *gate, const float *up, size_t len)
 #endif
     for (; i < len; i++)
         gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+/* Attention softmax of one prompt token in prefill: S[k] = exp((S[k] + PE[k]) *
+ * SCALE - max) / sum over k < LEN, with exp16 and vector partial sums. */
+void mtp_cpu_softmax_prefill(float *s, const float *pe, int len, float scale)
+{
+    int k = 0;
+    float mx = -INFINITY;
+#ifdef __AVX512F__
+    const __m512 sc = _mm512_set1_ps(scale);
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    for (; k + 16 <= len; k += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_add_ps(_mm512_loadu_ps(s + k), _mm512_loadu_ps(pe + k)), sc);
+        _mm512_storeu_ps(s + k, v);
+        vmx = _mm512_max_ps(vmx, v);
+    }
+    mx = _mm512_reduce_max_ps(vmx);
+#endif
+    for (int j = k; j < len; j++) {
+        s[j] = (s[j] + pe[j]) * scale;
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    float sum = 0.0f;
+    k = 0;
+#ifdef __AVX512F__
+    const __m512 vm = _mm512_set1_ps(mx);
+    __m512 vsum = _mm512_setzero_ps();
+    for (; k + 16 <= len; k += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + k), vm));
+        _mm512_storeu_ps(s + k, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    sum = _mm512_reduce_add_ps(vsum);
+#endif
+    for (int j = k; j < len; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    for (int j = 0; j < len; j++)
+        s[j] = s[j] / sum;
 }

@@ -102,6 +102,10 @@ void mtp_cpu_gemm_prefill(struct mtp_cpu_ctx *ctx, const struct mtp_weight *w, c
  * prefill only (within ~2 ulp of the libm expf the invariant path uses). */
 void mtp_cpu_silu_mul_prefill(float *gate, const float *up, size_t len);
 
+/* s[k] = softmax((s + pe) * scale)[k] for k < len, vectorised (cpu_gemm.c):
+ * prefill only, like mtp_cpu_silu_mul_prefill. */
+void mtp_cpu_softmax_prefill(float *s, const float *pe, int len, float scale);
+
 /* --- ops (the vtable entries; ctx is a struct mtp_cpu_ctx) --- */
 
 void mtp_cpu_embed(void *ctx, const struct mtp_weight *table, const int32_t *tokens, int n,
