@@ -301,13 +301,10 @@ int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int s
     return MTP_OK;
 }
 
-int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
-                       float *hidden)
+/* The prefill's chunks of at most max_batch tokens. */
+static int prefill_chunks(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
+                          float *hidden)
 {
-    if (n < 1)
-        return mtp_error_set("engine: prefill needs at least one token");
-    if (check_positions(e, 0, n, 0))
-        return MTP_ERR;
     const struct mtp_config *c = &e->model->cfg;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
@@ -328,6 +325,23 @@ int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float
     }
     e->cache_len[0] = n;
     return MTP_OK;
+}
+
+int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
+                       float *hidden)
+{
+    if (n < 1)
+        return mtp_error_set("engine: prefill needs at least one token");
+    if (check_positions(e, 0, n, 0))
+        return MTP_ERR;
+    /* The backend's prefill kernels, for this call only (every return path). */
+    bool fast = e->be->set_prefill && !e->opt.invariant_prefill;
+    if (fast)
+        e->be->set_prefill(e->bctx, 1);
+    int rc = prefill_chunks(e, tokens, n, last_logits, hidden);
+    if (fast)
+        e->be->set_prefill(e->bctx, 0);
+    return rc;
 }
 
 /* Zero the embedding half of the s.cat rows at position 0: vLLM's position-0

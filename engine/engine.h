@@ -28,6 +28,9 @@ struct mtp_engine_options {
     int max_batch;     /* most tokens in one forward; longer prefills are chunked */
     bool poison_rollback; /* tests: truncation fills the dropped cache rows with NaN, so any
                            * later read of stale entries shows up in the results */
+    bool invariant_prefill; /* prefill with the batch-invariant kernels of forward(), so that
+                             * a prefill equals incremental decoding bitwise (tests); by
+                             * default the backend may use faster prefill kernels */
 };
 
 /* Create an engine for MODEL on BACKEND (both borrowed; they must outlive it).
@@ -51,7 +54,10 @@ int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int s
                        float *logits, float *hidden);
 
 /* Prefill: the main model over a prompt at positions 0..n-1, logits only for
- * the last position (last_logits [V], may be NULL), hidden [n, d] (may be NULL). */
+ * the last position (last_logits [V], may be NULL), hidden [n, d] (may be NULL).
+ * Unless options.invariant_prefill, the backend may use faster kernels whose
+ * results differ from incremental decoding in the last bits (a chunk of more
+ * than its invariant size; shared/DESIGN.md §4). */
 int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
                        float *hidden);
 

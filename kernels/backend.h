@@ -151,6 +151,15 @@ struct mtp_backend_i {
      * with another reduction order, e.g. cuBLAS). Decoding refuses deeper
      * verification, since greedy equality would no longer be exact. */
     int (*max_invariant_tokens)(void *ctx);
+
+    /* Optional (NULL = ignored): ON = 1 tells the backend that the ops until
+     * the next call with ON = 0 belong to a prompt prefill, whose results
+     * need not be batch invariant (shared/DESIGN.md §4: baseline and
+     * speculative runs share it). The backend may then use kernels with
+     * another reduction order for large n (CPU: a blocked GEMM above
+     * MTP_CPU_INVARIANT_MAX_N tokens). Only mtp_engine_prefill sets it;
+     * verification, drafts and catch-up rows never run under it. */
+    void (*set_prefill)(void *ctx, int on);
 };
 
 struct mtp_backend {

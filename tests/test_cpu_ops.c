@@ -28,6 +28,8 @@
 #include "engine/dtype.h"
 #include "engine/error.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_internal.h" /* defines: mtp_cpu_dot_f32, mtp_cpu_dot_rows */
+#include "kernels/cpu/cpu_oracle.h"   /* defines: mtp_cpu_matmul_canonical */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -330,6 +332,286 @@ static void test_matmul_fp8_blocks(void **state)
         matmul_case_run(&cases[i], 77 + i);
 }
 
+/*
+ * The blocked kernels (register tiles over rows and tokens, weights widened
+ * once per call) against the canonical order itself: mtp_cpu_matmul_canonical
+ * is mtp_cpu_dot_f32 of each decoded row, one output at a time. Bitwise, for
+ * every dtype, n = 1..17 (every tile remainder), 1 and 2 threads, row counts
+ * that leave every row-tile remainder and column counts that leave every
+ * chunk remainder (0..3 trailing 8-column chunks) and tail (cols % 8). The
+ * inputs span 2^-12..2^12 so a changed order changes the rounding.
+ */
+static float *wide_floats(size_t count, uint64_t *s)
+{
+    float *x = malloc(count * sizeof(float));
+    for (size_t i = 0; i < count; i++)
+        x[i] = ldexpf(rng_float(s), (int)(rng_next(s) % 25) - 12);
+    return x;
+}
+
+static const int canonical_shapes[][2] = {{1, 1},   {3, 8},   {5, 7},   {17, 24},  {21, 16},
+                                          {9, 40},  {33, 90}, {19, 136}, {70, 200}, {37, 611},
+                                          {4, 56},  {66, 48}, {13, 168}};
+
+static void canonical_case_run(enum mtp_dtype dt, int rows, int cols, uint64_t seed)
+{
+    uint64_t s = seed;
+    struct test_weight tw;
+    test_weight_init(&tw, dt, rows, cols, 16, 48, &s);
+    const int nmax = 17, xs = cols + 5, ys = rows + 3;
+    float *x = wide_floats((size_t)nmax * xs, &s);
+    float *ref = calloc((size_t)nmax * ys, sizeof(float));
+    float *y = calloc((size_t)nmax * ys, sizeof(float));
+    mtp_cpu_matmul_canonical(&tw.w, x, xs, nmax, ref, ys);
+    for (int th = 1; th <= 2; th++) {
+        struct mtp_backend *be = backend_threads(th);
+        for (int n = 1; n <= nmax; n++) {
+            be->iface->matmul(be->ctx, &tw.w, x, xs, n, y, ys);
+            for (int t = 0; t < n; t++)
+                if (memcmp(y + (size_t)t * ys, ref + (size_t)t * ys, (size_t)rows * sizeof(float))) {
+                    print_message("%s [%d, %d], n %d, %d threads: token %d differs\n",
+                                  mtp_dtype_name(dt), rows, cols, n, th, t);
+                    fail();
+                }
+        }
+        mtp_backend_free(be);
+    }
+    free(x);
+    free(ref);
+    free(y);
+    test_weight_free(&tw);
+}
+
+static void test_matmul_canonical_bitwise(void **state)
+{
+    (void)state;
+    const enum mtp_dtype dts[] = {MTP_DTYPE_F32, MTP_DTYPE_BF16, MTP_DTYPE_F16,
+                                  MTP_DTYPE_F8_E4M3};
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (size_t i = 0; i < sizeof canonical_shapes / sizeof canonical_shapes[0]; i++)
+            canonical_case_run(dts[d], canonical_shapes[i][0], canonical_shapes[i][1],
+                               500 + 31 * d + i);
+}
+
+/* mtp_cpu_dot_rows (attention's scores and W_UV) is the canonical dot too. */
+static void test_dot_rows_bitwise(void **state)
+{
+    (void)state;
+    uint64_t s = 99;
+    for (size_t i = 0; i < sizeof canonical_shapes / sizeof canonical_shapes[0]; i++) {
+        int m = canonical_shapes[i][0], cols = canonical_shapes[i][1], n = 11;
+        size_t ws = (size_t)cols + 9;
+        float *w = wide_floats((size_t)m * ws, &s), *x = wide_floats((size_t)n * (cols + 2), &s);
+        float *y = calloc((size_t)n * m, sizeof(float));
+        mtp_cpu_dot_rows(w, ws, m, cols, x, cols + 2, n, y, m);
+        for (int t = 0; t < n; t++)
+            for (int r = 0; r < m; r++) {
+                float ref = mtp_cpu_dot_f32(w + (size_t)r * ws, x + (size_t)t * (cols + 2), cols);
+                assert_memory_equal(&y[(size_t)t * m + r], &ref, sizeof ref);
+            }
+        free(w);
+        free(x);
+        free(y);
+    }
+}
+
+/* mtp_cpu_axpy_rows (attention's q~ and o~) is the axpy chain on a zeroed row,
+ * bitwise, for every column remainder and causal (non-decreasing) lengths. */
+static void test_axpy_rows_bitwise(void **state)
+{
+    (void)state;
+    uint64_t s = 17;
+    const int col_cases[] = {1, 7, 16, 33, 48, 64, 70, 130};
+    for (size_t ci = 0; ci < sizeof col_cases / sizeof col_cases[0]; ci++) {
+        const int cols = col_cases[ci], n = 13, keys = 40;
+        size_t rs = (size_t)cols + 3, cs = keys + 1, os = (size_t)cols + 5;
+        float *rows = wide_floats((size_t)keys * rs, &s), *coef = wide_floats((size_t)n * cs, &s);
+        float *out = calloc((size_t)n * os, sizeof(float)), *ref = malloc((size_t)cols * sizeof(float));
+        int len[13];
+        for (int t = 0; t < n; t++)
+            len[t] = t == 0 ? 0 : 20 + 2 * t; /* one empty row, then a causal staircase */
+        mtp_cpu_axpy_rows(rows, rs, coef, cs, len, n, cols, out, os);
+        for (int t = 0; t < n; t++) {
+            memset(ref, 0, (size_t)cols * sizeof(float));
+            for (int k = 0; k < len[t]; k++)
+                mtp_cpu_axpy_f32(ref, coef[(size_t)t * cs + k], rows + (size_t)k * rs, cols);
+            assert_memory_equal(out + (size_t)t * os, ref, (size_t)cols * sizeof(float));
+        }
+        free(rows);
+        free(coef);
+        free(out);
+        free(ref);
+    }
+}
+
+/* The prefill SwiGLU activation (vectorised exp) against the libm formula:
+ * within 8 FLT_EPSILON relative (exp16's series truncation is ~1 ulp, the
+ * range reduction and scaling ~1 ulp each), over [-100, 100] and at the
+ * overflow/underflow edges, where both must give the same 0 / -0 / x limits. */
+static void test_silu_prefill_accuracy(void **state)
+{
+    (void)state;
+    enum { N = 4099 };
+    float *g = malloc(N * sizeof(float)), *u = malloc(N * sizeof(float));
+    float *ref = malloc(N * sizeof(float));
+    uint64_t s = 3;
+    for (int i = 0; i < N; i++) {
+        g[i] = i < N - 8 ? 100.0f * rng_float(&s) : (float[]){0.0f, -0.0f, 88.0f, -88.0f,
+                                                              95.0f, -95.0f, 104.5f, -104.5f}[i - (N - 8)];
+        u[i] = rng_float(&s);
+        ref[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+    mtp_cpu_silu_mul_prefill(g, u, N);
+    double worst = 0.0;
+    for (int i = 0; i < N; i++) {
+        double err = fabs((double)g[i] - (double)ref[i]);
+        double bound = 8.0 * FLT_EPSILON * fabs((double)ref[i]) + 1e-37;
+        worst = fmax(worst, err / bound);
+    }
+    print_message("silu prefill: worst error / bound = %.3g\n", worst);
+    assert_true(worst <= 1.0);
+    free(g);
+    free(u);
+    free(ref);
+}
+
+/* The prefill softmax against a double-precision softmax: each probability
+ * within 16 FLT_EPSILON relative plus 1e-9 absolute (exp16 ~2 ulp, the
+ * rounded max and the float sum of up to LEN terms ~LEN/16 ulp spread over
+ * 16 lanes), for lengths with and without a 16-lane remainder. */
+static void test_softmax_prefill_accuracy(void **state)
+{
+    (void)state;
+    uint64_t s = 11;
+    const int lens[] = {1, 7, 16, 33, 200};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int len = lens[li];
+        float *v = malloc((size_t)len * sizeof(float)), *pe = malloc((size_t)len * sizeof(float));
+        double *ref = malloc((size_t)len * sizeof(double)), mx = -INFINITY, sum = 0.0;
+        const float scale = 0.125f;
+        for (int k = 0; k < len; k++) {
+            v[k] = 40.0f * rng_float(&s);
+            pe[k] = 10.0f * rng_float(&s);
+            ref[k] = ((double)v[k] + (double)pe[k]) * scale;
+            mx = fmax(mx, ref[k]);
+        }
+        for (int k = 0; k < len; k++)
+            sum += (ref[k] = exp(ref[k] - mx));
+        mtp_cpu_softmax_prefill(v, pe, len, scale);
+        for (int k = 0; k < len; k++)
+            assert_true(fabs(v[k] - ref[k] / sum) <= 16 * FLT_EPSILON * ref[k] / sum + 1e-9);
+        free(v);
+        free(pe);
+        free(ref);
+    }
+}
+
+/*
+ * The prefill GEMM (set_prefill, n > MTP_CPU_INVARIANT_MAX_N) against the
+ * invariant kernel. Tolerance: each GEMM output is one fused chain of cols
+ * multiply-adds, error <= cols * u * sum |w x| (u = FLT_EPSILON / 2, the
+ * classic bound for recursive summation, one rounding per fused step); the
+ * canonical result is within (cols/32 + 13) u of it (test_cpu_ops header).
+ * So |gemm - canonical| <= (cols + cols/32 + 14) * u * sum |w x|. A wrong
+ * panel (row, column or scale) is off by orders of magnitude. Also: the
+ * flag is honoured only for n > MTP_CPU_INVARIANT_MAX_N (below, bitwise the
+ * invariant kernel), and it switches off again.
+ */
+static void gemm_case_run(enum mtp_dtype dt, int rows, int cols, int n, uint64_t seed)
+{
+    uint64_t s = seed;
+    struct test_weight tw;
+    test_weight_init(&tw, dt, rows, cols, 16, 48, &s);
+    const int xs = cols + 1, ys = rows + 7;
+    float *x = random_floats((size_t)n * xs, &s);
+    float *ref = calloc((size_t)n * ys, sizeof(float));
+    float *y = calloc((size_t)n * ys, sizeof(float));
+    struct mtp_backend *be = backend_threads(2);
+    be->iface->matmul(be->ctx, &tw.w, x, xs, n, ref, ys);
+    be->iface->set_prefill(be->ctx, 1);
+    be->iface->matmul(be->ctx, &tw.w, x, xs, n, y, ys);
+    be->iface->set_prefill(be->ctx, 0);
+    double worst = 0.0;
+    int differs = 0;
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < rows; r++) {
+            double mag = 0.0;
+            for (int c = 0; c < cols; c++)
+                mag += fabs(tw.real[(size_t)r * cols + c] * (double)x[(size_t)t * xs + c]);
+            double bound = (cols + cols / 32.0 + 14.0) * (FLT_EPSILON / 2) * mag + 1e-30;
+            double g = y[(size_t)t * ys + r], c0 = ref[(size_t)t * ys + r];
+            worst = fmax(worst, fabs(g - c0) / bound);
+            differs |= g != c0;
+        }
+    print_message("gemm %s [%d, %d] n %d: worst |gemm - canonical| / bound = %.3g%s\n",
+                  mtp_dtype_name(dt), rows, cols, n, worst, differs ? "" : " (bitwise equal)");
+    assert_true(worst <= 1.0);
+    /* Padding columns of y (rows..ys) are never written. */
+    for (int t = 0; t < n; t++)
+        for (int r = rows; r < ys; r++)
+            assert_true(y[(size_t)t * ys + r] == 0.0f);
+    mtp_backend_free(be);
+    free(x);
+    free(ref);
+    free(y);
+    test_weight_free(&tw);
+}
+
+static void test_matmul_prefill_gemm(void **state)
+{
+    (void)state;
+    const enum mtp_dtype dts[] = {MTP_DTYPE_F32, MTP_DTYPE_BF16, MTP_DTYPE_F16,
+                                  MTP_DTYPE_F8_E4M3};
+    const int shapes[][3] = {{70, 200, 17}, {37, 611, 40}, {5, 7, 128}, {192, 192, 33},
+                             {33, 90, 25}};
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            gemm_case_run(dts[d], shapes[i][0], shapes[i][1], shapes[i][2], 900 + 7 * d + i);
+
+    /* n <= MTP_CPU_INVARIANT_MAX_N under the flag, and n > it after the flag: the invariant kernel. */
+    uint64_t s = 5;
+    struct test_weight tw;
+    test_weight_init(&tw, MTP_DTYPE_BF16, 40, 136, 16, 48, &s);
+    float *x = wide_floats((size_t)24 * 136, &s);
+    float *ref = calloc((size_t)24 * 40, sizeof(float)), *y = calloc((size_t)24 * 40, sizeof(float));
+    mtp_cpu_matmul_canonical(&tw.w, x, 136, 24, ref, 40);
+    struct mtp_backend *be = backend_threads(1);
+    be->iface->set_prefill(be->ctx, 1);
+    be->iface->matmul(be->ctx, &tw.w, x, 136, 16, y, 40);
+    assert_memory_equal(y, ref, (size_t)16 * 40 * sizeof(float));
+    be->iface->set_prefill(be->ctx, 0);
+    be->iface->matmul(be->ctx, &tw.w, x, 136, 24, y, 40);
+    assert_memory_equal(y, ref, (size_t)24 * 40 * sizeof(float));
+    mtp_backend_free(be);
+    free(x);
+    free(ref);
+    free(y);
+    test_weight_free(&tw);
+}
+
+/* Every E4M3 byte (NaN codes included), in runs of every alignment, decodes to
+ * table value times the block scale, bitwise: the vectorised decoder must be
+ * the table. */
+static void test_fp8_decode_all_bytes(void **state)
+{
+    (void)state;
+    enum { COLS = 256 + 37 };
+    uint8_t data[COLS];
+    for (int c = 0; c < COLS; c++)
+        data[c] = (uint8_t)(c * 7 + 3);
+    float scale[2] = {0.3f, 1.0f / 448.0f};
+    struct mtp_weight w = {.dtype = MTP_DTYPE_F8_E4M3, .rows = 1, .cols = COLS, .data = data,
+                           .scale_inv = scale, .block_rows = 1, .block_cols = 160, .name = "w"};
+    float out[COLS];
+    for (int c0 = 0; c0 < 48; c0 += 5) {
+        mtp_cpu_row_decode(&w, 0, c0, COLS, out);
+        for (int c = c0; c < COLS; c++) {
+            float want = mtp_fp8_e4m3_table[data[c]] * scale[c / 160];
+            assert_memory_equal(&out[c - c0], &want, sizeof want);
+        }
+    }
+}
+
 /* A hand-checkable FP8 product: the scale of each block must be applied. */
 static void test_matmul_fp8_hand(void **state)
 {
@@ -432,6 +714,13 @@ int main(void)
         cmocka_unit_test(test_matmul_f16),
         cmocka_unit_test(test_matmul_fp8_blocks),
         cmocka_unit_test(test_matmul_fp8_hand),
+        cmocka_unit_test(test_fp8_decode_all_bytes),
+        cmocka_unit_test(test_matmul_canonical_bitwise),
+        cmocka_unit_test(test_dot_rows_bitwise),
+        cmocka_unit_test(test_axpy_rows_bitwise),
+        cmocka_unit_test(test_silu_prefill_accuracy),
+        cmocka_unit_test(test_softmax_prefill_accuracy),
+        cmocka_unit_test(test_matmul_prefill_gemm),
         cmocka_unit_test(test_rmsnorm_hand),
         cmocka_unit_test(test_rope_hand),
     };

@@ -63,7 +63,10 @@ static void load(const char *dir, int threads, int max_pos, struct loaded *l)
     if (mtp_model_load(dir, &l->model))
         fail_msg("%s", mtp_error_message());
     assert_int_equal(mtp_backend_cpu_create(threads, &l->be), MTP_OK);
-    struct mtp_engine_options opt = {.max_positions = max_pos, .max_batch = MAX_BATCH};
+    /* Invariant prefill: (c) compares drafts with a recompute whose prefill must
+     * equal incremental decoding bitwise, whatever MAX_BATCH is. */
+    struct mtp_engine_options opt = {.max_positions = max_pos, .max_batch = MAX_BATCH,
+                                     .invariant_prefill = true};
     if (mtp_engine_create(l->model, l->be, &opt, &l->e))
         fail_msg("%s", mtp_error_message());
 }

@@ -152,11 +152,26 @@ static int golden_teardown(void **state)
     return 0;
 }
 
+/* Engines here prefill with the invariant kernels (options.invariant_prefill):
+ * the tests below compare prefill with incremental decoding. The fast prefill
+ * has its own test (test_fast_prefill_within_tolerance). */
+static struct mtp_engine *make_engine_opt(struct golden *g, int max_positions, int max_batch,
+                                          bool invariant_prefill)
+{
+    struct mtp_engine *e = NULL;
+    struct mtp_engine_options opt = {.max_positions = max_positions, .max_batch = max_batch,
+                                     .poison_rollback = true,
+                                     .invariant_prefill = invariant_prefill};
+    if (mtp_engine_create(g->model, g->be, &opt, &e))
+        fail_msg("engine: %s", mtp_error_message());
+    return e;
+}
+
 static struct mtp_engine *make_engine(struct golden *g, int max_batch)
 {
     struct mtp_engine *e = NULL;
-    struct mtp_engine_options opt = {
-        .max_positions = 2 * g->T + 8, .max_batch = max_batch, .poison_rollback = true};
+    struct mtp_engine_options opt = {.max_positions = 2 * g->T + 8, .max_batch = max_batch,
+                                     .poison_rollback = true, .invariant_prefill = true};
     if (mtp_engine_create(g->model, g->be, &opt, &e))
         fail_msg("engine: %s", mtp_error_message());
     return e;
@@ -243,6 +258,51 @@ static void test_decode_equals_prefill(void **state)
     free(last);
 }
 
+/*
+ * The fast prefill (the backend's GEMM above its invariant size, one chunk of
+ * PN > 16 tokens) against the invariant prefill of the same prompt: last
+ * logits and every hidden row within the activation tolerance of
+ * tests/support/compare.c (the GEMM reorders each dot product's additions,
+ * a few ulp per layer). The invariant prefill itself equals a forward() of
+ * the same tokens bitwise, so the comparison is against the decode kernels.
+ */
+static void test_fast_prefill_within_tolerance(void **state)
+{
+    struct golden *g = *state;
+    const struct mtp_config *c = &g->model->cfg;
+    enum { PN = 48 };
+    int V = c->vocab_size, d = c->hidden_size;
+    int32_t toks[PN];
+    for (int i = 0; i < PN; i++)
+        toks[i] = g->tokens[i % g->T];
+    struct mtp_engine *fast = make_engine_opt(g, PN + 8, 64, false);
+    struct mtp_engine *inv = make_engine_opt(g, PN + 8, 64, true);
+    float *lf = malloc(sizeof(float) * V), *li = malloc(sizeof(float) * V);
+    float *hf = malloc(sizeof(float) * PN * d), *hi = malloc(sizeof(float) * PN * d);
+    float *lw = malloc(sizeof(float) * PN * V), *hw = malloc(sizeof(float) * PN * d);
+    assert_int_equal(mtp_engine_prefill(fast, toks, PN, lf, hf), MTP_OK);
+    assert_int_equal(mtp_engine_prefill(inv, toks, PN, li, hi), MTP_OK);
+    assert_int_equal(mtp_engine_forward(fast, toks, PN, 0, lw, hw), MTP_OK);
+    assert_memory_equal(hi, hw, sizeof(float) * PN * d);
+    assert_memory_equal(li, lw + (size_t)(PN - 1) * V, sizeof(float) * V);
+    double err_l, err_h;
+    assert_true(mtp_compare("fast prefill logits", lf, li, (size_t)V, &mtp_tol_f32_activations,
+                            &err_l));
+    assert_true(mtp_compare("fast prefill hidden", hf, hi, (size_t)PN * d,
+                            &mtp_tol_f32_activations, &err_h));
+    fprintf(stderr, "%s: fast prefill vs invariant: max |diff| logits %.3g, hidden %.3g%s\n",
+            g->variant, err_l, err_h,
+            memcmp(hf, hi, sizeof(float) * PN * d) ? "" : " (bitwise equal)");
+    mtp_engine_free(fast);
+    mtp_engine_free(inv);
+    free(lf);
+    free(li);
+    free(hf);
+    free(hi);
+    free(lw);
+    free(hw);
+}
+
 /* Verification of K+1 tokens at once against K+1 single decodes: bitwise. */
 static void test_verify_is_bitwise_decode(void **state)
 {
@@ -315,6 +375,9 @@ static void test_shipped_model_matches_reference(void **state)
                                                  golden_teardown,                                 \
                                                  &(struct golden){.variant = v}),                 \
         cmocka_unit_test_prestate_setup_teardown(test_verify_is_bitwise_decode, golden_setup,     \
+                                                 golden_teardown,                                 \
+                                                 &(struct golden){.variant = v}),                 \
+        cmocka_unit_test_prestate_setup_teardown(test_fast_prefill_within_tolerance, golden_setup, \
                                                  golden_teardown,                                 \
                                                  &(struct golden){.variant = v})
 

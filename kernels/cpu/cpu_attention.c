@@ -14,68 +14,136 @@
  * o = W_UV o~. kv_b rows of head h: h*(dn+dv) .. +dn-1 are W_UK[h], the next
  * dv rows W_UV[h]; any weight dtype (FP8 rows are decoded with their scales).
  *
- * Batch invariance: work items are (head, token) pairs; each is computed by
- * one thread with loops whose order depends only on the dims and on j, never
- * on n or on the other tokens. A token at position p gives the same bits in a
- * decode of one token as inside a verification of several.
+ * Work items are (head, block of ATTN_TOKENS tokens): an item decodes its
+ * head's W_UK and W_UV rows once for the block, and reads each cache row once
+ * for all of the block's tokens (the scores and the output projection are
+ * mtp_cpu_dot_rows, the matmul's register-blocked canonical dot).
+ *
+ * Batch invariance: every value keeps the order it has for a token alone:
+ * q~ and o~ are per-element fused chains in i and j order, each score is the
+ * canonical dot of q~ and c_j plus that of q_pe and kpe_j, the softmax runs
+ * per token over its own prefix, each output the canonical dot of a W_UV row
+ * and o~. Scores of the block's later keys are computed for its earlier tokens
+ * too and never used (those cache rows are filled by this forward). So a
+ * token at position p gives the same bits in a decode of one token as inside
+ * a verification of several, on any thread count.
  */
 #include "cpu_internal.h"
+#include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
 #include <math.h>   /* defines: expf */
-#include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memset */
 
-#include "../../engine/error.h" /* defines: MTP_CHECK, mtp_xmalloc */
+#include "../../engine/error.h" /* defines: MTP_CHECK */
 
-/* Per-thread work buffers. */
-struct attn_scratch {
-    float *q_lat;   /* [rkv] q~ = W_UK^T q_nope */
-    float *o_lat;   /* [rkv] o~ = sum_j p_j c_j */
-    float *row;     /* [rkv] one decoded kv_b row */
-    float *scores;  /* [start_pos + n] */
+enum { ATTN_TOKENS = 8 }; /* tokens per work item */
+
+struct attn_job {
+    struct mtp_cpu_ctx *ctx;
+    const struct mtp_mla_dims *dm;
+    const struct mtp_weight *kv_b;
+    const float *q;     /* [n, H*(dn+dr)] */
+    const float *cache; /* [start_pos + n, rkv+dr] */
+    float *out;         /* [n, H*dv] */
+    int n, start_pos, n_blocks;
 };
 
-/* One head H of one token: Q is the token's head [dn + dr]; OUT is [dv]. */
-static void attn_head(const struct mtp_mla_dims *dm, const struct mtp_weight *kv_b, int h,
-                      const float *q, int n_keys, const float *cache, float *out,
-                      struct attn_scratch *s)
+/* One item's views of its thread's scratch. */
+struct attn_bufs {
+    size_t rp;      /* row stride of the panels, >= rkv */
+    size_t ks;      /* row stride of the score rows, >= start_pos + n */
+    float *wuk;     /* [dn, rp] decoded W_UK[h] */
+    float *wuv;     /* [dv, rp] decoded W_UV[h] */
+    float *q_lat;   /* [ATTN_TOKENS, rp] q~ */
+    float *o_lat;   /* [ATTN_TOKENS, rp] o~ */
+    float *s_lat;   /* [ATTN_TOKENS, ks] q~ . c_j, then the probabilities */
+    float *s_pe;    /* [ATTN_TOKENS, ks] q_pe . kpe_j */
+};
+
+static struct attn_bufs attn_bufs_get(const struct attn_job *j, int thread)
 {
-    const int rkv = dm->kv_lora, cw = dm->kv_lora + dm->rope;
-    const int head_rows = h * (dm->nope + dm->v);
+    const struct mtp_mla_dims *dm = j->dm;
+    struct attn_bufs b;
+    b.rp = mtp_cpu_panel_stride(dm->kv_lora);
+    b.ks = mtp_cpu_panel_stride(j->start_pos + j->n);
+    size_t total = (size_t)(dm->nope + dm->v + 2 * ATTN_TOKENS) * b.rp + 2 * ATTN_TOKENS * b.ks;
+    float *p = mtp_cpu_thread_scratch(j->ctx, thread, total);
+    b.wuk = p;
+    b.wuv = b.wuk + (size_t)dm->nope * b.rp;
+    b.q_lat = b.wuv + (size_t)dm->v * b.rp;
+    b.o_lat = b.q_lat + ATTN_TOKENS * b.rp;
+    b.s_lat = b.o_lat + ATTN_TOKENS * b.rp;
+    b.s_pe = b.s_lat + ATTN_TOKENS * b.ks;
+    return b;
+}
 
-    /* q~[c] = sum_i q_nope[i] * W_UK[h][i][c], rows accumulated in order i = 0..dn-1. */
-    memset(s->q_lat, 0, (size_t)rkv * sizeof(float));
-    for (int i = 0; i < dm->nope; i++) {
-        mtp_cpu_row_decode(kv_b, head_rows + i, 0, rkv, s->row);
-        mtp_cpu_axpy_f32(s->q_lat, q[i], s->row, rkv);
-    }
-
-    const float *q_pe = q + dm->nope; /* [dr], already rotated */
+/* Softmax of token row S [len] in place (max-subtracted, fp32); returns the sum of exponentials. */
+static float softmax_row(float *s, const float *pe, int len, float scale)
+{
     float mx = -INFINITY;
-    for (int j = 0; j < n_keys; j++) {
-        const float *c = cache + (size_t)j * (size_t)cw; /* [rkv | dr] */
-        float sc = (mtp_cpu_dot_f32(s->q_lat, c, rkv) + mtp_cpu_dot_f32(q_pe, c + rkv, dm->rope)) *
-                   dm->scale;
-        s->scores[j] = sc;
-        if (sc > mx)
-            mx = sc;
+    for (int k = 0; k < len; k++) {
+        s[k] = (s[k] + pe[k]) * scale;
+        if (s[k] > mx)
+            mx = s[k];
     }
     float sum = 0.0f;
-    for (int j = 0; j < n_keys; j++) {
-        s->scores[j] = expf(s->scores[j] - mx);
-        sum += s->scores[j];
+    for (int k = 0; k < len; k++) {
+        s[k] = expf(s[k] - mx);
+        sum += s[k];
     }
+    return sum;
+}
 
-    /* o~ = sum_j p_j c_j, in order j = 0..n_keys-1. */
-    memset(s->o_lat, 0, (size_t)rkv * sizeof(float));
-    for (int j = 0; j < n_keys; j++)
-        mtp_cpu_axpy_f32(s->o_lat, s->scores[j] / sum, cache + (size_t)j * (size_t)cw, rkv);
+/* Item: head h = item / n_blocks, tokens [t0, t0 + nt). */
+static void attn_item(void *arg, int item, int thread)
+{
+    const struct attn_job *j = arg;
+    const struct mtp_mla_dims *dm = j->dm;
+    const int H = dm->n_heads, qk = dm->nope + dm->rope, rkv = dm->kv_lora;
+    const int cw = rkv + dm->rope, head_rows = (item / j->n_blocks) * (dm->nope + dm->v);
+    const int h = item / j->n_blocks, t0 = (item % j->n_blocks) * ATTN_TOKENS;
+    const int nt = j->n - t0 < ATTN_TOKENS ? j->n - t0 : ATTN_TOKENS;
+    const int n_keys = j->start_pos + t0 + nt; /* keys of the block's last token */
+    struct attn_bufs b = attn_bufs_get(j, thread);
+
+    for (int i = 0; i < dm->nope; i++)
+        mtp_cpu_row_decode(j->kv_b, head_rows + i, 0, rkv, b.wuk + (size_t)i * b.rp);
+    for (int i = 0; i < dm->v; i++)
+        mtp_cpu_row_decode(j->kv_b, head_rows + dm->nope + i, 0, rkv, b.wuv + (size_t)i * b.rp);
+
+    /* q~[c] = sum_i q_nope[i] * W_UK[h][i][c], rows accumulated in order i = 0..dn-1. */
+    const float *q0 = j->q + (size_t)t0 * (size_t)(H * qk) + (size_t)h * qk;
+    int len[ATTN_TOKENS];
+    for (int t = 0; t < nt; t++)
+        len[t] = dm->nope;
+    mtp_cpu_axpy_rows(b.wuk, b.rp, q0, (size_t)(H * qk), len, nt, rkv, b.q_lat, b.rp);
+
+    /* Scores of every block token against keys 0..n_keys-1 (the causal prefix is used below). */
+    mtp_cpu_dot_rows(j->cache, (size_t)cw, n_keys, rkv, b.q_lat, (int)b.rp, nt, b.s_lat,
+                     (int)b.ks);
+    mtp_cpu_dot_rows(j->cache + rkv, (size_t)cw, n_keys, dm->rope, q0 + dm->nope, H * qk, nt,
+                     b.s_pe, (int)b.ks);
+
+    /* Probabilities p_k / sum per token, over its own prefix (a GEMM-sized
+     * prompt prefill may take the vectorised softmax: cpu_gemm.c). */
+    int fast = j->ctx->prefill && j->n > MTP_CPU_INVARIANT_MAX_N;
+    for (int t = 0; t < nt; t++) {
+        len[t] = j->start_pos + t0 + t + 1;
+        float *p = b.s_lat + (size_t)t * b.ks, *pe = b.s_pe + (size_t)t * b.ks;
+        if (fast) {
+            mtp_cpu_softmax_prefill(p, pe, len[t], dm->scale);
+            continue;
+        }
+        float sum = softmax_row(p, pe, len[t], dm->scale);
+        for (int k = 0; k < len[t]; k++)
+            p[k] = p[k] / sum;
+    }
+    /* o~ = sum_k p_k c_k, in order k = 0..len-1. */
+    mtp_cpu_axpy_rows(j->cache, (size_t)cw, b.s_lat, b.ks, len, nt, rkv, b.o_lat, b.rp);
 
     /* o[i] = W_UV[h][i] . o~ */
-    for (int i = 0; i < dm->v; i++) {
-        mtp_cpu_row_decode(kv_b, head_rows + dm->nope + i, 0, rkv, s->row);
-        out[i] = mtp_cpu_dot_f32(s->row, s->o_lat, rkv);
-    }
+    mtp_cpu_dot_rows(b.wuv, b.rp, dm->v, rkv, b.o_lat, (int)b.rp, nt,
+                     j->out + (size_t)t0 * (size_t)(H * dm->v) + (size_t)h * dm->v, H * dm->v);
 }
 
 void mtp_cpu_mla_attention(void *vctx, const struct mtp_mla_dims *dims,
@@ -83,31 +151,13 @@ void mtp_cpu_mla_attention(void *vctx, const struct mtp_mla_dims *dims,
                            const float *cache, float *out)
 {
     struct mtp_cpu_ctx *ctx = vctx;
-    const int H = dims->n_heads, qk = dims->nope + dims->rope;
-    MTP_CHECK(kv_b->rows == H * (dims->nope + dims->v) && kv_b->cols == dims->kv_lora);
+    MTP_CHECK(kv_b->rows == dims->n_heads * (dims->nope + dims->v) &&
+              kv_b->cols == dims->kv_lora);
     MTP_CHECK(n >= 0 && start_pos >= 0);
     if (n == 0)
         return;
-    const int items = H * n;
-#pragma omp parallel num_threads(ctx->n_threads) if (items > 1)
-    {
-        struct attn_scratch s;
-        size_t rkv = (size_t)dims->kv_lora;
-        s.q_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.o_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.row = mtp_xmalloc(rkv * sizeof(float));
-        s.scores = mtp_xmalloc((size_t)(start_pos + n) * sizeof(float));
-        /* Head-major order: consecutive items of one thread share W_UK[h], W_UV[h]. */
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            int h = it / n, t = it % n;
-            const float *qh = q + (size_t)t * (size_t)(H * qk) + (size_t)h * (size_t)qk;
-            float *oh = out + (size_t)t * (size_t)(H * dims->v) + (size_t)h * (size_t)dims->v;
-            attn_head(dims, kv_b, h, qh, start_pos + t + 1, cache, oh, &s);
-        }
-        free(s.q_lat);
-        free(s.o_lat);
-        free(s.row);
-        free(s.scores);
-    }
+    int n_blocks = (n + ATTN_TOKENS - 1) / ATTN_TOKENS;
+    struct attn_job job = {ctx, dims, kv_b, q, cache, out, n, start_pos, n_blocks};
+    /* Head-major items: consecutive items of one thread share W_UK[h], W_UV[h]. */
+    mtp_cpu_parallel_for(ctx, dims->n_heads * n_blocks, attn_item, &job);
 }

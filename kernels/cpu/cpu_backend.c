@@ -89,6 +89,13 @@ static int cpu_prepare_weight(void *vctx, struct mtp_weight *w)
     return mtp_weight_validate("cpu", w);
 }
 
+/* Prompt prefill: matmul takes the GEMM path above MTP_CPU_INVARIANT_MAX_N tokens. */
+static void cpu_set_prefill(void *vctx, int on)
+{
+    struct mtp_cpu_ctx *ctx = vctx;
+    ctx->prefill = on;
+}
+
 static const struct mtp_backend_i cpu_iface = {
     .name = "cpu",
     .free = cpu_free,
@@ -109,6 +116,7 @@ static const struct mtp_backend_i cpu_iface = {
     .moe_ffn = mtp_cpu_moe_ffn,
     .ffn = mtp_cpu_ffn,
     .add = mtp_cpu_add,
+    .set_prefill = cpu_set_prefill,
 };
 
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)

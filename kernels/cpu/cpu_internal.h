@@ -12,7 +12,7 @@
  *
  * Thread-safety: a context owns growing scratch buffers, so one context serves
  * one engine; calls on one context must not run concurrently. Parallelism is
- * inside each op (OpenMP, ctx->n_threads threads).
+ * inside each op (cpu_pool.h, ctx->n_threads threads).
  */
 #ifndef MTP_CPU_INTERNAL_H
 #define MTP_CPU_INTERNAL_H
@@ -35,11 +35,18 @@ enum mtp_cpu_scratch_slot {
     MTP_CPU_SCRATCH_MOE_SLOTS,  /* moe_ffn: per (token, slot) outputs [n*k, d] */
     MTP_CPU_SCRATCH_MOE_SHARED, /* moe_ffn: shared expert outputs [n, d] */
     MTP_CPU_SCRATCH_ROUTE,      /* route: router logits [n, E] */
+    MTP_CPU_SCRATCH_MOE_LISTS,  /* moe_ffn: per-expert (token, slot) lists, as int */
     MTP_CPU_SCRATCH_COUNT,
 };
 
+/* Verification and drafting forwards hold at most this many tokens (decoding
+ * is far below it); above it, inside a prompt prefill only, matmul may use
+ * the GEMM of cpu_gemm.c, whose reduction order differs. */
+enum { MTP_CPU_INVARIANT_MAX_N = 16 };
+
 struct mtp_cpu_ctx {
-    int n_threads;                               /* OpenMP threads per op (>= 1) */
+    int n_threads;                               /* threads per op (>= 1) */
+    int prefill;                                 /* set_prefill: ops belong to a prompt prefill */
     float *scratch[MTP_CPU_SCRATCH_COUNT];       /* 64-byte aligned */
     size_t scratch_cap[MTP_CPU_SCRATCH_COUNT];   /* capacity in floats */
     float **thread_scratch;                      /* [n_threads]: mtp_cpu_thread_scratch */
@@ -64,8 +71,40 @@ float mtp_cpu_dot_f32(const float *a, const float *b, int n);
 /* y[i] = fma(a, x[i], y[i]) for i < n (each element one fused operation). */
 void mtp_cpu_axpy_f32(float *y, float a, const float *x, int n);
 
+/* y[t, i] = mtp_cpu_dot_f32(w + i * w_stride, x + t * x_stride, cols) for
+ * i < m, t < n, bitwise, with each row of W loaded once for all n tokens (the
+ * register-blocked kernel of matmul): for float rows such as decoded weight
+ * panels and latent cache rows. */
+void mtp_cpu_dot_rows(const float *w, size_t w_stride, int m, int cols, const float *x,
+                      int x_stride, int n, float *y, int y_stride);
+
+/* out[t, c] for t < n, c < cols: a zeroed row followed by mtp_cpu_axpy_f32(out[t],
+ * coef[t * coef_stride + k], rows + k * row_stride, cols) for k = 0..len[t]-1,
+ * bitwise (each element one fused chain in k order), with each row chunk
+ * loaded once for a group of tokens kept in registers. len must be
+ * non-decreasing in t. */
+void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
+                       size_t coef_stride, const int *len, int n, int cols, float *out,
+                       size_t out_stride);
+
+/* Floats per row of a decoded panel: COLS rounded up to 16 (64-byte rows). */
+size_t mtp_cpu_panel_stride(int cols);
+
 /* Decode W[r, c0..c1) to float (FP8 multiplied by its block scale). */
 void mtp_cpu_row_decode(const struct mtp_weight *w, int r, int c0, int c1, float *out);
+
+/* The prefill GEMM (cpu_gemm.c): y = W x like mtp_cpu_matmul, any n, but each
+ * output is one fused chain over the columns (not the canonical order). */
+void mtp_cpu_gemm_prefill(struct mtp_cpu_ctx *ctx, const struct mtp_weight *w, const float *x,
+                          int x_stride, int n, float *y, int y_stride);
+
+/* gate[i] = silu(gate[i]) * up[i] for i < len with a vectorised exp (cpu_gemm.c):
+ * prefill only (within ~2 ulp of the libm expf the invariant path uses). */
+void mtp_cpu_silu_mul_prefill(float *gate, const float *up, size_t len);
+
+/* s[k] = softmax((s + pe) * scale)[k] for k < len, vectorised (cpu_gemm.c):
+ * prefill only, like mtp_cpu_silu_mul_prefill. */
+void mtp_cpu_softmax_prefill(float *s, const float *pe, int len, float scale);
 
 /* --- ops (the vtable entries; ctx is a struct mtp_cpu_ctx) --- */
 

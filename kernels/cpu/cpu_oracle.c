@@ -1,6 +1,7 @@
 /*
  * cpu_oracle.c - the naive (decompressing) MLA attention, a test oracle for
- * the absorbed kernel in cpu_attention.c (see cpu_oracle.h). Written for
+ * the absorbed kernel in cpu_attention.c, and the canonical matmul, an
+ * oracle for the blocked kernels of cpu_matmul.c (see cpu_oracle.h). Written for
  * clarity, in double precision, with no shared code on the arithmetic path
  * except the weight row decoder.
  */
@@ -74,4 +75,17 @@ void mtp_cpu_mla_attention_naive(const struct mtp_mla_dims *dims, const struct m
     free(k_nope);
     free(v);
     free(p);
+}
+
+void mtp_cpu_matmul_canonical(const struct mtp_weight *w, const float *x, int x_stride, int n,
+                              float *y, int y_stride)
+{
+    float *row = mtp_xmalloc(((size_t)w->cols + 1) * sizeof(float));
+    for (int r = 0; r < w->rows; r++) {
+        mtp_cpu_row_decode(w, r, 0, w->cols, row);
+        for (int t = 0; t < n; t++)
+            y[(size_t)t * (size_t)y_stride + (size_t)r] =
+                mtp_cpu_dot_f32(row, x + (size_t)t * (size_t)x_stride, w->cols);
+    }
+    free(row);
 }

@@ -17,4 +17,10 @@ void mtp_cpu_mla_attention_naive(const struct mtp_mla_dims *dims, const struct m
                                  const float *q, int n, int start_pos, const float *cache,
                                  float *out);
 
+/* y[t, r] = mtp_cpu_dot_f32(decoded W[r, :], x[t, :], cols): the canonical
+ * order itself, one output at a time, for checking the blocked matmul kernels
+ * bitwise. Shapes as mtp_backend_i.matmul. */
+void mtp_cpu_matmul_canonical(const struct mtp_weight *w, const float *x, int x_stride, int n,
+                              float *y, int y_stride);
+
 #endif

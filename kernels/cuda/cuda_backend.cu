@@ -352,6 +352,7 @@ static const struct mtp_backend_i cuda_iface = {
     /* .ffn = */ mtp_cuda_ffn,
     /* .add = */ mtp_cuda_add,
     /* .max_invariant_tokens = */ cuda_max_invariant_tokens,
+    /* .set_prefill = */ NULL, /* prefill runs the same kernels as any forward */
 };
 
 static enum mtp_cuda_matmul_mode matmul_mode_from_env(void)
