@@ -7,7 +7,9 @@
 #include <stdlib.h> /* defines: qsort, free */
 #include <string.h> /* defines: strcmp, memset */
 
-#include "engine/error.h" /* defines: MTP_OK, mtp_xmalloc */
+#include "analysis/report.h" /* defines: mtp_report_draw_index */
+#include "engine/error.h"    /* defines: MTP_OK, mtp_xmalloc */
+#include "engine/rng.h"      /* defines: mtp_rng_seed */
 
 int mtp_bench_interleave(const struct mtp_bench_case *cases, int n, int ref, int warmup,
                          int rounds, int inner, void *ctx, struct mtp_bench_result *out)
@@ -19,23 +21,39 @@ int mtp_bench_interleave(const struct mtp_bench_case *cases, int n, int ref, int
     out->ref = ref;
     out->ns = mtp_xmalloc(sizeof(double) * (size_t)rounds * n);
     out->ratio = mtp_xmalloc(sizeof(double) * (size_t)rounds * n);
+    /* A fresh random order every round, so that no case always follows the
+     * same neighbour: the caches a case leaves behind (a module's weights
+     * evicting part of the main model's from L2) would otherwise bias one
+     * case against another for good. A rotation is not enough: it keeps every
+     * case's predecessor. Seeded, so a run is repeatable. */
+    int *order = mtp_xmalloc(sizeof(int) * (size_t)n);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    struct mtp_rng rng;
+    mtp_rng_seed(&rng, 0x62656e6368ULL, 1);
     for (int r = -warmup; r < rounds; r++) {
-        /* Rotate the start by one per round so no case always follows the
-         * same neighbour (caches and branch predictors it leaves behind). */
-        int start = ((r % n) + n) % n;
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)mtp_report_draw_index(&rng, (uint32_t)i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
         for (int i = 0; i < n; i++) {
-            int c = (start + i) % n;
+            int c = order[i];
             double best = 0;
             for (int k = 0; k < inner; k++) {
                 double ns;
-                if (cases[c].run(ctx, &cases[c], &ns))
+                if (cases[c].run(ctx, &cases[c], &ns)) {
+                    free(order);
                     return mtp_error_wrap("bench: case %s: ", cases[c].name);
+                }
                 best = k == 0 || ns < best ? ns : best;
             }
             if (r >= 0)
                 out->ns[(size_t)r * n + c] = best;
         }
     }
+    free(order);
     for (int r = 0; r < rounds; r++)
         for (int c = 0; c < n; c++) {
             double den = out->ns[(size_t)r * n + ref];

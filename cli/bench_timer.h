@@ -4,8 +4,8 @@
  * Every figure bench reports is a "case": a function that runs one operation
  * (a decode, a verification of n tokens, a draft, an acceptance pass) and
  * returns its nanoseconds. Cases are not timed one after another, R times
- * each; instead round r runs every case once, in an order rotated by one per
- * round. Slow drift of the machine (frequency, a background job, thermal)
+ * each; instead round r runs every case once, in a fresh seeded random order
+ * (so no case always follows the same neighbour and inherits its cache state). Slow drift of the machine (frequency, a background job, thermal)
  * then hits every case of a round alike, and each case's ratio to the
  * reference case *of the same round* cancels it. Summaries are median, mean
  * and spread (standard deviation, p10, p90, min, max) over rounds, of the
@@ -47,7 +47,7 @@ struct mtp_bench_result {
 };
 
 /* Run WARMUP discarded rounds, then ROUNDS measured rounds of the N cases of
- * CASES (rotated order, see above; INNER >= 1 runs per case and round, the
+ * CASES (a random order per round, see above; INNER >= 1 runs per case and round, the
  * fastest kept) with context CTX. Fills OUT (free with
  * mtp_bench_result_free). Returns MTP_OK or the first case's failure. */
 int mtp_bench_interleave(const struct mtp_bench_case *cases, int n, int ref, int warmup,
