@@ -22,12 +22,12 @@
 #include "cpu_internal.h"
 
 #include <math.h>   /* defines: expf */
-#include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memset */
 
-#include "../../engine/error.h" /* defines: MTP_CHECK, mtp_xmalloc */
+#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "cpu_pool.h"           /* defines: mtp_cpu_parallel_for_work, mtp_cpu_thread_scratch */
 
-/* Per-thread work buffers. */
+/* One thread's work buffers (its thread scratch). */
 struct attn_scratch {
     float *q_lat;   /* [rkv] q~ = W_UK^T q_nope */
     float *o_lat;   /* [rkv] o~ = sum_j p_j c_j */
@@ -78,36 +78,48 @@ static void attn_head(const struct mtp_mla_dims *dm, const struct mtp_weight *kv
     }
 }
 
+struct attn_job {
+    struct mtp_cpu_ctx *ctx;
+    const struct mtp_mla_dims *dims;
+    const struct mtp_weight *kv_b;
+    const float *q; /* [n, H*(dn+dr)] */
+    int n, start_pos;
+    const float *cache;
+    float *out;     /* [n, H*dv] */
+};
+
+/* Item IT = (head h, token t), head-major: consecutive items, which one thread
+ * tends to claim in a row, share W_UK[h] and W_UV[h]. */
+static void attn_item(void *varg, int it, int thread)
+{
+    const struct attn_job *j = varg;
+    const struct mtp_mla_dims *dm = j->dims;
+    const int H = dm->n_heads, qk = dm->nope + dm->rope, h = it / j->n, t = it % j->n;
+    /* Per-thread buffers, each rounded up to 16 floats (64 bytes). */
+    size_t rkv = ((size_t)dm->kv_lora + 15) / 16 * 16;
+    float *buf = mtp_cpu_thread_scratch(j->ctx, thread, 3 * rkv + (size_t)(j->start_pos + j->n));
+    struct attn_scratch s = {.q_lat = buf, .o_lat = buf + rkv, .row = buf + 2 * rkv,
+                             .scores = buf + 3 * rkv};
+    const float *qh = j->q + (size_t)t * (size_t)(H * qk) + (size_t)h * (size_t)qk;
+    float *oh = j->out + (size_t)t * (size_t)(H * dm->v) + (size_t)h * (size_t)dm->v;
+    attn_head(dm, j->kv_b, h, qh, j->start_pos + t + 1, j->cache, oh, &s);
+}
+
 void mtp_cpu_mla_attention(void *vctx, const struct mtp_mla_dims *dims,
                            const struct mtp_weight *kv_b, const float *q, int n, int start_pos,
                            const float *cache, float *out)
 {
     struct mtp_cpu_ctx *ctx = vctx;
-    const int H = dims->n_heads, qk = dims->nope + dims->rope;
+    const int H = dims->n_heads;
     MTP_CHECK(kv_b->rows == H * (dims->nope + dims->v) && kv_b->cols == dims->kv_lora);
     MTP_CHECK(n >= 0 && start_pos >= 0);
     if (n == 0)
         return;
-    const int items = H * n;
-#pragma omp parallel num_threads(ctx->n_threads) if (items > 1)
-    {
-        struct attn_scratch s;
-        size_t rkv = (size_t)dims->kv_lora;
-        s.q_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.o_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.row = mtp_xmalloc(rkv * sizeof(float));
-        s.scores = mtp_xmalloc((size_t)(start_pos + n) * sizeof(float));
-        /* Head-major order: consecutive items of one thread share W_UK[h], W_UV[h]. */
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            int h = it / n, t = it % n;
-            const float *qh = q + (size_t)t * (size_t)(H * qk) + (size_t)h * (size_t)qk;
-            float *oh = out + (size_t)t * (size_t)(H * dims->v) + (size_t)h * (size_t)dims->v;
-            attn_head(dims, kv_b, h, qh, start_pos + t + 1, cache, oh, &s);
-        }
-        free(s.q_lat);
-        free(s.o_lat);
-        free(s.row);
-        free(s.scores);
-    }
+    struct attn_job job = {.ctx = ctx, .dims = dims, .kv_b = kv_b, .q = q, .n = n,
+                           .start_pos = start_pos, .cache = cache, .out = out};
+    /* Multiply-adds: absorb and un-absorb (dn + dv rows of rkv), scores and
+     * values over the keys (the mean key count is start_pos + (n + 1) / 2). */
+    double keys = start_pos + 0.5 * (n + 1), rkv = dims->kv_lora;
+    double work = (double)H * n * ((dims->nope + dims->v) * rkv + keys * (2 * rkv + dims->rope));
+    mtp_cpu_parallel_for_work(ctx, work, H * n, attn_item, &job);
 }

@@ -12,7 +12,8 @@
  *
  * Thread-safety: a context owns growing scratch buffers, so one context serves
  * one engine; calls on one context must not run concurrently. Parallelism is
- * inside each op (OpenMP, ctx->n_threads threads).
+ * inside each op, on the context's own thread pool (cpu_pool.h: ctx->n_threads
+ * threads, the caller included).
  */
 #ifndef MTP_CPU_INTERNAL_H
 #define MTP_CPU_INTERNAL_H
@@ -38,8 +39,11 @@ enum mtp_cpu_scratch_slot {
     MTP_CPU_SCRATCH_COUNT,
 };
 
+struct mtp_cpu_pool;
+
 struct mtp_cpu_ctx {
-    int n_threads;                               /* OpenMP threads per op (>= 1) */
+    int n_threads;                               /* threads per op (>= 1), the caller included */
+    struct mtp_cpu_pool *pool;                   /* its n_threads - 1 workers (cpu_pool.h) */
     float *scratch[MTP_CPU_SCRATCH_COUNT];       /* 64-byte aligned */
     size_t scratch_cap[MTP_CPU_SCRATCH_COUNT];   /* capacity in floats */
     float **thread_scratch;                      /* [n_threads]: mtp_cpu_thread_scratch */
