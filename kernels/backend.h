@@ -152,6 +152,9 @@ int mtp_weight_validate(const char *backend, const struct mtp_weight *w);
  * CPU is the most that helps; absurd counts are a typo). */
 enum { MTP_MAX_THREADS = 1024 };
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out);
+/* The CPU backend's thread count for N_THREADS (<= 0: the CPUs in this
+ * process's affinity mask, at least 1): what logs and bench report. */
+int mtp_backend_cpu_threads(int n_threads);
 int mtp_backend_cuda_create(int device, struct mtp_backend **out);
 /* By name: "cpu" or "cuda". */
 int mtp_backend_create(const char *name, int n_threads, struct mtp_backend **out);

@@ -113,16 +113,22 @@ static const struct mtp_backend_i cpu_iface = {
     .add = mtp_cpu_add,
 };
 
+int mtp_backend_cpu_threads(int n_threads)
+{
+    if (n_threads > 0)
+        return n_threads;
+    int n = mtp_cpu_available_cpus();
+    return n < MTP_MAX_THREADS ? n : MTP_MAX_THREADS;
+}
+
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)
 {
     *out = NULL;
     if (n_threads > MTP_MAX_THREADS)
-        return mtp_error_set("backend cpu: threads %d; expected at most %d (0 = all cores)",
+        return mtp_error_set("backend cpu: threads %d; expected at most %d (0 = the CPUs available)",
                              n_threads, MTP_MAX_THREADS);
     struct mtp_cpu_ctx *ctx = mtp_xcalloc(1, sizeof *ctx);
-    ctx->n_threads = n_threads > 0 ? n_threads : mtp_cpu_available_cpus();
-    if (ctx->n_threads > MTP_MAX_THREADS)
-        ctx->n_threads = MTP_MAX_THREADS;
+    ctx->n_threads = mtp_backend_cpu_threads(n_threads);
     ctx->thread_scratch = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch);
     ctx->thread_scratch_cap = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch_cap);
     ctx->pool = mtp_cpu_pool_create(ctx->n_threads, -1);
