@@ -28,6 +28,9 @@ struct mtp_engine_options {
     int max_batch;     /* most tokens in one forward; longer prefills are chunked */
     bool poison_rollback; /* tests: truncation fills the dropped cache rows with NaN, so any
                            * later read of stale entries shows up in the results */
+    int main_layers;      /* bench: run only the first main_layers main-model layers (0 = all),
+                           * to separate a forward's fixed cost from its per-layer cost; the
+                           * outputs are then not the model's */
 };
 
 /* Create an engine for MODEL on BACKEND (both borrowed; they must outlive it).
