@@ -300,10 +300,11 @@ int mtp_bench_threads(const struct mtp_bench_setup *su, struct mtp_bench_section
     if (!rc)
         rc = mtp_bench_interleave(out->cases, out->n_cases, 0, su->warmup, su->repeats,
                                   su->inner, &t, &out->res);
+    pid_t pid = sp.pid;
     mtp_bench_spinner_stop(&sp);
     if (!rc) {
-        printf("threads: decode at 1 and %d threads, quiet and with a CPU-bound process pinned to "
-               "CPU %d (median / mean [p10, p90]):\n", N, sp.cpu);
+        printf("threads: decode at 1 and %d threads, quiet and with a CPU-bound process (pid %d, "
+               "now ended) pinned to CPU %d (median / mean [p10, p90]):\n", N, (int)pid, sp.cpu);
         for (int k = 0; k < 4; k++) {
             struct mtp_bench_stats st = case_ns(out, k);
             char tail[64];
