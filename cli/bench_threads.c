@@ -199,6 +199,8 @@ int mtp_bench_overheads(const struct mtp_bench_setup *su, struct mtp_bench_secti
     if (cpu) {
         o.hot = mtp_cpu_pool_create(N, -1);
         o.asleep = mtp_cpu_pool_create(N, 0);
+        mtp_cpu_pool_set_backoff(o.hot, 0);
+        mtp_cpu_pool_set_backoff(o.asleep, 0);
     }
     out->cases = mtp_xcalloc(4, sizeof *out->cases);
     char name[MTP_BENCH_NAME_CAP];

@@ -27,14 +27,19 @@
  * cannot start the next job (and rewrite them) before that item is counted
  * done, so those plain fields are never raced.
  *
- * Waiting: poll for spin_ns (a few microseconds covers the gap between two ops
- * of one forward, so workers stay awake within a token), then sleep on a
+ * Waiting: poll for spin_ns (a few microseconds covers the gap between two
+ * back-to-back ops, e.g. the gate and up projections), then sleep on a
  * futex. A futex rather than a condition variable because the word the
  * waiter polls is the word it sleeps on: publishing a job is one atomic store
  * plus a syscall only when someone sleeps, with no mutex on the caller's path,
  * and the "check, then sleep" race is closed by the kernel comparing the word
  * (FUTEX_WAIT returns at once if it has changed). Off Linux, sleeping falls
  * back to sched_yield polling (correct, not tuned).
+ *
+ * Stragglers: a worker descheduled in the middle of an item still makes the
+ * caller wait; when such waits add up to a fifth of the parallel time, the
+ * pool runs the next jobs in the caller alone and probes again later
+ * (account_job).
  *
  * Each item is run from start to end by one thread, so results do not depend
  * on scheduling (batch and thread invariance, cpu_internal.h).
@@ -61,7 +66,9 @@
 
 struct mtp_cpu_pool {
     int n_threads;      /* caller + workers */
-    long spin_ns;       /* poll this long before sleeping */
+    long spin_ns;       /* poll this long before sleeping, while no stall is seen */
+    _Atomic long spin_now; /* spin_ns, or 0 while backing off from stragglers */
+    int backoff_on;     /* straggler back-off enabled (mtp_cpu_pool_set_backoff) */
     pthread_t *workers; /* [n_threads - 1] */
     struct pool_worker *args;
 
@@ -78,6 +85,20 @@ struct mtp_cpu_pool {
     _Atomic int caller_asleep; /* the caller sleeps (or is about to) on done */
     _Atomic int stop;
     uint32_t last_job;         /* the caller's job counter */
+
+    /* Straggler back-off, the caller's alone (see mtp_cpu_pool_run). */
+    long long win_job_ns, win_wait_ns; /* this window: job time, waiting for claimed items */
+    int win_jobs;
+    int serial_left;   /* jobs still to run in the caller alone */
+    int backoff;       /* the next serial stretch, in jobs */
+};
+
+enum {
+    POOL_WINDOW = 64,          /* parallel jobs per straggler check */
+    POOL_WAIT_SHARE = 5,       /* back off when waiting > 1/5 of the window's time */
+    POOL_STALL_NS = 20000,     /* or when one job waited this long, and over a quarter of it */
+    POOL_BACKOFF_MIN = 256,    /* jobs: a few tokens of a small model */
+    POOL_BACKOFF_MAX = 16384,  /* jobs: the probe never stops entirely */
 };
 
 struct pool_worker {
@@ -194,7 +215,8 @@ static void *worker_main(void *varg)
     uint32_t seen = 0; /* job numbers start at 1 */
     for (;;) {
         uint32_t job = atomic_load_explicit(&p->job, memory_order_acquire);
-        if (job == seen && !spin_wait(&p->job, seen, 0, p->spin_ns)) {
+        long spin = atomic_load_explicit(&p->spin_now, memory_order_relaxed);
+        if (job == seen && !spin_wait(&p->job, seen, 0, spin)) {
             /* Announce the sleep, then re-check: the caller stores job before
              * it reads sleepers (both seq_cst), so one of us sees the other. */
             atomic_fetch_add(&p->sleepers, 1);
@@ -229,6 +251,9 @@ struct mtp_cpu_pool *mtp_cpu_pool_create(int n_threads, long spin_ns)
     struct mtp_cpu_pool *p = mtp_xcalloc(1, sizeof *p);
     p->n_threads = n_threads;
     p->spin_ns = spin_ns >= 0 ? spin_ns : default_spin_ns();
+    p->backoff = POOL_BACKOFF_MIN;
+    p->backoff_on = 1;
+    atomic_init(&p->spin_now, p->spin_ns);
     atomic_init(&p->claim, 0);
     atomic_init(&p->job, 0);
     atomic_init(&p->done, 0);
@@ -264,10 +289,17 @@ void mtp_cpu_pool_free(struct mtp_cpu_pool *p)
 
 int mtp_cpu_pool_threads(const struct mtp_cpu_pool *p) { return p->n_threads; }
 
+void mtp_cpu_pool_set_backoff(struct mtp_cpu_pool *p, int on)
+{
+    p->backoff_on = on;
+    p->serial_left = 0;
+    atomic_store_explicit(&p->spin_now, p->spin_ns, memory_order_relaxed);
+}
+
 /* Wait until every item of the current job (N of them) is done. */
 static void wait_done(struct mtp_cpu_pool *p, uint32_t n)
 {
-    if (spin_wait(&p->done, n, 1, p->spin_ns))
+    if (spin_wait(&p->done, n, 1, atomic_load_explicit(&p->spin_now, memory_order_relaxed)))
         return;
     for (;;) {
         atomic_store(&p->caller_asleep, 1);
@@ -279,13 +311,51 @@ static void wait_done(struct mtp_cpu_pool *p, uint32_t n)
     atomic_store(&p->caller_asleep, 0);
 }
 
+/* Account one parallel job: JOB_NS from publishing to the end, WAIT_NS of it
+ * spent waiting for items other threads had claimed. A worker that is
+ * descheduled in the middle of an item (its core taken by another process)
+ * makes the caller wait for the scheduler to give it back, up to a time
+ * slice of milliseconds; when that waiting is more than a fifth of the
+ * window's time, or one job waited over 20 us and over a quarter of its
+ * time, the next BACKOFF jobs run in the caller alone (the workers
+ * sleep), then a window in parallel probes again, the stretch doubling each
+ * time the probe fails; while backing off, idle workers do not spin either
+ * (a preempted worker shares its CPU, perhaps with the caller, whose time
+ * any spinning would take), and a clean window restores both. Results are
+ * the same either way: an item is still computed by one thread. */
+static void account_job(struct mtp_cpu_pool *p, long long job_ns, long long wait_ns)
+{
+    p->win_job_ns += job_ns;
+    p->win_wait_ns += wait_ns;
+    /* One stall is already a preempted worker: do not wait for the window. */
+    int stalled = wait_ns > POOL_STALL_NS && 4 * wait_ns > job_ns;
+    if (++p->win_jobs < POOL_WINDOW && !stalled)
+        return;
+    if (stalled || p->win_wait_ns * POOL_WAIT_SHARE > p->win_job_ns) {
+        p->serial_left = p->backoff;
+        p->backoff = p->backoff < POOL_BACKOFF_MAX / 2 ? 2 * p->backoff : POOL_BACKOFF_MAX;
+        /* Workers that get preempted share their CPU with someone, maybe
+         * with the caller: from now on they sleep at once. */
+        atomic_store_explicit(&p->spin_now, 0, memory_order_relaxed);
+    } else {
+        p->backoff = POOL_BACKOFF_MIN;
+        atomic_store_explicit(&p->spin_now, p->spin_ns, memory_order_relaxed);
+    }
+    p->win_jobs = 0;
+    p->win_job_ns = p->win_wait_ns = 0;
+}
+
 void mtp_cpu_pool_run(struct mtp_cpu_pool *p, int n_items, mtp_cpu_task_fn fn, void *arg)
 {
     if (n_items <= 0)
         return;
-    if (tls_pool == p || p->n_threads == 1 || n_items == 1) {
-        /* Nested (inside an item: that item's thread), or nothing to share. */
-        int thread = tls_pool == p ? tls_thread : 0;
+    int nested = tls_pool == p;
+    if (nested || p->n_threads == 1 || n_items == 1 || (p->backoff_on && p->serial_left > 0)) {
+        /* Nested (inside an item: that item's thread), nothing to share, or
+         * backing off from stragglers. */
+        if (!nested && p->serial_left > 0)
+            p->serial_left--;
+        int thread = nested ? tls_thread : 0;
         for (int i = 0; i < n_items; i++)
             fn(arg, i, thread);
         return;
@@ -299,6 +369,7 @@ void mtp_cpu_pool_run(struct mtp_cpu_pool *p, int n_items, mtp_cpu_task_fn fn, v
     p->arg = arg;
     p->n_items = n_items;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    long long t0 = now_ns();
     uint32_t job = ++p->last_job;
     if (job == 0) /* 0 is the workers' "nothing seen yet" */
         job = ++p->last_job;
@@ -310,7 +381,11 @@ void mtp_cpu_pool_run(struct mtp_cpu_pool *p, int n_items, mtp_cpu_task_fn fn, v
         futex_wake(&p->job, p->n_threads - 1);
 
     work_on(p, job, 0);
+    long long t1 = now_ns();
     wait_done(p, (uint32_t)n_items);
+    long long t2 = now_ns();
+    if (p->backoff_on)
+        account_job(p, t2 - t0, t2 - t1);
 
     tls_pool = outer_pool;
     tls_thread = outer_thread;

@@ -11,7 +11,9 @@
  * shared with other processes: items are claimed one at a time from a shared
  * counter, so a worker whose core is taken simply claims nothing and the
  * caller does the work; the caller waits only for items a worker has already
- * claimed; idle workers spin a few microseconds, then sleep in the kernel.
+ * claimed; idle workers spin a few microseconds, then sleep in the kernel;
+ * when a worker is seen preempted in the middle of an item, the pool runs
+ * the next jobs in the caller alone for a while.
  *
  * Nothing outside kernels/cpu/ (and the pool's tests) includes this.
  */
@@ -59,7 +61,7 @@ int mtp_cpu_available_cpus(void);
  * idle worker, or the caller waiting for claimed items, polls before it
  * sleeps; < 0 takes the default (MTP_CPU_SPIN_US in the environment, in
  * microseconds, else MTP_CPU_POOL_SPIN_NS). Aborts if a thread cannot start. */
-enum { MTP_CPU_POOL_SPIN_NS = 20000 };
+enum { MTP_CPU_POOL_SPIN_NS = 5000 };
 struct mtp_cpu_pool *mtp_cpu_pool_create(int n_threads, long spin_ns);
 
 /* Stop and join every worker, then free. NULL is allowed. Must not be called
@@ -67,6 +69,12 @@ struct mtp_cpu_pool *mtp_cpu_pool_create(int n_threads, long spin_ns);
 void mtp_cpu_pool_free(struct mtp_cpu_pool *pool);
 
 int mtp_cpu_pool_threads(const struct mtp_cpu_pool *pool);
+
+/* Straggler back-off (cpu_pool.c, on by default): after a worker was seen
+ * preempted in the middle of an item, run jobs in the caller for a while and
+ * stop spinning. Off, every run is shared out (bench's pool figure, which
+ * measures the mechanism itself). */
+void mtp_cpu_pool_set_backoff(struct mtp_cpu_pool *pool, int on);
 
 /* The parallel for on POOL (mtp_cpu_parallel_for). Runs on one pool must not
  * overlap, except nested ones from inside an item. */
