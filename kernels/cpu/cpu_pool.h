@@ -47,7 +47,9 @@ void mtp_cpu_parallel_for_work(struct mtp_cpu_ctx *ctx, double work, int n_items
 
 /* A per-thread buffer of at least COUNT floats (64-byte aligned, contents
  * undefined), owned by the context: for row buffers inside work items, so that
- * no op allocates per call. Valid until the next call with the same THREAD. */
+ * no op allocates per call. Valid until the next call with the same THREAD.
+ * A nested parallel_for runs in the outer item's thread, so an item that calls
+ * another op must not keep its thread scratch across that call. */
 float *mtp_cpu_thread_scratch(struct mtp_cpu_ctx *ctx, int thread, size_t count);
 
 /* The CPUs this process may run on (sched_getaffinity), at least 1: the
