@@ -90,7 +90,7 @@ void mtp_bench_ctx_free(struct mtp_bench_ctx *ctx)
 
 /* A main forward of n tokens at position P (n = 1: a decode; n = K+1: the
  * verification of K drafts), cut back to P. */
-static int run_forward(void *p, const struct mtp_bench_case *c, double *ns)
+int mtp_bench_run_forward(void *p, const struct mtp_bench_case *c, double *ns)
 {
     struct mtp_bench_ctx *x = p;
     double t0 = now_ns();
@@ -194,10 +194,10 @@ int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case 
     struct mtp_bench_case *v = mtp_xcalloc(
         (size_t)(6 + MTP_BENCH_MAX_N * (D + 1) + MTP_BENCH_N_VOCABS * D), sizeof *v);
     char name[MTP_BENCH_NAME_CAP];
-    add(v, &n, "decode", 0, 1, run_forward, "decode");
+    add(v, &n, "decode", 0, 1, mtp_bench_run_forward, "decode");
     for (int i = 1; i <= MTP_BENCH_MAX_N; i++) {
         snprintf(name, sizeof name, "verify/n=%d", i);
-        add(v, &n, "verify", 0, i, run_forward, name);
+        add(v, &n, "verify", 0, i, mtp_bench_run_forward, name);
     }
     for (int k = 1; k <= D; k++)
         for (int i = 1; i <= MTP_BENCH_MAX_N; i++) {

@@ -54,4 +54,8 @@ int mtp_bench_ctx_prime(struct mtp_bench_ctx *ctx);
  * each vocabulary in CTX->dv. */
 int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case **out);
 
+/* The run function of "decode" and "verify/n=N": a main forward of c->n tokens
+ * at position P on CTX (a struct mtp_bench_ctx), cut back to P. */
+int mtp_bench_run_forward(void *ctx, const struct mtp_bench_case *c, double *ns);
+
 #endif

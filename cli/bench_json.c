@@ -4,8 +4,10 @@
  * One flat list of named cases, each with its parameters, the summaries of
  * its nanoseconds and of its per-round ratio to "decode", and the per-round
  * ratios themselves: the report resamples rounds to put the cost spread into
- * its predicted-speedup interval. New kinds of case (issue 16: contention,
- * threads) are new entries; readers look cases up by name.
+ * its predicted-speedup interval. The sections of bench_threads.h (per-forward
+ * overheads, threads quiet and contended) are case lists of their own, with
+ * their own reference, under "sections", plus their derived figures; readers
+ * look cases up by name, so the cost curve's readers are unaffected.
  */
 #include "bench_json.h"
 
@@ -39,7 +41,27 @@ static json_t *case_json(const struct mtp_bench_case *c, const struct mtp_bench_
         json_object_set_new(o, "module", json_integer(c->module));
     if (strcmp(c->kind, "verify") == 0 || strcmp(c->kind, "draft") == 0)
         json_object_set_new(o, "n", json_integer(c->n));
+    if (c->threads > 0)
+        json_object_set_new(o, "threads", json_integer(c->threads));
+    if (strcmp(c->kind, "threads") == 0)
+        json_object_set_new(o, "contended", json_boolean(c->contended));
+    if (c->layers > 0)
+        json_object_set_new(o, "layers", json_integer(c->layers));
     return o;
+}
+
+static json_t *section_json(const struct mtp_bench_section *s)
+{
+    json_t *list = json_array(), *figs = json_object();
+    for (int i = 0; i < s->n_cases; i++)
+        json_array_append_new(list, case_json(&s->cases[i], &s->res, i));
+    for (int i = 0; i < s->n_fig; i++) {
+        json_t *f = stats_json(&s->fig[i].s);
+        json_object_set_new(f, "unit", json_string(s->fig[i].unit));
+        json_object_set_new(figs, s->fig[i].name, f);
+    }
+    return json_pack("{s:s, s:i, s:o, s:o}", "reference", s->cases[s->res.ref].name, "rounds",
+                     s->res.rounds, "cases", list, "figures", figs);
 }
 
 /* The "model name" of /proc/cpuinfo, or "unknown". */
@@ -73,7 +95,8 @@ static json_t *machine_json(const struct mtp_bench_provenance *pv)
 
 int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv,
                          const struct mtp_bench_ctx *ctx, const struct mtp_bench_case *cases,
-                         const struct mtp_bench_result *res)
+                         const struct mtp_bench_result *res,
+                         const struct mtp_bench_section *sec, int n_sec)
 {
     const struct mtp_config *c = ctx->c;
     struct timespec ts;
@@ -90,6 +113,13 @@ int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv
                              "context", pv->context, "rounds", res->rounds, "warmup_rounds",
                              pv->warmup, "inner_runs", pv->inner, "reference", cases[res->ref].name, "time_unix_ns",
                              (json_int_t)ts.tv_sec * 1000000000 + ts.tv_nsec, "cases", list);
+    json_t *sections = json_object();
+    for (int i = 0; i < n_sec; i++)
+        json_object_set_new(sections, sec[i].name, section_json(&sec[i]));
+    if (root)
+        json_object_set_new(root, "sections", sections);
+    else
+        json_decref(sections);
     int rc = root && json_dump_file(root, path, JSON_INDENT(1)) == 0
                  ? MTP_OK
                  : mtp_error_set("bench: cannot write %s", path);

@@ -7,6 +7,7 @@
 #define MTP_BENCH_JSON_H
 
 #include "bench_costs.h"
+#include "bench_threads.h"
 #include "bench_timer.h"
 
 #define MTP_BENCH_COSTS_SCHEMA "mtpbench-costs/1"
@@ -18,10 +19,12 @@ struct mtp_bench_provenance {
 };
 
 /* Write every case of RES (names from CASES) with its ns and ratio
- * summaries and per-round ratios to PATH. Returns MTP_OK or MTP_ERR naming
- * the file. */
+ * summaries and per-round ratios to PATH, and the N_SEC sections SEC
+ * ("sections": {name: {"reference", "cases", "figures"}}). Returns MTP_OK or
+ * MTP_ERR naming the file. */
 int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv,
                          const struct mtp_bench_ctx *ctx, const struct mtp_bench_case *cases,
-                         const struct mtp_bench_result *res);
+                         const struct mtp_bench_result *res,
+                         const struct mtp_bench_section *sec, int n_sec);
 
 #endif

@@ -16,9 +16,10 @@
  * comes in bursts shorter than a round, so the minimum of a few runs is the
  * least disturbed figure, while the interleaving cancels the slow drift.
  *
- * Issue 16 extends the same design with contended or multi-threaded cases:
- * they are more entries in the case list (their name says the condition), so
- * the loop, the summaries and the JSON writer stay as they are.
+ * Issue 16 extends the same design with contended, multi-threaded and
+ * truncated-model cases (bench_threads.h): more case lists for the same loop
+ * (their names say the condition), so the loop and the summaries stay as
+ * they are.
  */
 #ifndef MTP_BENCH_TIMER_H
 #define MTP_BENCH_TIMER_H
@@ -31,6 +32,8 @@ struct mtp_bench_case {
     char name[MTP_BENCH_NAME_CAP]; /* unique: "decode", "verify/n=3", "draft/module=1/n=2" */
     const char *kind;              /* "verify", "draft", ... (static string; JSON "kind") */
     int module, n;                 /* parameters (0 when not used) */
+    int threads, contended, layers; /* bench_threads.c's cases: CPU threads, competing
+                                     * process running (1) or not, main layers run (0 = all) */
     int (*run)(void *ctx, const struct mtp_bench_case *c, double *ns);
 };
 

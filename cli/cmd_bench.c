@@ -12,20 +12,27 @@
  *   - bytes and FLOPs per decoded token (analytic, from the weights a token
  *     touches and the latent cache it reads) against the measured memory
  *     bandwidth (STREAM-like triad) and FP32 peak (FMA loop): roofline fractions.
+ *   - the fixed cost of a forward and the cost per layer (the main model cut
+ *     to one layer against the full model), and the thread pool's cost per
+ *     parallel_for (bench_threads.h, "overheads");
+ *   - with --contended, decode at 1 thread and at the bench's thread count,
+ *     each quiet and with a CPU-bound competitor on one CPU, and the ratios
+ *     (bench_threads.h, "threads");
  *   - with --text DATASET, the routed experts a verification of n real tokens
  *     reads, against independent routing (bench_sharing.c).
  * The timed cases run interleaved (bench_timer.h: round r runs every case
- * once, the fastest of 3 back-to-back runs), after one warm-up round; each figure is the median over --repeats
- * rounds, its ratio to the decode of the same round, and the spread
- * (p10..p90). --json FILE writes the whole curve (bench_json.h) for
+ * once, the fastest of 3 back-to-back runs), after one warm-up round; each
+ * figure is printed as median / mean over --repeats rounds with its spread
+ * [p10, p90], and its ratio to the decode of the same round. --json FILE
+ * writes the whole curve and the sections (bench_json.h) for
  * `mtpbench report --table cost-model --costs FILE`.
  *
  *   mtpbench bench --model DIR [--threads N] [--backend cpu] [--context 128] [--repeats 5]
- *                  [--json FILE] [--text DATASET.jsonl] [--windows 32]
+ *                  [--json FILE] [--text DATASET.jsonl] [--windows 32] [--contended]
  */
 #include <getopt.h> /* defines: getopt_long */
 #include <stdio.h>  /* defines: printf */
-#include <stdlib.h> /* defines: free, qsort */
+#include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strcmp */
 #include <time.h>   /* defines: clock_gettime */
 
@@ -33,6 +40,7 @@
 #include "bench_costs.h"
 #include "bench_json.h"
 #include "bench_sharing.h"
+#include "bench_threads.h"
 #include "bench_timer.h"
 #include "bench_tree.h"
 #include "cli_util.h"
@@ -53,18 +61,25 @@ struct bench_args {
     const char *json; /* --json: the cost-curve file, or NULL */
     const char *text; /* dataset for the expert-sharing walk, or NULL */
     int windows;      /* forwards per n in that walk */
+    int contended;    /* --contended: the threads section */
 };
 
 static void bench_usage(FILE *f)
 {
     fprintf(f, "usage: mtpbench bench --model DIR [--threads N] [--backend cpu|cuda]\n"
                "                      [--context P] [--repeats R] [--stream-mib M]\n"
-               "                      [--json FILE] [--text DATASET.jsonl] [--windows W]\n\n"
+               "                      [--json FILE] [--text DATASET.jsonl] [--windows W]\n"
+               "                      [--contended]\n\n"
                "Prefill and decode throughput, verification cost for n = 1..16 tokens, draft\n"
                "cost per MTP module (1..16 rows), choose and rollback overheads, relative to\n"
                "one decode, and roofline fractions against the measured memory bandwidth and\n"
-               "FP32 peak. The cases run interleaved, R rounds after a warm-up round: median,\n"
-               "ratio to the same round's decode, spread p10..p90.\n"
+               "FP32 peak; the fixed cost of a forward (the model cut to one layer) and the\n"
+               "cost per layer; the thread pool's cost per parallel_for. The cases run\n"
+               "interleaved, R rounds after a warm-up round: median / mean, spread [p10, p90],\n"
+               "ratio to the same round's decode.\n"
+               "--threads: default the CPUs this process may run on (taskset counts).\n"
+               "--contended: also decode at 1 thread and at --threads, quiet and with a\n"
+               "CPU-bound process (started and killed by bench) pinned to one CPU.\n"
                "--json: write the cost curve (every case, per-round ratios) to FILE, for\n"
                "`mtpbench report --table cost-model --costs FILE`.\n"
                "--text: also the routed experts per MoE layer that a verification of n real\n"
@@ -79,6 +94,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         {"repeats", required_argument, 0, 'r'}, {"stream-mib", required_argument, 0, 's'},
         {"text", required_argument, 0, 'x'},    {"windows", required_argument, 0, 'w'},
         {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
+        {"contended", no_argument, 0, 'C'},
         {0, 0, 0, 0},
     };
     *a = (struct bench_args){.backend = "cpu", .context = 128, .repeats = 5, .windows = 32};
@@ -91,6 +107,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         case 'b': a->backend = optarg; break;
         case 'x': a->text = optarg; break;
         case 'j': a->json = optarg; break;
+        case 'C': a->contended = 1; break;
         case 'w':
             if (mtp_cli_parse_int("--windows", optarg, 1, 4096, &v))
                 return 2;
@@ -200,16 +217,10 @@ static double now_ns(void)
     return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-/* Median ns of R prefills of the context after one warm-up (prefill resets
+/* Summary of R prefills of the context after one warm-up (prefill resets
  * the caches, so it cannot join the interleaved cases; it is not in the cost
  * model either). */
-static int time_prefill(struct mtp_bench_ctx *x, int R, double *out)
+static int time_prefill(struct mtp_bench_ctx *x, int R, struct mtp_bench_stats *out)
 {
     double t[64];
     for (int r = 0; r <= R; r++) {
@@ -218,8 +229,7 @@ static int time_prefill(struct mtp_bench_ctx *x, int R, double *out)
             return MTP_ERR;
         t[r] = now_ns() - t0;
     }
-    qsort(t + 1, (size_t)R, sizeof *t, cmp_double);
-    *out = R % 2 ? t[1 + R / 2] : 0.5 * (t[R / 2] + t[1 + R / 2]);
+    *out = mtp_bench_stats_of(t + 1, R, 1);
     return MTP_OK;
 }
 
@@ -229,8 +239,9 @@ static void print_machine(const struct bench_args *a, double *bw, double *peak)
     size_t bytes = a->stream_mib > 0 ? (size_t)a->stream_mib << 20 : 4 * llc;
     if (bytes > ((size_t)4 << 30))
         bytes = (size_t)4 << 30;
-    *bw = mtp_roofline_triad(a->threads, bytes, a->repeats);
-    *peak = mtp_roofline_peak_flops(a->threads, a->repeats);
+    int threads = mtp_backend_cpu_threads(a->threads);
+    *bw = mtp_roofline_triad(threads, bytes, a->repeats);
+    *peak = mtp_roofline_peak_flops(threads, a->repeats);
     printf("machine: triad bandwidth %.1f GB/s (%zu MiB buffers, LLC %zu MiB), "
            "FP32 FMA peak %.1f GFLOP/s\n",
            *bw * 1e-9, bytes >> 20, llc >> 20, *peak * 1e-9);
@@ -262,25 +273,25 @@ static void print_curve(const struct mtp_bench_ctx *x, const struct mtp_bench_ca
     int D = x->c->num_nextn_predict_layers, n_moe = mtp_engine_num_moe_layers(x->e);
     char name[MTP_BENCH_NAME_CAP];
     printf("verify (main forward of n tokens at position %d), relative to the same round's "
-           "decode: median [p10, p90]\n", x->P);
+           "decode: median / mean [p10, p90]\n", x->P);
     for (int n = 1; n <= BENCH_MAX_VERIFY; n++) {
         snprintf(name, sizeof name, "verify/n=%d", n);
         case_stats(cases, res, name, &ns, &r);
-        printf("  n = %2d: %8.3f ms  x%.2f [%.2f, %.2f]  (%.3f ms per token; experts touched "
-               "per MoE layer %.1f)\n", n, ns.median * 1e-6, r.median, r.p10, r.p90,
-               ns.median * 1e-6 / n, n_moe ? x->experts[n] : 0.0);
+        printf("  n = %2d: %8.3f / %8.3f ms  x%.2f / x%.2f [%.2f, %.2f]  (%.3f ms per token; "
+               "experts touched per MoE layer %.1f)\n", n, ns.median * 1e-6, ns.mean * 1e-6,
+               r.median, r.mean, r.p10, r.p90, ns.median * 1e-6 / n, n_moe ? x->experts[n] : 0.0);
     }
     printf("draft (one MTP module forward of one token; of n rows: a step's catch-up), "
            "relative to one decode:\n");
     for (int k = 1; k <= D; k++) {
         snprintf(name, sizeof name, "draft/module=%d/n=1", k);
         case_stats(cases, res, name, &ns, &r);
-        printf("  module %d: %8.3f ms  x%.3f [%.3f, %.3f];", k, ns.median * 1e-6, r.median,
-               r.p10, r.p90);
+        printf("  module %d: %8.3f / %8.3f ms  x%.3f / x%.3f [%.3f, %.3f];", k, ns.median * 1e-6,
+               ns.mean * 1e-6, r.median, r.mean, r.p10, r.p90);
         for (int n = 2; n <= BENCH_MAX_VERIFY; n *= 2) {
             snprintf(name, sizeof name, "draft/module=%d/n=%d", k, n);
             case_stats(cases, res, name, &ns, &r);
-            printf(" n=%d x%.3f", n, r.median);
+            printf(" n=%d x%.3f/%.3f", n, r.median, r.mean);
         }
         printf("\n");
     }
@@ -297,57 +308,79 @@ static void print_curve(const struct mtp_bench_ctx *x, const struct mtp_bench_ca
     }
     static const char *const overheads[] = {"choose/argmax", "choose/argmax_probs",
                                             "choose/sampled", "update"};
-    printf("overheads per row (choose) and per step (update), relative to one decode:\n");
+    printf("overheads per row (choose) and per step (update), relative to one decode "
+           "(median / mean [p10, p90]):\n");
     for (size_t i = 0; i < sizeof overheads / sizeof overheads[0]; i++) {
         case_stats(cases, res, overheads[i], &ns, &r);
-        printf("  %-20s %8.4f ms  x%.4f [%.4f, %.4f]\n", overheads[i], ns.median * 1e-6,
-               r.median, r.p10, r.p90);
+        printf("  %-20s %8.4f / %8.4f ms  x%.4f / x%.4f [%.4f, %.4f]\n", overheads[i],
+               ns.median * 1e-6, ns.mean * 1e-6, r.median, r.mean, r.p10, r.p90);
     }
 }
 
-static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x, double bw,
-                         double peak)
+/* The cost curve: printed, its samples left in *CASES, *RES for the JSON. */
+static int bench_curve(const struct bench_args *a, struct mtp_bench_ctx *x, double bw,
+                       double peak, struct mtp_bench_case **cases, struct mtp_bench_result *res)
 {
     const struct mtp_model *m = mtp_engine_model(x->e);
     int P = a->context, R = a->repeats;
-    double t_pre;
-    if (time_prefill(x, R, &t_pre) || mtp_bench_ctx_prime(x))
+    struct mtp_bench_stats pre;
+    if (time_prefill(x, R, &pre) || mtp_bench_ctx_prime(x))
         return MTP_ERR;
+    int n = mtp_bench_cost_cases(x, cases);
+    if (mtp_bench_interleave(*cases, n, 0, BENCH_WARMUP_ROUNDS, R, BENCH_INNER, x, res))
+        return MTP_ERR;
+    struct mtp_bench_stats dec, r, mod;
+    case_stats(*cases, res, "decode", &dec, &r);
+    printf("prefill: %d tokens in %.3f / %.3f ms (median / mean; [%.3f, %.3f]) -> %.1f tokens/s\n",
+           P, pre.median * 1e-6, pre.mean * 1e-6, pre.p10 * 1e-6, pre.p90 * 1e-6,
+           P / (pre.median * 1e-9));
+    printf("decode:  %.3f / %.3f ms per token (median / mean over %d rounds; [p10 %.3f, p90 "
+           "%.3f]) at position %d -> %.1f tokens/s (mean %.1f)\n", dec.median * 1e-6,
+           dec.mean * 1e-6, R, dec.p10 * 1e-6, dec.p90 * 1e-6, P, 1e9 / dec.median,
+           1e9 / dec.mean);
+    print_curve(x, *cases, res);
+    printf("roofline per token at context %d (analytic bytes and FLOPs, median times):\n", P);
+    print_roofline("decode (main model)", main_token_cost(m, P), dec.median, bw, peak);
+    if (m->cfg.num_nextn_predict_layers >= 1) {
+        case_stats(*cases, res, "draft/module=1/n=1", &mod, &r);
+        print_roofline("draft (module 1)", module_token_cost(m, 1, P), mod.median, bw, peak);
+    }
+    return MTP_OK;
+}
+
+static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
+                         struct mtp_model *model, double bw, double peak)
+{
     struct mtp_bench_case *cases = NULL;
     struct mtp_bench_result res = {0};
-    int n = mtp_bench_cost_cases(x, &cases);
-    int rc = mtp_bench_interleave(cases, n, 0, BENCH_WARMUP_ROUNDS, R, BENCH_INNER, x, &res);
-    if (!rc) {
-        struct mtp_bench_stats dec, r, mod;
-        case_stats(cases, &res, "decode", &dec, &r);
-        printf("prefill: %d tokens in %.3f ms -> %.1f tokens/s\n", P, t_pre * 1e-6,
-               P / (t_pre * 1e-9));
-        printf("decode:  %.3f ms per token at position %d -> %.1f tokens/s (spread over %d "
-               "rounds: p10 %.3f, p90 %.3f ms)\n", dec.median * 1e-6, P, 1e9 / dec.median, R,
-               dec.p10 * 1e-6, dec.p90 * 1e-6);
-        print_curve(x, cases, &res);
-        printf("roofline per token at context %d (analytic bytes and FLOPs):\n", P);
-        print_roofline("decode (main model)", main_token_cost(m, P), dec.median, bw, peak);
-        if (m->cfg.num_nextn_predict_layers >= 1) {
-            case_stats(cases, &res, "draft/module=1/n=1", &mod, &r);
-            print_roofline("draft (module 1)", module_token_cost(m, 1, P), mod.median, bw, peak);
-        }
-    }
+    struct mtp_bench_section sec[2] = {{0}};
+    int n_sec = 0;
+    struct mtp_bench_setup su = {.model = model, .backend = a->backend,
+                                 .threads = mtp_backend_cpu_threads(a->threads),
+                                 .context = a->context, .repeats = a->repeats,
+                                 .warmup = BENCH_WARMUP_ROUNDS, .inner = BENCH_INNER, .main = x};
+    int rc = bench_curve(a, x, bw, peak, &cases, &res);
+    if (!rc)
+        rc = mtp_bench_overheads(&su, &sec[n_sec++]);
+    if (!rc && a->contended)
+        rc = mtp_bench_threads(&su, &sec[n_sec++]);
     if (!rc && a->json) {
         struct mtp_bench_provenance pv = {.model_dir = a->model_dir, .backend = a->backend,
-                                          .threads = a->threads, .context = P,
+                                          .threads = su.threads, .context = a->context,
                                           .warmup = BENCH_WARMUP_ROUNDS,
                                           .inner = BENCH_INNER};
-        rc = mtp_bench_write_json(a->json, &pv, x, cases, &res);
+        rc = mtp_bench_write_json(a->json, &pv, x, cases, &res, sec, n_sec);
         if (!rc)
             printf("cost curve: %s\n", a->json);
     }
+    for (int i = 0; i < n_sec; i++)
+        mtp_bench_section_free(&sec[i]);
     mtp_bench_result_free(&res);
     free(cases);
     return rc;
 }
 
-static int bench_run(const struct bench_args *a, struct mtp_engine *e)
+static int bench_run(const struct bench_args *a, struct mtp_engine *e, struct mtp_model *model)
 {
     struct mtp_bench_ctx x = {0};
     double bw, peak;
@@ -355,7 +388,7 @@ static int bench_run(const struct bench_args *a, struct mtp_engine *e)
     /* Prefill is timed on a context built like the cases' one. */
     int rc = mtp_bench_ctx_init(&x, e, a->context);
     if (!rc)
-        rc = bench_measure(a, &x, bw, peak);
+        rc = bench_measure(a, &x, model, bw, peak);
     mtp_bench_ctx_free(&x);
     if (!rc) /* tree-shaped verification against chains (bench_tree.c) */
         rc = mtp_bench_tree(e, a->context, a->repeats);
@@ -384,11 +417,12 @@ int mtp_cmd_bench(int argc, char **argv)
     if (!status) {
         const struct mtp_config *c = &model->cfg;
         printf("model: %s (d %d, %d layers + %d MTP modules, %d routed experts top-%d, V %d), "
-               "backend %s, threads %d, %d interleaved rounds (median)\n",
+               "backend %s, threads %d, %d interleaved rounds\n",
                a.model_dir, c->hidden_size, c->num_hidden_layers, c->num_nextn_predict_layers,
-               c->n_routed_experts, c->num_experts_per_tok, c->vocab_size, a.backend, a.threads,
+               c->n_routed_experts, c->num_experts_per_tok, c->vocab_size, a.backend,
+               mtp_backend_cpu_threads(a.threads),
                a.repeats);
-        status = bench_run(&a, e);
+        status = bench_run(&a, e, model);
     }
     if (status)
         rc = mtp_cli_fail();

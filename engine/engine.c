@@ -155,6 +155,9 @@ int mtp_engine_create(struct mtp_model *model, struct mtp_backend *backend,
     if (opt->max_positions < 1 || opt->max_batch < 1)
         return mtp_error_set("engine: max_positions (%d) and max_batch (%d) must be >= 1",
                              opt->max_positions, opt->max_batch);
+    if (opt->main_layers < 0 || opt->main_layers > model->cfg.num_hidden_layers)
+        return mtp_error_set("engine: main_layers %d; expected 0 (all) to %d", opt->main_layers,
+                             model->cfg.num_hidden_layers);
     struct mtp_engine *e = mtp_xcalloc(1, sizeof *e);
     e->model = model;
     e->backend = backend;
@@ -255,8 +258,8 @@ static void main_chunk(struct mtp_engine *e, const int32_t *tokens, int n, int s
     int d = m->cfg.hidden_size;
     e->be->embed(e->bctx, &m->embed, tokens, n, e->s.x);
     mtp_engine_diag_stage(e, e->s.x, n, d, "%s", m->embed.name);
-    int moe = 0;
-    for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
+    int moe = 0, layers = e->opt.main_layers > 0 ? e->opt.main_layers : m->cfg.num_hidden_layers;
+    for (int l = 0; l < layers; l++) {
         const struct mtp_layer *layer = &m->layers[l];
         int *touched = layer->kind == MTP_LAYER_MOE ? &e->experts_touched[moe++] : NULL;
         mtp_forward_block(e, layer, n, start_pos, e->cache[l], touched);

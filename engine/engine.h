@@ -31,6 +31,9 @@ struct mtp_engine_options {
     bool invariant_prefill; /* prefill with the batch-invariant kernels of forward(), so that
                              * a prefill equals incremental decoding bitwise (tests); by
                              * default the backend may use faster prefill kernels */
+    int main_layers;      /* bench: run only the first main_layers main-model layers (0 = all),
+                           * to separate a forward's fixed cost from its per-layer cost; the
+                           * outputs are then not the model's */
 };
 
 /* Create an engine for MODEL on BACKEND (both borrowed; they must outlive it).

@@ -2,7 +2,6 @@
  * runner.c - `mtpbench run` (see runner.h): validation and setup, warm-up,
  * the request loop with resume, logging, and the summary.
  */
-#include <omp.h> /* defines: omp_get_max_threads */
 #include "runner.h"
 
 #include <errno.h>    /* defines: errno */
@@ -306,8 +305,8 @@ static int write_run_record(struct mtp_runner *r, const char *commit)
                   .vocab_size = c->vocab_size, .params = pc.total},
         .git_commit = commit,
         .backend = mtp_spec_backend_name(r->spec.backend),
-        /* The threads actually used: a spec's 0 means all cores. */
-        .threads = r->spec.threads > 0 ? r->spec.threads : omp_get_max_threads(),
+        /* The threads actually used: a spec's 0 means the CPUs available. */
+        .threads = mtp_backend_cpu_threads(r->spec.threads),
     };
     return mtp_log_write_run(r->log, &info);
 }

@@ -38,7 +38,7 @@ bool mtp_mpi_available(void) { return true; }
 int mtp_mpi_init(int *rank, int *size, int *local_rank)
 {
     int provided;
-    /* Funneled: OpenMP threads compute, only the main thread calls MPI. */
+    /* Funneled: the CPU backend's threads compute, only the main thread calls MPI. */
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return mtp_error_set("MPI_Init_thread failed");
     MPI_Comm_rank(MPI_COMM_WORLD, rank);

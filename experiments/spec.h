@@ -82,7 +82,7 @@ struct mtp_spec {
     char *description; /* "description" key, default "" */
     char *model_dir;   /* resolved against the spec file's directory */
     enum mtp_spec_backend backend; /* default cpu */
-    int threads;                   /* 0 = all cores (default) */
+    int threads;                   /* 0 = the CPUs available (default) */
     int n_datasets;
     char **datasets;      /* [n_datasets] JSONL paths, resolved; each readable at load */
     char **dataset_names; /* [n_datasets] file stems ("code.jsonl" -> "code"), unique */

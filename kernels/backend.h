@@ -175,10 +175,14 @@ struct mtp_backend {
 int mtp_weight_validate(const char *backend, const struct mtp_weight *w);
 
 /* Backends. Each returns MTP_OK and *OUT, or MTP_ERR with a message (e.g. no
- * GPU). n_threads <= 0 means all cores; more than MTP_MAX_THREADS is refused
- * (OpenMP runtimes crash on absurd team sizes instead of failing). */
+ * GPU). n_threads <= 0 means the CPUs this process may run on
+ * (sched_getaffinity); more than MTP_MAX_THREADS is refused (a thread per
+ * CPU is the most that helps; absurd counts are a typo). */
 enum { MTP_MAX_THREADS = 1024 };
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out);
+/* The CPU backend's thread count for N_THREADS (<= 0: the CPUs in this
+ * process's affinity mask, at least 1): what logs and bench report. */
+int mtp_backend_cpu_threads(int n_threads);
 int mtp_backend_cuda_create(int device, struct mtp_backend **out);
 /* By name: "cpu" or "cuda". */
 int mtp_backend_create(const char *name, int n_threads, struct mtp_backend **out);

@@ -91,7 +91,8 @@ static float *cache_make(const struct mtp_mla_dims *d, int capacity, int filled,
 
 static void attn_case_run(const struct attn_case *ac, uint64_t seed)
 {
-    static const int shapes[][2] = {{0, 1}, {0, 4}, {5, 1}, {5, 4}, {17, 3}}; /* start_pos, n */
+    /* (start_pos, n); the last is enough work to go to the thread pool (cpu_pool.h). */
+    static const int shapes[][2] = {{0, 1}, {0, 4}, {5, 1}, {5, 4}, {17, 3}, {300, 5}};
     const struct mtp_mla_dims *d = &ac->dims;
     uint64_t s = seed;
     struct mtp_weight kv_b = kv_b_make(ac->dtype, d->n_heads * (d->nope + d->v), d->kv_lora,

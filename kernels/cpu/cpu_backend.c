@@ -6,18 +6,20 @@
  * when its work is done). Weights are read from the mapping as they are, so
  * prepare_weight only validates them.
  *
- * Threads: n_threads <= 0 takes omp_get_max_threads() (all cores unless
- * OMP_NUM_THREADS says otherwise); each op passes the count in a num_threads
- * clause, so two contexts with different counts can coexist (tests compare 1
- * and 2 threads bitwise). One context serves one engine (cpu_internal.h).
+ * Threads: n_threads <= 0 takes the CPUs this process may run on
+ * (sched_getaffinity: a taskset or cgroup limit counts, OMP_NUM_THREADS does
+ * not). Each context owns its pool of workers (cpu_pool.h), started here and
+ * joined in free, so two contexts with different counts coexist (tests
+ * compare 1 and 2 threads bitwise). One context serves one engine
+ * (cpu_internal.h).
  */
 #include "cpu_internal.h"
 
-#include <omp.h>    /* defines: omp_get_max_threads */
 #include <stdlib.h> /* defines: aligned_alloc, free */
 #include <string.h> /* defines: memcpy, memset */
 
 #include "../../engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "cpu_pool.h"           /* defines: mtp_cpu_pool_create, mtp_cpu_available_cpus */
 
 enum { CPU_ALIGN = 64 };
 
@@ -52,6 +54,7 @@ static void cpu_free(void *vctx)
     struct mtp_cpu_ctx *ctx = vctx;
     if (!ctx)
         return;
+    mtp_cpu_pool_free(ctx->pool);
     for (int i = 0; i < MTP_CPU_SCRATCH_COUNT; i++)
         free(ctx->scratch[i]);
     for (int t = 0; t < ctx->n_threads; t++)
@@ -119,18 +122,25 @@ static const struct mtp_backend_i cpu_iface = {
     .set_prefill = cpu_set_prefill,
 };
 
+int mtp_backend_cpu_threads(int n_threads)
+{
+    if (n_threads > 0)
+        return n_threads;
+    int n = mtp_cpu_available_cpus();
+    return n < MTP_MAX_THREADS ? n : MTP_MAX_THREADS;
+}
+
 int mtp_backend_cpu_create(int n_threads, struct mtp_backend **out)
 {
     *out = NULL;
     if (n_threads > MTP_MAX_THREADS)
-        return mtp_error_set("backend cpu: threads %d; expected at most %d (0 = all cores)",
+        return mtp_error_set("backend cpu: threads %d; expected at most %d (0 = the CPUs available)",
                              n_threads, MTP_MAX_THREADS);
     struct mtp_cpu_ctx *ctx = mtp_xcalloc(1, sizeof *ctx);
-    ctx->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
-    if (ctx->n_threads < 1)
-        ctx->n_threads = 1;
+    ctx->n_threads = mtp_backend_cpu_threads(n_threads);
     ctx->thread_scratch = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch);
     ctx->thread_scratch_cap = mtp_xcalloc((size_t)ctx->n_threads, sizeof *ctx->thread_scratch_cap);
+    ctx->pool = mtp_cpu_pool_create(ctx->n_threads, -1);
     struct mtp_backend *be = mtp_xcalloc(1, sizeof *be);
     be->iface = &cpu_iface;
     be->ctx = ctx;

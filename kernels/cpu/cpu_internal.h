@@ -12,7 +12,8 @@
  *
  * Thread-safety: a context owns growing scratch buffers, so one context serves
  * one engine; calls on one context must not run concurrently. Parallelism is
- * inside each op (cpu_pool.h, ctx->n_threads threads).
+ * inside each op, on the context's own thread pool (cpu_pool.h: ctx->n_threads
+ * threads, the caller included).
  */
 #ifndef MTP_CPU_INTERNAL_H
 #define MTP_CPU_INTERNAL_H
@@ -44,8 +45,11 @@ enum mtp_cpu_scratch_slot {
  * the GEMM of cpu_gemm.c, whose reduction order differs. */
 enum { MTP_CPU_INVARIANT_MAX_N = 16 };
 
+struct mtp_cpu_pool;
+
 struct mtp_cpu_ctx {
-    int n_threads;                               /* threads per op (>= 1) */
+    int n_threads;                               /* threads per op (>= 1), the caller included */
+    struct mtp_cpu_pool *pool;                   /* its n_threads - 1 workers (cpu_pool.h) */
     int prefill;                                 /* set_prefill: ops belong to a prompt prefill */
     float *scratch[MTP_CPU_SCRATCH_COUNT];       /* 64-byte aligned */
     size_t scratch_cap[MTP_CPU_SCRATCH_COUNT];   /* capacity in floats */

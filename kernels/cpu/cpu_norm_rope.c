@@ -8,14 +8,18 @@
  * implementations do, then cosf/sinf in fp32, each times cos_sin_scale:
  *   (a, b) -> (a cos - b sin, a sin + b cos).
  * Every output element depends only on its own token, so all three ops are
- * trivially batch and thread invariant.
+ * trivially batch and thread invariant. RoPE always runs in the caller (a few
+ * hundred rotations per token); RMSNorm and the add go to the pool only for
+ * prefill-sized inputs (cpu_pool.h, MTP_CPU_PARALLEL_MIN_WORK).
  */
 #include "cpu_internal.h"
 
-#include <math.h> /* defines: sqrtf, cosf, sinf */
+#include <limits.h> /* defines: INT_MAX */
+#include <math.h>   /* defines: sqrtf, cosf, sinf */
 
 #include "../../engine/dtype.h" /* defines: mtp_dtype_load */
 #include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "cpu_pool.h"           /* defines: mtp_cpu_parallel_for_work */
 
 /* Norm weight as float: the model converts 1-D tensors to F32, other dtypes are decoded. */
 static inline float norm_weight(const struct mtp_weight *w, int i)
@@ -25,21 +29,36 @@ static inline float norm_weight(const struct mtp_weight *w, int i)
     return mtp_dtype_load(w->dtype, w->data, (size_t)i);
 }
 
+struct rmsnorm_job {
+    const float *x;
+    const struct mtp_weight *w;
+    int x_stride, dim, y_stride;
+    float eps;
+    float *y;
+};
+
+static void rmsnorm_token(void *varg, int t, int thread)
+{
+    const struct rmsnorm_job *j = varg;
+    (void)thread;
+    const float *xt = j->x + (size_t)t * (size_t)j->x_stride; /* [dim] */
+    float *yt = j->y + (size_t)t * (size_t)j->y_stride;       /* [dim], may alias xt */
+    float ss = mtp_cpu_dot_f32(xt, xt, j->dim);
+    float inv = 1.0f / sqrtf(ss / (float)j->dim + j->eps);
+    for (int i = 0; i < j->dim; i++)
+        yt[i] = norm_weight(j->w, i) * (xt[i] * inv);
+}
+
 void mtp_cpu_rmsnorm(void *vctx, const float *x, int x_stride, const struct mtp_weight *w, int n,
                      int dim, float eps, float *y, int y_stride)
 {
     struct mtp_cpu_ctx *ctx = vctx;
     MTP_CHECK(w->cols == dim && w->dtype != MTP_DTYPE_F8_E4M3);
-    int parallel = (double)n * (double)dim > 32768.0;
-#pragma omp parallel for schedule(static) num_threads(ctx->n_threads) if (parallel)
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (size_t)t * (size_t)x_stride; /* [dim] */
-        float *yt = y + (size_t)t * (size_t)y_stride;       /* [dim], may alias xt */
-        float ss = mtp_cpu_dot_f32(xt, xt, dim);
-        float inv = 1.0f / sqrtf(ss / (float)dim + eps);
-        for (int i = 0; i < dim; i++)
-            yt[i] = norm_weight(w, i) * (xt[i] * inv);
-    }
+    struct rmsnorm_job job = {.x = x, .w = w, .x_stride = x_stride, .dim = dim,
+                              .y_stride = y_stride, .eps = eps, .y = y};
+    /* A decode's norm (one token) is a few microseconds: it runs in the
+     * caller; prefill chunks are shared out by token. */
+    mtp_cpu_parallel_for_work(ctx, 2.0 * n * dim, n, rmsnorm_token, &job);
 }
 
 void mtp_cpu_rope(void *vctx, float *x, int x_stride, int n, int n_heads, int head_stride,
@@ -69,11 +88,30 @@ void mtp_cpu_rope(void *vctx, float *x, int x_stride, int n, int n_heads, int he
     }
 }
 
+struct add_job {
+    float *y;
+    const float *x;
+    size_t n;
+};
+
+enum { ADD_CHUNK = 16384 }; /* floats per item */
+
+static void add_chunk(void *varg, int item, int thread)
+{
+    const struct add_job *j = varg;
+    (void)thread;
+    size_t i0 = (size_t)item * ADD_CHUNK, i1 = i0 + ADD_CHUNK < j->n ? i0 + ADD_CHUNK : j->n;
+    for (size_t i = i0; i < i1; i++)
+        j->y[i] += j->x[i];
+}
+
 void mtp_cpu_add(void *vctx, float *y, const float *x, size_t n)
 {
     struct mtp_cpu_ctx *ctx = vctx;
-    long long len = (long long)n;
-#pragma omp parallel for schedule(static) num_threads(ctx->n_threads) if (len > 65536)
-    for (long long i = 0; i < len; i++)
-        y[i] += x[i];
+    struct add_job job = {.y = y, .x = x, .n = n};
+    size_t items = (n + ADD_CHUNK - 1) / ADD_CHUNK;
+    MTP_CHECK(items <= (size_t)INT_MAX);
+    /* Memory bound: a residual add of one token (d floats) is far below the
+     * cost of waking a worker; only long prefill chunks are split. */
+    mtp_cpu_parallel_for_work(ctx, (double)n / 4, (int)items, add_chunk, &job);
 }

@@ -15,12 +15,13 @@
  * that depend only on the dims and the key list, never on n.
  */
 #include "cpu_internal.h"
+#include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
 #include <math.h>   /* defines: expf, INFINITY */
-#include <stdlib.h> /* defines: free */
+#include <stdint.h> /* defines: uintptr_t */
 #include <string.h> /* defines: memset */
 
-#include "../../engine/error.h" /* defines: MTP_CHECK, mtp_xmalloc */
+#include "../../engine/error.h" /* defines: MTP_CHECK */
 
 struct tree_scratch {
     float *q_lat;         /* [rkv] q~ = W_UK^T q_nope */
@@ -93,40 +94,60 @@ static int longest_list(const struct mtp_tree_keys *k, int n)
     return most;
 }
 
+struct tree_job {
+    struct mtp_cpu_ctx *ctx;
+    const struct mtp_mla_dims *dm;
+    const struct mtp_weight *kv_b;
+    const struct mtp_tree_keys *keys;
+    const float *q, *cache;
+    float *out;
+    int n;
+    size_t max_keys;
+};
+
+/* This thread's scratch carved into the buffers of one (head, token) item. */
+static struct tree_scratch tree_scratch_get(const struct tree_job *j, int thread)
+{
+    size_t rkv = (size_t)j->dm->kv_lora, nk = j->max_keys + 1;
+    size_t ptr_floats = (nk * sizeof(const float *) + sizeof(float) - 1) / sizeof(float);
+    float *p = mtp_cpu_thread_scratch(j->ctx, thread, 3 * rkv + nk + ptr_floats + 16);
+    struct tree_scratch s;
+    s.q_lat = p;
+    s.o_lat = p + rkv;
+    s.row = p + 2 * rkv;
+    s.scores = p + 3 * rkv;
+    /* The pointer array after the scores, aligned for pointers. */
+    uintptr_t a = (uintptr_t)(s.scores + nk);
+    a = (a + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
+    s.keys = (const float **)a;
+    return s;
+}
+
+/* Item IT: head it / n of token it % n. */
+static void tree_item(void *arg, int it, int thread)
+{
+    const struct tree_job *j = arg;
+    const int H = j->dm->n_heads, qk = j->dm->nope + j->dm->rope;
+    const int cw = j->dm->kv_lora + j->dm->rope;
+    int h = it / j->n, t = it % j->n;
+    struct tree_scratch s = tree_scratch_get(j, thread);
+    const float *qh = j->q + (size_t)t * (size_t)(H * qk) + (size_t)h * (size_t)qk;
+    float *oh = j->out + (size_t)t * (size_t)(H * j->dm->v) + (size_t)h * (size_t)j->dm->v;
+    int nk = gather_keys(j->keys, t, j->cache, cw, &s);
+    tree_head(j->dm, j->kv_b, h, qh, nk, s.keys, oh, &s);
+}
+
 void mtp_cpu_mla_tree_attention(void *vctx, const struct mtp_mla_dims *dims,
                                 const struct mtp_weight *kv_b, const float *q, int n,
                                 const struct mtp_tree_keys *keys, const float *cache, float *out)
 {
     struct mtp_cpu_ctx *ctx = vctx;
-    const int H = dims->n_heads, qk = dims->nope + dims->rope;
-    const int cw = dims->kv_lora + dims->rope;
+    const int H = dims->n_heads;
     MTP_CHECK(kv_b->rows == H * (dims->nope + dims->v) && kv_b->cols == dims->kv_lora);
     MTP_CHECK(n >= 0 && keys->n_prefix >= 0 && keys->off[0] == 0);
     if (n == 0)
         return;
-    const size_t max_keys = (size_t)keys->n_prefix + (size_t)longest_list(keys, n);
-    const int items = H * n;
-#pragma omp parallel num_threads(ctx->n_threads) if (items > 1)
-    {
-        struct tree_scratch s;
-        size_t rkv = (size_t)dims->kv_lora;
-        s.q_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.o_lat = mtp_xmalloc(rkv * sizeof(float));
-        s.row = mtp_xmalloc(rkv * sizeof(float));
-        s.scores = mtp_xmalloc((max_keys + 1) * sizeof(float));
-        s.keys = mtp_xmalloc((max_keys + 1) * sizeof *s.keys);
-#pragma omp for schedule(static)
-        for (int it = 0; it < items; it++) {
-            int h = it / n, t = it % n;
-            const float *qh = q + (size_t)t * (size_t)(H * qk) + (size_t)h * (size_t)qk;
-            float *oh = out + (size_t)t * (size_t)(H * dims->v) + (size_t)h * (size_t)dims->v;
-            int nk = gather_keys(keys, t, cache, cw, &s);
-            tree_head(dims, kv_b, h, qh, nk, s.keys, oh, &s);
-        }
-        free(s.q_lat);
-        free(s.o_lat);
-        free(s.row);
-        free(s.scores);
-        free(s.keys);
-    }
+    struct tree_job job = {ctx, dims, kv_b, keys, q, cache, out, n,
+                           (size_t)keys->n_prefix + (size_t)longest_list(keys, n)};
+    mtp_cpu_parallel_for(ctx, H * n, tree_item, &job);
 }
