@@ -40,8 +40,30 @@ sed 's/^# /### /' runs/default/cost-model.md > "$gen/costmodel"
   echo "The build directory already existed (an incremental build); a first build adds its compile time."
 } > "$gen/timing"
 
+cp runs/default/bench.txt results/bench-mtp-mini.txt
+
+# A spec's log, from scratch (an old one is kept beside it as .old).
+fresh_run() { # SPEC LOG
+  if [ -f "$2" ]; then mv "$2" "$2.old"; fi
+  build/mtpbench run "$1" > /dev/null
+}
+# The V3-shaped model: acceptance by category, and its bench (costs, experts
+# touched per verification against independent routing).
+fresh_run experiments/v3.json runs/v3/v3.msgpack
+build/mtpbench report runs/v3/v3.msgpack --table acceptance | sed 's/^# /### /' > "$gen/v3"
+build/mtpbench bench --model models/mtp-v3 --threads 1 --repeats 9 --text datasets/prose.jsonl \
+  > results/bench-mtp-v3.txt
+# The tree ablation and its plot.
+fresh_run experiments/tree.json runs/tree/tree.msgpack
+build/mtpbench report runs/tree/tree.msgpack --table tree | sed 's/^# /### /' > "$gen/tree"
+build/mtpbench report runs/tree/tree.msgpack --table ablation | sed 's/^# /### /' >> "$gen/tree"
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+"$py" analysis/plots.py runs/tree/tree.msgpack --mtpbench build/mtpbench --out runs/tree > /dev/null
+cp runs/tree/tree_ablation.png results/
+
 # Replace the blocks in place.
-for block in timing acceptance ablation costmodel; do
+for block in timing acceptance ablation costmodel v3 tree; do
   awk -v name="$block" -v file="$gen/$block" '
     $0 == "<!-- BEGIN " name " -->" { print; while ((getline line < file) > 0) print line; skip = 1; next }
     $0 == "<!-- END " name " -->" { skip = 0 }
