@@ -423,7 +423,7 @@ static void test_axpy_rows_bitwise(void **state)
     uint64_t s = 17;
     const int col_cases[] = {1, 7, 16, 33, 48, 64, 70, 130};
     for (size_t ci = 0; ci < sizeof col_cases / sizeof col_cases[0]; ci++) {
-        const int cols = col_cases[ci], n = 13, keys = 40;
+        const int cols = col_cases[ci], n = 13, keys = 48; /* len[t] <= 44 < keys */
         size_t rs = (size_t)cols + 3, cs = keys + 1, os = (size_t)cols + 5;
         float *rows = wide_floats((size_t)keys * rs, &s), *coef = wide_floats((size_t)n * cs, &s);
         float *out = calloc((size_t)n * os, sizeof(float)), *ref = malloc((size_t)cols * sizeof(float));
