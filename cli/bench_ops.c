@@ -110,8 +110,9 @@ static void summarise(const struct ops_run *o, const struct mtp_bench_setup *su,
                 const struct ops_sample *s = kept(o, i, r, su->warmup, su->inner);
                 v[r] = s->c.ns[k];
                 sh[r] = s->c.ns[k] / s->wall;
-                ra[r] = q->has_ratio ? s->c.ns[k] / kept(o, 0, r, su->warmup, su->inner)->c.ns[k]
-                                     : 0;
+                double base = kept(o, 0, r, su->warmup, su->inner)->c.ns[k];
+                /* A tiny op can read 0 ns at n = 1; JSON has no infinity. */
+                ra[r] = q->has_ratio && base > 0 ? s->c.ns[k] / base : 0;
             }
             q->ns = mtp_bench_stats_of(v, R, 1);
             q->share = mtp_bench_stats_of(sh, R, 1);
