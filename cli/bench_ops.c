@@ -49,6 +49,10 @@ struct ops_table {
     struct mtp_bench_stats wall[OPS_MAX_CASES], untimed[OPS_MAX_CASES], untimed_share[OPS_MAX_CASES];
     double experts[OPS_MAX_CASES]; /* mean experts touched per MoE layer (main forwards) */
     struct ops_kind k[OPS_MAX_CASES][MTP_PROF_N];
+    /* The moe_ffn split by the shared probe (backend_profile.h): the shared
+     * expert alone (share: of moe_ffn) and moe_ffn minus it (share: of the
+     * forward), both estimates. */
+    struct ops_kind shared[OPS_MAX_CASES], routed[OPS_MAX_CASES];
 };
 
 static int run_ops(void *p, const struct mtp_bench_case *c, double *ns)
@@ -61,8 +65,9 @@ static int run_ops(void *p, const struct mtp_bench_case *c, double *ns)
     int rc = c->module ? mtp_bench_run_module(o->x, c, ns) : mtp_bench_run_forward(o->x, c, ns);
     mtp_backend_profile_enable(o->prof, 0);
     struct ops_sample *s = &o->s[i][o->used[i]++];
-    s->wall = *ns;
     mtp_backend_profile_read(o->prof, &s->c);
+    *ns -= s->c.shared_probe_ns; /* the probe is extra work, not the forward's */
+    s->wall = *ns;
     return rc;
 }
 
@@ -83,6 +88,38 @@ static double ops_sum(const struct mtp_prof_counts *c)
     for (int k = 0; k < MTP_PROF_N; k++)
         t += c->ns[k];
     return t;
+}
+
+/* Round R's shared-probe time (ROUTED: moe_ffn minus it) of case I, and its
+ * share (of moe_ffn for the shared part, of the forward for the routed). */
+static double moe_part(const struct ops_sample *s, int routed, double *share)
+{
+    double moe = s->c.ns[MTP_PROF_MOE], sh = s->c.shared_probe_ns;
+    double v = routed ? moe - sh : sh;
+    *share = routed ? v / s->wall : moe > 0 ? sh / moe : 0;
+    return v;
+}
+
+static void split_moe(const struct ops_run *o, const struct mtp_bench_setup *su, int i,
+                      struct ops_table *t)
+{
+    int R = su->repeats;
+    double *v = mtp_xmalloc(sizeof *v * 3 * (size_t)R), *sh = v + R, *ra = v + 2 * R;
+    for (int part = 0; part < 2; part++) {
+        struct ops_kind *q = part ? &t->routed[i] : &t->shared[i];
+        q->calls = kept(o, i, 0, su->warmup, su->inner)->c.shared_probe_calls;
+        q->has_ratio = !t->cases[i].module && q->calls > 0;
+        for (int r = 0; r < R; r++) {
+            double x;
+            v[r] = moe_part(kept(o, i, r, su->warmup, su->inner), part, &sh[r]);
+            double base = moe_part(kept(o, 0, r, su->warmup, su->inner), part, &x);
+            ra[r] = q->has_ratio && base > 0 ? v[r] / base : 0;
+        }
+        q->ns = mtp_bench_stats_of(v, R, 1);
+        q->share = mtp_bench_stats_of(sh, R, 1);
+        q->ratio = mtp_bench_stats_of(ra, R, 1);
+    }
+    free(v);
 }
 
 static void summarise(const struct ops_run *o, const struct mtp_bench_setup *su,
@@ -118,6 +155,7 @@ static void summarise(const struct ops_run *o, const struct mtp_bench_setup *su,
             q->share = mtp_bench_stats_of(sh, R, 1);
             q->ratio = mtp_bench_stats_of(ra, R, 1);
         }
+        split_moe(o, su, i, t);
     }
     free(v);
 }
@@ -129,6 +167,21 @@ static int kind_used(const struct ops_table *t, int k, int from, int to)
         if (t->k[i][k].calls > 0)
             return 1;
     return 0;
+}
+
+/* The two estimate rows under moe_ffn (shared probe, backend_profile.h). */
+static void print_split(const struct ops_table *t, int n_verify)
+{
+    for (int part = 0; part < 2; part++) {
+        printf("  %-15s", part ? " routed (est.)" : " shared (probe)");
+        for (int i = 0; i < n_verify; i++) {
+            const struct ops_kind *q = part ? &t->routed[i] : &t->shared[i];
+            printf("  %8.4f %5.1f%% x%5.2f", q->ns.median * 1e-6, 100 * q->share.median,
+                   q->ratio.median);
+        }
+        printf("  %s\n", part ? "(moe_ffn minus the probe; share of the forward)"
+                              : "(share of moe_ffn)");
+    }
 }
 
 static void print_table(const struct ops_table *t, const struct mtp_bench_setup *su, int n_verify)
@@ -150,6 +203,8 @@ static void print_table(const struct ops_table *t, const struct mtp_bench_setup 
                    q->has_ratio ? q->ratio.median : 0.0);
         }
         printf("  %ld\n", t->k[0][k].calls);
+        if (k == MTP_PROF_MOE && t->shared[0].calls > 0)
+            print_split(t, n_verify);
     }
     printf("  %-15s", "untimed");
     for (int i = 0; i < n_verify; i++)
@@ -166,11 +221,17 @@ static void print_table(const struct ops_table *t, const struct mtp_bench_setup 
     for (int i = n_verify; i < t->n_cases; i++) {
         printf("ops of one draft of MTP module %d (n = %d; ms, share, calls):\n",
                t->cases[i].module, t->cases[i].n);
-        for (int k = 0; k < MTP_PROF_N; k++)
+        for (int k = 0; k < MTP_PROF_N; k++) {
             if (t->k[i][k].calls > 0)
                 printf("  %-15s  %8.4f %5.1f%%  %ld\n", mtp_prof_op_name(k),
                        t->k[i][k].ns.median * 1e-6, 100 * t->k[i][k].share.median,
                        t->k[i][k].calls);
+            if (k == MTP_PROF_MOE && t->shared[i].calls > 0)
+                printf("  %-15s  %8.4f %5.1f%%  (of moe_ffn)\n  %-15s  %8.4f %5.1f%%\n",
+                       " shared (probe)", t->shared[i].ns.median * 1e-6,
+                       100 * t->shared[i].share.median, " routed (est.)",
+                       t->routed[i].ns.median * 1e-6, 100 * t->routed[i].share.median);
+        }
         printf("  %-15s  %8.4f %5.1f%%\n  %-15s  %8.4f\n", "untimed",
                t->untimed[i].median * 1e-6, 100 * t->untimed_share[i].median,
                "forward (wall)", t->wall[i].median * 1e-6);
@@ -182,6 +243,15 @@ static json_t *stats_json(const struct mtp_bench_stats *s)
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "median", s->median, "mean",
                      s->mean, "sd", s->sd, "p10", s->p10, "p90", s->p90, "min", s->min, "max",
                      s->max);
+}
+
+static json_t *kind_json(const struct ops_kind *q)
+{
+    json_t *o = json_pack("{s:I, s:o, s:o}", "calls", (json_int_t)q->calls, "ns",
+                          stats_json(&q->ns), "share", stats_json(&q->share));
+    if (q->has_ratio)
+        json_object_set_new(o, "ratio_to_n1", stats_json(&q->ratio));
+    return o;
 }
 
 static json_t *table_json(const void *p)
@@ -196,11 +266,7 @@ static json_t *table_json(const void *p)
             const struct ops_kind *q = &t->k[i][k];
             if (q->calls == 0)
                 continue;
-            json_t *o = json_pack("{s:I, s:o, s:o}", "calls", (json_int_t)q->calls, "ns",
-                                  stats_json(&q->ns), "share", stats_json(&q->share));
-            if (q->has_ratio)
-                json_object_set_new(o, "ratio_to_n1", stats_json(&q->ratio));
-            json_object_set_new(ops, mtp_prof_op_name(k), o);
+            json_object_set_new(ops, mtp_prof_op_name(k), kind_json(q));
         }
         const struct mtp_bench_case *c = &t->cases[i];
         json_t *o = json_pack("{s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:o}", "name", c->name,
@@ -209,6 +275,10 @@ static json_t *table_json(const void *p)
                               "untimed_share", stats_json(&t->untimed_share[i]), "ops", ops);
         if (!c->module)
             json_object_set_new(o, "experts_touched", json_real(t->experts[i]));
+        if (t->shared[i].calls > 0) {
+            json_object_set_new(o, "shared_expert_probe", kind_json(&t->shared[i]));
+            json_object_set_new(o, "routed_experts_estimate", kind_json(&t->routed[i]));
+        }
         json_array_append_new(cases, o);
     }
     return json_pack("{s:o, s:o}", "kinds", kinds, "cases", cases);
@@ -267,6 +337,8 @@ int mtp_bench_ops(const struct mtp_bench_setup *su, struct mtp_bench_section *ou
     int rc = mtp_backend_create(su->backend, su->threads, &inner);
     if (!rc)
         rc = mtp_backend_profile_create(inner, su->model, &prof);
+    if (!rc)
+        mtp_backend_profile_probe_shared(prof, 1);
     if (!rc)
         rc = mtp_engine_create(su->model, prof, &opt, &e);
     int ready = !rc;

@@ -20,6 +20,9 @@ struct prof_ctx {
     const struct mtp_model *model;
     struct mtp_backend_i iface; /* a copy per wrapper: its optional entries follow inner's */
     int enabled;
+    int probe_shared;
+    float *scratch;        /* the probe's output, inner backend memory */
+    size_t scratch_bytes;
     struct mtp_prof_counts c;
 };
 
@@ -94,7 +97,13 @@ static enum mtp_prof_op classify(const struct prof_ctx *p, const struct mtp_weig
 #define INNER(p) ((p)->inner->iface)
 #define ICTX(p) ((p)->inner->ctx)
 
-static void p_free(void *ctx) { free(ctx); }
+static void p_free(void *ctx)
+{
+    struct prof_ctx *p = ctx;
+    if (p->scratch)
+        INNER(p)->release(ICTX(p), p->scratch);
+    free(p);
+}
 
 static void *p_alloc(void *ctx, size_t bytes)
 {
@@ -222,6 +231,24 @@ static void p_route(void *ctx, const struct mtp_moe *moe, const struct mtp_route
     op_end(p, MTP_PROF_ROUTE, t0);
 }
 
+/* The shared expert of MOE over the same N rows X again, into scratch. The
+ * scratch grows to the widest call; bench's warm-up round meets every n. */
+static void probe_shared(struct prof_ctx *p, const struct mtp_moe *moe, const float *x, int n)
+{
+    size_t bytes = (size_t)n * (size_t)moe->shared.down.rows * sizeof(float);
+    if (bytes > p->scratch_bytes) {
+        if (p->scratch)
+            INNER(p)->release(ICTX(p), p->scratch);
+        p->scratch = INNER(p)->alloc(ICTX(p), bytes);
+        p->scratch_bytes = bytes;
+    }
+    double t0 = now_ns();
+    INNER(p)->ffn(ICTX(p), &moe->shared, x, n, p->scratch);
+    INNER(p)->synchronize(ICTX(p));
+    p->c.shared_probe_ns += now_ns() - t0;
+    p->c.shared_probe_calls++;
+}
+
 static void p_moe_ffn(void *ctx, const struct mtp_moe *moe, int top_k, const float *x, int n,
                       const int32_t *idx, const float *weights, float *y)
 {
@@ -229,6 +256,8 @@ static void p_moe_ffn(void *ctx, const struct mtp_moe *moe, int top_k, const flo
     double t0 = op_begin(p);
     INNER(p)->moe_ffn(ICTX(p), moe, top_k, x, n, idx, weights, y);
     op_end(p, MTP_PROF_MOE, t0);
+    if (p->enabled && p->probe_shared && moe->has_shared)
+        probe_shared(p, moe, x, n);
 }
 
 static void p_ffn(void *ctx, const struct mtp_ffn *ffn, const float *x, int n, float *y)
@@ -314,6 +343,11 @@ static struct prof_ctx *prof_of(const struct mtp_backend *be)
 }
 
 void mtp_backend_profile_enable(struct mtp_backend *be, int on) { prof_of(be)->enabled = on != 0; }
+
+void mtp_backend_profile_probe_shared(struct mtp_backend *be, int on)
+{
+    prof_of(be)->probe_shared = on != 0;
+}
 
 void mtp_backend_profile_reset(struct mtp_backend *be)
 {

@@ -14,7 +14,13 @@
  * the model's structs (struct mtp_layer, mtp_model.lm_head): no name parsing.
  * moe_ffn is one kind, the routed experts and the shared expert together: the
  * backend sums them inside one op (backend.h), so they cannot be separated
- * without changing the summation and therefore the bits.
+ * without changing the summation and therefore the bits. For an estimate of
+ * the split, the shared probe (off by default) runs the shared expert once
+ * more after each moe_ffn, as a dense ffn of the same rows into a scratch
+ * buffer the forward never reads, and times it apart (shared_probe_ns): the
+ * results stay bitwise the same, the forward gets longer by that time, and
+ * the probe reads weights moe_ffn just read (warm caches), so it is a lower
+ * estimate of the shared expert's share of moe_ffn.
  */
 #ifndef MTP_BACKEND_PROFILE_H
 #define MTP_BACKEND_PROFILE_H
@@ -49,6 +55,8 @@ const char *mtp_prof_op_name(enum mtp_prof_op op);
 struct mtp_prof_counts {
     double ns[MTP_PROF_N];
     long calls[MTP_PROF_N];
+    double shared_probe_ns; /* the shared probe's time: in no kind above */
+    long shared_probe_calls;
 };
 
 /* A profiling backend over INNER (borrowed: it must outlive the wrapper, and
@@ -63,6 +71,10 @@ int mtp_backend_is_profile(const struct mtp_backend *be);
 
 /* Start (ON = 1) or stop timing and counting. BE must be a profiling backend. */
 void mtp_backend_profile_enable(struct mtp_backend *be, int on);
+/* Run the shared probe (above) while enabled (ON = 1) or not (the default).
+ * Its scratch buffer comes from the inner backend, so a wrapper that probed
+ * must be freed before its inner backend. */
+void mtp_backend_profile_probe_shared(struct mtp_backend *be, int on);
 void mtp_backend_profile_reset(struct mtp_backend *be);
 void mtp_backend_profile_read(const struct mtp_backend *be, struct mtp_prof_counts *out);
 

@@ -8,7 +8,9 @@
  *       (one attention per layer, one head matmul, the attention projections
  *       the config has, MoE and dense layers from the config), and a disabled
  *       wrapper counts nothing;
- *   (c) bench --ops --json writes the "ops" section with its per-op table.
+ *   (c) bench --ops --json writes the "ops" section with its per-op table;
+ *   the shared probe (an extra ffn per moe_ffn into scratch) keeps (a) and
+ *   counts once per MoE layer.
  * No timing is asserted beyond being finite and non-negative.
  *
  * Build and run: cmake --build build --target test_backend_profile && ./build/test_backend_profile
@@ -100,13 +102,15 @@ static void test_bitwise(void **state)
         side_open(m, 0, &plain);
         side_open(m, 1, &wrapped);
         run_all(&plain, c, tok, ref);
-        for (int on = 0; on <= 1; on++) {
+        /* Off; on; on with the shared probe (its extra ffn must not touch the forward). */
+        for (int mode = 0; mode < 3; mode++) {
             memset(got, 0xff, len * sizeof(float)); /* NaN: an output left unwritten shows */
-            mtp_backend_profile_enable(wrapped.prof, on);
+            mtp_backend_profile_enable(wrapped.prof, mode > 0);
+            mtp_backend_profile_probe_shared(wrapped.prof, mode == 2);
             run_all(&wrapped, c, tok, got);
             if (memcmp(ref, got, len * sizeof(float)) != 0)
-                fail_msg("%s: profiled (enabled %d) outputs differ from the plain backend's",
-                         fixtures[f], on);
+                fail_msg("%s: profiled (mode %d) outputs differ from the plain backend's",
+                         fixtures[f], mode);
         }
         side_close(&wrapped);
         side_close(&plain);
@@ -163,6 +167,22 @@ static void test_counts(void **state)
             total += k.ns[i];
         }
         assert_true(total > 0);
+        assert_int_equal(k.shared_probe_calls, 0); /* off unless asked for */
+
+        /* The probe: once per MoE layer with a shared expert, in no kind. */
+        mtp_backend_profile_probe_shared(s.prof, 1);
+        mtp_engine_truncate(s.e, 0, PROMPT);
+        long moe_calls = k.calls[MTP_PROF_MOE];
+        mtp_backend_profile_reset(s.prof);
+        assert_int_equal(mtp_engine_forward(s.e, tok + PROMPT, N_VERIFY, PROMPT, NULL, hid),
+                         MTP_OK);
+        mtp_backend_profile_read(s.prof, &k);
+        assert_true(c->n_shared_experts > 0); /* both fixtures have one */
+        assert_int_equal(k.shared_probe_calls, moe);
+        assert_int_equal(k.calls[MTP_PROF_MOE], moe_calls);
+        assert_int_equal(k.calls[MTP_PROF_FFN], L - moe);
+        assert_true(k.shared_probe_ns > 0);
+        mtp_backend_profile_probe_shared(s.prof, 0);
 
         /* With logits, exactly one more matmul: the lm_head. */
         mtp_engine_truncate(s.e, 0, PROMPT);
@@ -266,6 +286,13 @@ static void test_bench_ops(void **state)
             assert_true(i < 4 || json_object_get(o, "ratio_to_n1") == NULL);
         }
         assert_true(sum > 0 && wall > 0);
+        /* The fixture has a shared expert: bench splits moe_ffn with the probe. */
+        const json_t *sh = json_object_get(c, "shared_expert_probe");
+        const json_t *ro = json_object_get(c, "routed_experts_estimate");
+        assert_non_null(sh);
+        assert_non_null(ro);
+        double moe = median_of(json_object_get(ops, "moe_ffn"));
+        assert_true(median_of(sh) > 0 && median_of(sh) <= 1.5 * moe);
         /* Medians of parts need not add up, but the ops cannot be far above the wall. */
         assert_true(sum <= 1.5 * wall);
     }
