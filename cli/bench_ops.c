@@ -90,8 +90,8 @@ static double ops_sum(const struct mtp_prof_counts *c)
     return t;
 }
 
-/* Round R's shared-probe time (ROUTED: moe_ffn minus it) of case I, and its
- * share (of moe_ffn for the shared part, of the forward for the routed). */
+/* The shared-probe time of run S (ROUTED: moe_ffn minus it), and its share
+ * (of moe_ffn for the shared part, of the forward for the routed). */
 static double moe_part(const struct ops_sample *s, int routed, double *share)
 {
     double moe = s->c.ns[MTP_PROF_MOE], sh = s->c.shared_probe_ns;
