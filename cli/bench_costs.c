@@ -107,7 +107,7 @@ int mtp_bench_run_forward(void *p, const struct mtp_bench_case *c, double *ns)
 
 /* Module k over n rows from its start position (a draft when n = 1; the
  * catch-up rows of a step otherwise), cut back. */
-static int run_module(void *p, const struct mtp_bench_case *c, double *ns)
+int mtp_bench_run_module(void *p, const struct mtp_bench_case *c, double *ns)
 {
     struct mtp_bench_ctx *x = p;
     int k = c->module, pos = x->module_start[k], d = x->c->hidden_size;
@@ -202,7 +202,7 @@ int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case 
     for (int k = 1; k <= D; k++)
         for (int i = 1; i <= MTP_BENCH_MAX_N; i++) {
             snprintf(name, sizeof name, "draft/module=%d/n=%d", k, i);
-            add(v, &n, "draft", k, i, run_module, name);
+            add(v, &n, "draft", k, i, mtp_bench_run_module, name);
         }
     add(v, &n, "choose", 0, 0, run_choose, "choose/argmax");
     add(v, &n, "choose", 0, 1, run_choose, "choose/argmax_probs");

@@ -58,4 +58,8 @@ int mtp_bench_cost_cases(const struct mtp_bench_ctx *ctx, struct mtp_bench_case 
  * at position P on CTX (a struct mtp_bench_ctx), cut back to P. */
 int mtp_bench_run_forward(void *ctx, const struct mtp_bench_case *c, double *ns);
 
+/* The run function of "draft/module=K/n=N": module c->module over c->n rows
+ * from its timed start position, logits of the last row, cut back. */
+int mtp_bench_run_module(void *ctx, const struct mtp_bench_case *c, double *ns);
+
 #endif

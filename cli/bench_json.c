@@ -60,8 +60,11 @@ static json_t *section_json(const struct mtp_bench_section *s)
         json_object_set_new(f, "unit", json_string(s->fig[i].unit));
         json_object_set_new(figs, s->fig[i].name, f);
     }
-    return json_pack("{s:s, s:i, s:o, s:o}", "reference", s->cases[s->res.ref].name, "rounds",
-                     s->res.rounds, "cases", list, "figures", figs);
+    json_t *o = json_pack("{s:s, s:i, s:o, s:o}", "reference", s->cases[s->res.ref].name,
+                          "rounds", s->res.rounds, "cases", list, "figures", figs);
+    if (o && s->extra_json)
+        json_object_set_new(o, "per_op", s->extra_json(s->extra));
+    return o;
 }
 
 /* The "model name" of /proc/cpuinfo, or "unknown". */

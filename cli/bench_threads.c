@@ -110,6 +110,8 @@ void mtp_bench_section_free(struct mtp_bench_section *s)
 {
     free(s->cases);
     mtp_bench_result_free(&s->res);
+    if (s->extra_free)
+        s->extra_free(s->extra);
     memset(s, 0, sizeof *s);
 }
 

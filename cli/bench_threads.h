@@ -20,6 +20,8 @@
 #include "bench_timer.h"
 #include "engine/model.h"
 
+struct json_t; /* jansson's, for mtp_bench_section.extra_json */
+
 enum { MTP_BENCH_MAX_FIGURES = 8 };
 
 /* A figure derived per round from a section's samples. */
@@ -36,6 +38,12 @@ struct mtp_bench_section {
     struct mtp_bench_result res;
     struct mtp_bench_figure fig[MTP_BENCH_MAX_FIGURES];
     int n_fig;
+    /* Optional results that are not cases or figures (the ops section's
+     * per-op table, bench_ops.h): freed by extra_free, written under the
+     * section's "per_op" key by extra_json (a jansson json_t). */
+    void *extra;
+    void (*extra_free)(void *extra);
+    struct json_t *(*extra_json)(const void *extra);
 };
 
 /* What the sections need from the bench command. */

@@ -18,6 +18,7 @@
  *   - with --contended, decode at 1 thread and at the bench's thread count,
  *     each quiet and with a CPU-bound competitor on one CPU, and the ratios
  *     (bench_threads.h, "threads");
+ *   - with --ops, the time per op kind of a forward (bench_ops.h, "ops");
  *   - with --text DATASET, the routed experts a verification of n real tokens
  *     reads, against independent routing (bench_sharing.c).
  * The timed cases run interleaved (bench_timer.h: round r runs every case
@@ -29,6 +30,7 @@
  *
  *   mtpbench bench --model DIR [--threads N] [--backend cpu] [--context 128] [--repeats 5]
  *                  [--json FILE] [--text DATASET.jsonl] [--windows 32] [--contended]
+ *                  [--ops]
  */
 #include <getopt.h> /* defines: getopt_long */
 #include <stdio.h>  /* defines: printf */
@@ -39,6 +41,7 @@
 #include "analysis/roofline.h"
 #include "bench_costs.h"
 #include "bench_json.h"
+#include "bench_ops.h"
 #include "bench_sharing.h"
 #include "bench_threads.h"
 #include "bench_timer.h"
@@ -62,6 +65,7 @@ struct bench_args {
     const char *text; /* dataset for the expert-sharing walk, or NULL */
     int windows;      /* forwards per n in that walk */
     int contended;    /* --contended: the threads section */
+    int ops;          /* --ops: the per-op section (bench_ops.h) */
 };
 
 static void bench_usage(FILE *f)
@@ -69,7 +73,7 @@ static void bench_usage(FILE *f)
     fprintf(f, "usage: mtpbench bench --model DIR [--threads N] [--backend cpu|cuda]\n"
                "                      [--context P] [--repeats R] [--stream-mib M]\n"
                "                      [--json FILE] [--text DATASET.jsonl] [--windows W]\n"
-               "                      [--contended]\n\n"
+               "                      [--contended] [--ops]\n\n"
                "Prefill and decode throughput, verification cost for n = 1..16 tokens, draft\n"
                "cost per MTP module (1..16 rows), choose and rollback overheads, relative to\n"
                "one decode, and roofline fractions against the measured memory bandwidth and\n"
@@ -80,6 +84,8 @@ static void bench_usage(FILE *f)
                "--threads: default the CPUs this process may run on (taskset counts).\n"
                "--contended: also decode at 1 thread and at --threads, quiet and with a\n"
                "CPU-bound process (started and killed by bench) pinned to one CPU.\n"
+               "--ops: also the time per op kind (matmuls by weight, attention, router,\n"
+               "experts, norms, ...) of the main forward at n = 1, 2, 4, 8 and of one draft.\n"
                "--json: write the cost curve (every case, per-round ratios) to FILE, for\n"
                "`mtpbench report --table cost-model --costs FILE`.\n"
                "--text: also the routed experts per MoE layer that a verification of n real\n"
@@ -94,7 +100,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         {"repeats", required_argument, 0, 'r'}, {"stream-mib", required_argument, 0, 's'},
         {"text", required_argument, 0, 'x'},    {"windows", required_argument, 0, 'w'},
         {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
-        {"contended", no_argument, 0, 'C'},
+        {"contended", no_argument, 0, 'C'}, {"ops", no_argument, 0, 'O'},
         {0, 0, 0, 0},
     };
     *a = (struct bench_args){.backend = "cpu", .context = 128, .repeats = 5, .windows = 32};
@@ -108,6 +114,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         case 'x': a->text = optarg; break;
         case 'j': a->json = optarg; break;
         case 'C': a->contended = 1; break;
+        case 'O': a->ops = 1; break;
         case 'w':
             if (mtp_cli_parse_int("--windows", optarg, 1, 4096, &v))
                 return 2;
@@ -353,7 +360,7 @@ static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
 {
     struct mtp_bench_case *cases = NULL;
     struct mtp_bench_result res = {0};
-    struct mtp_bench_section sec[2] = {{0}};
+    struct mtp_bench_section sec[3] = {{0}};
     int n_sec = 0;
     struct mtp_bench_setup su = {.model = model, .backend = a->backend,
                                  .threads = mtp_backend_cpu_threads(a->threads),
@@ -364,6 +371,8 @@ static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
         rc = mtp_bench_overheads(&su, &sec[n_sec++]);
     if (!rc && a->contended)
         rc = mtp_bench_threads(&su, &sec[n_sec++]);
+    if (!rc && a->ops)
+        rc = mtp_bench_ops(&su, &sec[n_sec++]);
     if (!rc && a->json) {
         struct mtp_bench_provenance pv = {.model_dir = a->model_dir, .backend = a->backend,
                                           .threads = su.threads, .context = a->context,
