@@ -194,6 +194,10 @@ static int ablation_rows(const struct mtp_report *r, struct ablation_row **out)
         const struct mtp_report_group *g = &r->groups[i];
         if (g->mode != MTP_SPEC_DECODER_MTP || g->depth < 1)
             continue;
+        /* Tree decoders have a depth too, but they are the tree view's
+         * (report_tree.c): this view compares chains only. */
+        if (g->n_requests > 0 && r->data->requests[g->requests[0]].rec.tree)
+            continue;
         int j = 0;
         while (j < n && !(same_ctx(rows[j].ctx, g) && rows[j].k == g->depth))
             j++;

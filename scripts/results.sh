@@ -56,7 +56,6 @@ build/mtpbench bench --model models/mtp-v3 --threads 1 --repeats 9 --text datase
 # The tree ablation and its plot.
 fresh_run experiments/tree.json runs/tree/tree.msgpack
 build/mtpbench report runs/tree/tree.msgpack --table tree | sed 's/^# /### /' > "$gen/tree"
-build/mtpbench report runs/tree/tree.msgpack --table ablation | sed 's/^# /### /' >> "$gen/tree"
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
 "$py" analysis/plots.py runs/tree/tree.msgpack --mtpbench build/mtpbench --out runs/tree > /dev/null

@@ -214,6 +214,9 @@ static void test_log_round_trip_and_report(void **state)
     assert_false(isnan(row[c_tau].stat.lo));
     assert_true(row[c_tau].stat.lo <= row[c_tau].stat.value && row[c_tau].stat.value <= row[c_tau].stat.hi);
     mtp_report_table_free(&tab);
+    /* The depth ablation compares chains: a log whose only MTP decoder is a
+     * tree has nothing for it. */
+    assert_int_equal(mtp_report_table_ablation(&d, &ropt, &tab), MTP_ERR);
     mtp_report_data_free(&d);
     unlink(path);
 }
