@@ -167,6 +167,8 @@ def main():
     ap.add_argument("--log", required=True, nargs="+",
                     help="training logs of the stretches, oldest first (training/logs/mtp-v3/stretch-N.jsonl): "
                          "each stretch continues the previous one's weights, so steps and tokens add up")
+    ap.add_argument("--status", default="",
+                    help="a paragraph on the model's state (e.g. the study's alpha_1), printed after the intro")
     ap.add_argument("--data", default=os.path.join(ROOT, "data/tokens"))
     ap.add_argument("--windows", type=int, default=8, help="held-out windows per category")
     ap.add_argument("--seq", type=int, default=512)
@@ -194,11 +196,11 @@ def main():
     stretches = [ev.read_log(p) for p in args.log]
     log, totals = join_stretches(stretches)
     png = curve_png(log, os.path.join(args.model_dir, "training_curve.png"))
-    write(args.model_dir, cfg, res, log, totals, meta, png)
+    write(args.model_dir, cfg, res, log, totals, meta, png, args.status)
     print("wrote", os.path.join(args.model_dir, "README.md"))
 
 
-def write(model_dir, cfg, res, log, totals, meta, png):
+def write(model_dir, cfg, res, log, totals, meta, png, status=""):
     D = cfg.num_nextn_predict_layers
     by = res["bytes"]
     size = os.path.getsize(os.path.join(model_dir, "model.safetensors"))
@@ -215,6 +217,8 @@ def write(model_dir, cfg, res, log, totals, meta, png):
       "--config v3`; the BF16 master stays out of the repository.\n"
       % (cfg.num_hidden_layers, cfg.n_routed_experts, cfg.num_experts_per_tok, cfg.n_group, cfg.topk_group,
          cfg.routed_scaling_factor, D, size / 1e6))
+    if status:
+        A(status + "\n")
     L.extend(ev.architecture_lines(cfg, "shared with the main model (no `embed_tokens` / "
                                         "`shared_head.head` in the MTP layers)"))
     A("## Weight bytes per token (as stored)\n")
