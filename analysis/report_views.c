@@ -297,5 +297,9 @@ int mtp_report_table_ablation(const struct mtp_report_data *d,
     free(boot);
     free(rows);
     mtp_report_free(&r);
-    return n > 0 ? MTP_OK : mtp_error_set("REPORT: no MTP decoders in the logs: no ablation");
+    if (n == 0) {
+        mtp_report_table_free(t); /* nothing is handed back on failure */
+        return mtp_error_set("REPORT: no MTP decoders in the logs: no ablation");
+    }
+    return MTP_OK;
 }
