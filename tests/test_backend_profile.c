@@ -23,17 +23,18 @@
 #include <cmocka.h>
 
 #include <jansson.h>  /* defines: json_load_file */
-#include <libgen.h>   /* defines: dirname */
 #include <math.h>     /* defines: isfinite */
 #include <stdio.h>    /* defines: popen */
 #include <stdlib.h>   /* defines: mkdtemp */
 #include <string.h>   /* defines: memcmp */
 #include <sys/wait.h> /* defines: WEXITSTATUS */
-#include <unistd.h>   /* defines: readlink, access */
+#include <unistd.h>   /* defines: access */
 
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "kernels/backend_profile.h"
+
+#include "tests/support/rank_logs.h" /* defines: test_mtpbench_path */
 
 enum { MAX_POS = 48, PROMPT = 12, N_VERIFY = 5 };
 
@@ -304,12 +305,7 @@ static void test_bench_ops(void **state)
 static int find_binary(void **state)
 {
     (void)state;
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    snprintf(mtpbench, sizeof mtpbench, "%s/mtpbench", dirname(self));
+    test_mtpbench_path(mtpbench, sizeof mtpbench);
     return access(mtpbench, X_OK) == 0 ? 0 : -1;
 }
 

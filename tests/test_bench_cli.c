@@ -16,14 +16,15 @@
 
 #include <errno.h>    /* defines: errno, ESRCH */
 #include <jansson.h>  /* defines: json_load_file */
-#include <libgen.h>   /* defines: dirname */
 #include <math.h>     /* defines: isfinite */
 #include <signal.h>   /* defines: kill */
 #include <stdio.h>    /* defines: popen */
 #include <stdlib.h>   /* defines: mkdtemp */
 #include <string.h>   /* defines: strstr */
 #include <sys/wait.h> /* defines: WEXITSTATUS */
-#include <unistd.h>   /* defines: readlink, access, unlink */
+#include <unistd.h>   /* defines: access, unlink */
+
+#include "tests/support/rank_logs.h" /* defines: test_mtpbench_path */
 
 static char mtpbench[1024];
 
@@ -145,12 +146,7 @@ static void test_bench_sections(void **state)
 static int find_binary(void **state)
 {
     (void)state;
-    char self[1024];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return -1;
-    self[n] = '\0';
-    snprintf(mtpbench, sizeof mtpbench, "%s/mtpbench", dirname(self));
+    test_mtpbench_path(mtpbench, sizeof mtpbench);
     return access(mtpbench, X_OK) == 0 ? 0 : -1;
 }
 

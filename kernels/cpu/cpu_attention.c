@@ -77,8 +77,7 @@ static struct attn_bufs attn_bufs_get(const struct attn_job *j, int thread)
     return b;
 }
 
-/* Softmax of token row S [len] in place (max-subtracted, fp32); returns the sum of exponentials. */
-static float softmax_row(float *s, const float *pe, int len, float scale)
+void mtp_cpu_attention_probs(float *s, const float *pe, int len, float scale)
 {
     float mx = -INFINITY;
     for (int k = 0; k < len; k++) {
@@ -91,7 +90,8 @@ static float softmax_row(float *s, const float *pe, int len, float scale)
         s[k] = expf(s[k] - mx);
         sum += s[k];
     }
-    return sum;
+    for (int k = 0; k < len; k++)
+        s[k] = s[k] / sum;
 }
 
 /* Item: head h = item / n_blocks, tokens [t0, t0 + nt). */
@@ -134,9 +134,7 @@ static void attn_item(void *arg, int item, int thread)
             mtp_cpu_softmax_prefill(p, pe, len[t], dm->scale);
             continue;
         }
-        float sum = softmax_row(p, pe, len[t], dm->scale);
-        for (int k = 0; k < len[t]; k++)
-            p[k] = p[k] / sum;
+        mtp_cpu_attention_probs(p, pe, len[t], dm->scale);
     }
     /* o~ = sum_k p_k c_k, in order k = 0..len-1. */
     mtp_cpu_axpy_rows(j->cache, (size_t)cw, b.s_lat, b.ks, len, nt, rkv, b.o_lat, b.rp);

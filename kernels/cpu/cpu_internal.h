@@ -91,6 +91,12 @@ void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
                        size_t coef_stride, const int *len, int n, int cols, float *out,
                        size_t out_stride);
 
+/* Attention probabilities of one token's row S [len], in place: s = (s + pe) *
+ * scale, then the max-subtracted fp32 softmax, each p_k = e_k / sum (the order
+ * every decode and verification uses; tree attention shares it so a tree node
+ * keeps the bits of a sequential decode). */
+void mtp_cpu_attention_probs(float *s, const float *pe, int len, float scale);
+
 /* Floats per row of a decoded panel: COLS rounded up to 16 (64-byte rows). */
 size_t mtp_cpu_panel_stride(int cols);
 

@@ -21,8 +21,6 @@
 #include "cpu_internal.h"
 #include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
-#include <math.h> /* defines: expf, INFINITY */
-
 #include "../../engine/error.h" /* defines: MTP_CHECK */
 
 enum { TREE_TOKENS = 8 }; /* nodes per work item */
@@ -65,25 +63,6 @@ static struct tree_bufs tree_bufs_get(const struct tree_job *j, int thread)
     b.s_lat = b.o_lat + TREE_TOKENS * b.rp;
     b.s_pe = b.s_lat + TREE_TOKENS * b.ks;
     return b;
-}
-
-/* Probabilities of one node's row S [len] in place: the max-subtracted fp32
- * softmax of cpu_attention.c (same operations, same order). */
-static void softmax_probs(float *s, const float *pe, int len, float scale)
-{
-    float mx = -INFINITY;
-    for (int k = 0; k < len; k++) {
-        s[k] = (s[k] + pe[k]) * scale;
-        if (s[k] > mx)
-            mx = s[k];
-    }
-    float sum = 0.0f;
-    for (int k = 0; k < len; k++) {
-        s[k] = expf(s[k] - mx);
-        sum += s[k];
-    }
-    for (int k = 0; k < len; k++)
-        s[k] = s[k] / sum;
 }
 
 /* Scores of node T (q~ row QL, rope query QPE) against its own keys, after
@@ -132,7 +111,7 @@ static void tree_item(void *arg, int item, int thread)
         float *sl = b.s_lat + (size_t)t * b.ks, *spe = b.s_pe + (size_t)t * b.ks;
         own_scores(j, t0 + t, b.q_lat + (size_t)t * b.rp, q0 + (size_t)t * (H * qk) + dm->nope,
                    sl, spe);
-        softmax_probs(sl, spe, P + k->off[t0 + t + 1] - k->off[t0 + t], dm->scale);
+        mtp_cpu_attention_probs(sl, spe, P + k->off[t0 + t + 1] - k->off[t0 + t], dm->scale);
     }
 
     /* o~ = sum_j p_j c_j in key order: the prefix for the block (one chain per
