@@ -38,6 +38,7 @@
 #include "experiments/dataset.h"
 #include "kernels/backend.h"
 #include "tests/support/test_files.h"
+#include "tests/support/shipped_model.h"
 
 /* ---- token_frequencies.bin ---------------------------------------------- */
 
@@ -256,31 +257,11 @@ static void test_subset_sampling_detects_wrong_q(void **state)
 enum { PROMPTS_PER_CATEGORY = 2, MAX_NEW = 32 };
 static const int vocab_sizes[] = {1024, 64};
 
-struct shipped {
-    struct mtp_model *model;
-    struct mtp_backend *be;
-    struct mtp_engine *engine;
-    struct mtp_tokenizer *tok;
-};
-
-static void shipped_load(const char *dir, struct shipped *s)
+static void shipped_load(const char *dir, struct test_shipped *s)
 {
-    char tok[600];
-    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
     memset(s, 0, sizeof *s);
-    struct mtp_engine_options opt = {.max_positions = 1024, .max_batch = 64,
-                                     .poison_rollback = true};
-    if (mtp_model_load(dir, &s->model) || mtp_backend_cpu_create(1, &s->be) ||
-        mtp_tokenizer_load(tok, &s->tok) || mtp_engine_create(s->model, s->be, &opt, &s->engine))
+    if (test_shipped_open(s, dir))
         fail_msg("%s: %s", dir, mtp_error_message());
-}
-
-static void shipped_free(struct shipped *s)
-{
-    mtp_engine_free(s->engine);
-    mtp_tokenizer_free(s->tok);
-    mtp_backend_free(s->be);
-    mtp_model_free(s->model);
 }
 
 static bool in_subset(const struct mtp_draft_vocab *dv, int32_t t)
@@ -294,7 +275,7 @@ static bool in_subset(const struct mtp_draft_vocab *dv, int32_t t)
 /* Baseline vs exact and chain K = 1..3 with each draft vocabulary on one
  * prompt. Steps one at a time so every step's drafts are checked to lie in
  * the subset. Returns the drafts accepted. */
-static long check_prompt(struct shipped *s, const char *label, const int32_t *ids, int n)
+static long check_prompt(struct test_shipped *s, const char *label, const int32_t *ids, int n)
 {
     const struct mtp_model *m = s->model;
     int D = m->cfg.num_nextn_predict_layers;
@@ -348,7 +329,7 @@ static long check_prompt(struct shipped *s, const char *label, const int32_t *id
 
 /* The engine's subset head against its full head on the same module rows:
  * bitwise equal at the subset's ids. */
-static void check_subset_logits(struct shipped *s, const int32_t *ids, int n)
+static void check_subset_logits(struct test_shipped *s, const int32_t *ids, int n)
 {
     const struct mtp_model *m = s->model;
     int V = m->cfg.vocab_size, d = m->cfg.hidden_size;
@@ -374,7 +355,7 @@ static void check_subset_logits(struct shipped *s, const int32_t *ids, int n)
 
 static void shipped_model_case(const char *dir)
 {
-    struct shipped s;
+    struct test_shipped s;
     shipped_load(dir, &s);
     glob_t files;
     assert_int_equal(glob(MTP_SOURCE_DIR "/datasets/*.jsonl", 0, NULL, &files), 0);
@@ -403,7 +384,7 @@ static void shipped_model_case(const char *dir)
     globfree(&files);
     print_message("%s: drafts accepted with draft vocabularies: %ld\n", dir, accepted);
     assert_true(accepted > 0); /* rollback after acceptance was exercised */
-    shipped_free(&s);
+    test_shipped_close(&s);
 }
 
 static void test_greedy_equals_baseline_shipped(void **state)
@@ -425,7 +406,7 @@ static void test_greedy_equals_baseline_shipped(void **state)
 static void test_sampled_decode_shipped(void **state)
 {
     (void)state;
-    struct shipped s;
+    struct test_shipped s;
     shipped_load(MTP_SOURCE_DIR "/models/mtp-mini", &s);
     const struct mtp_draft_vocab *dv;
     assert_int_equal(mtp_engine_draft_vocab(s.engine, 64, &dv), MTP_OK);
@@ -459,14 +440,14 @@ static void test_sampled_decode_shipped(void **state)
     print_message("sampled, draft_vocab 64: %ld accepted drafts, %ld emitted ids outside the "
                   "subset\n", drafted, outside);
     assert_true(drafted > 0 && outside > 0);
-    shipped_free(&s);
+    test_shipped_close(&s);
 }
 
 /* A draft vocabulary without its file, or out of range: errors, before decoding. */
 static void test_decode_rejections(void **state)
 {
     (void)state;
-    struct shipped s;
+    struct test_shipped s;
     shipped_load(MTP_SOURCE_DIR "/models/mtp-mini", &s);
     int V = s.model->cfg.vocab_size;
     struct mtp_decode_params p = {
@@ -487,7 +468,7 @@ static void test_decode_rejections(void **state)
     assert_non_null(strstr(mtp_error_message(), "/nonexistent-model-dir/" MTP_TOKEN_FREQ_FILE));
     s.model->dir = saved;
     assert_null(d);
-    shipped_free(&s);
+    test_shipped_close(&s);
 }
 
 int main(void)

@@ -23,43 +23,21 @@
 #include "engine/error.h"
 #include "engine/tokenizer.h"
 #include "experiments/dataset.h"
+#include "tests/support/shipped_model.h"
 
 enum { PROMPTS_PER_CATEGORY = 2, MAX_NEW = 40 };
 
-struct shipped {
-    const char *name; /* models/<name> */
-    struct mtp_model *model;
-    struct mtp_backend *be;
-    struct mtp_engine *engine;
-    struct mtp_tokenizer *tok;
-};
-
 static int shipped_setup(void **state)
 {
-    struct shipped *s = *state;
-    char dir[512], tok[600];
+    struct test_shipped *s = *state;
+    char dir[512];
     snprintf(dir, sizeof dir, "%s/models/%s", MTP_SOURCE_DIR, s->name);
-    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
-    if (mtp_model_load(dir, &s->model) || mtp_backend_cpu_create(1, &s->be) ||
-        mtp_tokenizer_load(tok, &s->tok)) {
-        fprintf(stderr, "%s\n", mtp_error_message());
-        return -1;
-    }
-    struct mtp_engine_options opt = {.max_positions = 1024, .max_batch = 64,
-                                     .poison_rollback = true};
-    if (mtp_engine_create(s->model, s->be, &opt, &s->engine))
-        return -1;
-    return 0;
+    return test_shipped_open(s, dir);
 }
 
 static int shipped_teardown(void **state)
 {
-    struct shipped *s = *state;
-    mtp_engine_free(s->engine);
-    mtp_tokenizer_free(s->tok);
-    mtp_backend_free(s->be);
-    mtp_model_free(s->model);
-    s->engine = NULL, s->tok = NULL, s->be = NULL, s->model = NULL;
+    test_shipped_close(*state);
     return 0;
 }
 
@@ -78,7 +56,7 @@ static struct mtp_decode_params greedy_params(const struct mtp_model *m,
 }
 
 /* Baseline vs every MTP configuration on one prompt; returns accepted drafts. */
-static long check_prompt(struct shipped *s, const char *label, const int32_t *ids, int n)
+static long check_prompt(struct test_shipped *s, const char *label, const int32_t *ids, int n)
 {
     const struct mtp_model *m = s->model;
     int D = m->cfg.num_nextn_predict_layers;
@@ -108,7 +86,7 @@ static long check_prompt(struct shipped *s, const char *label, const int32_t *id
 
 static void test_greedy_mtp_equals_baseline_every_category(void **state)
 {
-    struct shipped *s = *state;
+    struct test_shipped *s = *state;
     glob_t files;
     assert_int_equal(glob(MTP_SOURCE_DIR "/datasets/*.jsonl", 0, NULL, &files), 0);
     assert_true(files.gl_pathc >= 4);
@@ -143,7 +121,7 @@ int main(void)
         return 1;
     }
     size_t n = dirs.gl_pathc;
-    struct shipped *models = calloc(n, sizeof *models);
+    struct test_shipped *models = calloc(n, sizeof *models);
     struct CMUnitTest *tests = calloc(n, sizeof *tests);
     for (size_t i = 0; i < n; i++) {
         char *path = dirs.gl_pathv[i];

@@ -22,6 +22,7 @@
 #include "engine/error.h"
 #include "engine/tokenizer.h"
 #include "experiments/dataset.h"
+#include "tests/support/shipped_model.h"
 
 enum { PROMPTS_PER_CATEGORY = 2, MAX_NEW = 40 };
 
@@ -29,40 +30,17 @@ static const char *const exact_shapes[] = {"widths:2,2", "paths:0;1;2;0,0;1,0;0,
                                            "dynamic:6,2,3"};
 static const char *const chain_shapes[] = {"widths:3,2,1,1", "dynamic:8,3,5"};
 
-struct shipped {
-    const char *name; /* models/<name> */
-    struct mtp_model *model;
-    struct mtp_backend *be;
-    struct mtp_engine *engine;
-    struct mtp_tokenizer *tok;
-};
-
 static int shipped_setup(void **state)
 {
-    struct shipped *s = *state;
-    char dir[512], tok[600];
+    struct test_shipped *s = *state;
+    char dir[512];
     snprintf(dir, sizeof dir, "%s/models/%s", MTP_SOURCE_DIR, s->name);
-    snprintf(tok, sizeof tok, "%s/tokenizer.json", dir);
-    if (mtp_model_load(dir, &s->model) || mtp_backend_cpu_create(1, &s->be) ||
-        mtp_tokenizer_load(tok, &s->tok)) {
-        fprintf(stderr, "%s\n", mtp_error_message());
-        return -1;
-    }
-    struct mtp_engine_options opt = {.max_positions = 1024, .max_batch = 64,
-                                     .poison_rollback = true};
-    if (mtp_engine_create(s->model, s->be, &opt, &s->engine))
-        return -1;
-    return 0;
+    return test_shipped_open(s, dir);
 }
 
 static int shipped_teardown(void **state)
 {
-    struct shipped *s = *state;
-    mtp_engine_free(s->engine);
-    mtp_tokenizer_free(s->tok);
-    mtp_backend_free(s->be);
-    mtp_model_free(s->model);
-    s->engine = NULL, s->tok = NULL, s->be = NULL, s->model = NULL;
+    test_shipped_close(*state);
     return 0;
 }
 
@@ -87,7 +65,7 @@ struct counts {
 };
 
 /* Baseline vs every tree configuration on one prompt. */
-static void check_prompt(struct shipped *s, const char *label, const int32_t *ids, int n,
+static void check_prompt(struct test_shipped *s, const char *label, const int32_t *ids, int n,
                          struct counts *c)
 {
     const struct mtp_model *m = s->model;
@@ -121,7 +99,7 @@ static void check_prompt(struct shipped *s, const char *label, const int32_t *id
 
 static void test_greedy_trees_equal_baseline_every_category(void **state)
 {
-    struct shipped *s = *state;
+    struct test_shipped *s = *state;
     glob_t files;
     assert_int_equal(glob(MTP_SOURCE_DIR "/datasets/*.jsonl", 0, NULL, &files), 0);
     assert_true(files.gl_pathc >= 4);
@@ -157,7 +135,7 @@ int main(void)
         return 1;
     }
     size_t n = dirs.gl_pathc;
-    struct shipped *models = calloc(n, sizeof *models);
+    struct test_shipped *models = calloc(n, sizeof *models);
     struct CMUnitTest *tests = calloc(n, sizeof *tests);
     for (size_t i = 0; i < n; i++) {
         char *path = dirs.gl_pathv[i];
