@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # study.sh - the README's main command: install what the build needs, build,
 # run an experiment spec (default: experiments/default.json, the default study
-# on models/mtp-mini), and print the acceptance-rate table and the exact-vs-
+# on models/mtp-v3), and print the acceptance-rate table and the exact-vs-
 # chained drafting ablation from its log. Writes the full report (report.md,
 # report.json), the cost-model tables (cost-model.md, from `mtpbench bench
 # --json` -> bench.json) and every plot (PNG; matplotlib and msgpack come from
