@@ -720,6 +720,125 @@ row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, in
 }
 #endif
 
+#if !defined(__AVX512F__) && defined(__AVX2__) && defined(__F16C__)
+/*
+ * AVX2 at n <= MATMUL_TILE (decode, drafts, short verifications): the row is
+ * widened in registers 8 columns at a time and fed straight to the FMAs, with
+ * no decoded copy in memory (the store and reload of mtp_cpu_row_decode were
+ * half of an mtp-v3 decode on an AVX2-only CPU). Same canonical order as
+ * row_tile (chunk c / 8 into accumulator (c / 8) % 4, the same reduction and
+ * scalar tail), and each widened value is the one mtp_cpu_row_decode would
+ * store, so the results are bitwise those of row_tile.
+ */
+enum wdirect { WD_F32, WD_BF16, WD_FP8 };
+
+static inline __attribute__((always_inline)) __m256 fp8x8(const uint8_t *src, __m256 scale)
+{
+    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)src));
+    __m128i lo7 = _mm_and_si128(b, _mm_set1_epi16(0x7F));
+    __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
+                             _mm_slli_epi16(lo7, 7));
+    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi16(lo7, _mm_set1_epi16(0x7F)))) { /* NaN codes */
+        float t[8];
+        for (int l = 0; l < 8; l++)
+            t[l] = mtp_fp8_e4m3_table[src[l]];
+        v = _mm256_loadu_ps(t);
+    }
+    return _mm256_mul_ps(v, scale);
+}
+
+static inline __attribute__((always_inline)) void
+row_tile_direct(const struct mtp_weight *w, enum wdirect k, int r, const float *x, int x_stride,
+                int nt, float *y, int y_stride)
+{
+    const int cols = w->cols, nv = cols & ~7;
+    const size_t base = (size_t)r * (size_t)cols;
+    const float *scales = NULL;
+    if (k == WD_FP8)
+        scales = w->scale_inv +
+                 (size_t)(r / w->block_rows) * (size_t)((cols + w->block_cols - 1) / w->block_cols);
+    __m256 acc[MATMUL_TILE][4];
+    for (int t = 0; t < nt; t++)
+        for (int j = 0; j < 4; j++)
+            acc[t][j] = _mm256_setzero_ps();
+    __m256 sc = _mm256_set1_ps(1.0f);
+    int next_block = 0;
+    /* Chunk J (a constant: the accumulators stay in registers) at column C. */
+#define DIRECT_CHUNK(C, J)                                                                     \
+    do {                                                                                       \
+        __m256 wv;                                                                             \
+        if (k == WD_F32) {                                                                     \
+            wv = _mm256_loadu_ps((const float *)w->data + base + (size_t)(C));                 \
+        } else if (k == WD_BF16) {                                                             \
+            __m128i h = _mm_loadu_si128(                                                       \
+                (const __m128i *)((const uint16_t *)w->data + base + (size_t)(C)));            \
+            wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));         \
+        } else {                                                                               \
+            if ((C) == next_block) { /* block_cols % 8 == 0: one scale per chunk */            \
+                sc = _mm256_set1_ps(scales[(C) / w->block_cols]);                              \
+                next_block += w->block_cols;                                                   \
+            }                                                                                  \
+            wv = fp8x8((const uint8_t *)w->data + base + (size_t)(C), sc);                     \
+        }                                                                                      \
+        for (int t = 0; t < nt; t++)                                                           \
+            acc[t][J] = _mm256_fmadd_ps(                                                       \
+                wv, _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + (C)), acc[t][J]);       \
+    } while (0)
+    int c = 0;
+    for (; c + 32 <= nv; c += 32) {
+        DIRECT_CHUNK(c, 0);
+        DIRECT_CHUNK(c + 8, 1);
+        DIRECT_CHUNK(c + 16, 2);
+        DIRECT_CHUNK(c + 24, 3);
+    }
+    if (c < nv)
+        DIRECT_CHUNK(c, 0);
+    if (c + 8 < nv)
+        DIRECT_CHUNK(c + 8, 1);
+    if (c + 16 < nv)
+        DIRECT_CHUNK(c + 16, 2);
+#undef DIRECT_CHUNK
+    float tail[8] = {0};
+    if (nv < cols)
+        mtp_cpu_row_decode(w, r, nv, cols, tail);
+    for (int t = 0; t < nt; t++) {
+        const float *xt = x + (size_t)t * (size_t)x_stride;
+        float s = acc_reduce(acc[t]);
+        for (int ct = nv; ct < cols; ct++)
+            s = fmaf(tail[ct - nv], xt[ct], s);
+        y[(size_t)t * (size_t)y_stride + (size_t)r] = s;
+    }
+}
+
+#define ROW_DIRECT_NT(K)                                                                       \
+    switch (n) {                                                                               \
+    case 1: for (int r = r0; r < r1; r++) row_tile_direct(w, K, r, x, x_stride, 1, y, y_stride); break; \
+    case 2: for (int r = r0; r < r1; r++) row_tile_direct(w, K, r, x, x_stride, 2, y, y_stride); break; \
+    case 3: for (int r = r0; r < r1; r++) row_tile_direct(w, K, r, x, x_stride, 3, y, y_stride); break; \
+    default: for (int r = r0; r < r1; r++) row_tile_direct(w, K, r, x, x_stride, 4, y, y_stride); break; \
+    }
+
+/* Rows [r0, r1) for n <= MATMUL_TILE tokens in registers; 0 when W's dtype
+ * (F16) or FP8 block width (not a multiple of 8) needs the decoded path. */
+static int block_direct(const struct mtp_weight *w, int r0, int r1, const float *x, int x_stride,
+                        int n, float *y, int y_stride)
+{
+    if (n > MATMUL_TILE)
+        return 0;
+    switch (w->dtype) {
+    case MTP_DTYPE_F32: ROW_DIRECT_NT(WD_F32) return 1;
+    case MTP_DTYPE_BF16: ROW_DIRECT_NT(WD_BF16) return 1;
+    case MTP_DTYPE_F8_E4M3:
+        if (w->block_cols % 8 != 0)
+            return 0;
+        ROW_DIRECT_NT(WD_FP8)
+        return 1;
+    default: return 0;
+    }
+}
+#endif
+
 #ifndef __AVX512F__
 /*
  * Fallback (no AVX-512): rows one at a time, tokens in tiles of MATMUL_TILE,
@@ -802,6 +921,10 @@ static void matmul_block(void *arg, int b, int thread)
     block_canon(panel, ps, WSRC_F32, r1 - r0, cols, j->x, j->x_stride, j->n, yb, j->y_stride,
                 NULL, 0);
 #else
+#if defined(__AVX2__) && defined(__F16C__)
+    if (block_direct(w, r0, r1, j->x, j->x_stride, j->n, j->y, j->y_stride))
+        return;
+#endif
     float *row_buf = mtp_cpu_thread_scratch(j->ctx, thread, mtp_cpu_panel_stride(w->cols));
     block_fallback(w, r0, r1, j->x, j->x_stride, j->n, j->y, j->y_stride, row_buf);
 #endif
