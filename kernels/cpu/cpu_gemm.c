@@ -343,15 +343,6 @@ static inline __m256 exp8(__m256 x)
     return _mm256_mul_ps(_mm256_mul_ps(p, pow2_8(k1)), pow2_8(_mm256_sub_epi32(ki, k1)));
 }
 
-/* The sum of the 8 lanes, pairwise: (0+4, 1+5, 2+6, 3+7), then halves. */
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline float hmax8(__m256 v)
 {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -433,7 +424,7 @@ void mtp_cpu_softmax_prefill(float *s, const float *pe, int len, float scale)
         _mm256_storeu_ps(s + k, e);
         vsum = _mm256_add_ps(vsum, e);
     }
-    sum = hsum8(vsum);
+    sum = mtp_cpu_hsum8(vsum);
 #endif
     for (int j = k; j < len; j++) {
         s[j] = expf(s[j] - mx);

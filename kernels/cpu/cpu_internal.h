@@ -139,4 +139,17 @@ void mtp_cpu_moe_ffn(void *ctx, const struct mtp_moe *moe, int top_k, const floa
 void mtp_cpu_ffn(void *ctx, const struct mtp_ffn *ffn, const float *x, int n, float *y);
 void mtp_cpu_add(void *ctx, float *y, const float *x, size_t n);
 
+#ifdef __AVX2__
+#include <immintrin.h> /* defines: _mm256_*, _mm_* */
+/* The 8 lanes summed as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)): a fixed
+ * tree, shared by the canonical reductions and the prefill softmax. */
+static inline float mtp_cpu_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
 #endif

@@ -71,6 +71,27 @@ static inline __m512 fp8x16_exact(const uint8_t *src, const float *table)
 }
 #endif
 
+#if defined(__AVX2__) && defined(__F16C__)
+/* 8 E4M3 bytes times SCALE, with fp8x16_exact's half-precision placement (NaN
+ * codes from the table): the values decode_fp8_run stores, kept in a register
+ * by the AVX2 direct rows below. */
+static inline __attribute__((always_inline)) __m256 fp8x8(const uint8_t *src, __m256 scale)
+{
+    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)src));
+    __m128i lo7 = _mm_and_si128(b, _mm_set1_epi16(0x7F));
+    __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
+                             _mm_slli_epi16(lo7, 7));
+    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi16(lo7, _mm_set1_epi16(0x7F)))) { /* NaN codes */
+        float t[8];
+        for (int l = 0; l < 8; l++)
+            t[l] = mtp_fp8_e4m3_table[src[l]];
+        v = _mm256_loadu_ps(t);
+    }
+    return _mm256_mul_ps(v, scale);
+}
+#endif
+
 static void decode_fp8_run(const uint8_t *src, int len, float scale, float *out)
 {
     const float *table = mtp_fp8_e4m3_table;
@@ -81,20 +102,10 @@ static void decode_fp8_run(const uint8_t *src, int len, float scale, float *out)
         _mm512_storeu_ps(out + i, _mm512_mul_ps(fp8x16_exact(src + i, table), s16));
 #endif
 #if defined(__AVX2__) && defined(__F16C__)
-    /* 8 at a time, the same half-precision placement as fp8x16_exact (rows of
-     * 8 * odd columns, e.g. mtp-v3's 24-wide down projections, end here). */
+    /* 8 at a time (rows of 8 * odd columns, e.g. mtp-v3's 24-wide down projections, end here). */
     __m256 s = _mm256_set1_ps(scale);
-    for (; i + 8 <= len; i += 8) {
-        __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(src + i)));
-        __m128i lo7 = _mm_and_si128(b, _mm_set1_epi16(0x7F));
-        __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
-                                 _mm_slli_epi16(lo7, 7));
-        __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(v, s));
-        if (_mm_movemask_epi8(_mm_cmpeq_epi16(lo7, _mm_set1_epi16(0x7F))))
-            for (int l = 0; l < 8; l++) /* NaN codes: the table's NaN */
-                out[i + l] = table[src[i + l]] * scale;
-    }
+    for (; i + 8 <= len; i += 8)
+        _mm256_storeu_ps(out + i, fp8x8(src + i, s));
 #elif defined(__AVX2__)
     __m256 s = _mm256_set1_ps(scale);
     for (; i + 8 <= len; i += 8) {
@@ -197,18 +208,9 @@ static const float *row_segment(const struct mtp_weight *w, int r, int c0, int l
 /* -------------------------------------------------------- canonical reductions */
 
 #ifdef __AVX2__
-/* Lanes summed as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)): a fixed tree. */
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline float acc_reduce(const __m256 acc[4])
 {
-    return hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    return mtp_cpu_hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 #else
 /* Scalar build: 4 accumulators of 8 lanes, same combination tree as the AVX2 build. */
@@ -362,7 +364,7 @@ void mtp_cpu_axpy_rows(const float *rows, size_t row_stride, const float *coef,
  * (index = 0 or 2 mod 4) is a masked FMA into the low half of A or B, so the
  * other lanes are left exactly as they are. The reduction then forms
  * (acc0 + acc1) + (acc2 + acc3) = (lo A + hi A) + (lo B + hi B) and the same
- * 8-lane tree as hsum8.
+ * 8-lane tree as mtp_cpu_hsum8.
  *
  * Register tiles: TR output rows x TT tokens, 2 accumulators each; 4 x 3 and
  * 3 x 4 use 24 of the 32 zmm registers, leaving room for the weight vectors
@@ -435,12 +437,12 @@ static inline __attribute__((always_inline)) float wscalar(const void *w, enum w
 
 /*
  * The canonical acc_reduce of four outputs at once (A_k, B_k: output k's
- * accumulators), the same additions with the same operands as hsum8 on
+ * accumulators), the same additions with the same operands as mtp_cpu_hsum8 on
  * (acc0 + acc1) + (acc2 + acc3), only in parallel:
  *   v_k = (lo A_k + hi A_k) + (lo B_k + hi B_k)       8 lanes l0..l7
  *   u_k = lo128 v_k + hi128 v_k                        l_i + l_{i+4}
- *   w_k = u_k[0] + u_k[2], u_k[1] + u_k[3]             hsum8's movehl step
- *   s_k = w_k[0] + w_k[1]                              hsum8's movehdup step
+ *   w_k = u_k[0] + u_k[2], u_k[1] + u_k[3]             mtp_cpu_hsum8's movehl
+ *   s_k = w_k[0] + w_k[1]                              mtp_cpu_hsum8's movehdup
  * Returns [s_0, s_1, s_2, s_3].
  */
 static inline __m128 acc_reduce4(__m512 a0, __m512 b0, __m512 a1, __m512 b1, __m512 a2,
@@ -731,22 +733,6 @@ row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, in
  * store, so the results are bitwise those of row_tile.
  */
 enum wdirect { WD_F32, WD_BF16, WD_FP8 };
-
-static inline __attribute__((always_inline)) __m256 fp8x8(const uint8_t *src, __m256 scale)
-{
-    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)src));
-    __m128i lo7 = _mm_and_si128(b, _mm_set1_epi16(0x7F));
-    __m128i h = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
-                             _mm_slli_epi16(lo7, 7));
-    __m256 v = _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(256.0f));
-    if (_mm_movemask_epi8(_mm_cmpeq_epi16(lo7, _mm_set1_epi16(0x7F)))) { /* NaN codes */
-        float t[8];
-        for (int l = 0; l < 8; l++)
-            t[l] = mtp_fp8_e4m3_table[src[l]];
-        v = _mm256_loadu_ps(t);
-    }
-    return _mm256_mul_ps(v, scale);
-}
 
 static inline __attribute__((always_inline)) void
 row_tile_direct(const struct mtp_weight *w, enum wdirect k, int r, const float *x, int x_stride,
