@@ -414,11 +414,17 @@ static inline __attribute__((always_inline)) __m512 wload8_low(const void *w, en
     if (k == WSRC_F32)
         return _mm512_maskz_loadu_ps(0x00FF, (const float *)w + i);
     if (k == WSRC_FP8) {
+#ifdef __F16C__ /* in a register: a stack copy stalled every row of mtp-v3's 24-column
+                 * down projections on store forwarding */
+        return _mm512_zextps256_ps512(
+            fp8x8((const uint8_t *)w + i, _mm256_set1_ps(f->srow[ri][c / f->bcols])));
+#else
         float v[16] __attribute__((aligned(64))) = {0};
         float sc = f->srow[ri][c / f->bcols];
         for (int l = 0; l < 8; l++)
             v[l] = mtp_fp8_e4m3_table[((const uint8_t *)w)[i + (size_t)l]] * sc;
         return _mm512_load_ps(v);
+#endif
     }
     __m512i h = _mm512_cvtepu16_epi32(
         _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i))));
@@ -508,7 +514,8 @@ tile_canon(const void *w, size_t w_stride, enum wsrc k, const struct wfp8 *f, in
         for (int i = 0; i < tr; i++) {
             __m512 wv = wload8_low(w, k, i, (size_t)i * w_stride, c, f);
             for (int t = 0; t < tt; t++) {
-                __m512 xv = _mm512_maskz_loadu_ps(0x00FF, x + (size_t)t * (size_t)x_stride + c);
+                __m512 xv = _mm512_zextps256_ps512(
+                    _mm256_loadu_ps(x + (size_t)t * (size_t)x_stride + c));
                 if (into_b)
                     b[i][t] = _mm512_mask3_fmadd_ps(wv, xv, b[i][t], 0x00FF);
                 else
