@@ -260,9 +260,18 @@ def write(model_dir, cfg, res, log, totals, meta, png, status=""):
         f.write("\n".join(L))
 
 
+def stretch_objective(args):
+    """What a stretch optimised, from its logged arguments."""
+    if args.get("mtp_distill"):
+        return "MTP distillation (main frozen), lr %s" % args.get("lr")
+    return "joint, MTP lambda %s, lr %s" % (args.get("mtp_lambda"), args.get("lr"))
+
+
 def training_section(L, log, totals, meta, png):
     A = L.append
-    args = totals[-1]["args"]
+    joint = [t["args"] for t in totals if t["args"] and not t["args"].get("mtp_distill")]
+    distill = [t for t in totals if t["args"].get("mtp_distill")]
+    args = joint[-1] if joint else totals[-1]["args"]
     vals = [r for r in log if r.get("event") == "val"]
     A("## Training\n")
     A("`training/train.py --config v3 --threads %s --bias-rule %s --bias-gamma %s --balance-alpha %s "
@@ -275,15 +284,22 @@ def training_section(L, log, totals, meta, png):
       % (args.get("threads"), args.get("bias_rule"), args.get("bias_gamma"), args.get("balance_alpha"),
          args.get("gate_lr_mult"), args.get("time_budget_min"), args.get("batch"), args.get("seq"),
          args.get("lr"), args.get("mtp_lambda")))
-    A("Training runs in stretches on a 2-core machine shared with other jobs; each stretch after the first "
-      "starts from the shipped weights (`--init-from models/mtp-v3`, fresh optimizer and schedule). Logs: "
-      "`training/logs/mtp-v3/`.\n")
-    A("| stretch | steps | tokens | wall (min) | tok/s median (min-max) |\n|---|---|---|---|---|")
+    if distill:
+        A("Stretch%s %s trained only the MTP modules (`--mtp-distill`): the main model, its embedding and the "
+          "shared output head are frozen, so every baseline token is the one of the joint model, and each "
+          "module k minimises KL(main || module k) against the main model's distribution at position i+k "
+          "instead of the cross-entropy to the text. That is the quantity speculative decoding accepts "
+          "(greedy: argmax agreement; lossless sampling: sum min(p, q)); EAGLE and Medusa-2 train their "
+          "draft heads this way. DeepSeek-V3 trains its MTP module only jointly; the joint stretches are "
+          "that recipe.\n"
+          % ("s" if len(distill) > 1 else "", ", ".join(str(t["stretch"]) for t in distill)))
+    A("| stretch | objective | steps | tokens | wall (min) | tok/s median (min-max) |\n|---|---|---|---|---|---|")
     for t in totals:
-        A("| %d | %d | %s | %.1f | %.0f (%.0f-%.0f) |" % ((t["stretch"], t["steps"], format(t["tokens"], ","),
-                                                       t["elapsed_s"] / 60) + tuple(t["tok_s"])))
+        A("| %d | %s | %d | %s | %.1f | %.0f (%.0f-%.0f) |"
+          % ((t["stretch"], stretch_objective(t["args"]), t["steps"], format(t["tokens"], ","),
+              t["elapsed_s"] / 60) + tuple(t["tok_s"])))
     n_tok = sum(t["tokens"] for t in totals)
-    A("| **all** | %d | %s (%.2f epochs) | %.1f | |\n"
+    A("| **all** | | %d | %s (%.2f epochs) | %.1f | |\n"
       % (sum(t["steps"] for t in totals), format(n_tok, ","), n_tok / meta["splits"]["train"]["tokens"],
          sum(t["elapsed_s"] for t in totals) / 60))
     if png:

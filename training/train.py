@@ -9,6 +9,9 @@ elapsed fraction of the wall-time budget (so the run ends at lr_min exactly when
 gradient clipping 1.0, fp32. Checkpoint every --ckpt-every-min minutes (atomic), --resume continues
 model, optimizer, data RNG, torch RNG, step, tokens and elapsed time.
 
+--mtp-distill (with --init-from a trained model): a later stretch that freezes the main model and
+trains only the MTP modules on KL(main || module k) per depth (see distill_losses).
+
 Example:
   .venv/bin/python training/train.py --out training/checkpoints/mtp-mini --time-budget-min 75
 """
@@ -206,6 +209,33 @@ def depth_losses(out, ids):
     return main, per
 
 
+def distill_losses(out):
+    """Per depth: KL(p_main || q_k), the main model's next-token distribution at position i+k against
+    module k's at i (both predict t[i+k+1]), averaged over positions. Its gradient reaches only what
+    requires grad: with the main model frozen (--mtp-distill), the MTP modules. Minimising it is
+    maximising what speculative decoding accepts: greedy acceptance is argmax agreement with the main
+    model and lossless sampling accepts sum_x min(p, q) = 1 - TV(p, q) per draft."""
+    main = F.log_softmax(out["logits"].float(), dim=-1)
+    per = []
+    for k0, lg in enumerate(out["mtp_logits"]):
+        k = k0 + 1
+        p_log = main[:, k:k + lg.shape[1]].detach()
+        q_log = F.log_softmax(lg.float(), dim=-1)
+        per.append(F.kl_div(q_log, p_log, log_target=True, reduction="none").sum(-1).mean())
+    return per
+
+
+def freeze_main_model(model, hf):
+    """Trainable: only the MTP modules' own weights (eh_proj, enorm/hnorm, their decoder block and
+    final norm). Frozen: the main layers, the embedding and the output head that the modules share,
+    so the main model, and with it every baseline token, stays exactly the one exported before."""
+    L = hf["num_hidden_layers"]
+    for name, p in model.named_parameters():
+        parts = name.split(".")
+        is_mtp = name.startswith("model.layers.") and int(parts[2]) >= L
+        p.requires_grad_(is_mtp)
+
+
 def agreement_counts(out, ids):
     """Per depth: (#matches, #positions) of argmax mtp_k[i] == argmax main[i+k], and (#correct,#)
     top-1 accuracy of main and of each depth against the text."""
@@ -312,7 +342,9 @@ def update_bias(model, stats, gamma, buffers, rule="sign"):
         if isinstance(c, dict):
             c = c.get("counts", c.get("load"))
         c = torch.as_tensor(c, dtype=torch.float32).detach().reshape(-1)
-        b = buffers[li]
+        b = buffers.get(li)
+        if b is None:  # a frozen layer's router (--mtp-distill)
+            continue
         mean = c.mean()
         if rule == "proportional":
             b.add_((gamma * (mean - c) / mean.clamp_min(1e-9)).to(b.dtype))
@@ -428,6 +460,10 @@ def main():
     ap.add_argument("--beta2", type=float, default=0.95)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--mtp-lambda", type=float, default=0.5)
+    ap.add_argument("--mtp-distill", action="store_true",
+                    help="freeze the main model (with embedding and head) and train only the MTP modules "
+                         "on KL(main || module) at each depth (self-distillation, as EAGLE and Medusa-2 "
+                         "train draft heads) instead of the joint next-token objective; needs --init-from")
     ap.add_argument("--bias-gamma", type=float, default=5e-3)
     ap.add_argument("--balance-alpha", type=float, default=0.0,
                     help="weight of V3's complementary sequence-wise balance loss (0: off, as mtp-mini)")
@@ -466,7 +502,13 @@ def main():
     model = build_model(hf)
     model.train()
     decay, no_decay, gate = [], [], []
+    if args.mtp_distill:
+        if not (args.init_from or args.resume):
+            raise SystemExit("--mtp-distill trains the MTP modules of a trained model: give --init-from")
+        freeze_main_model(model, hf)
     for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         if n.endswith("mlp.gate.weight"):
             gate.append(p)
         else:
@@ -481,6 +523,8 @@ def main():
     sampler = WindowSampler(train, args.seq, args.batch, args.seed)
     vwin = fixed_windows(valid, args.seq, args.val_windows)
     buffers = bias_buffers(model)
+    if args.mtp_distill:  # the main routers' biases are part of the frozen main model
+        buffers = {li: b for li, b in buffers.items() if li >= hf["num_hidden_layers"]}
     D = hf["num_nextn_predict_layers"]
 
     state = dict(step=0, tokens=0, elapsed=0.0, done=False, budget_s=args.time_budget_min * 60.0)
@@ -512,6 +556,7 @@ def main():
     last_val = time.time()
     acc_main = 0.0
     acc_per = [0.0] * D
+    acc_kl = [0.0] * D
     acc_n = 0
     tok_since = 0
     t_since = time.time()
@@ -540,7 +585,12 @@ def main():
         ids = sampler.next()
         out = model(ids)
         m, per = depth_losses(out, ids)
-        loss = m + args.mtp_lambda / D * sum(per)
+        if args.mtp_distill:
+            kl = distill_losses(out)
+            loss = sum(kl) / D
+        else:
+            kl = None
+            loss = m + args.mtp_lambda / D * sum(per)
         if args.balance_alpha > 0:
             loss = loss + args.balance_alpha * balance_loss(model)
         if not torch.isfinite(loss):
@@ -557,6 +607,8 @@ def main():
         acc_main += m.item()
         for k in range(D):
             acc_per[k] += per[k].item()
+            if kl is not None:
+                acc_kl[k] += kl[k].item()
         acc_n += 1
 
         now = time.time()
@@ -570,14 +622,19 @@ def main():
                        eta_s=round(eta, 1),
                        max_load_ratio=max(imb.values()) if imb else None,
                        load_ratio={str(k): round(v, 2) for k, v in imb.items()})
+            if args.mtp_distill:
+                rec["kl_mtp"] = [x / acc_n for x in acc_kl]
             print("step %d tok %d lr %.2e loss %.4f mtp %s gn %.2f | %.0f tok/s | %.1f min, ETA %.1f min"
                   " | maxload/mean %s" % (
                       state["step"], state["tokens"], lr, rec["loss_main"],
                       " ".join("%.3f" % x for x in rec["loss_mtp"]), gnorm, tps,
                       state["elapsed"] / 60, eta / 60, " ".join("%.2f" % v for v in imb.values())), flush=True)
+            if args.mtp_distill:
+                print("  KL(main || module) by depth %s" % " ".join("%.3f" % x for x in rec["kl_mtp"]), flush=True)
             log_jsonl(args.log, rec)
             acc_main = 0.0
             acc_per = [0.0] * D
+            acc_kl = [0.0] * D
             acc_n = 0
             tok_since = 0
             t_since = now
