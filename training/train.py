@@ -215,11 +215,11 @@ def distill_losses(out):
     requires grad: with the main model frozen (--mtp-distill), the MTP modules. Minimising it is
     maximising what speculative decoding accepts: greedy acceptance is argmax agreement with the main
     model and lossless sampling accepts sum_x min(p, q) = 1 - TV(p, q) per draft."""
-    main = F.log_softmax(out["logits"].float(), dim=-1)
+    main_log = F.log_softmax(out["logits"].float(), dim=-1)
     per = []
     for k0, lg in enumerate(out["mtp_logits"]):
         k = k0 + 1
-        p_log = main[:, k:k + lg.shape[1]].detach()
+        p_log = main_log[:, k:k + lg.shape[1]].detach()
         q_log = F.log_softmax(lg.float(), dim=-1)
         per.append(F.kl_div(q_log, p_log, log_target=True, reduction="none").sum(-1).mean())
     return per
