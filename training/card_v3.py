@@ -284,6 +284,9 @@ def training_section(L, log, totals, meta, png):
       % (args.get("threads"), args.get("bias_rule"), args.get("bias_gamma"), args.get("balance_alpha"),
          args.get("gate_lr_mult"), args.get("time_budget_min"), args.get("batch"), args.get("seq"),
          args.get("lr"), args.get("mtp_lambda")))
+    A("Training runs in stretches on a 2-core machine shared with other jobs; each stretch after the first "
+      "starts from the shipped weights (`--init-from models/mtp-v3`, fresh optimizer and schedule). Logs: "
+      "`training/logs/mtp-v3/`.\n")
     if distill:
         A("Stretch%s %s trained only the MTP modules (`--mtp-distill`): the main model, its embedding and the "
           "shared output head are frozen, so every baseline token is the one of the joint model, and each "
