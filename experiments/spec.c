@@ -33,6 +33,37 @@ struct parse {
     const char *base_dir; /* for relative paths; NULL = as given */
 };
 
+/* The keys each object of a spec accepts (NULL-terminated). The parser checks
+ * every object against its list, and mtp_spec_keys hands the same lists to
+ * tests/test_spec_contract.c, which holds the JSON Schema and
+ * spec/experiment-spec.md to them: a key added here and not there fails it. */
+static const char *const root_keys[] = {
+    "$schema", "name", "description", "model", "backend", "threads", "datasets",
+    "max_prompts", "max_prompts_per_category", "max_prompt_tokens", "max_new_tokens", "warmup",
+    "repeats", "seed",
+    "sampling", "decoders", "output_dir", NULL};
+static const char *const sampling_keys[] = {"temperature", "top_p", "top_k", NULL};
+static const char *const baseline_keys[] = {"name", "type", NULL};
+static const char *const mtp_keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
+                                       "tree", "draft_vocab", NULL};
+static const char *const adaptive_keys[] = {"name", "type", "depth", "threshold", "rule",
+                                            "module", "wiring", "draft_vocab", NULL};
+static const char *const wiring_keys[] = {"draft_hidden", "position0_embedding", "module_hidden",
+                                          NULL};
+
+const char *const *mtp_spec_keys(enum mtp_spec_object object)
+{
+    switch (object) {
+    case MTP_SPEC_OBJECT_ROOT: return root_keys;
+    case MTP_SPEC_OBJECT_SAMPLING: return sampling_keys;
+    case MTP_SPEC_OBJECT_BASELINE: return baseline_keys;
+    case MTP_SPEC_OBJECT_MTP: return mtp_keys;
+    case MTP_SPEC_OBJECT_ADAPTIVE: return adaptive_keys;
+    case MTP_SPEC_OBJECT_WIRING: return wiring_keys;
+    }
+    return NULL;
+}
+
 /* A short rendering of a JSON value for "found ..." (truncated; never NULL). */
 static void json_brief(const json_t *v, char *buf, size_t cap)
 {
@@ -258,10 +289,9 @@ static int get_number(const struct parse *p, json_t *obj, const char *prefix, co
 static int parse_one_sampling(const struct parse *p, json_t *v, const char *prefix,
                               struct mtp_spec_sampling *s)
 {
-    static const char *const keys[] = {"temperature", "top_p", "top_k", NULL};
     if (!json_is_object(v))
         return fail_expected(p, prefix, "object {temperature, top_p?, top_k?}", v);
-    if (check_keys(p, v, prefix, keys))
+    if (check_keys(p, v, prefix, sampling_keys))
         return MTP_ERR;
     char path[KEY_CAP];
     if (get_number(p, v, prefix, "temperature", true, 0, &s->temperature))
@@ -328,8 +358,6 @@ static bool name_is_file_name(const char *s)
 static int parse_wiring(const struct parse *p, json_t *v, const char *prefix,
                         struct mtp_spec_decoder *d)
 {
-    static const char *const keys[] = {"draft_hidden", "position0_embedding", "module_hidden",
-                                       NULL};
     char path[KEY_CAP];
     json_t *w = json_object_get(v, "wiring");
     key_join(path, prefix, "wiring");
@@ -338,7 +366,7 @@ static int parse_wiring(const struct parse *p, json_t *v, const char *prefix,
     if (!json_is_object(w))
         return fail_expected(p, path, "object {draft_hidden, position0_embedding, module_hidden}",
                              w);
-    if (check_keys(p, w, path, keys))
+    if (check_keys(p, w, path, wiring_keys))
         return MTP_ERR;
     for (int f = 0; f < MTP_WIRING_FIELD_COUNT; f++) {
         const char *name = mtp_wiring_field_name(f);
@@ -356,9 +384,7 @@ static int parse_wiring(const struct parse *p, json_t *v, const char *prefix,
 static int parse_adaptive_fields(const struct parse *p, json_t *v, const char *prefix,
                                  struct mtp_spec_decoder *d)
 {
-    static const char *const keys[] = {"name", "type", "depth", "threshold", "rule", "module",
-                                       "wiring", "draft_vocab", NULL};
-    if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
+    if (check_keys(p, v, prefix, adaptive_keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
     if (get_int(p, v, prefix, "depth", true, 0, 1, MTP_SPEC_MAX_DEPTH, &depth))
@@ -386,9 +412,7 @@ static int parse_adaptive_fields(const struct parse *p, json_t *v, const char *p
 static int parse_mtp_fields(const struct parse *p, json_t *v, const char *prefix,
                             struct mtp_spec_decoder *d)
 {
-    static const char *const keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
-                                       "tree", "draft_vocab", NULL};
-    if (check_keys(p, v, prefix, keys) || parse_wiring(p, v, prefix, d))
+    if (check_keys(p, v, prefix, mtp_keys) || parse_wiring(p, v, prefix, d))
         return MTP_ERR;
     long long depth;
     json_t *tree = json_object_get(v, "tree");
@@ -467,7 +491,6 @@ static void default_decoder_name(struct mtp_spec_decoder *d)
 static int parse_one_decoder(const struct parse *p, json_t *v, const char *prefix,
                              struct mtp_spec_decoder *d)
 {
-    static const char *const baseline_keys[] = {"name", "type", NULL};
     if (!json_is_object(v))
         return fail_expected(p, prefix, "object {type, ...}", v);
     json_t *type = json_object_get(v, "type");
@@ -533,6 +556,8 @@ static int parse_scalars(const struct parse *p, json_t *root, struct mtp_spec *s
     long long threads;
     if (get_int(p, root, "", "threads", false, 0, 0, MTP_MAX_THREADS, &threads) ||
         get_int32(p, root, "", "max_prompts", false, 0, 0, &spec->max_prompts) ||
+        get_int32(p, root, "", "max_prompts_per_category", false, 0, 0,
+                  &spec->max_prompts_per_category) ||
         get_int32(p, root, "", "max_prompt_tokens", false, 0, 0, &spec->max_prompt_tokens) ||
         get_int32(p, root, "", "max_new_tokens", true, 0, 1, &spec->max_new_tokens) ||
         get_int32(p, root, "", "warmup", false, 0, 0, &spec->warmup) ||
@@ -541,6 +566,11 @@ static int parse_scalars(const struct parse *p, json_t *root, struct mtp_spec *s
         return MTP_ERR;
     spec->threads = (int)threads;
     spec->seed = (uint64_t)seed;
+    /* Two selections of one set would need an order between them; one is enough. */
+    if (spec->max_prompts > 0 && spec->max_prompts_per_category > 0)
+        return mtp_error_set("SPEC: %s: keys 'max_prompts' and 'max_prompts_per_category': "
+                             "expected at most one of them, found both (%d and %d)",
+                             p->src, spec->max_prompts, spec->max_prompts_per_category);
     return MTP_OK;
 }
 
@@ -556,13 +586,9 @@ static int parse_output(const struct parse *p, json_t *root, struct mtp_spec *sp
 
 static int parse_root(const struct parse *p, json_t *root, struct mtp_spec *spec)
 {
-    static const char *const keys[] = {
-        "$schema", "name", "description", "model", "backend", "threads", "datasets",
-        "max_prompts", "max_prompt_tokens", "max_new_tokens", "warmup", "repeats", "seed",
-        "sampling", "decoders", "output_dir", NULL};
     if (!json_is_object(root))
         return fail_expected(p, "(top level)", "JSON object", root);
-    if (check_keys(p, root, "", keys))
+    if (check_keys(p, root, "", root_keys))
         return MTP_ERR;
     json_t *schema = json_object_get(root, "$schema");
     if (schema && !json_is_string(schema))

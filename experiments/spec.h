@@ -45,6 +45,21 @@ enum mtp_spec_drafting {
     MTP_SPEC_DRAFTING_CHAIN, /* one module reused K times (vLLM/SGLang), any K */
 };
 
+/* Count of enum mtp_spec_decoder_type: keep it one past the last type, so
+ * tests can walk every type the parser knows (mtp_spec_decoder_type_name). */
+enum { MTP_SPEC_DECODER_TYPE_COUNT = MTP_SPEC_DECODER_ADAPTIVE + 1 };
+
+/* The objects of a spec whose keys the parser checks (mtp_spec_keys). */
+enum mtp_spec_object {
+    MTP_SPEC_OBJECT_ROOT,     /* the top level */
+    MTP_SPEC_OBJECT_SAMPLING, /* an entry of "sampling" */
+    MTP_SPEC_OBJECT_BASELINE, /* a decoder of type "baseline" */
+    MTP_SPEC_OBJECT_MTP,      /* a decoder of type "mtp" (chains and trees) */
+    MTP_SPEC_OBJECT_ADAPTIVE, /* a decoder of type "adaptive" */
+    MTP_SPEC_OBJECT_WIRING,   /* a decoder's "wiring" object */
+};
+enum { MTP_SPEC_OBJECT_COUNT = MTP_SPEC_OBJECT_WIRING + 1 };
+
 /* Upper bound on depth, only to catch typos (a depth of 1000 is never meant). */
 enum { MTP_SPEC_MAX_DEPTH = 64 };
 
@@ -87,6 +102,7 @@ struct mtp_spec {
     char **datasets;      /* [n_datasets] JSONL paths, resolved; each readable at load */
     char **dataset_names; /* [n_datasets] file stems ("code.jsonl" -> "code"), unique */
     int max_prompts;       /* per dataset; 0 = all (default) */
+    int max_prompts_per_category; /* per (dataset, category), drawn with the seed; 0 = off */
     int max_prompt_tokens; /* prompts with more tokens are skipped by the runner; 0 = no limit */
     int max_new_tokens;    /* >= 1, required */
     int warmup;            /* warm-up requests before measuring, not logged (default 0) */
@@ -122,6 +138,11 @@ int mtp_spec_check_model(const struct mtp_spec *spec, int num_nextn_predict_laye
  * MTP_OK or MTP_ERR naming the spec file and the decoder's key, or the
  * frequency file and its field. */
 int mtp_spec_check_draft_vocab(const struct mtp_spec *spec, int vocab_size);
+
+/* The keys OBJECT accepts, NULL-terminated: the parser's own lists, exposed so
+ * a test can hold spec/experiment-spec.schema.json and spec/experiment-spec.md
+ * to them. Static storage; never NULL for a valid OBJECT. */
+const char *const *mtp_spec_keys(enum mtp_spec_object object);
 
 /* Free everything SPEC owns and zero it (safe on a zeroed or half-built spec). */
 void mtp_spec_free(struct mtp_spec *spec);
