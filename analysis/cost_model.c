@@ -3,6 +3,7 @@
  */
 #include "cost_model.h"
 
+#include <math.h>   /* defines: isnan */
 #include <string.h> /* defines: memset */
 
 #include "engine/error.h" /* defines: MTP_CHECK */
@@ -49,10 +50,14 @@ static double draft_forwards(const struct mtp_cost_point *c, const struct mtp_co
 {
     if (K == 0)
         return 0;
-    if (d->drafting == MTP_SPEC_DRAFTING_CHAIN)
+    if (d->drafting == MTP_SPEC_DRAFTING_CHAIN) {
+        MTP_CHECK(d->module >= 1 && d->module <= MTP_COST_MAX_MODULES);
         return c->draft[d->module][clamp_rows(a + 1)] + (K - 1) * c->draft[d->module][1] -
                K * head_saving(c, d, d->module);
+    }
     double sum = 0;
+    /* The callers check mtp_cost_unpriceable first; this guards the array. */
+    MTP_CHECK(K <= MTP_COST_MAX_MODULES);
     for (int k = 1; k <= K; k++)
         sum += c->draft[k][clamp_rows(max_int(a + 1, k))] - head_saving(c, d, k);
     return sum;
@@ -84,15 +89,46 @@ void mtp_cost_step(const struct mtp_cost_point *c, const struct mtp_cost_decoder
                    const double *alpha, int K, struct mtp_cost_terms *t)
 {
     double pd[MTP_COST_MAX_N] = {0}, pa[MTP_COST_MAX_N] = {0};
+    MTP_CHECK(K >= 0 && K < MTP_COST_MAX_N);
     pd[K] = 1;
     /* In steady state the previous step has the same acceptance law. */
     mtp_cost_accept_dist(alpha, K, pa);
     mtp_cost_step_mix(c, d, pd, pa, K, t);
 }
 
+const char *mtp_cost_unpriceable(const struct mtp_costs *costs, const struct mtp_cost_decoder *d,
+                                 int K)
+{
+    if (K < 0 || K >= MTP_COST_MAX_N)
+        return "its depth is outside the verify curve (the bench times 1..16 tokens, K <= 15)";
+    if (K > 0 && costs->n_modules < 1)
+        return "the cost file times no MTP module";
+    if (d->drafting == MTP_SPEC_DRAFTING_EXACT && K > costs->n_modules)
+        return "exact drafting of this depth needs more MTP modules than the cost file times";
+    if (d->drafting == MTP_SPEC_DRAFTING_CHAIN && (d->module < 1 || d->module > costs->n_modules))
+        return "its chain module is not timed in the cost file";
+    if (d->drafting != MTP_SPEC_DRAFTING_CHAIN && d->drafting != MTP_SPEC_DRAFTING_EXACT)
+        return "its drafting is neither exact nor chain";
+    return NULL;
+}
+
+bool mtp_costs_noisy(const struct mtp_costs *c, const char **why)
+{
+    if (!isnan(c->verify1_spread) && c->verify1_spread > 0.10) {
+        *why = "verify/n=1 varies by more than 10% (p10..p90) over the rounds";
+        return true;
+    }
+    if (c->cpus > 0 && !isnan(c->load_start[0]) && c->load_start[0] > c->cpus - c->threads) {
+        *why = "the load average at its start left fewer idle CPUs than its threads";
+        return true;
+    }
+    *why = NULL;
+    return false;
+}
+
 double mtp_cost_baseline(const struct mtp_cost_point *c, bool greedy)
 {
-    return 1 + (greedy ? c->argmax : c->sampled);
+    return c->verify[1] + (greedy ? c->argmax : c->sampled);
 }
 
 double mtp_cost_speedup(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,

@@ -5,10 +5,13 @@
  * tokens per decode (Leviathan et al. 2023, §3.4, with measured costs in
  * place of the constant draft-cost ratio).
  *
- * Costs come from `mtpbench bench --json` (schema mtpbench-costs/1): every
- * cost is a ratio to one decode (a main forward of one token) measured in the
- * same round, median over rounds; the per-round ratios are kept so that
- * intervals can carry the cost spread.
+ * Costs come from `mtpbench bench --json` (schema mtpbench-costs/1). The
+ * file's ratios are to its "decode" case; the loader re-bases every round on
+ * that round's verify/n=1 instead, so that the unit ("one decode") is the
+ * same operation, measured the same way, as every other point of the verify
+ * curve and as the baseline's step: ONE reference (spec/metrics.md "Cost
+ * model"). Medians are taken over the re-based rounds; the per-round values
+ * are kept so that intervals can carry the cost spread.
  */
 #ifndef MTP_COST_MODEL_H
 #define MTP_COST_MODEL_H
@@ -17,7 +20,13 @@
 
 #include "experiments/spec.h" /* defines: enum mtp_spec_drafting */
 
-enum { MTP_COST_MAX_N = 16, MTP_COST_MAX_MODULES = 8 };
+/* Verification is timed for n = 1..16 tokens, so K <= 15; an exact decoder
+ * of depth K needs modules 1..K, so no more than 15 modules are ever read. */
+enum { MTP_COST_MAX_N = 16, MTP_COST_MAX_MODULES = MTP_COST_MAX_N - 1 };
+
+/* The largest ratio to a decode a cost file may hold: anything above is a
+ * broken file, not a measurement (and would print as a 300-digit cell). */
+#define MTP_COST_MAX_RATIO 1e6
 
 /* Draft vocabularies the bench times ("draft_vocab/module=k/N=n", as
  * cli/bench_costs.h), in this order. */
@@ -38,15 +47,38 @@ struct mtp_cost_point {
 
 struct mtp_costs {
     char *file, *host, *cpu, *backend, *model_dir;
-    int threads, context, n_modules;
-    struct mtp_cost_point median; /* the per-case medians over rounds */
+    int threads, context;
+    int n_modules;                /* modules timed (the model's, at most MTP_COST_MAX_MODULES) */
+    int model_modules;            /* the model's num_nextn_predict_layers */
+    struct mtp_cost_point median; /* the per-case medians over the re-based rounds */
     int rounds;
-    struct mtp_cost_point *round; /* [rounds]: each round's ratios */
+    struct mtp_cost_point *round; /* [rounds]: each round's ratios to its verify/n=1 */
+    double decode_over_verify1;   /* median over rounds of the file's "decode" / verify/n=1:
+                                   * the discrepancy the single reference removes */
+    double verify1_spread;        /* (p90 - p10) / median of verify/n=1's ns over rounds, NaN if
+                                   * the file has no ns summary: the bench's own noise */
+    double load_start[3], load_end[3]; /* getloadavg at the bench's start and end; NaN: not
+                                        * recorded (older files) */
+    int cpus;                     /* CPUs online on the bench machine; 0: not recorded */
 };
 
-/* Read a cost file. Errors name the file and the case or key, with what was
- * expected and found. Free with mtp_costs_free (also after a failure). */
+/* Whether the bench looks noisy: its verify/n=1 spread over rounds exceeds
+ * 10%, or other processes kept more CPUs busy at its start than it left idle
+ * (load average > cpus - threads). *WHY gets a short reason (static). */
+bool mtp_costs_noisy(const struct mtp_costs *c, const char **why);
+
+/* Read a cost file (opened as every user input is: regular files only, no
+ * blocking on a FIFO). Every value is checked: ratios finite, > 0 for
+ * forwards and >= 0 for the per-row and per-step overheads, at most
+ * MTP_COST_MAX_RATIO; each case's ratio summary ordered (min <= p10 <=
+ * median <= p90 <= max) and its median inside its samples' range; counts
+ * in range. Errors name the file and the case or key, with what was expected
+ * and found. Free with mtp_costs_free (also after a failure). */
 int mtp_costs_load(const char *path, struct mtp_costs *out);
+
+/* The same from a parsed document ROOT; NAME stands for the file in messages. */
+struct json_t; /* jansson's document type */
+int mtp_costs_from_json(const char *name, struct json_t *root, struct mtp_costs *out);
 void mtp_costs_free(struct mtp_costs *c);
 
 /* A decoder as the model sees it. */
@@ -81,7 +113,13 @@ void mtp_cost_step_mix(const struct mtp_cost_point *c, const struct mtp_cost_dec
 void mtp_cost_step(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
                    const double *alpha, int K, struct mtp_cost_terms *t);
 
-/* The baseline's step: one decode and one choice. */
+/* Why decoder D cannot be priced at depth K with COSTS (exact drafting
+ * deeper than the modules timed, a chain module not timed, K outside
+ * 0..MTP_COST_MAX_N - 1), or NULL when it can. The text is static. */
+const char *mtp_cost_unpriceable(const struct mtp_costs *costs, const struct mtp_cost_decoder *d,
+                                 int K);
+
+/* The baseline's step: one forward of one token (V(1), the reference) and one choice. */
 double mtp_cost_baseline(const struct mtp_cost_point *c, bool greedy);
 
 /* Predicted speedup of depth K (K = 0: 1). */

@@ -9,6 +9,7 @@
 #include <string.h> /* defines: strcmp, strstr */
 
 #include "engine/error.h"
+#include "report_cost_check.h"
 #include "report_internal.h"
 
 enum { COST_KMAX = MTP_COST_MAX_N - 1 }; /* verify(K+1) is measured up to 16 tokens */
@@ -77,20 +78,20 @@ static const struct mtp_report_group *baseline_of(const struct mtp_report *r,
 }
 
 /* The chain module from the decoder name's "-m<N>" suffix (spec.c's default
- * names), else 1: the log record does not carry it. */
-static int module_of(const struct mtp_report_group *g, int n_modules)
+ * names), else 1 (the spec's default): the log record does not carry it. A
+ * module the cost file does not time is refused (mtp_cost_unpriceable), not
+ * replaced by module 1. */
+static int module_of(const struct mtp_report_group *g)
 {
     const char *m = g->decoder ? strstr(g->decoder, "-m") : NULL;
-    int k = m ? atoi(m + 2) : 1;
-    return k >= 1 && k <= n_modules ? k : 1;
+    return m ? atoi(m + 2) : 1;
 }
 
-static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g,
-                                          const struct mtp_costs *c)
+static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g)
 {
     return (struct mtp_cost_decoder){.drafting = g->drafting,
                                      .adaptive = g->mode == MTP_SPEC_DECODER_ADAPTIVE,
-                                     .module = module_of(g, c->n_modules),
+                                     .module = module_of(g),
                                      .greedy = g->temperature == 0,
                                      .draft_vocab = g->draft_vocab};
 }
@@ -109,8 +110,8 @@ static double predict(const struct mtp_report_group *g, const struct mtp_costs *
                       const struct mtp_cost_point *c, const double *v, const struct log_terms *lt,
                       struct mtp_cost_terms *t, double *tokens)
 {
-    struct mtp_cost_decoder dec = decoder_of(g, costs);
-    int K = g->depth < COST_KMAX ? g->depth : COST_KMAX;
+    struct mtp_cost_decoder dec = decoder_of(g);
+    int K = g->depth; /* priceable: checked by the caller (mtp_report_cost_unpriced) */
     double alpha[MTP_COST_MAX_N];
     if (dec.adaptive) {
         mtp_cost_step_mix(c, &dec, lt->p_drafted, lt->p_prev, K, t);
@@ -178,8 +179,8 @@ static char *disagreement(const struct mtp_cost_terms *t, double base_pred,
 }
 
 enum pred_col {
-    PC_DECODER, PC_K, PC_DRAFTING, PC_T, PC_CATEGORY, PC_TAU, PC_TOKENS, PC_COST, PC_BASE,
-    PC_PRED, PC_MEAS, PC_RATIO, PC_NOTE, PC_COUNT,
+    PC_DECODER, PC_K, PC_DRAFTING, PC_T, PC_CATEGORY, PC_TAU, PC_VERIFIED, PC_TOKENS, PC_COST,
+    PC_BASE, PC_PRED, PC_MEAS, PC_RATIO, PC_NOTE, PC_COUNT,
 };
 
 static void pred_columns(struct mtp_report_table *t)
@@ -188,8 +189,9 @@ static void pred_columns(struct mtp_report_table *t)
         {"decoder", "decoder", "decoder"}, {"depth", "K", "$K$"},
         {"drafting", "drafting", "drafting"}, {"temperature", "T", "$T$"},
         {"category", "category", "category"}, {"tau", "tau", "$\\tau$"},
+        {"verified_per_step", "verified/step", "verified/step"},
         {"tokens_per_step_pred", "tokens/step pred", "tokens/step pred."},
-        {"step_cost_pred", "step cost pred (decodes)", "step cost pred."},
+        {"step_cost_pred", "step cost pred (V(1))", "step cost pred."},
         {"baseline_cost_pred", "baseline step pred", "baseline step pred."},
         {"speedup_pred", "speedup pred", "speedup pred."},
         {"speedup_meas", "speedup meas", "speedup meas."},
@@ -199,9 +201,32 @@ static void pred_columns(struct mtp_report_table *t)
                              i == PC_COST || i == PC_BASE ? MTP_REPORT_FMT_3 : MTP_REPORT_FMT_2);
 }
 
+/* The key and measured columns every row has, priced or not. */
+static void pred_keys(struct mtp_report_table *t, int row, const struct mtp_report *r,
+                      const struct mtp_report_group *g)
+{
+    mtp_report_put_text(t, row, PC_DECODER, g->decoder);
+    mtp_report_put_int(t, row, PC_K, g->depth);
+    mtp_report_put_text(t, row, PC_DRAFTING, g->mode == MTP_SPEC_DECODER_ADAPTIVE
+                                                 ? "adaptive" : mtp_spec_drafting_name(g->drafting));
+    mtp_report_put_num(t, row, PC_T, g->temperature);
+    mtp_report_put_text(t, row, PC_CATEGORY, g->category ? g->category : "all");
+    mtp_report_put_metric(t, row, PC_TAU, g, MTP_REPORT_M_TAU, 1);
+    mtp_report_put_num(t, row, PC_VERIFIED, mtp_report_cost_verified_per_step(r->data, g));
+    mtp_report_put_stat(t, row, PC_MEAS, g->metrics[MTP_REPORT_M_SPEEDUP], 1);
+}
+
 static void pred_row(struct mtp_report_table *t, int row, const struct mtp_report *r,
                      const struct mtp_report_group *g, const struct mtp_costs *c, bool projection)
 {
+    pred_keys(t, row, r, g);
+    struct mtp_cost_decoder dec = decoder_of(g);
+    char *refused = mtp_report_cost_unpriced(r->data, g, c, &dec);
+    if (refused) {
+        mtp_report_put_text(t, row, PC_NOTE, refused);
+        free(refused);
+        return;
+    }
     const struct mtp_report_group *b = baseline_of(r, g);
     struct log_terms lt, bt;
     log_terms(r->data, g, &lt);
@@ -216,18 +241,10 @@ static void pred_row(struct mtp_report_table *t, int row, const struct mtp_repor
     free(v);
     struct mtp_report_stat ps = predict_stat(g, c, &lt, r->opt.seed);
     struct mtp_report_stat ms = g->metrics[MTP_REPORT_M_SPEEDUP];
-    mtp_report_put_text(t, row, PC_DECODER, g->decoder);
-    mtp_report_put_int(t, row, PC_K, g->depth);
-    mtp_report_put_text(t, row, PC_DRAFTING, g->mode == MTP_SPEC_DECODER_ADAPTIVE
-                                                 ? "adaptive" : mtp_spec_drafting_name(g->drafting));
-    mtp_report_put_num(t, row, PC_T, g->temperature);
-    mtp_report_put_text(t, row, PC_CATEGORY, g->category ? g->category : "all");
-    mtp_report_put_metric(t, row, PC_TAU, g, MTP_REPORT_M_TAU, 1);
     mtp_report_put_num(t, row, PC_TOKENS, tokens);
     mtp_report_put_num(t, row, PC_COST, terms.total);
     mtp_report_put_num(t, row, PC_BASE, mtp_cost_baseline(&c->median, g->temperature == 0));
     mtp_report_put_stat(t, row, PC_PRED, ps, 1);
-    mtp_report_put_stat(t, row, PC_MEAS, ms, 1);
     if (projection || isnan(ms.value))
         return;
     mtp_report_put_num(t, row, PC_RATIO, ms.value / ps.value);
@@ -243,58 +260,139 @@ static void pred_row(struct mtp_report_table *t, int row, const struct mtp_repor
 /* ---- K*: the depth that maximises the predicted speedup ------------------ */
 
 enum depth_col {
-    DC_DRAFTING, DC_T, DC_CATEGORY, DC_KMAX, DC_KSTAR, DC_SPEEDUP, DC_SHARE, DC_CURVE,
-    DC_MEAS_K, DC_MEAS, DC_COUNT,
+    DC_DRAFTING, DC_FAMILY, DC_WIRING, DC_DECODER, DC_T, DC_CATEGORY, DC_KMAX, DC_KSTAR,
+    DC_SPEEDUP, DC_SHARE, DC_CURVE, DC_MEAS_K, DC_MEAS, DC_NOTE, DC_COUNT,
 };
 
 static void depth_columns(struct mtp_report_table *t)
 {
     static const char *const cols[DC_COUNT][3] = {
-        {"drafting", "drafting", "drafting"}, {"temperature", "T", "$T$"},
+        {"drafting", "drafting", "drafting"}, {"family", "family", "family"},
+        {"wiring", "wiring", "wiring"}, {"decoder", "alpha from", "$\\alpha$ from"},
+        {"temperature", "T", "$T$"},
         {"category", "category", "category"}, {"k_max", "K max", "$K_{max}$"},
         {"k_star", "K*", "$K^*$"}, {"speedup_at_k_star", "speedup pred at K*", "pred. at $K^*$"},
         {"k_star_share", "K* share of resamples", "$K^*$ share"},
         {"speedup_pred_by_k", "speedup pred for K = 0, 1, ...", "pred. by $K$"},
         {"best_k_meas", "best K meas", "best $K$ meas."},
-        {"speedup_meas_at_best", "speedup meas at best K", "meas. at best"}};
+        {"speedup_meas_at_best", "speedup meas at best K", "meas. at best"},
+        {"note", "note", "note"}};
     for (int i = 0; i < DC_COUNT; i++)
         mtp_report_table_col(t, cols[i][0], cols[i][1], cols[i][2], i <= DC_CATEGORY ? 0 : 1,
                              MTP_REPORT_FMT_2);
 }
 
-/* The deepest fixed-depth decoder of G's drafting and setting: its alpha_j
- * serve every K <= its depth (a position's drafts do not depend on K). */
+/* A decoder family: what K* may vary while everything else stays put. Two
+ * decoders are of one family when they draft the same way (exact, or a
+ * chain of the same module), over the same draft vocabulary, with the same
+ * wiring; adaptive decoders, trees and mixed groups have no fixed-K curve. */
+static bool in_families(const struct mtp_report *r, const struct mtp_report_group *g)
+{
+    return g->mode == MTP_SPEC_DECODER_MTP && !g->mixed && g->depth >= 1 &&
+           !mtp_report_cost_is_tree(r->data, g);
+}
+
+static bool same_family(const struct mtp_report_group *a, const struct mtp_report_group *b)
+{
+    return a->drafting == b->drafting && a->draft_vocab == b->draft_vocab &&
+           (a->drafting != MTP_SPEC_DRAFTING_CHAIN || module_of(a) == module_of(b)) &&
+           same_str(a->wiring, b->wiring);
+}
+
+static char *family_label(const struct mtp_report_group *g)
+{
+    char vocab[32] = "";
+    if (g->draft_vocab > 0)
+        snprintf(vocab, sizeof vocab, " v%d", g->draft_vocab);
+    if (g->drafting == MTP_SPEC_DRAFTING_CHAIN)
+        return mtp_report_xprintf("chain m%d%s", module_of(g), vocab);
+    return mtp_report_xprintf("%s%s", mtp_spec_drafting_name(g->drafting), vocab);
+}
+
+/* The deepest decoder of G's family and setting: its alpha_j serve every
+ * K <= its depth (a position's drafts do not depend on K). Decoders of equal
+ * depth each get a row (named in "alpha from"), so no row is picked by order. */
 static bool is_deepest(const struct mtp_report *r, const struct mtp_report_group *g)
 {
-    if (g->mode != MTP_SPEC_DECODER_MTP)
+    if (!in_families(r, g))
         return false;
     for (int i = 0; i < r->n_groups; i++) {
         const struct mtp_report_group *o = &r->groups[i];
-        if (o != g && o->mode == MTP_SPEC_DECODER_MTP && o->drafting == g->drafting &&
-            same_setting(o, g) && (o->depth > g->depth || (o->depth == g->depth && o < g)))
+        if (o != g && in_families(r, o) && same_family(o, g) && same_setting(o, g) &&
+            o->depth > g->depth)
             return false;
     }
     return true;
 }
 
-static int kstar_of(const struct mtp_report_group *g, const struct mtp_costs *c,
-                    const struct mtp_cost_point *cp, const double *v, int kmax, double *best)
+static int kstar_of(const struct mtp_report_group *g, const struct mtp_cost_point *cp,
+                    const double *v, int kmax, double *best)
 {
     double alpha[MTP_COST_MAX_N];
-    struct mtp_cost_decoder dec = decoder_of(g, c);
+    struct mtp_cost_decoder dec = decoder_of(g);
     alphas(g, v, kmax, alpha);
     return mtp_cost_best_depth(cp, &dec, alpha, kmax, best);
+}
+
+/* The deepest K <= G's depth the cost file can price (exact drafting stops
+ * at the modules it times). */
+static int priceable_kmax(const struct mtp_report_group *g, const struct mtp_costs *c)
+{
+    struct mtp_cost_decoder dec = decoder_of(g);
+    int k = g->depth < COST_KMAX ? g->depth : COST_KMAX;
+    while (k > 0 && mtp_cost_unpriceable(c, &dec, k))
+        k--;
+    return k;
+}
+
+/* Measured: the best of G's family at this setting, or the baseline (K = 0,
+ * speedup 1) when none beats it. */
+static int best_measured(const struct mtp_report *r, const struct mtp_report_group *g,
+                         struct mtp_report_stat *best)
+{
+    int best_k = 0;
+    *best = (struct mtp_report_stat){1, 1, 1};
+    for (int i = 0; i < r->n_groups; i++) {
+        const struct mtp_report_group *o = &r->groups[i];
+        struct mtp_report_stat s = o->metrics[MTP_REPORT_M_SPEEDUP];
+        if (in_families(r, o) && same_family(o, g) && same_setting(o, g) && !isnan(s.value) &&
+            s.value > best->value) {
+            *best = s;
+            best_k = o->depth;
+        }
+    }
+    return best_k;
+}
+
+static void depth_keys(struct mtp_report_table *t, int row, const struct mtp_report_group *g)
+{
+    char *family = family_label(g);
+    mtp_report_put_text(t, row, DC_DRAFTING, mtp_spec_drafting_name(g->drafting));
+    mtp_report_put_text(t, row, DC_FAMILY, family);
+    mtp_report_put_text(t, row, DC_WIRING, g->wiring ? g->wiring : "-");
+    mtp_report_put_text(t, row, DC_DECODER, g->decoder);
+    mtp_report_put_num(t, row, DC_T, g->temperature);
+    mtp_report_put_text(t, row, DC_CATEGORY, g->category ? g->category : "all");
+    free(family);
 }
 
 static void depth_row(struct mtp_report_table *t, int row, const struct mtp_report *r,
                       const struct mtp_report_group *g, const struct mtp_costs *c)
 {
-    int kmax = g->depth < COST_KMAX ? g->depth : COST_KMAX;
+    depth_keys(t, row, g);
+    int kmax = priceable_kmax(g, c);
+    if (kmax < g->depth) {
+        struct mtp_cost_decoder dec = decoder_of(g);
+        char *why = mtp_report_xprintf("K max %d, not %d: %s", kmax, g->depth,
+                                       mtp_cost_unpriceable(c, &dec, kmax + 1));
+        mtp_report_put_text(t, row, DC_NOTE, why);
+        free(why);
+    }
     double *v = mtp_xmalloc(sizeof(double) * (size_t)g->n_metrics), best, alpha[MTP_COST_MAX_N];
     for (int m = 0; m < g->n_metrics; m++)
         v[m] = g->metrics[m].value;
-    int kstar = kstar_of(g, c, &c->median, v, kmax, &best);
-    struct mtp_cost_decoder dec = decoder_of(g, c);
+    int kstar = kstar_of(g, &c->median, v, kmax, &best);
+    struct mtp_cost_decoder dec = decoder_of(g);
     alphas(g, v, kmax, alpha);
     char curve[512];
     size_t n = 0;
@@ -308,24 +406,10 @@ static void depth_row(struct mtp_report_table *t, int row, const struct mtp_repo
     for (int b = 0; b < g->n_samples; b++) {
         const struct mtp_cost_point *cr = &c->round[mtp_report_draw_index(&rng, (uint32_t)c->rounds)];
         double sb;
-        same += kstar_of(g, c, cr, g->samples + (size_t)b * g->n_metrics, kmax, &sb) == kstar;
+        same += kstar_of(g, cr, g->samples + (size_t)b * g->n_metrics, kmax, &sb) == kstar;
     }
-    /* Measured: the best of this drafting's decoders at this setting, or the
-     * baseline (K = 0, speedup 1) when none beats it. */
-    int best_k = 0;
-    struct mtp_report_stat best_meas = {1, 1, 1};
-    for (int i = 0; i < r->n_groups; i++) {
-        const struct mtp_report_group *o = &r->groups[i];
-        struct mtp_report_stat s = o->metrics[MTP_REPORT_M_SPEEDUP];
-        if (o->mode == MTP_SPEC_DECODER_MTP && o->drafting == g->drafting &&
-            same_setting(o, g) && !isnan(s.value) && s.value > best_meas.value) {
-            best_meas = s;
-            best_k = o->depth;
-        }
-    }
-    mtp_report_put_text(t, row, DC_DRAFTING, mtp_spec_drafting_name(g->drafting));
-    mtp_report_put_num(t, row, DC_T, g->temperature);
-    mtp_report_put_text(t, row, DC_CATEGORY, g->category ? g->category : "all");
+    struct mtp_report_stat best_meas;
+    int best_k = best_measured(r, g, &best_meas);
     mtp_report_put_int(t, row, DC_KMAX, kmax);
     mtp_report_put_int(t, row, DC_KSTAR, kstar);
     mtp_report_put_num(t, row, DC_SPEEDUP, best);
@@ -373,46 +457,58 @@ static void fill_tables(const struct mtp_report *reps, const struct mtp_costs *c
 }
 
 static void titles(struct mtp_report_table *pred, struct mtp_report_table *depth,
-                   const struct mtp_costs *c, bool projection, const struct mtp_report_options *o)
+                   const struct mtp_costs *c, bool projection, const struct mtp_report_options *o,
+                   const char *warnings)
 {
     const char *what = projection ? "PROJECTION of this acceptance onto" : "costs measured on";
-    char *t1 = mtp_report_xprintf("Cost model: predicted vs measured speedup (%s %s, %s, %d "
-                                  "threads: %s)", what, c->host, c->backend, c->threads, c->file);
-    char *t2 = mtp_report_xprintf("Cost model: best depth K* (%s %s, %s: %s)", what, c->host,
-                                  c->backend, c->file);
+    char *bench = mtp_report_cost_bench_label(c);
+    char *t1 = mtp_report_xprintf("Cost model: predicted vs measured speedup (%s %s: %s)", what,
+                                  bench, c->file);
+    char *t2 = mtp_report_xprintf("Cost model: best depth K* (%s %s: %s)", what, bench, c->file);
     mtp_report_table_init(pred, "cost-model", t1);
     mtp_report_table_init(depth, "cost-depth", t2);
+    free(bench);
     free(t1);
     free(t2);
     mtp_report_table_section(pred, "Prediction");
     mtp_report_table_section(depth, "Depth");
     char *boot = mtp_report_bootstrap_note(o);
+    char *w = mtp_report_xprintf("%s%s", warnings ? warnings : "", warnings ? " " : "");
     pred->note = mtp_report_xprintf(
-        "%s Predicted: tokens/step = 1 + sum_i prod_{j<=i} alpha_j; speedup = tokens/step x "
-        "baseline step / step cost, costs in decodes from the bench file (spec/metrics.md "
-        "\"Cost model\"); its interval adds the spread of the bench rounds.%s",
-        boot, projection ? " PROJECTION: the costs come from another machine or backend, so the "
-                           "measured speedup is this machine's and is not compared."
-                         : " A note names the term furthest from the bench where the two "
-                           "intervals do not overlap.");
+        "%s%s Predicted: tokens/step = 1 + sum_i prod_{j<=i} alpha_j; speedup = tokens/step x "
+        "baseline step / step cost, costs in units of one verify/n=1 forward (the single "
+        "reference; this file's decode case is %.3f of it) from the bench file (spec/metrics.md "
+        "\"Cost model\"); its interval resamples prompts and draws one bench round per "
+        "resample, so it carries the bench's own spread.%s Trees, mixed groups and depths or "
+        "modules the bench file does not cover are not priced (the note says why).",
+        w, boot, c->decode_over_verify1,
+        projection ? " PROJECTION: the costs come from another machine or backend, so the "
+                     "measured speedup is this machine's and is not compared."
+                   : " A note names the term furthest from the bench where the two "
+                     "intervals do not overlap.");
     depth->note = mtp_report_xprintf(
-        "K* maximises the predicted speedup over K = 0 (no speculation) .. K max, with the "
-        "alpha_j of the deepest decoder of each drafting; share: fraction of bootstrap "
-        "resamples (prompts and bench rounds) choosing the same K*.%s",
-        projection ? " PROJECTION onto the cost file's machine." : "");
+        "%sK* maximises the predicted speedup over K = 0 (no speculation) .. K max, per "
+        "decoder family (drafting, chain module, draft vocabulary) and wiring, with the "
+        "alpha_j of that family's deepest decoder (alpha from); adaptive and tree decoders "
+        "have no fixed-K curve. Share: fraction of bootstrap resamples (prompts and bench "
+        "rounds) choosing the same K*. Best K meas: the fastest decoder of the same family.%s",
+        w, projection ? " PROJECTION onto the cost file's machine." : "");
     free(boot);
+    free(w);
 }
 
 int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_report_options *opt,
                           const struct mtp_costs *costs, struct mtp_report_table *pred,
                           struct mtp_report_table *depth)
 {
+    if (mtp_report_cost_check_records(d))
+        return MTP_ERR;
     struct mtp_report_options o[2] = {*opt, *opt};
     enum mtp_report_key keys[] = {MTP_REPORT_KEY_DECODER, MTP_REPORT_KEY_TEMPERATURE,
-                                  MTP_REPORT_KEY_CATEGORY};
+                                  MTP_REPORT_KEY_WIRING, MTP_REPORT_KEY_CATEGORY};
     struct mtp_report reps[2] = {{0}, {0}};
     for (int k = 0; k < 2; k++) {
-        o[k].n_by = 2 + k;
+        o[k].n_by = 3 + k;
         memcpy(o[k].by, keys, sizeof keys);
         o[k].latency = false;
         if (mtp_report_build(d, &o[k], &reps[k])) {
@@ -422,7 +518,9 @@ int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_repo
         }
     }
     bool projection = mtp_report_cost_is_projection(d, costs);
-    titles(pred, depth, costs, projection, opt);
+    char *warnings = mtp_report_cost_warnings(d, costs);
+    titles(pred, depth, costs, projection, opt, warnings);
+    free(warnings);
     pred_columns(pred);
     depth_columns(depth);
     int rc = MTP_OK;
@@ -431,12 +529,6 @@ int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_repo
             rc = mtp_error_set("report: cost model: decoder %s has no baseline at the same "
                                "sampling setting (the cost model's unit is the baseline's step)",
                                reps[0].groups[i].decoder);
-    for (int i = 0; i < reps[0].n_groups && rc == MTP_OK; i++)
-        if (reps[0].groups[i].depth >= MTP_COST_MAX_N)
-            rc = mtp_error_set("report: cost model: decoder %s has depth %d; the bench curve "
-                               "covers verification of up to %d tokens (K <= %d)",
-                               reps[0].groups[i].decoder, reps[0].groups[i].depth,
-                               MTP_COST_MAX_N, MTP_COST_MAX_N - 1);
     if (rc == MTP_OK)
         fill_tables(reps, costs, projection, pred, depth);
     mtp_report_free(&reps[0]);

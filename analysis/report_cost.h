@@ -4,22 +4,33 @@
  * acceptance measured in the logs.
  *
  * Two tables. "cost-model": one row per speculative decoder x sampling
- * setting x category ("all" first): measured tau, predicted tokens per step,
- * predicted step cost in decodes, predicted speedup [95% CI], measured
- * speedup [95% CI], measured / predicted, and a note where the intervals do
- * not overlap naming the term whose measured share differs most from the
- * bench's. "cost-depth": per drafting x sampling setting x category, the
- * predicted speedup for every depth K = 0..K_max (acceptance alpha_j of the
- * deepest decoder of that drafting, which does not depend on K), the K* that
- * maximises it with the share of bootstrap resamples that choose the same K*,
- * and the measured best depth.
+ * setting x category ("all" first): measured tau, measured tokens verified
+ * per step, predicted tokens per step, predicted step cost in verify/n=1
+ * units, predicted speedup [95% CI], measured speedup [95% CI], measured /
+ * predicted, and a note where the intervals do not overlap naming the term
+ * whose measured share differs most from the bench's. Decoders the model
+ * cannot price (trees: their verification and drafting are not chains of
+ * their depth; mixed groups; a depth or module the cost file does not time)
+ * keep their measured columns and a note saying why, never a chain's price.
+ * "cost-depth": per decoder family (drafting, chain module, draft
+ * vocabulary) x wiring x sampling setting x category, the predicted speedup
+ * for every depth K = 0..K_max (acceptance alpha_j of the family's deepest
+ * decoder, which does not depend on K), the K* that maximises it with the
+ * share of bootstrap resamples that choose the same K*, and the family's
+ * measured best depth.
+ *
+ * Before anything is priced, every record's counts are checked
+ * (report_cost_check.h): they become array indices here.
  *
  * The predicted interval: for each bootstrap resample of prompts (the report's
  * resamples, report.h), the resampled alpha_j with the costs of one bench
  * round drawn uniformly (PCG32 stream MTP_REPORT_COST_STREAM), nearest-rank
- * 2.5% and 97.5%. With a cost file from another machine (host or backend
- * differ from the logs' runs), the tables are a projection: titles say so,
- * measured columns are this machine's and no ratio or disagreement is printed.
+ * 2.5% and 97.5%. Titles carry the bench's host, CPU, threads, load average
+ * and verify/n=1 spread; notes start with a warning when the logs' thread
+ * count, CPU or host differ from the bench's, or the bench was noisy. With a
+ * cost file from another machine (host or backend differ from the logs'
+ * runs), the tables are a projection: titles say so, measured columns are
+ * this machine's and no ratio or disagreement is printed.
  */
 #ifndef MTP_REPORT_COST_H
 #define MTP_REPORT_COST_H

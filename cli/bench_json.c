@@ -13,9 +13,10 @@
 
 #include <jansson.h> /* defines: json_pack, json_dump_file */
 #include <stdio.h>   /* defines: FILE, fgets */
+#include <stdlib.h>  /* defines: getloadavg */
 #include <string.h>  /* defines: strncmp, strchr */
 #include <time.h>    /* defines: clock_gettime */
-#include <unistd.h>  /* defines: gethostname */
+#include <unistd.h>  /* defines: gethostname, sysconf */
 
 #include "engine/error.h"
 #include "engine/model.h"
@@ -85,6 +86,21 @@ static void cpu_name(char *buf, size_t cap)
         fclose(f);
 }
 
+void mtp_bench_load_average(double *load)
+{
+    if (getloadavg(load, 3) != 3)
+        load[0] = load[1] = load[2] = -1;
+}
+
+static json_t *load_json(const double *v)
+{
+    if (v[0] < 0)
+        return json_null();
+    return json_pack("[f, f, f]", v[0], v[1], v[2]);
+}
+
+/* The machine, its threads and its load: the report prints them beside any
+ * prediction and warns when the logs' differ (analysis/report_cost_check.h). */
 static json_t *machine_json(const struct mtp_bench_provenance *pv)
 {
     char host[256] = "unknown", cpu[256];
@@ -92,8 +108,11 @@ static json_t *machine_json(const struct mtp_bench_provenance *pv)
         snprintf(host, sizeof host, "unknown");
     host[sizeof host - 1] = '\0';
     cpu_name(cpu, sizeof cpu);
-    return json_pack("{s:s, s:s, s:s, s:i}", "host", host, "cpu", cpu, "backend", pv->backend,
-                     "threads", pv->threads);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return json_pack("{s:s, s:s, s:s, s:i, s:I, s:{s:o, s:o}}", "host", host, "cpu", cpu,
+                     "backend", pv->backend, "threads", pv->threads, "cpus_online",
+                     (json_int_t)(cpus > 0 ? cpus : 1), "load_average", "start",
+                     load_json(pv->load_start), "end", load_json(pv->load_end));
 }
 
 int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv,

@@ -12,11 +12,17 @@
 
 #define MTP_BENCH_COSTS_SCHEMA "mtpbench-costs/1"
 
-/* Where the numbers were measured. */
+/* Where the numbers were measured, and under what load: getloadavg's 1, 5
+ * and 15 minute averages before the model was loaded and after the last
+ * case (negative: getloadavg failed; written as null). */
 struct mtp_bench_provenance {
     const char *model_dir, *backend;
     int threads, context, warmup, inner;
+    double load_start[3], load_end[3];
 };
+
+/* getloadavg into LOAD [3], or -1s where it fails. */
+void mtp_bench_load_average(double *load);
 
 /* Write every case of RES (names from CASES) with its ns and ratio
  * summaries and per-round ratios to PATH, and the N_SEC sections SEC

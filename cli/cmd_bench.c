@@ -35,7 +35,7 @@
 #include <getopt.h> /* defines: getopt_long */
 #include <stdio.h>  /* defines: printf */
 #include <stdlib.h> /* defines: free */
-#include <string.h> /* defines: strcmp */
+#include <string.h> /* defines: strcmp, memcpy */
 #include <time.h>   /* defines: clock_gettime */
 
 #include "analysis/roofline.h"
@@ -66,6 +66,7 @@ struct bench_args {
     int windows;      /* forwards per n in that walk */
     int contended;    /* --contended: the threads section */
     int ops;          /* --ops: the per-op section (bench_ops.h) */
+    double load_start[3]; /* getloadavg before the model is loaded (the cost file records it) */
 };
 
 static void bench_usage(FILE *f)
@@ -378,9 +379,12 @@ static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
                                           .threads = su.threads, .context = a->context,
                                           .warmup = BENCH_WARMUP_ROUNDS,
                                           .inner = BENCH_INNER};
+        memcpy(pv.load_start, a->load_start, sizeof pv.load_start);
+        mtp_bench_load_average(pv.load_end);
         rc = mtp_bench_write_json(a->json, &pv, x, cases, &res, sec, n_sec);
         if (!rc)
-            printf("cost curve: %s\n", a->json);
+            printf("cost curve: %s (%d threads; load average %.2f at the start, %.2f at the "
+                   "end)\n", a->json, pv.threads, pv.load_start[0], pv.load_end[0]);
     }
     for (int i = 0; i < n_sec; i++)
         mtp_bench_section_free(&sec[i]);
@@ -412,6 +416,7 @@ int mtp_cmd_bench(int argc, char **argv)
     int rc = bench_parse(argc, argv, &a);
     if (rc)
         return rc == 1 ? 0 : rc;
+    mtp_bench_load_average(a.load_start); /* before our own threads add to it */
     struct mtp_model *model = NULL;
     struct mtp_backend *be = NULL;
     struct mtp_engine *e = NULL;

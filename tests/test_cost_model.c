@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -114,9 +115,10 @@ static void test_best_depth_moves_with_costs(void **state)
     assert_float_equal(best, 1, 1e-12);
 }
 
-/* A bench file with every case of 1 module, ratio = round index + 1 for
- * "update" and 2 for the rest, 3 rounds. */
-static void write_costs(const char *path, const char *skip)
+/* A bench file with every case of 1 module, 3 rounds: ratio 2 for every
+ * case but "update" (samples 1, 2, 3) and "decode" (1, the file's
+ * reference). EDIT (may be NULL) changes the document before it is written. */
+static void write_costs_edited(const char *path, const char *skip, void (*edit)(json_t *root))
 {
     json_t *cases = json_array();
     char name[64];
@@ -131,44 +133,240 @@ static void write_costs(const char *path, const char *skip)
             snprintf(name, sizeof name, "draft/module=1/n=%d", i - 4 - MTP_COST_MAX_N);
         if (skip && strcmp(name, skip) == 0)
             continue;
-        bool upd = strcmp(name, "update") == 0;
+        bool upd = strcmp(name, "update") == 0, dec = strcmp(name, "decode") == 0;
+        double v = dec ? 1.0 : 2.0;
         json_array_append_new(cases, json_pack("{s:s, s:{s:f}, s:[f, f, f]}", "name", name,
-                                               "ratio", "median", upd ? 2.0 : 2.0,
-                                               "ratio_samples", upd ? 1.0 : 2.0,
-                                               upd ? 2.0 : 2.0, upd ? 3.0 : 2.0));
+                                               "ratio", "median", v, "ratio_samples",
+                                               upd ? 1.0 : v, v, upd ? 3.0 : v));
     }
-    json_t *root = json_pack("{s:s, s:{s:s, s:i}, s:{s:s, s:s, s:s, s:i}, s:i, s:o}", "schema",
-                             "mtpbench-costs/1", "model", "dir", "m", "num_nextn_predict_layers",
-                             1, "machine", "host", "h", "cpu", "c", "backend", "cpu", "threads", 1,
-                             "rounds", 3, "cases", cases);
+    json_t *root = json_pack("{s:s, s:{s:s, s:i}, s:{s:s, s:s, s:s, s:i}, s:i, s:i, s:o}",
+                             "schema", "mtpbench-costs/1", "model", "dir", "m",
+                             "num_nextn_predict_layers", 1, "machine", "host", "h", "cpu", "c",
+                             "backend", "cpu", "threads", 1, "rounds", 3, "context", 128,
+                             "cases", cases);
+    if (edit)
+        edit(root);
     assert_int_equal(json_dump_file(root, path, 0), 0);
     json_decref(root);
+}
+
+static void write_costs(const char *path, const char *skip)
+{
+    write_costs_edited(path, skip, NULL);
+}
+
+static json_t *case_named(json_t *root, const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c)
+        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
+            return c;
+    fail_msg("no case %s", name);
+    return NULL;
+}
+
+/* Case NAME's median and every sample set to V. */
+static void set_case(json_t *root, const char *name, double v)
+{
+    json_t *c = case_named(root, name), *s = json_object_get(c, "ratio_samples");
+    json_object_set_new(json_object_get(c, "ratio"), "median", json_real(v));
+    for (size_t i = 0; i < json_array_size(s); i++)
+        json_array_set_new(s, i, json_real(v));
+}
+
+static char tmp_path[64];
+
+static int make_tmp(void **state)
+{
+    (void)state;
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/mtp-costs-XXXXXX");
+    int fd = mkstemp(tmp_path);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static int remove_tmp(void **state)
+{
+    (void)state;
+    unlink(tmp_path);
+    return 0;
 }
 
 static void test_cost_file(void **state)
 {
     (void)state;
-    char path[] = "/tmp/mtp-costs-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    const char *path = tmp_path;
     struct mtp_costs c;
     write_costs(path, NULL);
     assert_int_equal(mtp_costs_load(path, &c), MTP_OK);
     assert_int_equal(c.rounds, 3);
     assert_int_equal(c.n_modules, 1);
     assert_string_equal(c.host, "h");
-    assert_float_equal(c.median.verify[16], 2, 1e-12);
-    assert_float_equal(c.median.draft[1][3], 2, 1e-12);
-    assert_float_equal(c.round[0].update, 1, 1e-12);
-    assert_float_equal(c.round[2].update, 3, 1e-12);
+    /* Re-based on verify/n=1 (2 in every round): every 2 becomes 1. */
+    assert_float_equal(c.median.verify[16], 1, 1e-12);
+    assert_float_equal(c.median.draft[1][3], 1, 1e-12);
+    assert_float_equal(c.round[0].update, 0.5, 1e-12);
+    assert_float_equal(c.round[2].update, 1.5, 1e-12);
+    assert_float_equal(c.decode_over_verify1, 0.5, 1e-12);
+    assert_true(isnan(c.load_start[0])); /* not recorded: an older file */
     mtp_costs_free(&c);
     write_costs(path, "verify/n=7");
     assert_int_equal(mtp_costs_load(path, &c), MTP_ERR);
     assert_non_null(strstr(mtp_error_message(), "case 'verify/n=7': missing"));
     assert_non_null(strstr(mtp_error_message(), path));
     mtp_costs_free(&c);
-    unlink(path);
+}
+
+/* ---- issue 28 case 10: every value of a cost file is checked ------------- */
+
+static void all_zero(json_t *root)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(root, "cases"), i, c)
+        set_case(root, json_string_value(json_object_get(c, "name")), 0);
+}
+static void negative_sample(json_t *root)
+{
+    json_array_set_new(json_object_get(case_named(root, "draft/module=1/n=3"), "ratio_samples"),
+                       1, json_real(-0.5));
+}
+static void huge(json_t *root) { set_case(root, "verify/n=16", 1e308); }
+static void median_outside(json_t *root)
+{
+    json_object_set_new(json_object_get(case_named(root, "verify/n=2"), "ratio"), "median",
+                        json_real(5));
+}
+static void p90_below_p10(json_t *root)
+{
+    json_t *r = json_object_get(case_named(root, "verify/n=4"), "ratio");
+    json_object_set_new(r, "p10", json_real(1.5));
+    json_object_set_new(r, "p90", json_real(1)); /* below the median, 2 */
+}
+static void many_rounds(json_t *root) { json_object_set_new(root, "rounds", json_integer(1000000000)); }
+static void zero_threads(json_t *root)
+{
+    json_object_set_new(json_object_get(root, "machine"), "threads", json_integer(0));
+}
+static void short_load(json_t *root)
+{
+    json_object_set_new(json_object_get(root, "machine"), "load_average",
+                        json_pack("{s:[f], s:[f, f, f]}", "start", 0.5, "end", 1.0, 1.0, 1.0));
+}
+static void negative_update(json_t *root) { set_case(root, "update", -1); }
+static void string_sample(json_t *root)
+{
+    json_array_set_new(json_object_get(case_named(root, "choose/argmax"), "ratio_samples"), 0,
+                       json_string("fast"));
+}
+
+static void expect_refused(void (*edit)(json_t *), const char *want1, const char *want2)
+{
+    struct mtp_costs c;
+    write_costs_edited(tmp_path, NULL, edit);
+    assert_int_equal(mtp_costs_load(tmp_path, &c), MTP_ERR);
+    const char *m = mtp_error_message();
+    if (!strstr(m, want1) || !strstr(m, want2) || !strstr(m, tmp_path))
+        fail_msg("message '%s' lacks '%s' / '%s' / the path", m, want1, want2);
+    mtp_costs_free(&c);
+}
+
+static void test_cost_file_values_checked(void **state)
+{
+    (void)state;
+    expect_refused(all_zero, "case 'verify/n=1': key 'ratio.median'", "> 0");
+    expect_refused(negative_sample, "case 'draft/module=1/n=3': key 'ratio_samples[1]'",
+                   "found -0.5");
+    expect_refused(huge, "case 'verify/n=16'", "<= 1e6");
+    expect_refused(median_outside, "case 'verify/n=2': key 'ratio.median' = 5",
+                   "outside its 'ratio_samples'");
+    expect_refused(p90_below_p10, "case 'verify/n=4': key 'ratio.p90' = 1",
+                   "below 'ratio.median' = 2");
+    expect_refused(many_rounds, "key 'rounds'", "1..1000");
+    expect_refused(zero_threads, "key 'machine.threads'", "1..");
+    expect_refused(short_load, "key 'machine.load_average.start'", "another length");
+    expect_refused(negative_update, "case 'update'", ">= 0");
+    expect_refused(string_sample, "case 'choose/argmax': key 'ratio_samples[0]'",
+                   "a non-number");
+}
+
+/* ---- issue 26: one reference, the bench's load and noise ------------------ */
+
+static void decode_slower(json_t *root)
+{
+    /* The discrepancy of the issue: one-token verify 0.93 of a decode. */
+    set_case(root, "verify/n=1", 0.93);
+    set_case(root, "choose/argmax", 0.0093);
+    json_t *m = json_object_get(root, "machine");
+    json_object_set_new(m, "cpus_online", json_integer(4));
+    json_object_set_new(m, "load_average",
+                        json_pack("{s:[f, f, f], s:[f, f, f]}", "start", 3.5, 1.0, 1.0, "end",
+                                  4.0, 1.0, 1.0));
+}
+
+static void test_single_reference(void **state)
+{
+    (void)state;
+    struct mtp_costs c;
+    write_costs_edited(tmp_path, NULL, decode_slower);
+    assert_int_equal(mtp_costs_load(tmp_path, &c), MTP_OK);
+    /* Every cost in verify/n=1 units: the baseline's forward is V(1) = 1,
+     * the same operation as a speculative step's verification. */
+    assert_float_equal(c.median.verify[1], 1, 1e-12);
+    assert_float_equal(c.median.verify[2], 2 / 0.93, 1e-12);
+    assert_float_equal(c.median.argmax, 0.01, 1e-12);
+    assert_float_equal(mtp_cost_baseline(&c.median, true), 1.01, 1e-12);
+    assert_float_equal(c.decode_over_verify1, 1 / 0.93, 1e-12);
+    assert_float_equal(c.load_start[0], 3.5, 1e-12);
+    assert_float_equal(c.load_end[0], 4.0, 1e-12);
+    assert_int_equal(c.cpus, 4);
+    /* 3.5 busy CPUs of 4 leave fewer idle than the bench's 1 thread. */
+    const char *why;
+    assert_true(mtp_costs_noisy(&c, &why));
+    assert_non_null(strstr(why, "load average"));
+    c.load_start[0] = 1;
+    assert_false(mtp_costs_noisy(&c, &why));
+    c.verify1_spread = 0.3;
+    assert_true(mtp_costs_noisy(&c, &why));
+    assert_non_null(strstr(why, "10%"));
+    mtp_costs_free(&c);
+}
+
+/* ---- issue 28 case 3: exact drafting deeper than the modules timed -------- */
+
+static void test_exact_depth_limits(void **state)
+{
+    (void)state;
+    struct mtp_costs costs;
+    memset(&costs, 0, sizeof costs);
+    struct mtp_cost_decoder exact = {.drafting = MTP_SPEC_DRAFTING_EXACT, .greedy = true};
+    costs.n_modules = 8;
+    assert_non_null(mtp_cost_unpriceable(&costs, &exact, 9));
+    assert_non_null(mtp_cost_unpriceable(&costs, &exact, 16));
+    assert_null(mtp_cost_unpriceable(&costs, &exact, 8));
+    struct mtp_cost_decoder ch = chain;
+    ch.module = 9;
+    assert_non_null(mtp_cost_unpriceable(&costs, &ch, 3));
+    /* A model with 15 modules timed: exact K = 12 reads module 12's row,
+     * inside the arrays, and gives the hand value (every module 0.1 flat,
+     * verify 1 + 0.05 (n - 1), alpha 1, free choices: tokens 13, step
+     * 12 x 0.1 + V(13) = 1.2 + 1.6, baseline V(1) = 1). */
+    costs.n_modules = 15;
+    assert_null(mtp_cost_unpriceable(&costs, &exact, 12));
+    struct mtp_cost_point c;
+    memset(&c, 0, sizeof c);
+    for (int n = 1; n <= MTP_COST_MAX_N; n++) {
+        c.verify[n] = 1 + 0.05 * (n - 1);
+        for (int k = 1; k <= MTP_COST_MAX_MODULES; k++)
+            c.draft[k][n] = 0.1;
+    }
+    double ones[MTP_COST_MAX_N];
+    for (int i = 0; i < MTP_COST_MAX_N; i++)
+        ones[i] = 1;
+    assert_float_equal(mtp_cost_speedup(&c, &exact, ones, 12), 13 / (1.2 + 1.6), 1e-12);
 }
 
 int main(void)
@@ -177,7 +375,10 @@ int main(void)
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_draft_vocab_saving),
         cmocka_unit_test(test_best_depth_moves_with_costs),
-        cmocka_unit_test(test_cost_file),
+        cmocka_unit_test(test_exact_depth_limits),
+        cmocka_unit_test_setup_teardown(test_cost_file, make_tmp, remove_tmp),
+        cmocka_unit_test_setup_teardown(test_cost_file_values_checked, make_tmp, remove_tmp),
+        cmocka_unit_test_setup_teardown(test_single_reference, make_tmp, remove_tmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,420 @@
+/*
+ * test_cost_report.c - the cost-model view (analysis/report_cost.h) on
+ * synthetic logs and in-memory costs: what it refuses and what it says.
+ *
+ *   issue 28 case 2: negative or out-of-range accepted / accepted_uncut /
+ *                    drafted are refused at the view's own entry (records
+ *                    are edited in memory, past the log reader's checks);
+ *   issue 28 case 3: exact drafting deeper than the modules the cost file
+ *                    times is not priced, and K* stops at the modules timed;
+ *   issue 28 case 7: a tree decoder is not priced as a chain of its depth;
+ *   issue 26:        K* per decoder family and wiring (never an arbitrary
+ *                    row), intervals that carry the bench's spread, and
+ *                    warnings when the bench's threads or CPU differ.
+ *
+ * Costs: verify(n) = 1 + 0.1 (n - 1), module k over n rows 0.1 + 0.01 (n - 1),
+ * choices and rollback 0.001 (in verify/n=1 units), host "testhost", 1 thread.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "analysis/cost_model.h"
+#include "analysis/report.h"
+#include "analysis/report_cost.h"
+#include "engine/error.h"
+#include "experiments/log.h"
+
+enum { STEPS = 8, PROMPTS = 4 };
+
+static char tmp_dir[64], log_path[128];
+
+struct dec {
+    const char *name;
+    int depth;
+    enum mtp_spec_drafting drafting;
+    const char *draft_hidden; /* NULL: baseline (no wiring) */
+    int draft_vocab;
+};
+
+static const struct dec DECODERS[] = {
+    {"baseline", 0, MTP_SPEC_DRAFTING_NONE, NULL, 0},
+    {"mtp-exact-k1", 1, MTP_SPEC_DRAFTING_EXACT, "after_shared_head_norm", 0},
+    {"mtp-exact-k2", 2, MTP_SPEC_DRAFTING_EXACT, "after_shared_head_norm", 0},
+    {"mtp-exact-k3", 3, MTP_SPEC_DRAFTING_EXACT, "after_shared_head_norm", 0},
+    {"mtp-exact-k2-v1024", 2, MTP_SPEC_DRAFTING_EXACT, "after_shared_head_norm", 1024},
+    {"mtp-chain-k1", 1, MTP_SPEC_DRAFTING_CHAIN, "after_shared_head_norm", 0},
+    {"mtp-chain-k2", 2, MTP_SPEC_DRAFTING_CHAIN, "after_shared_head_norm", 0},
+    {"mtp-chain-k3-before", 3, MTP_SPEC_DRAFTING_CHAIN, "before_shared_head_norm", 0},
+    {"tree-w3", 1, MTP_SPEC_DRAFTING_EXACT, "after_shared_head_norm", 0},
+};
+enum { N_DECODERS = sizeof DECODERS / sizeof DECODERS[0] };
+
+static void write_request(struct mtp_log_writer *w, const struct dec *d, int prompt)
+{
+    int32_t acc[STEPS], out[64];
+    uint64_t draft[STEPS], verify[STEPS], accept[STEPS], update[STEPS];
+    int n_out = 1;
+    for (int s = 0; s < STEPS; s++) {
+        acc[s] = d->depth ? (s + prompt) % (d->depth + 1) : 0;
+        n_out += acc[s] + 1;
+        draft[s] = 100000 * (uint64_t)d->depth;
+        verify[s] = 1000000 + 100000 * (uint64_t)d->depth;
+        accept[s] = update[s] = 1000;
+    }
+    for (int i = 0; i < n_out; i++)
+        out[i] = 3 + i % 50;
+    char id[8];
+    snprintf(id, sizeof id, "p%d", prompt);
+    struct mtp_request_record r = {
+        .decoder = (char *)d->name,
+        .mode = d->depth ? MTP_SPEC_DECODER_MTP : MTP_SPEC_DECODER_BASELINE,
+        .depth = d->depth, .drafting = d->drafting, .temperature = 0, .top_p = 1.0, .seed = 1,
+        .dataset = "ds", .category = "code", .prompt_id = id, .prompt_tokens = 4,
+        .n_output = n_out, .output_tokens = out, .n_steps = STEPS, .accepted = acc,
+        .draft_ns = draft, .verify_ns = verify, .accept_ns = accept, .update_ns = update,
+        .ttft_ns = 1000000, .total_ns = 1000000 + STEPS * (verify[0] + draft[0] + 2000),
+        .stop_reason = MTP_LOG_STOP_MAX_TOKENS, .time_unix_ns = 1700000000000000000ll,
+        .draft_vocab = d->draft_vocab, .adaptive_threshold = -1,
+        .wiring = {(char *)d->draft_hidden, d->draft_hidden ? "kept" : NULL,
+                   d->draft_hidden ? "previous_module" : NULL},
+    };
+    assert_int_equal(mtp_log_write_request(w, &r), MTP_OK);
+}
+
+static int write_log(void **state)
+{
+    (void)state;
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/mtp-cost-report-XXXXXX");
+    if (!mkdtemp(tmp_dir))
+        return -1;
+    snprintf(log_path, sizeof log_path, "%s/run.msgpack", tmp_dir);
+    struct mtp_log_options opt = {.overwrite = true};
+    struct mtp_log_writer *w;
+    if (mtp_log_open(log_path, &opt, &w))
+        return -1;
+    struct mtp_log_run_info run = {
+        .spec_json = "{\"name\":\"cost\"}",
+        .model = {.dir = "m", .config_hash = "00", .num_layers = 2,
+                  .num_nextn_predict_layers = 3, .vocab_size = 64, .params = 1},
+        .host = "testhost", .cpu = "cpu", .backend = "cpu", .threads = 1,
+        .start_unix_ns = 1700000000000000000ll,
+    };
+    mtp_log_write_run(w, &run);
+    for (int i = 0; i < N_DECODERS; i++)
+        for (int p = 0; p < PROMPTS; p++)
+            write_request(w, &DECODERS[i], p);
+    struct mtp_log_summary sum = {.wall_ns = 1, .finished = true, .end_unix_ns = 1};
+    mtp_log_write_summary(w, &sum);
+    return mtp_log_close(w) == MTP_OK ? 0 : -1;
+}
+
+static int remove_log(void **state)
+{
+    (void)state;
+    unlink(log_path);
+    rmdir(tmp_dir);
+    return 0;
+}
+
+/* The log, with "tree-w3"'s requests turned into a widths:3 tree (4 nodes
+ * verified per step), as the runner would log it. */
+static void load(struct mtp_report_data *d)
+{
+    memset(d, 0, sizeof *d);
+    assert_int_equal(mtp_report_data_load(d, log_path, NULL), MTP_OK);
+    for (int i = 0; i < d->n_requests; i++) {
+        struct mtp_request_record *r = &d->requests[i].rec;
+        if (strcmp(r->decoder, "tree-w3"))
+            continue;
+        r->tree = strdup("widths:3");
+        r->tree_nodes = malloc(sizeof(int32_t) * STEPS);
+        for (int s = 0; s < STEPS; s++)
+            r->tree_nodes[s] = 4;
+    }
+}
+
+/* Costs of ROUNDS rounds, round r's forwards scaled by SCALE[r] (NULL: 1). */
+static void make_costs(struct mtp_costs *c, int rounds, int n_modules, const double *scale)
+{
+    memset(c, 0, sizeof *c);
+    c->file = strdup("mem.json");
+    c->host = strdup("testhost");
+    c->cpu = strdup("cpu");
+    c->backend = strdup("cpu");
+    c->model_dir = strdup("m");
+    c->threads = 1;
+    c->n_modules = c->model_modules = n_modules;
+    c->rounds = rounds;
+    c->round = calloc((size_t)rounds, sizeof *c->round);
+    c->decode_over_verify1 = 1;
+    c->verify1_spread = NAN;
+    for (int i = 0; i < 3; i++)
+        c->load_start[i] = c->load_end[i] = NAN;
+    for (int r = 0; r <= rounds; r++) {
+        struct mtp_cost_point *p = r < rounds ? &c->round[r] : &c->median;
+        double f = scale && r < rounds ? scale[r] : 1;
+        p->verify[1] = 1;
+        for (int n = 2; n <= MTP_COST_MAX_N; n++)
+            p->verify[n] = 1 + 0.1 * (n - 1) * f;
+        for (int k = 1; k <= n_modules; k++)
+            for (int n = 1; n <= MTP_COST_MAX_N; n++)
+                p->draft[k][n] = (0.1 + 0.01 * (n - 1)) * f;
+        p->argmax = p->argmax_probs = p->sampled = p->update = 0.001;
+    }
+}
+
+struct tables {
+    struct mtp_report_data d;
+    struct mtp_report_table pred, depth;
+};
+
+static int build(struct tables *t, const struct mtp_costs *c)
+{
+    struct mtp_report_options opt;
+    mtp_report_options_default(&opt);
+    opt.bootstrap = 200;
+    memset(&t->pred, 0, sizeof t->pred);
+    memset(&t->depth, 0, sizeof t->depth);
+    return mtp_report_table_cost(&t->d, &opt, c, &t->pred, &t->depth);
+}
+
+static void release(struct tables *t)
+{
+    mtp_report_table_free(&t->pred);
+    mtp_report_table_free(&t->depth);
+    mtp_report_data_free(&t->d);
+}
+
+static int col(const struct mtp_report_table *t, const char *key)
+{
+    for (int i = 0; i < t->n_cols; i++)
+        if (strcmp(t->cols[i].key, key) == 0)
+            return i;
+    fail_msg("no column %s", key);
+    return -1;
+}
+
+static const struct mtp_report_cell *cell(const struct mtp_report_table *t, int row,
+                                          const char *key)
+{
+    return &t->cells[(size_t)row * t->n_cols + col(t, key)];
+}
+
+/* The row of DECODER (column KEY holds it) over all categories; -1 if none. */
+static int row_of(const struct mtp_report_table *t, const char *key, const char *decoder)
+{
+    for (int r = 0; r < t->n_rows; r++) {
+        const struct mtp_report_cell *c = cell(t, r, key), *cat = cell(t, r, "category");
+        if (c->text && strcmp(c->text, decoder) == 0 && cat->text && !strcmp(cat->text, "all"))
+            return r;
+    }
+    return -1;
+}
+
+/* ---- issue 28 case 2 ------------------------------------------------------ */
+
+enum field { F_ACCEPTED, F_UNCUT, F_DRAFTED };
+
+/* The log with one step of one chain request's FIELD set to V. */
+static void expect_refused(enum field f, int v, const char *want)
+{
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 3, NULL);
+    load(&t.d);
+    struct mtp_request_record *r = NULL;
+    for (int i = 0; i < t.d.n_requests && !r; i++)
+        if (!strcmp(t.d.requests[i].rec.decoder, "mtp-chain-k2"))
+            r = &t.d.requests[i].rec;
+    assert_non_null(r);
+    int32_t **arr = f == F_UNCUT ? &r->accepted_uncut : f == F_DRAFTED ? &r->drafted : NULL;
+    if (arr && !*arr) {
+        *arr = malloc(sizeof(int32_t) * STEPS);
+        for (int s = 0; s < STEPS; s++)
+            (*arr)[s] = f == F_DRAFTED ? r->depth : r->accepted[s];
+    }
+    (arr ? *arr : r->accepted)[3] = v;
+    assert_int_equal(build(&t, &c), MTP_ERR);
+    const char *m = mtp_error_message();
+    if (!strstr(m, want) || !strstr(m, log_path) || !strstr(m, "step 3"))
+        fail_msg("message '%s' lacks '%s', the log or the step", m, want);
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+static void test_negative_counts_refused(void **state)
+{
+    (void)state;
+    expect_refused(F_ACCEPTED, -3, "'accepted' = -3, expected 0..2");
+    expect_refused(F_ACCEPTED, 1000, "'accepted' = 1000, expected 0..2");
+    expect_refused(F_UNCUT, -1, "'accepted_uncut' = -1");
+    expect_refused(F_DRAFTED, -2, "'drafted' = -2, expected 0..2");
+    expect_refused(F_DRAFTED, 1 << 30, "'drafted' = 1073741824");
+}
+
+/* ---- issue 28 case 3 ------------------------------------------------------ */
+
+static void test_exact_deeper_than_timed(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 2, NULL); /* the file times 2 modules; the log has exact K = 3 */
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    int r3 = row_of(&t.pred, "decoder", "mtp-exact-k3"), r2 = row_of(&t.pred, "decoder",
+                                                                      "mtp-exact-k2");
+    assert_true(r3 >= 0 && r2 >= 0);
+    assert_int_equal(cell(&t.pred, r3, "speedup_pred")->kind, MTP_REPORT_CELL_EMPTY);
+    assert_non_null(strstr(cell(&t.pred, r3, "note")->text, "not priced"));
+    assert_non_null(strstr(cell(&t.pred, r3, "note")->text, "more MTP modules"));
+    assert_int_equal(cell(&t.pred, r2, "speedup_pred")->kind, MTP_REPORT_CELL_STAT);
+    assert_true(isfinite(cell(&t.pred, r2, "speedup_pred")->stat.value));
+    /* K* of the exact family: its curve stops at the 2 modules timed. */
+    int d = row_of(&t.depth, "decoder", "mtp-exact-k3");
+    assert_true(d >= 0);
+    assert_int_equal(cell(&t.depth, d, "k_max")->i, 2);
+    assert_non_null(strstr(cell(&t.depth, d, "note")->text, "K max 2, not 3"));
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+/* ---- issue 28 case 7 ------------------------------------------------------ */
+
+static void test_tree_not_priced_as_chain(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 3, NULL);
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    int r = row_of(&t.pred, "decoder", "tree-w3");
+    assert_true(r >= 0);
+    assert_int_equal(cell(&t.pred, r, "speedup_pred")->kind, MTP_REPORT_CELL_EMPTY);
+    assert_int_equal(cell(&t.pred, r, "tokens_per_step_pred")->kind, MTP_REPORT_CELL_EMPTY);
+    assert_float_equal(cell(&t.pred, r, "verified_per_step")->stat.value, 4, 1e-12);
+    assert_non_null(strstr(cell(&t.pred, r, "note")->text,
+                           "tree decoder widths:3 verifies 4.00 tokens per step"));
+    /* A chain of depth 1 verifies 2 tokens: the column tells them apart. */
+    int k1 = row_of(&t.pred, "decoder", "mtp-exact-k1");
+    assert_float_equal(cell(&t.pred, k1, "verified_per_step")->stat.value, 2, 1e-12);
+    /* The tree never supplies a K* curve. */
+    assert_int_equal(row_of(&t.depth, "decoder", "tree-w3"), -1);
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+/* ---- issue 26: K* per family and wiring ----------------------------------- */
+
+static void test_kstar_per_family(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 3, NULL);
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    /* One row per family x wiring, each from that family's deepest decoder. */
+    static const char *const want[][2] = {{"mtp-exact-k3", "exact"},
+                                          {"mtp-exact-k2-v1024", "exact v1024"},
+                                          {"mtp-chain-k2", "chain m1"},
+                                          {"mtp-chain-k3-before", "chain m1"}};
+    for (int i = 0; i < 4; i++) {
+        int r = row_of(&t.depth, "decoder", want[i][0]);
+        if (r < 0)
+            fail_msg("no K* row from %s", want[i][0]);
+        assert_string_equal(cell(&t.depth, r, "family")->text, want[i][1]);
+    }
+    int a = row_of(&t.depth, "decoder", "mtp-chain-k2");
+    int b = row_of(&t.depth, "decoder", "mtp-chain-k3-before");
+    assert_string_equal(cell(&t.depth, a, "wiring")->text,
+                        "after_shared_head_norm,kept,previous_module");
+    assert_string_equal(cell(&t.depth, b, "wiring")->text,
+                        "before_shared_head_norm,kept,previous_module");
+    /* The measured best K of a family comes from that family only. */
+    assert_true(cell(&t.depth, a, "best_k_meas")->i <= 2);
+    for (int r = 0; r < t.depth.n_rows; r++) {
+        const char *dec = cell(&t.depth, r, "decoder")->text;
+        assert_true(strcmp(dec, "mtp-exact-k1") && strcmp(dec, "mtp-chain-k1"));
+    }
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+/* ---- issue 26: intervals carry the bench's spread ------------------------- */
+
+static double pred_width(const double *scale, int rounds)
+{
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, rounds, 3, scale);
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    const struct mtp_report_cell *p =
+        cell(&t.pred, row_of(&t.pred, "decoder", "mtp-chain-k2"), "speedup_pred");
+    double w = p->stat.hi - p->stat.lo;
+    release(&t);
+    mtp_costs_free(&c);
+    return w;
+}
+
+static void test_interval_carries_bench_spread(void **state)
+{
+    (void)state;
+    static const double quiet[] = {1, 1, 1}, noisy[] = {0.5, 1, 3};
+    double wq = pred_width(quiet, 3), wn = pred_width(noisy, 3);
+    if (!(wn > wq + 0.01))
+        fail_msg("interval width %.4f with noisy rounds, %.4f with quiet ones", wn, wq);
+}
+
+/* ---- issue 26: threads, machine, load ------------------------------------- */
+
+static void test_bench_mismatch_warned(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 3, NULL);
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    assert_null(strstr(t.pred.note, "WARNING"));
+    assert_non_null(strstr(t.pred.title, "1 threads, load not recorded"));
+    release(&t);
+    c.threads = 4;
+    free(c.cpu);
+    c.cpu = strdup("Other CPU");
+    c.load_start[0] = 0.5;
+    c.load_end[0] = 0.7;
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    assert_non_null(strstr(t.pred.note, "WARNING: the bench ran 4 threads"));
+    assert_non_null(strstr(t.pred.note, "ran 1"));
+    assert_non_null(strstr(t.pred.note, "the bench's CPU is 'Other CPU'"));
+    assert_non_null(strstr(t.depth.note, "WARNING: the bench ran 4 threads"));
+    assert_non_null(strstr(t.pred.title, "4 threads, load 0.50 -> 0.70"));
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_negative_counts_refused),
+        cmocka_unit_test(test_exact_deeper_than_timed),
+        cmocka_unit_test(test_tree_not_priced_as_chain),
+        cmocka_unit_test(test_kstar_per_family),
+        cmocka_unit_test(test_interval_carries_bench_spread),
+        cmocka_unit_test(test_bench_mismatch_warned),
+    };
+    return cmocka_run_group_tests(tests, write_log, remove_log);
+}
