@@ -1,26 +1,37 @@
 #!/usr/bin/env python3
 """plots.py - figures from mtpbench experiment logs (PNG, written beside the first log).
 
-    .venv/bin/python analysis/plots.py runs/default/default.msgpack [more logs or dirs]
-        [--mtpbench build/mtpbench] [--out DIR] [--bootstrap N]
+    /usr/bin/python3 analysis/plots.py runs/default/default.msgpack [more logs or dirs]
+        [--mtpbench build/mtpbench] [--out DIR] [--bootstrap N] [--costs BENCH.json]
 
 Every number comes from `mtpbench report --format json` (the metric definitions and
 bootstrap intervals of spec/metrics.md live in one place, the C report), except the
-per-phase time split, which sums the logs' per-step phase times (read with `msgpack`).
+per-phase time split, which sums the logs' per-step phase times. What kind each decoder
+is (draft vocabulary, wiring, adaptive, tree) comes from the logs' request records
+(plot_decoders.py): one legend entry per line, and a line joins only decoders that
+differ in depth alone.
 
 Figures:
   acceptance_by_position.png  alpha_j (conditional) and beta_j (unconditional) against the
-                              draft position j, one line per decoder (depth, drafting), per
-                              temperature, with 95% bootstrap intervals
-  depth_tau_speedup.png       tau and speedup against depth K, exact vs chained drafting,
-                              per category and overall, per temperature
+                              draft position j, one line per decoder, per temperature, with
+                              95% bootstrap intervals
+  depth_tau_speedup.png       tau and speedup against depth K, one line per decoder family
+                              (exact, chain, each draft-vocabulary or wiring variant), per
+                              category and overall, per temperature; the baseline (K = 0)
+                              and the adaptive decoder (at its maximum K) are points of
+                              their own; tree decoders are left to tree_ablation.png
   phase_latency.png           time per emitted token split into draft / verify / accept /
                               update, stacked, per decoder and temperature
   tree_ablation.png           (logs with tree decoders) tau and speedup against the tokens
                               verified per step, chains vs static vs dynamic trees, per
                               temperature (`mtpbench report --table tree`)
+  cost_model.png              (--costs) predicted vs measured speedup per family, and the
+                              alpha_j the model uses; the title says when the bench was
+                              noisy, and why (plot_bench_noise.py)
 
-Needs matplotlib (and msgpack for phase_latency.png; skipped with a note without it).
+Needs matplotlib and msgpack: Debian's /usr/bin/python3 with python3-matplotlib and
+python3-msgpack (scripts/install-deps.sh); another interpreter is told what it lacks.
+Each fig_* function returns its Figure (tests/test_plot_labels.py reads their labels).
 """
 import argparse
 import json
@@ -28,15 +39,22 @@ import os
 import subprocess
 import sys
 
-import matplotlib
+from python_deps import require
 
+matplotlib, _ = require("plots.py", ["matplotlib", "msgpack"])
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+import plot_bench_noise  # noqa: E402
+import plot_decoders as pd  # noqa: E402
+
 PHASES = ("draft", "verify", "accept", "update")
-DRAFT_STYLE = {"exact": "-", "chain": "--"}
-DRAFT_MARKER = {"exact": "o", "chain": "s"}
+# (linestyle, marker) per family, in family order (plain exact, plain chain, variants...).
+LINE_STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "v"), (":", "P"), ("-.", "X"),
+               ("--", "<"), (":", ">")]
+POINT_MARKERS = ["D", "*", "h", "p", "d", "H"]  # decoders of their own (adaptive, baseline)
+SINGLE_OFFSET = 0.12  # x offset of a point of its own, so it does not hide a line's point
 
 
 def report_json(mtpbench, logs, by, bootstrap):
@@ -54,40 +72,71 @@ def val(cell):
     return cell.get("value"), cell.get("lo"), cell.get("hi")
 
 
-def errbar(ax, xs, cells, **kw):
-    """Plot values with their interval as error bars; skips undefined points."""
-    pts = [(x,) + val(c) for x, c in zip(xs, cells) if val(c)[0] is not None]
+def errbar(ax, xs, cells, names, **kw):
+    """Plot values with their interval as error bars; skips undefined points. The data
+    line's gid is the JSON list of the decoders its points come from (NAMES)."""
+    pts = [(x, n) + val(c) for x, c, n in zip(xs, cells, names) if val(c)[0] is not None]
     if not pts:
         return
-    x = [p[0] for p in pts]
-    y = [p[1] for p in pts]
-    lo = [p[1] - p[2] if p[2] is not None else 0 for p in pts]
-    hi = [p[3] - p[1] if p[3] is not None else 0 for p in pts]
-    ax.errorbar(x, y, yerr=[lo, hi], capsize=2, **kw)
+    lo = [p[2] - p[3] if p[3] is not None else 0 for p in pts]
+    hi = [p[4] - p[2] if p[4] is not None else 0 for p in pts]
+    bars = ax.errorbar([p[0] for p in pts], [p[2] for p in pts], yerr=[lo, hi], capsize=2, **kw)
+    bars.lines[0].set_gid(json.dumps(sorted({p[1] for p in pts})))
 
 
 def temperatures(rows):
-    return sorted({r["temperature"] for r in rows if r.get("temperature") is not None})
+    return sorted({val(r["temperature"])[0] for r in rows
+                   if val(r.get("temperature"))[0] is not None})
 
 
-def depth_colors(rows):
-    ks = sorted({r["depth"] for r in rows if r.get("depth")})
-    cmap = plt.get_cmap("viridis")
-    return {k: cmap(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
+def decoder_of_row(row, decoders):
+    """The Decoder of a report row (its own family when no log record names it)."""
+    d = decoders.get(row["decoder"])
+    return d or pd.unknown_decoder(row["decoder"], val(row.get("depth"))[0], row.get("drafting"))
 
 
-def plot_acceptance(rows, path):
+def family_order(fam):
+    """Plain families first (exact, then chain), then variants, then decoders of their own."""
+    if fam[0] == "single":
+        return (2, fam[1])
+    _, mode, drafting, vocab, wiring = fam
+    return (0 if not vocab and not wiring else 1, drafting != "exact", vocab, wiring, fam[0])
+
+
+def family_styles(families):
+    """{family: (linestyle, marker)}: a point of its own gets no line."""
+    styles, lines, points = {}, 0, 0
+    for fam in sorted(families, key=family_order):
+        if fam[0] == "single":
+            styles[fam] = ("none", POINT_MARKERS[points % len(POINT_MARKERS)])
+            points += 1
+        else:
+            styles[fam] = LINE_STYLES[lines % len(LINE_STYLES)]
+            lines += 1
+    return styles
+
+
+def fig_acceptance(rows, decoders):
+    """acceptance_by_position.png: one line per decoder over its draft positions j."""
     temps = temperatures(rows)
-    colors = depth_colors(rows)
+    rows = [r for r in rows if val(r.get("depth"))[0]]
+    ds = {r["decoder"]: decoder_of_row(r, decoders) for r in rows}
+    labels = pd.decoder_labels(list(ds.values()))
+    styles = family_styles({pd.family(d) for d in ds.values()})
+    ks = sorted({d.depth for d in ds.values()})
+    cmap = plt.get_cmap("viridis")
+    colors = {k: cmap(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
     fig, axes = plt.subplots(2, len(temps), figsize=(5.5 * len(temps), 7.5), squeeze=False)
     for c, t in enumerate(temps):
-        for r in [r for r in rows if r["temperature"] == t and r.get("depth")]:
-            k, dr = r["depth"], r["drafting"]
-            js = list(range(1, k + 1))
+        for r in [r for r in rows if val(r["temperature"])[0] == t]:
+            d = ds[r["decoder"]]
+            js = list(range(1, d.depth + 1))
+            line, marker = styles[pd.family(d)]
             for row, name in ((0, "alpha"), (1, "beta")):
                 errbar(axes[row][c], js, [r.get("%s_%d" % (name, j)) for j in js],
-                       color=colors[k], linestyle=DRAFT_STYLE.get(dr, ":"),
-                       marker=DRAFT_MARKER.get(dr, "x"), label="%s K=%d" % (dr, k))
+                       [d.name] * len(js), color=colors[d.depth],
+                       linestyle=line if line != "none" else ":", marker=marker,
+                       label=labels[d.name])
         axes[0][c].set_title("T = %g" % t)
         axes[0][c].set_ylabel("alpha_j (accepted | j-1 accepted)")
         axes[1][c].set_ylabel("beta_j (reached position j)")
@@ -96,31 +145,43 @@ def plot_acceptance(rows, path):
             axes[row][c].xaxis.set_major_locator(MaxNLocator(integer=True))
             axes[row][c].set_ylim(0, 1.02)
             axes[row][c].grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, ncol=2)
-    fig.suptitle("Acceptance by draft position (solid: exact drafting, dashed: module 1 chained)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle("Acceptance by draft position (colour: depth K; line style: decoder family)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_depth(rows_all, rows_cat, path):
+def plot_family(ax, rows, fam, key, label, style, color):
+    """One family's KEY against K on AX: a line, or a point of its own."""
+    sel = sorted(rows, key=lambda r: val(r["depth"])[0])
+    ks = [val(r["depth"])[0] for r in sel]
+    if fam[0] == "single":
+        ks = [k + SINGLE_OFFSET if k else k for k in ks]
+    errbar(ax, ks, [r.get(key) for r in sel], [r["decoder"] for r in sel], color=color,
+           linestyle=style[0], marker=style[1], label=label)
+
+
+def fig_depth(rows_all, rows_cat, decoders):
+    """depth_tau_speedup.png: tau and speedup against K, one line per family and T."""
     temps = temperatures(rows_all)
+    keep = lambda r: not decoder_of_row(r, decoders).tree  # noqa: E731
+    rows_all = [r for r in rows_all if keep(r)]
+    rows_cat = [r for r in rows_cat if keep(r)]
     cats = sorted({r["category"] for r in rows_cat})
     panels = [(c, [r for r in rows_cat if r["category"] == c]) for c in cats] + [("all", rows_all)]
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.5), squeeze=False)
+    ds = [decoder_of_row(r, decoders) for r in rows_all + rows_cat]
+    fam_label = pd.family_labels(ds)
+    styles = family_styles(set(fam_label))
     tcolor = {t: plt.get_cmap("tab10")(i) for i, t in enumerate(temps)}
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.6 * len(panels), 6.5), squeeze=False)
     for c, (title, rows) in enumerate(panels):
         for t in temps:
-            for dr in ("exact", "chain"):
-                sel = sorted((r for r in rows if r["temperature"] == t and r["drafting"] == dr),
-                             key=lambda r: r["depth"])
-                base = [r for r in rows if r["temperature"] == t and r["drafting"] == "none"]
-                sel = base + sel  # K = 0: the baseline (tau 1, speedup 1)
-                ks = [r["depth"] for r in sel]
+            for fam in sorted(fam_label, key=family_order):
+                sel = [r for r in rows if val(r["temperature"])[0] == t
+                       and pd.family(decoder_of_row(r, decoders)) == fam]
                 for row, key in ((0, "tau"), (1, "speedup")):
-                    errbar(axes[row][c], ks, [r.get(key) for r in sel], color=tcolor[t],
-                           linestyle=DRAFT_STYLE[dr], marker=DRAFT_MARKER[dr],
-                           label="%s, T=%g" % (dr, t))
+                    plot_family(axes[row][c], sel, fam, key, "%s, T=%g" % (fam_label[fam], t),
+                                styles[fam], tcolor[t])
         axes[0][c].set_title(title)
         axes[0][c].set_ylabel("tau (tokens per main forward)")
         axes[1][c].set_ylabel("speedup vs baseline")
@@ -129,11 +190,12 @@ def plot_depth(rows_all, rows_cat, path):
             axes[row][c].set_xlabel("depth K")
             axes[row][c].xaxis.set_major_locator(MaxNLocator(integer=True))
             axes[row][c].grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle("Depth ablation: exact drafting (K trained modules) vs module 1 chained K times")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle("Depth ablation: one line per decoder family (exact: K trained modules, chain: "
+                 "module 1 K times);\nbaseline at K = 0 and adaptive decoders at their maximum K "
+                 "are points of their own")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def log_files(args):
@@ -148,28 +210,18 @@ def log_files(args):
 
 def phase_sums(logs):
     """{(decoder, depth, drafting, temperature): [ns per phase..., emitted tokens]}."""
-    import msgpack
-
     sums = {}
-    for path in logs:
-        with open(path, "rb") as f:
-            unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False)
-            try:
-                for rec in unpacker:
-                    if not isinstance(rec, dict) or rec.get("type") != "request":
-                        continue
-                    key = (rec["decoder"], rec["depth"], rec["drafting"], rec["temperature"])
-                    acc = sums.setdefault(key, [0, 0, 0, 0, 0])
-                    for i, ph in enumerate(PHASES):
-                        acc[i] += sum(rec[ph + "_ns"])
-                    acc[4] += max(0, len(rec["output_tokens"]) - 1)
-            except (msgpack.exceptions.ExtraData, ValueError):
-                pass  # a cut-off last record: the C report warns about it
+    for rec in pd.request_records(logs):
+        key = (rec["decoder"], rec["depth"], rec["drafting"], rec["temperature"])
+        acc = sums.setdefault(key, [0, 0, 0, 0, 0])
+        for i, ph in enumerate(PHASES):
+            acc[i] += sum(rec[ph + "_ns"])
+        acc[4] += max(0, len(rec["output_tokens"]) - 1)
     return sums
 
 
-def plot_phases(logs, path):
-    sums = phase_sums(logs)
+def fig_phases(sums):
+    """phase_latency.png: stacked ms per emitted token by phase, per decoder and T."""
     order = {"none": 0, "exact": 1, "chain": 2}
     keys = sorted(sums, key=lambda k: (k[3], order.get(k[2], 3), k[1], k[0]))
     keys = [k for k in keys if sums[k][4] > 0]
@@ -188,52 +240,72 @@ def plot_phases(logs, path):
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
-def plot_cost_model(mtpbench, logs, costs, bootstrap, path):
-    """Predicted vs measured speedup per depth K (with intervals), per drafting and
-    temperature, and the alpha_j curves of the deepest decoder that feed the model."""
-    cmd = [mtpbench, "report", *logs, "--table", "cost-model", "--costs", costs,
-           "--format", "json", "--bootstrap", str(bootstrap)]
-    doc = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)
-    rows = [dict(r, temperature=val(r["temperature"])[0], depth=val(r["depth"])[0])
+def cost_rows(doc):
+    """The cost-model table's overall rows, depth and temperature as plain numbers."""
+    return [dict(r, temperature=val(r["temperature"])[0], depth=val(r["depth"])[0])
             for r in doc["tables"]["cost-model"]["rows"]
-            if r.get("category") == "all" and r.get("drafting") in DRAFT_STYLE]
+            if r.get("category") == "all" and val(r.get("depth"))[0]]
+
+
+def cost_speedups(ax, rows, t, decoders):
+    """Predicted and measured speedup against K, per family, at temperature T."""
+    sel_t = [r for r in rows if r["temperature"] == t]
+    fam_label = pd.family_labels([decoder_of_row(r, decoders) for r in rows])
+    styles = family_styles(set(fam_label))
+    for i, fam in enumerate(sorted(fam_label, key=family_order)):
+        sel = sorted((r for r in sel_t if pd.family(decoder_of_row(r, decoders)) == fam),
+                     key=lambda r: r["depth"])
+        ks = [r["depth"] + (SINGLE_OFFSET if fam[0] == "single" else 0) for r in sel]
+        names = [r["decoder"] for r in sel]
+        line, marker = styles[fam]
+        color = plt.get_cmap("tab10")(i % 10)  # predicted and measured alike; measured faded
+        errbar(ax, [k - 0.06 for k in ks], [r["speedup_pred"] for r in sel], names, color=color,
+               marker=marker, linestyle=line, label="%s predicted" % fam_label[fam])
+        errbar(ax, [k + 0.06 for k in ks], [r["speedup_meas"] for r in sel], names, color=color,
+               marker=marker, linestyle=line, alpha=0.45, label="%s measured" % fam_label[fam])
+
+
+def cost_alphas(ax, rows_all, t, decoders):
+    """alpha_j of each family's deepest decoder at temperature T: what the model uses."""
+    deepest = {}
+    for r in rows_all:
+        d = decoder_of_row(r, decoders)
+        if val(r.get("temperature"))[0] != t or not d.depth or pd.family(d)[0] == "single":
+            continue
+        if pd.family(d) not in deepest or d.depth > deepest[pd.family(d)][0].depth:
+            deepest[pd.family(d)] = (d, r)
+    fam_label = pd.family_labels([d for d, _ in deepest.values()])
+    styles = family_styles(set(deepest))
+    for fam in sorted(deepest, key=family_order):
+        d, r = deepest[fam]
+        js = list(range(1, d.depth + 1))
+        errbar(ax, js, [r.get("alpha_%d" % j) for j in js], [d.name] * len(js),
+               marker=styles[fam][1], linestyle=styles[fam][0],
+               label="%s (%s)" % (fam_label[fam], d.name))
+
+
+def fig_cost_model(doc, rows_all, decoders, noise):
+    """cost_model.png: DOC is `report --table cost-model --format json`, ROWS_ALL the main
+    report's rows, NOISE plot_bench_noise.bench_noise of the cost file."""
+    rows = cost_rows(doc)
     temps = sorted({r["temperature"] for r in rows})
-    fig, axes = plt.subplots(2, len(temps), figsize=(6 * len(temps), 8), squeeze=False)
+    fig, axes = plt.subplots(2, len(temps), figsize=(6 * len(temps), 8.6), squeeze=False)
     for ti, t in enumerate(temps):
         ax = axes[0][ti]
-        for dr in DRAFT_STYLE:
-            sel = sorted((r for r in rows if r["temperature"] == t and r["drafting"] == dr),
-                         key=lambda r: r["depth"])
-            ks = [r["depth"] for r in sel]
-            errbar(ax, [k - 0.06 for k in ks], [r["speedup_pred"] for r in sel],
-                   marker=DRAFT_MARKER[dr], linestyle=DRAFT_STYLE[dr], label="%s predicted" % dr)
-            errbar(ax, [k + 0.06 for k in ks], [r["speedup_meas"] for r in sel],
-                   marker=DRAFT_MARKER[dr], linestyle=DRAFT_STYLE[dr], alpha=0.5,
-                   label="%s measured" % dr)
+        cost_speedups(ax, rows, t, decoders)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_xlabel("depth K")
         ax.set_ylabel("speedup over baseline")
         ax.set_title("T = %g: cost model vs measurement%s" %
                      (t, " (PROJECTION)" if doc.get("projection") else ""))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
         ax.grid(alpha=0.3)
-    rows_all = report_json(mtpbench, logs, "decoder,temperature", bootstrap)
-    for ti, t in enumerate(temps):
         ax = axes[1][ti]
-        for dr in DRAFT_STYLE:
-            sel = [r for r in rows_all
-                   if val(r.get("temperature"))[0] == t and r.get("drafting") == dr]
-            if not sel:
-                continue
-            deep = max(sel, key=lambda r: r["depth"])
-            js = list(range(1, deep["depth"] + 1))
-            errbar(ax, js, [deep.get("alpha_%d" % j) for j in js], marker=DRAFT_MARKER[dr],
-                   linestyle=DRAFT_STYLE[dr], label="%s (%s)" % (dr, deep["decoder"]))
+        cost_alphas(ax, rows_all, t, decoders)
         ax.set_xlabel("draft position j")
         ax.set_ylabel("alpha_j (conditional acceptance)")
         ax.set_title("T = %g: the acceptance the model uses" % t)
@@ -241,9 +313,10 @@ def plot_cost_model(mtpbench, logs, costs, bootstrap, path):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
+    fig.suptitle(plot_bench_noise.noise_caption(noise), fontsize=9,
+                 color="firebrick" if noise["noisy"] else "black")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
 
 
 def tree_kind(shape):
@@ -255,38 +328,51 @@ def tree_kind(shape):
     return "static" if shape != "-" else None
 
 
-def plot_tree(mtpbench, logs, path):
-    """tree_ablation.png; returns False (nothing written) when no log has tree decoders."""
-    cmd = [mtpbench, "report", *logs, "--format", "json", "--table", "tree"]
-    rows = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)["rows"]
+def fig_tree(rows):
+    """tree_ablation.png from `report --table tree` rows; None when no row is a tree."""
     if not any(tree_kind(r["shape"]) in ("static", "dynamic") for r in rows):
-        return False
+        return None
     temps = temperatures(rows)
     fig, axes = plt.subplots(2, len(temps), figsize=(5.5 * len(temps), 7), squeeze=False)
     colors = {"chain": "tab:blue", "static": "tab:orange", "dynamic": "tab:green"}
+    markers = {"exact": "o", "chain": "s"}
     for col, t in enumerate(temps):
         for row, metric in enumerate(("tau", "speedup")):
             ax = axes[row][col]
             for r in rows:
                 kind = tree_kind(r["shape"])
-                if r["temperature"] != t or kind is None:
+                if val(r["temperature"])[0] != t or kind is None:
                     continue
                 x, y = val(r["verified"])[0], val(r[metric])[0]
                 if x is None or y is None:
                     continue
-                ax.scatter([x], [y], color=colors[kind], marker=DRAFT_MARKER.get(r["drafting"], "o"),
+                ax.scatter([x], [y], color=colors[kind], marker=markers.get(r["drafting"], "o"),
                            label="%s, %s" % (kind, r["drafting"]))
                 ax.annotate(r["shape"], (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
             ax.set_xlabel("tokens verified per step")
             ax.set_ylabel(metric)
             ax.set_title("%s, T = %g" % (metric, t))
             handles, labels = ax.get_legend_handles_labels()
-            uniq = dict(zip(labels, handles))
+            uniq = dict(zip(labels, handles))  # one entry per kind, not per point
             ax.legend(uniq.values(), uniq.keys(), fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def save(fig, path, dpi=110):
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
-    return True
+    return path
+
+
+def cost_figure(args, logs, rows_all, decoders):
+    """cost_model.png's Figure from --costs."""
+    cmd = [args.mtpbench, "report", *logs, "--table", "cost-model", "--costs", args.costs,
+           "--format", "json", "--bootstrap", str(args.bootstrap)]
+    doc = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)
+    with open(args.costs) as f:
+        noise = plot_bench_noise.bench_noise(json.load(f))
+    return fig_cost_model(doc, rows_all, decoders, noise)
 
 
 def main():
@@ -302,23 +388,19 @@ def main():
         sys.exit("plots: no logs")
     out = args.out or os.path.dirname(os.path.abspath(logs[0]))
     os.makedirs(out, exist_ok=True)
+    decoders = pd.decoders_of_logs(logs)
     rows_all = report_json(args.mtpbench, logs, "decoder,temperature", args.bootstrap)
     rows_cat = report_json(args.mtpbench, logs, "decoder,temperature,category", args.bootstrap)
-    written = [os.path.join(out, "acceptance_by_position.png"),
-               os.path.join(out, "depth_tau_speedup.png")]
-    plot_acceptance(rows_all, written[0])
-    plot_depth(rows_all, rows_cat, written[1])
-    try:
-        import msgpack  # noqa: F401
-        written.append(os.path.join(out, "phase_latency.png"))
-        plot_phases(logs, written[-1])
-    except ImportError:
-        print("plots: no msgpack module: phase_latency.png skipped", file=sys.stderr)
-    if plot_tree(args.mtpbench, logs, os.path.join(out, "tree_ablation.png")):
-        written.append(os.path.join(out, "tree_ablation.png"))
+    written = [save(fig_acceptance(rows_all, decoders), os.path.join(out, "acceptance_by_position.png")),
+               save(fig_depth(rows_all, rows_cat, decoders), os.path.join(out, "depth_tau_speedup.png")),
+               save(fig_phases(phase_sums(logs)), os.path.join(out, "phase_latency.png"))]
+    cmd = [args.mtpbench, "report", *logs, "--format", "json", "--table", "tree"]
+    tree = fig_tree(json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)["rows"])
+    if tree is not None:
+        written.append(save(tree, os.path.join(out, "tree_ablation.png"), dpi=120))
     if args.costs:
-        written.append(os.path.join(out, "cost_model.png"))
-        plot_cost_model(args.mtpbench, logs, args.costs, args.bootstrap, written[-1])
+        written.append(save(cost_figure(args, logs, rows_all, decoders),
+                            os.path.join(out, "cost_model.png")))
     for w in written:
         print("plots: wrote %s" % w)
 

@@ -3,7 +3,7 @@
 or the older unframed mtpbench-log/1), check every frame's length and CRC-32 and
 every record's required keys and types, and print record counts.
 
-    .venv/bin/python analysis/read_log.py runs/x/log.msgpack [more logs...]
+    /usr/bin/python3 analysis/read_log.py runs/x/log.msgpack [more logs...]
 
 Exit status: 0 when every log is valid (a cut-off last record is only a
 warning, as in the C reader; a damaged record is an error naming its byte
@@ -17,7 +17,9 @@ import struct
 import sys
 import zlib
 
-import msgpack
+from python_deps import require
+
+(msgpack,) = require("read_log.py", ["msgpack"])
 
 SCHEMAS = ("mtpbench-log/2", "mtpbench-log/1")
 # A /2 frame header: a 3-entry map {"type": "frame", "len": uint32, "crc32": uint32}
@@ -54,7 +56,7 @@ REQUIRED = {
 }
 MODEL_KEYS = {"dir": STR, "config_hash": STR, "num_layers": INT,
               "num_nextn_predict_layers": INT, "vocab_size": INT, "params": INT}
-ENUMS = {"mode": {"baseline", "mtp"}, "drafting": {"none", "exact", "chain"},
+ENUMS = {"mode": {"baseline", "mtp", "adaptive"}, "drafting": {"none", "exact", "chain"},
          "stop_reason": {"eos", "max_tokens"}}
 PER_STEP = ("draft_ns", "verify_ns", "accept_ns", "update_ns")
 

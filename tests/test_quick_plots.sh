@@ -2,7 +2,9 @@
 # test_quick_plots.sh - the main command's plots on the quick study: run
 # experiments/quick.json into a temporary directory, then analysis/plots.py
 # (with a cost curve from `bench --json`), and check that every figure the
-# README promises was written as a non-empty PNG. Needs python3 with
+# README promises was written as a non-empty PNG, and that the figures of this
+# real log have unique legend labels and no line across decoder kinds
+# (tests/test_plot_labels.py --log). Needs python3 with
 # matplotlib and msgpack (scripts/install-deps.sh installs Debian's); fails,
 # not skips, without them, because the main command needs them too.
 # Usage: tests/test_quick_plots.sh BUILD_DIR
@@ -27,4 +29,5 @@ MPLBACKEND=Agg "$py" analysis/plots.py "$log" --mtpbench "$build/mtpbench" --cos
 for name in acceptance_by_position depth_tau_speedup phase_latency cost_model; do
   [ -s "$tmp/$name.png" ] || { echo "plot $name.png missing or empty" >&2; exit 1; }
 done
+"$py" tests/test_plot_labels.py --log "$log" --mtpbench "$build/mtpbench" --costs "$tmp/bench.json"
 echo "quick study: acceptance_by_position, depth_tau_speedup, phase_latency, cost_model written"
