@@ -1,5 +1,5 @@
 /*
- * metrics.h - the acceptance and speed metrics of spec/metrics.md (DESIGN.md
+ * metrics.h - the acceptance and speed metrics of spec/metrics.md (docs/design.md
  * §6), accumulated from per-step accepted counts: tau, alpha_j, beta_j,
  * accept_rate, tokens/s. Small and dependency-free, so the runner's end-of-run
  * table and the report compute the same numbers.

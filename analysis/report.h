@@ -1,6 +1,6 @@
 /*
  * report.h - tables from experiment logs: every metric of spec/metrics.md
- * (DESIGN.md §6) per group of requests, each with a 95% bootstrap confidence
+ * (docs/design.md §6) per group of requests, each with a 95% bootstrap confidence
  * interval over prompts, rendered as Markdown, CSV, LaTeX or JSON.
  *
  * Pipeline (one concern per file):

@@ -1,7 +1,7 @@
 /*
  * cmd_bench.c - `mtpbench bench`: the costs that decide whether MTP
  * speculative decoding pays off on this machine, measured in one process
- * (shared/DESIGN.md §12):
+ * (docs/design.md §12):
  *   - prefill tokens/s and decode tokens/s (one token per main forward);
  *   - the cost of a verification forward of n = 1..16 tokens relative to one
  *     decode (the whole bet of speculative decoding is that this stays near 1);

@@ -2,7 +2,7 @@
  * cmd_inspect.c - `mtpbench inspect MODEL_DIR`: load and validate a model
  * directory and describe it: architecture and variant flags, parameter
  * counts, KV-cache bytes per token, tensor dtypes, and every tensor present in
- * the checkpoint but not used (DESIGN.md §3: nothing is dropped silently).
+ * the checkpoint but not used (docs/design.md §3: nothing is dropped silently).
  */
 #include <stdbool.h> /* defines: bool */
 #include <stdio.h>  /* defines: printf, fprintf */

@@ -1,7 +1,7 @@
 /*
- * config.c - parse and validate a DeepSeek-V2/V3-family config.json (MODEL.md §1)
+ * config.c - parse and validate a DeepSeek-V2/V3-family config.json (docs/model.md §1)
  * into struct mtp_config, and derive the softmax scale and the YaRN RoPE
- * frequencies (MODEL.md §3.3, §4).
+ * frequencies (docs/model.md §3.3, §4).
  *
  * Every key is read with an explicit expected type and range. A bad value
  * fails with "FILE: key 'KEY': expected ..., found ..." so a researcher can fix
@@ -399,7 +399,7 @@ static int cfg_read_rope(const struct cfg_reader *r, struct mtp_config *c)
     return cfg_read_yarn(r, rs, name, &c->rope_scaling);
 }
 
-/* quantization_config: only block-scaled FP8 E4M3 (MODEL.md §2.5). */
+/* quantization_config: only block-scaled FP8 E4M3 (docs/model.md §2.5). */
 static int cfg_read_quant(const struct cfg_reader *r, struct mtp_config *c)
 {
     c->fp8 = false;
@@ -472,7 +472,7 @@ static int cfg_fail_int(const struct cfg_reader *r, const char *key, const char 
     return cfg_fail(r, key, expected, json_object_get(r->root, key));
 }
 
-/* Consistency of the MoE routing keys (MODEL.md §5). */
+/* Consistency of the MoE routing keys (docs/model.md §5). */
 static int cfg_check_moe(const struct cfg_reader *r, const struct mtp_config *c)
 {
     char expected[128];
@@ -537,7 +537,7 @@ out_root:
     return rc;
 }
 
-/* get_mscale(s, m) of MODEL.md §4: the YaRN magnitude factor. */
+/* get_mscale(s, m) of docs/model.md §4: the YaRN magnitude factor. */
 static double cfg_yarn_mscale(double s, double m)
 {
     return s <= 1.0 ? 1.0 : 0.1 * m * log(s) + 1.0;

@@ -1,9 +1,9 @@
 /*
  * config.h - the architecture of a DeepSeek-V2/V3-family model, parsed from a
- * Hugging Face config.json (shared/MODEL.md §1).
+ * Hugging Face config.json (docs/model.md §1).
  *
  * Every architecture variant is an explicit field here, read from an explicit
- * config.json key; nothing is inferred from a dimension (shared/STYLE.md).
+ * config.json key; nothing is inferred from a dimension (docs/design.md §3).
  */
 #ifndef MTP_CONFIG_H
 #define MTP_CONFIG_H
@@ -65,7 +65,7 @@ struct mtp_config {
     int weight_block_size[2];       /* FP8 block (128, 128) */
 };
 
-/* Parse PATH (a config.json) into CFG. Every field of MODEL.md §1 is read and
+/* Parse PATH (a config.json) into CFG. Every field of docs/model.md §1 is read and
  * range-checked; unknown scoring_func/topk_method, NaN or non-numeric values,
  * missing required keys fail with a message naming the file and the key.
  * Returns MTP_OK or MTP_ERR (message in mtp_error_message()). */
@@ -93,10 +93,10 @@ static inline int mtp_config_cache_width(const struct mtp_config *c)
 }
 
 /* Softmax scale of attention: qk_head_dim^-1/2, times mscale^2 under YaRN
- * (MODEL.md §3.3). */
+ * (docs/model.md §3.3). */
 double mtp_config_softmax_scale(const struct mtp_config *c);
 
-/* YaRN-blended inverse frequencies theta'_i, i < qk_rope_head_dim/2 (MODEL.md §4).
+/* YaRN-blended inverse frequencies theta'_i, i < qk_rope_head_dim/2 (docs/model.md §4).
  * OUT has qk_rope_head_dim/2 entries. Also returns the cos/sin magnitude factor
  * (get_mscale(s, mscale) / get_mscale(s, mscale_all_dim); 1.0 without YaRN). */
 void mtp_config_rope_inv_freq(const struct mtp_config *c, float *out, float *cos_sin_scale);

@@ -1,12 +1,12 @@
 /*
  * decode.h - decoding sessions: single-token (baseline) decoding and MTP
- * speculative decoding with exact or chained drafting (shared/DESIGN.md §5).
+ * speculative decoding with exact or chained drafting (docs/design.md §5).
  *
  * A session decodes one request on an engine: prefill the prompt (the main
  * model, and for MTP the modules' caches), then steps until EOS or
  * max_new_tokens. Each step is recorded (accepted drafts, tokens emitted,
  * per-phase nanoseconds, experts touched by the verification forward), so the
- * runner logs exactly what happened (DESIGN.md §6, §8).
+ * runner logs exactly what happened (docs/design.md §6, §8).
  *
  * The engine is borrowed: one session at a time per engine (a session owns
  * all caches while it runs; prefill resets them). The engine's capacity must

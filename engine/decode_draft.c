@@ -1,6 +1,6 @@
 /*
  * decode_draft.c - drafting with the MTP modules: exact (module k drafts
- * token k, DESIGN.md §5 "Exact drafting") and chained (one module reused K
+ * token k, docs/design.md §5 "Exact drafting") and chained (one module reused K
  * times), the module-cache prefill, and the module-cache rollback.
  *
  * ---- Index algebra of exact drafting ---------------------------------------

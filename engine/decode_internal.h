@@ -4,7 +4,7 @@
  * (exact and chained drafting) and decode_mtp.c (the speculative step:
  * verify, accept, roll back). Not part of the public API.
  *
- * Notation (DESIGN.md §5): the accepted sequence is seq[0..m], m = n_seq - 1;
+ * Notation (docs/design.md §5): the accepted sequence is seq[0..m], m = n_seq - 1;
  * seq[m] is the pending token (chosen, not yet run through the main model);
  * the main cache holds positions 0..m-1 and hid[0][j] is the main post-norm
  * hidden at position j (j < m).

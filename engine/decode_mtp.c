@@ -1,5 +1,5 @@
 /*
- * decode_mtp.c - one MTP speculative step (DESIGN.md §5):
+ * decode_mtp.c - one MTP speculative step (docs/design.md §5):
  *   1. draft d_1..d_K with the MTP modules (decode_draft.c);
  *   2. verify: one main forward of [seq[m], d_1..d_K] at positions m..m+K
  *      gives target logits for t[m+1..m+K+1] and the main hidden h[m..m+K];

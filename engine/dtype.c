@@ -3,7 +3,7 @@
  * computes with (see dtype.h).
  *
  * The FP8 E4M3FN table is a compile-time constant written from the bit layout
- * of MODEL.md §2.5 (sign, 4 exponent bits with bias 7, 3 mantissa bits, no
+ * of docs/model.md §2.5 (sign, 4 exponent bits with bias 7, 3 mantissa bits, no
  * infinities, NaN = S.1111.111), so there is no init call to forget and the
  * table is safe to read from any thread.
  */

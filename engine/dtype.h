@@ -3,7 +3,7 @@
  *
  * BF16 and F16 are converted exactly; F8_E4M3 (float8_e4m3fn: bias 7, no
  * infinities, NaN = S.1111.111, max 448) through a 256-entry table built from
- * the bit layout (MODEL.md §2.5).
+ * the bit layout (docs/model.md §2.5).
  */
 #ifndef MTP_DTYPE_H
 #define MTP_DTYPE_H

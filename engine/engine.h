@@ -1,6 +1,6 @@
 /*
  * engine.h - the model running on a backend: latent caches, scratch, and the
- * forward entry points that decoding uses (shared/DESIGN.md §4).
+ * forward entry points that decoding uses (docs/design.md §4).
  *
  * Caches: one MLA latent cache per layer (main layers and each MTP module),
  * rows indexed by absolute position, each row rkv normalised latent values then
@@ -60,7 +60,7 @@ int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int s
  * the last position (last_logits [V], may be NULL), hidden [n, d] (may be NULL).
  * Unless options.invariant_prefill, the backend may use faster kernels whose
  * results differ from incremental decoding in the last bits (a chunk of more
- * than its invariant size; shared/DESIGN.md §4). */
+ * than its invariant size; docs/design.md §4). */
 int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
                        float *hidden);
 

@@ -1,7 +1,7 @@
 /*
  * error.h - how libmtp reports failures.
  *
- * Two tiers (shared/STYLE.md §6):
+ * Two tiers (docs/design.md §14.2):
  *   - Failures a caller must survive (bad files, bad configs, bad specs) return
  *     MTP_ERR and leave a message in a thread-local buffer: read it with
  *     mtp_error_message(). Messages name the file, the field or tensor, what

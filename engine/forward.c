@@ -5,7 +5,7 @@
  *   h = h + o_proj( MLA( RMSNorm(h; input_layernorm), pos ) )
  *   h = h + FFN( RMSNorm(h; post_attention_layernorm) )      dense MLP or MoE
  *
- * MLA (MODEL.md §3): the kv_a projection is written straight into the latent
+ * MLA (docs/model.md §3): the kv_a projection is written straight into the latent
  * cache rows of this forward; the first rkv values of each row are normalised
  * in place and the last dr values rotated in place, so the cache holds exactly
  * what the absorbed attention reads (576 values per token for V3).
@@ -19,7 +19,7 @@
 /* The eps of q_a_layernorm and kv_a_layernorm: DeepSeek's reference
  * (inference/model.py builds both RMSNorms with its default eps) and
  * transformers (DeepseekV3RMSNorm(q_lora_rank), default 1e-6) fix it at 1e-6
- * whatever rms_norm_eps says; vLLM uses rms_norm_eps (MODEL.md §9). With a
+ * whatever rms_norm_eps says; vLLM uses rms_norm_eps (docs/model.md §9). With a
  * config whose rms_norm_eps is not 1e-6 the two differ visibly (issue 11), so
  * follow the reference. */
 static float latent_norm_eps(const struct mtp_engine *e)

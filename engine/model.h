@@ -1,8 +1,8 @@
 /*
  * model.h - a loaded DeepSeek-V2/V3-family model: config plus pointer structs
- * into the memory-mapped checkpoint (shared/STYLE.md §2).
+ * into the memory-mapped checkpoint (docs/design.md §14.1).
  *
- * Dimension legend (MODEL.md §3):
+ * Dimension legend (docs/model.md §3):
  *   d   = hidden_size            V  = vocab_size
  *   H   = num_attention_heads    dn = qk_nope_head_dim   dr = qk_rope_head_dim
  *   dv  = v_head_dim             rq = q_lora_rank        rkv = kv_lora_rank

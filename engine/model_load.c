@@ -1,6 +1,6 @@
 /*
  * model_load.c - turn a Hugging Face model directory (config.json + safetensors)
- * into a validated struct mtp_model (model.h, MODEL.md §2).
+ * into a validated struct mtp_model (model.h, docs/model.md §2).
  *
  * The config decides which tensors must exist (q LoRA or plain q_proj, dense or
  * MoE layers, shared experts, router bias for noaux_tc, MTP modules); each is
@@ -312,7 +312,7 @@ static int ml_bind_optional(struct mtp_model *m, struct mtp_weight *own,
     return MTP_OK;
 }
 
-/* The parts only an MTP module has (MODEL.md §2.4). */
+/* The parts only an MTP module has (docs/model.md §2.4). */
 static int ml_bind_nextn(struct mtp_model *m, struct mtp_nextn *x, int L)
 {
     char n[ML_NAME_MAX];

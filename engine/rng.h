@@ -1,6 +1,6 @@
 /*
  * rng.h - PCG32 (O'Neill's pcg32, "XSH RR" output of a 64-bit LCG), written
- * from the published algorithm, and the per-request streams of DESIGN.md §5.
+ * from the published algorithm, and the per-request streams of docs/design.md §5.
  *
  * Why PCG32: small state (two uint64), a documented reference output to test
  * against, and independent streams selected by the increment, so every
@@ -29,7 +29,7 @@ void mtp_rng_seed_stream(struct mtp_rng *r, uint64_t seed, uint64_t prompt_index
                          uint64_t repeat, uint64_t decoder_index);
 
 /* The stream of one request of an experiment, keyed by what the request IS,
- * never by list positions (DESIGN.md §5): the spec's seed, the dataset name,
+ * never by list positions (docs/design.md §5): the spec's seed, the dataset name,
  * the prompt's question_id, the repeat, the decoder's name and the sampling
  * setting's values (temperature, top_p, top_k). Adding a decoder, a prompt or
  * a sampling setting, or reordering any list, leaves every other request's

@@ -1,6 +1,6 @@
 /*
  * safetensors.c - map safetensors files read-only and validate every header
- * entry before handing out a tensor (MODEL.md §7, safetensors.h).
+ * entry before handing out a tensor (docs/model.md §7, safetensors.h).
  *
  * Nothing in a file is trusted: the header length, every dtype, shape and
  * offset are checked with overflow-safe arithmetic, and tensors may not
@@ -23,7 +23,7 @@
 #include "error.h"
 #include "input_file.h" /* defines: mtp_input_open, mtp_input_exists */
 
-/* The reference reader's limit on the header length (MODEL.md §7). */
+/* The reference reader's limit on the header length (docs/model.md §7). */
 #define ST_MAX_HEADER 100000000ull
 
 struct st_file {

@@ -1,6 +1,6 @@
 /*
  * safetensors.h - read-only, memory-mapped safetensors files and sharded
- * checkpoints (MODEL.md §7).
+ * checkpoints (docs/model.md §7).
  *
  * A file is: u64 little-endian header length N, N bytes of JSON header, data.
  * Every header entry is validated before any tensor is returned: known dtype,

@@ -1,13 +1,13 @@
 /*
  * sampling.h - from logits to token choices, and the acceptance rule of
- * speculative sampling (shared/DESIGN.md §5).
+ * speculative sampling (docs/design.md §5).
  *
  * Every function is pure: no RNG inside. The uniform u in [0, 1) that a
  * random choice consumes is passed in, so tests force each branch (accept,
  * reject, bonus) and the decoders own the order in which uniforms are drawn.
  *
  * Distributions are always over the full vocabulary (no candidate lists), so
- * the residual max(p - q, 0) is exact (shared/STYLE.md, "what to avoid" 7).
+ * the residual max(p - q, 0) is exact (docs/design.md §14.5).
  *
  * A sampling setting turns logits into a distribution the same way for the
  * target (main model) and the draft (MTP module):
@@ -73,7 +73,7 @@ bool mtp_sampling_accept(float p_d, float q_d, float u);
  * probability 0 anyway), OUT = p. Returns false in that fallback case. */
 bool mtp_sampling_residual(const float *p, const float *q, int n, float *out);
 
-/* One speculative acceptance pass over K drafts (DESIGN.md §5, step 3).
+/* One speculative acceptance pass over K drafts (docs/design.md §5, step 3).
  *   p      [K+1, n] target distributions p_0..p_K (p_{j-1} scores draft j)
  *   q      [K, n]   draft distributions q_1..q_K the drafts were drawn from
  *   drafts [K]      d_1..d_K

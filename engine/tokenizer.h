@@ -1,6 +1,6 @@
 /*
  * tokenizer.h - byte-level BPE tokenizer read from a Hugging Face tokenizer.json
- * (MODEL.md §8): DeepSeek-V3's own file and the default model's
+ * (docs/model.md §8): DeepSeek-V3's own file and the default model's
  * models/mtp-mini/tokenizer.json both load, and give the ids the Python
  * `tokenizers` library gives (tests/test_tokenizer.c checks this against
  * golden ids written by training/make_tokenizer_golden.py).

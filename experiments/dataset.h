@@ -1,5 +1,5 @@
 /*
- * dataset.h - prompt sets in the Spec-Bench question schema (DESIGN.md §9):
+ * dataset.h - prompt sets in the Spec-Bench question schema (docs/design.md §9):
  * one JSON object per line,
  *   {"question_id": int | string, "category": string, "turns": [string, ...],
  *    "reference"?: ...}

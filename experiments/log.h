@@ -1,5 +1,5 @@
 /*
- * log.h - MessagePack experiment logs, schema "mtpbench-log/2" (DESIGN.md §8;
+ * log.h - MessagePack experiment logs, schema "mtpbench-log/2" (docs/design.md §8;
  * every key, type and unit, and the framing, are in spec/log-format.md).
  *
  * A log is a stream of MessagePack maps, each with a "type":

@@ -1,6 +1,6 @@
 /*
  * runner.h - `mtpbench run`: an experiment spec from start to log
- * (shared/DESIGN.md §2, §7, §8).
+ * (docs/design.md §2, §7, §8).
  *
  * Order of work: load and validate the spec, every dataset, the model's
  * config (depth check), the tokenizer and every prompt's tokens before any

@@ -1,7 +1,7 @@
 /*
  * spec.h - the experiment spec: a JSON file naming the model, backend, datasets,
  * prompt limits, sampling settings and decoders that the runner crosses
- * (shared/DESIGN.md §7). The format is documented in spec/experiment-spec.md;
+ * (docs/design.md §7). The format is documented in spec/experiment-spec.md;
  * spec/experiment-spec.schema.json describes it, this validator enforces it.
  *
  * Validation is strict and happens before any work: unknown keys at any level,
@@ -28,7 +28,7 @@ enum mtp_spec_backend {
 
 enum mtp_spec_decoder_type {
     MTP_SPEC_DECODER_BASELINE, /* one token per step, no drafts */
-    MTP_SPEC_DECODER_MTP,      /* MTP speculative decoding, DESIGN.md §5 */
+    MTP_SPEC_DECODER_MTP,      /* MTP speculative decoding, docs/design.md §5 */
     MTP_SPEC_DECODER_ADAPTIVE, /* MTP with adaptive depth: chained drafting that stops at the
                                 * first draft (or product) less probable than a threshold */
 };

@@ -1,5 +1,5 @@
 /*
- * backend.h - the compute backend interface (shared/DESIGN.md §4).
+ * backend.h - the compute backend interface (docs/design.md §4).
  *
  * The forward pass (engine/forward.c) is written once against this vtable; the
  * CPU backend (kernels/cpu/) is the reference and the oracle, the CUDA backend
@@ -28,7 +28,7 @@
 #include "../engine/model.h"
 
 /* RoPE table for one model: interleaved pairs (2i, 2i+1) rotated by
- * pos * inv_freq[i], cos and sin multiplied by cos_sin_scale (MODEL.md §3.5, §4). */
+ * pos * inv_freq[i], cos and sin multiplied by cos_sin_scale (docs/model.md §3.5, §4). */
 enum { MTP_MAX_ROPE_PAIRS = 128 };
 struct mtp_rope {
     int dim;                               /* qk_rope_head_dim (even) */
@@ -43,7 +43,7 @@ struct mtp_mla_dims {
     int rope;          /* dr */
     int v;             /* dv */
     int kv_lora;       /* rkv */
-    float scale;       /* softmax scale (MODEL.md §3.3) */
+    float scale;       /* softmax scale (docs/model.md §3.3) */
 };
 
 /* Key rows of a tree-shaped attention batch (mla_tree_attention): token t
@@ -57,7 +57,7 @@ struct mtp_tree_keys {
     const int32_t *rows; /* [off[n]] */
 };
 
-/* Routing parameters, from the config (MODEL.md §5). */
+/* Routing parameters, from the config (docs/model.md §5). */
 struct mtp_route_params {
     enum mtp_scoring_func scoring;
     enum mtp_topk_method method;
@@ -109,7 +109,7 @@ struct mtp_backend_i {
     void (*rope)(void *ctx, float *x, int x_stride, int n, int n_heads, int head_stride,
                  int offset, int start_pos, const struct mtp_rope *rope);
 
-    /* MLA attention in the absorbed form (MODEL.md §3.4) over a latent cache.
+    /* MLA attention in the absorbed form (docs/model.md §3.4) over a latent cache.
      * q:     [n, H*(dn+dr)] queries, rope part already rotated.
      * cache: [capacity, rkv+dr] rows 0..start_pos+n-1 filled (this call's rows
      *        included): normalised latent, then rotated k_pe.
@@ -154,7 +154,7 @@ struct mtp_backend_i {
 
     /* Optional (NULL = ignored): ON = 1 tells the backend that the ops until
      * the next call with ON = 0 belong to a prompt prefill, whose results
-     * need not be batch invariant (shared/DESIGN.md §4: baseline and
+     * need not be batch invariant (docs/design.md §4: baseline and
      * speculative runs share it). The backend may then use kernels with
      * another reduction order for large n (CPU: a blocked GEMM above
      * MTP_CPU_INVARIANT_MAX_N tokens). Only mtp_engine_prefill sets it;

@@ -1,7 +1,7 @@
 /*
  * test_config.c - config.json parsing: the real DeepSeek-V3 and V2-Lite values
- * (MODEL.md §1), defaults, the rope_parameters spelling, softmax scale and the
- * YaRN frequency table of MODEL.md §4, and one rejected file per bad value
+ * (docs/model.md §1), defaults, the rope_parameters spelling, softmax scale and the
+ * YaRN frequency table of docs/model.md §4, and one rejected file per bad value
  * (each must fail with a message naming the key).
  */
 #include <stdarg.h>
@@ -20,7 +20,7 @@
 #include "engine/error.h"
 #include "tests/support/tiny_checkpoint.h"
 
-/* DeepSeek-V3's config.json (MODEL.md §1.1). */
+/* DeepSeek-V3's config.json (docs/model.md §1.1). */
 static const char v3_json[] =
     "{\"architectures\": [\"DeepseekV3ForCausalLM\"], \"model_type\": \"deepseek_v3\","
     " \"vocab_size\": 129280, \"hidden_size\": 7168, \"intermediate_size\": 18432,"
@@ -41,7 +41,7 @@ static const char v3_json[] =
     " \"quantization_config\": {\"activation_scheme\": \"dynamic\", \"fmt\": \"e4m3\","
     "   \"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]}}";
 
-/* DeepSeek-V2-Lite's config.json (MODEL.md §1.2). */
+/* DeepSeek-V2-Lite's config.json (docs/model.md §1.2). */
 static const char v2_lite_json[] =
     "{\"architectures\": [\"DeepseekV2ForCausalLM\"], \"model_type\": \"deepseek_v2\","
     " \"vocab_size\": 102400, \"hidden_size\": 2048, \"intermediate_size\": 10944,"
@@ -146,7 +146,7 @@ static void test_v3(void **state)
     assert_rel(mtp_config_softmax_scale(&c), 0.13523378, 1e-7);
 }
 
-/* The V3 table of MODEL.md §4, plus the plain-theta and theta/40 ends. */
+/* The V3 table of docs/model.md §4, plus the plain-theta and theta/40 ends. */
 static void test_v3_yarn_table(void **state)
 {
     struct fixture *f = *state;
@@ -287,7 +287,7 @@ static void test_defaults_and_variants(void **state)
     assert_true(c.rope_scaling.yarn);
     assert_true(c.rope_theta == 50000.0);
     assert_true(c.rope_scaling.factor == 32.0);
-    /* Kimi-K2 numbers (MODEL.md §3.3, §4): scale 0.13086080; low 19, high 20. */
+    /* Kimi-K2 numbers (docs/model.md §3.3, §4): scale 0.13086080; low 19, high 20. */
     assert_rel(mtp_config_softmax_scale(&c), 0.13086080, 1e-6);
     mtp_config_rope_inv_freq(&c, inv, &css);
     assert_rel(inv[19], pow(50000.0, -38.0 / 64), 1e-6);

@@ -1,5 +1,5 @@
 /*
- * test_cpu_attention.c - CPU MLA attention (absorbed form, MODEL.md §3.4)
+ * test_cpu_attention.c - CPU MLA attention (absorbed form, docs/model.md §3.4)
  * against the naive decompressing oracle (mtp_cpu_mla_attention_naive), and
  * its batch and thread invariance.
  *

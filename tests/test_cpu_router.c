@@ -1,5 +1,5 @@
 /*
- * test_cpu_router.c - CPU MoE routing (MODEL.md §5) on hand-built scores.
+ * test_cpu_router.c - CPU MoE routing (docs/model.md §5) on hand-built scores.
  *
  * The router weight is the E x E identity in F32, so the router logits equal
  * x exactly and each test writes the logits (hence the scores) it needs.
@@ -129,7 +129,7 @@ static void test_noaux_masked_groups(void **state)
     mtp_backend_free(f.be);
 
     /* A bias of -1 makes every kept score negative: masking with 0.0 would pick
-     * masked experts, masking with -inf (chosen here, MODEL.md §9) must not. */
+     * masked experts, masking with -inf (chosen here, docs/model.md §9) must not. */
     const float minus1[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
     fixture_init(&f, 8, minus1);
     route1(&f, &p, l, idx, w);

@@ -1,7 +1,7 @@
 /*
  * test_cuda_ops.c - the CUDA backend against the CPU backend (the oracle), op
  * by op on random inputs and on whole forwards of the fixture models, plus the
- * CUDA backend's own batch invariance (DESIGN.md §4, §11).
+ * CUDA backend's own batch invariance (docs/design.md §4, §11).
  *
  * Without a usable GPU (built without CUDA, no device, no driver) every GPU
  * test is reported as skipped through cmocka's skip() with the reason, the
@@ -965,7 +965,7 @@ static void greedy_compare(const char *variant)
 }
 
 /* Greedy speculative decoding at depth 20 (21-token verifications) on CUDA
- * equals CUDA's own greedy baseline token for token (DESIGN.md §5(a)). */
+ * equals CUDA's own greedy baseline token for token (docs/design.md §5(a)). */
 static void greedy_deep(const char *variant)
 {
     struct fwd f;

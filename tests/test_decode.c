@@ -1,5 +1,5 @@
 /*
- * test_decode.c - the decoding invariants of DESIGN.md §5 on the tiny random
+ * test_decode.c - the decoding invariants of docs/design.md §5 on the tiny random
  * fixture models (tests/fixtures/<variant>, 2 MTP modules each) and, when it
  * exists, the trained default model models/mtp-mini:
  *   (a) greedy MTP output equals greedy baseline output token for token, for

@@ -33,7 +33,7 @@ static void test_names_and_sizes(void **state)
     assert_int_equal(mtp_dtype_size(MTP_DTYPE_OTHER), 0);
 }
 
-/* Independent decoding of E4M3FN (MODEL.md §2.5), in double. */
+/* Independent decoding of E4M3FN (docs/model.md §2.5), in double. */
 static double fp8_reference(unsigned b)
 {
     unsigned s = b >> 7, e = (b >> 3) & 15, m = b & 7;

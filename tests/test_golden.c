@@ -1,7 +1,7 @@
 /*
  * test_golden.c - the CPU engine against golden tensors from the PyTorch
  * reference (training/make_fixtures.py), for every config variant, plus the
- * forward-pass invariants of DESIGN.md §4:
+ * forward-pass invariants of docs/design.md §4:
  *   - every traced intermediate (norms, latent cache rows, attention and FFN
  *     outputs, router choices and weights, block outputs), logits, post-norm
  *     hidden states and MTP-module outputs match the reference;

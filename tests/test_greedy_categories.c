@@ -1,5 +1,5 @@
 /*
- * test_greedy_categories.c - the central invariant of DESIGN.md §5 on the
+ * test_greedy_categories.c - the central invariant of docs/design.md §5 on the
  * shipped model and the shipped prompts: with greedy decoding, MTP speculative
  * decoding emits exactly the baseline's tokens, for every depth 1..D+2, with
  * exact drafting (K <= D) and chained drafting, on prompts of every category

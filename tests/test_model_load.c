@@ -234,7 +234,7 @@ static void test_load_fp8(void **state)
     assert_int_equal(s->used, 1);
     assert_int_equal(m->layers[2].moe.experts[2].down.dtype, MTP_DTYPE_F8_E4M3);
     assert_non_null(m->layers[2].moe.experts[2].down.scale_inv);
-    /* Not quantised in V3: router, eh_proj, embeddings (MODEL.md §2.5). */
+    /* Not quantised in V3: router, eh_proj, embeddings (docs/model.md §2.5). */
     assert_int_equal(m->layers[2].moe.router.dtype, MTP_DTYPE_F32);
     assert_null(m->layers[2].moe.router.scale_inv);
     assert_int_equal(m->layers[3].nextn.eh_proj.dtype, MTP_DTYPE_F32);

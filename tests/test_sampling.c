@@ -2,7 +2,7 @@
  * test_sampling.c - engine/sampling.h: temperature, top-k and top-p;
  * inverse-CDF draws; each branch of the acceptance rule forced through the
  * injected uniforms (accept, reject + residual, bonus); and the invariant of
- * DESIGN.md §5 (b): speculative sampling emits tokens distributed exactly as
+ * docs/design.md §5 (b): speculative sampling emits tokens distributed exactly as
  * the target, checked with a chi-square test over many seeded trials on a
  * small vocabulary with a draft q != target p. No model is needed.
  *

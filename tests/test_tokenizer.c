@@ -175,7 +175,7 @@ static void test_golden_tiny_gpt2(void **state)
     run_golden(FIXTURES "tiny-gpt2-tokenizer.json", FIXTURES "tiny-gpt2-golden.jsonl", 50);
 }
 
-/* The default model's ids 0-2 and the BOS/EOS lookups (MODEL.md §8). */
+/* The default model's ids 0-2 and the BOS/EOS lookups (docs/model.md §8). */
 static void test_specials(void **state)
 {
     (void)state;

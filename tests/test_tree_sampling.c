@@ -252,7 +252,7 @@ static void test_chi_square_tree(void **state)
 }
 
 /* Decoder level: seeded tree sampling runs are reproducible (also across
- * thread counts, 1 vs 2: DESIGN.md §5 (d)) and their records consistent. */
+ * thread counts, 1 vs 2: docs/design.md §5 (d)) and their records consistent. */
 static void test_decoder_sampling_runs(void **state)
 {
     (void)state;

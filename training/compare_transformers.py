@@ -1,4 +1,4 @@
-"""compare_transformers.py - check the mtpref reference against Hugging Face transformers (DESIGN.md §11).
+"""compare_transformers.py - check the mtpref reference against Hugging Face transformers (docs/design.md §11).
 
 Loads tests/fixtures/v3-f32 (config.json as written, rope_interleave true) with transformers'
 DeepseekV3ForCausalLM in float32 (eager attention), runs the fixture's tokens, and compares the main-model logits with
@@ -14,7 +14,7 @@ torch >= 2 and transformers works: it needs numpy and torch only besides transfo
 
 Only the main model is compared: transformers has no MTP modules (it ignores model.layers.{N..}.*; the
 loader's warning about those unexpected keys is expected). The fixture is generated so that the known
-router difference (transformers masks dropped groups with 0.0, mtpref with -inf; MODEL.md §9) cannot
+router difference (transformers masks dropped groups with 0.0, mtpref with -inf; docs/model.md §9) cannot
 change a choice: every k-th selected biased score is > 0 (make_fixtures.py, hf_safe).
 """
 import argparse

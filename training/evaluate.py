@@ -350,7 +350,7 @@ def write_card(model_dir, res, log_path, meta_path, md_table, ckpt_path=None):
     A("# mtp-mini: the embedded default model of mtpbench\n")
     A("A small DeepSeek-V3-architecture model (MLA with q LoRA, a dense first layer then MoE layers with one "
       "shared and %d routed experts, sigmoid scores with bias-corrected group-limited top-%d routing "
-      "(`noaux_tc`)) with **%d sequential MTP modules** wired as DESIGN.md §3 (module k at position i "
+      "(`noaux_tc`)) with **%d sequential MTP modules** wired as docs/design.md §3 (module k at position i "
       "reads Emb(t[i+k]) and the previous module's hidden after its `shared_head.norm`, module 1 the main "
       "hidden after `model.norm`). Trained from scratch on CPU in PyTorch (`training/train.py`, reference "
       "model `training/mtpref`). Weights: BF16 safetensors (`e_score_correction_bias` F32), %.1f MB. "

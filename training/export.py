@@ -1,20 +1,20 @@
 #!/usr/bin/env python3
-"""Export a training checkpoint to a Hugging Face model directory the C engine loads (DESIGN.md §3):
+"""Export a training checkpoint to a Hugging Face model directory the C engine loads (docs/design.md §3):
 config.json (ModelConfig.to_hf_dict(), torch_dtype bfloat16) and model.safetensors in BF16, with
 every `mlp.gate.e_score_correction_bias` kept in F32 (as in DeepSeek-V3's checkpoints).
 
 With --fp8, the projection matrices are stored as DeepSeek-V3 ships them: F8_E4M3 with F32
 `weight_scale_inv` per 128x128 block (scale = block amax / 448, round to nearest even, as
 training/make_fixtures.py) and a `quantization_config` in config.json; embeddings, lm_head, eh_proj,
-the router, norms and biases stay BF16/F32 (MODEL.md §2.5).
+the router, norms and biases stay BF16/F32 (docs/model.md §2.5).
 
 The MTP modules share the main embedding and lm_head, so `model.layers.N+k.embed_tokens` and
-`model.layers.N+k.shared_head.head` are not written (DESIGN.md §3: when absent the engine uses the main
+`model.layers.N+k.shared_head.head` are not written (docs/design.md §3: when absent the engine uses the main
 model's tensors).
 
 Refuses, with a clear error, anything it cannot export faithfully: a config field value the C engine
 does not support, a tensor missing from / unexpected in the checkpoint (checked against a name list
-derived independently from the config, MODEL.md §2), a wrong shape, or a non-finite value (before or
+derived independently from the config, docs/model.md §2), a wrong shape, or a non-finite value (before or
 after rounding to BF16).
 
 Usage:
@@ -38,7 +38,7 @@ class ExportError(Exception):
 
 
 def check_config(cfg):
-    """Field values the C engine supports (DESIGN.md §3 / MODEL.md §1); anything else is refused."""
+    """Field values the C engine supports (docs/design.md §3 / docs/model.md §1); anything else is refused."""
     errs = []
     if cfg.model_type not in ("deepseek_v3", "deepseek_v2"):
         errs.append("model_type %r" % cfg.model_type)
@@ -74,7 +74,7 @@ def check_config(cfg):
 
 
 def expected_tensors(cfg):
-    """{name: shape} of every tensor the exported model must hold (MODEL.md §2, shared MTP embed/head)."""
+    """{name: shape} of every tensor the exported model must hold (docs/model.md §2, shared MTP embed/head)."""
     d, V, H = cfg.hidden_size, cfg.vocab_size, cfg.num_attention_heads
     qk = cfg.qk_nope_head_dim + cfg.qk_rope_head_dim
     exp = {"model.embed_tokens.weight": [V, d], "model.norm.weight": [d], "lm_head.weight": [V, d]}

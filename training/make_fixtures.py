@@ -1,4 +1,4 @@
-"""make_fixtures.py - golden fixtures for the C engine's tests (DESIGN.md §11, STYLE.md §7).
+"""make_fixtures.py - golden fixtures for the C engine's tests (docs/design.md §11 and §14.3).
 
 Run (deterministic; rewrites tests/fixtures/<variant>/ for every variant, ~10 s):
     .venv/bin/python training/make_fixtures.py [--out tests/fixtures] [--only v3-f32,...]
@@ -150,7 +150,7 @@ FP8_SUFFIXES = ("q_proj.weight", "q_a_proj.weight", "q_b_proj.weight", "kv_a_pro
 
 
 def is_fp8_tensor(name: str) -> bool:
-    """Which tensors MODEL.md §2.5 quantises (eh_proj, shared_head, router, norms, embeddings are not)."""
+    """Which tensors docs/model.md §2.5 quantises (eh_proj, shared_head, router, norms, embeddings are not)."""
     return name.endswith(FP8_SUFFIXES)
 
 

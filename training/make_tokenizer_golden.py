@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_tokenizer_golden.py - golden token ids from the Python `tokenizers` library, for
-tests/test_tokenizer.c (DESIGN.md section 11: "tokenizer ids equal to tokenizers' ids").
+tests/test_tokenizer.c (docs/design.md §11: "tokenizer ids equal to tokenizers' ids").
 
     .venv/bin/python training/make_tokenizer_golden.py
 

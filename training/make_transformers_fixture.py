@@ -23,7 +23,7 @@ Choices that make the test sharp:
     latent norms misses the logits by far more than the tolerance.
   * initializer_range 0.3 keeps activations O(1) so logits are not flat.
   * e_score_correction_bias uniform in [0, 0.2): nonzero, and every biased sigmoid score stays > 0, so the
-    known difference in masking dropped groups (transformers 0.0, the engine -inf; MODEL.md §9) cannot
+    known difference in masking dropped groups (transformers 0.0, the engine -inf; docs/model.md §9) cannot
     change a choice.
 """
 from __future__ import annotations

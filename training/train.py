@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Train the embedded default model (models/mtp-mini): a small DeepSeek-V3-style MoE with D = 3
-sequential MTP modules (DESIGN.md §3, §10), using the reference model in training/mtpref.
+sequential MTP modules (docs/design.md §3, §10), using the reference model in training/mtpref.
 
 Loss: main next-token CE + lambda/D * sum_k CE_k (V3 paper's MTP loss). Auxiliary-loss-free load
 balancing: after every optimizer step, for every MoE layer (main and MTP blocks),

@@ -10,7 +10,7 @@ embedding and output row well from a ~25 MB corpus; with DeepSeek-V3's 128K voca
 would barely be trained, and the embedding and LM head (vocab x hidden each) would be most of the
 parameters instead of a small part. 4096 ids also fit the uint16 token files.
 
-Everything else follows DeepSeek-V3's tokenizer.json (shared/MODEL.md section 8), so the C
+Everything else follows DeepSeek-V3's tokenizer.json (docs/model.md section 8), so the C
 tokenizer that reads this file also reads the real one:
   - model BPE, byte-level, no byte fallback, no unk token; no normalizer;
   - pre-tokenizer Sequence: Split(\\p{N}{1,3}), Split(CJK/kana runs), Split(the six-branch
@@ -43,7 +43,7 @@ EOS = "<｜end▁of▁sentence｜>"
 PAD = "<｜▁pad▁｜>"
 SPECIALS = [BOS, EOS, PAD]  # ids 0, 1, 2
 
-# DeepSeek-V3's three Split patterns, verbatim (shared/MODEL.md section 8).
+# DeepSeek-V3's three Split patterns, verbatim (docs/model.md section 8).
 PAT_DIGITS = r"\p{N}{1,3}"
 PAT_CJK = "[一-龥぀-ゟ゠-ヿ]+"
 PAT_MAIN = (r"[!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+"

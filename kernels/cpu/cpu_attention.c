@@ -1,6 +1,6 @@
 /*
  * cpu_attention.c - MLA attention in the absorbed form over the latent cache
- * (MODEL.md §3.4).
+ * (docs/model.md §3.4).
  *
  * Shapes (struct mtp_mla_dims): H heads, dn nope, dr rope, dv value dims, rkv
  * latent width; a cache row is [rkv latent | dr rotated k_pe].

@@ -6,7 +6,7 @@
  * Numerics: each output is a plain left-to-right chain of fused
  * multiply-adds over the columns, not the canonical 4-accumulator order of
  * cpu_matmul.c, so prefill results differ from decode in the last bits.
- * shared/DESIGN.md §4 allows it: baseline and speculative runs share the
+ * docs/design.md §4 allows it: baseline and speculative runs share the
  * prefill, and verification, drafts and catch-up rows never come here.
  * tests/test_cpu_matmul.c bounds the difference.
  *

@@ -3,7 +3,7 @@
  * (the kernels/cpu/ sources). Nothing outside kernels/ includes this.
  *
  * The CPU backend is the reference and the oracle for every other backend
- * (shared/DESIGN.md §4). Its one numerical rule is batch invariance: every
+ * (docs/design.md §4). Its one numerical rule is batch invariance: every
  * output element is reduced in an order that depends only on the shapes of the
  * weights, never on the number of tokens n or the number of threads. The
  * canonical dot product below is that order; every op is built from it, from

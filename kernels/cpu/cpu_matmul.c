@@ -16,13 +16,13 @@
  *     columns, are widened in registers at n <= BF16_DIRECT_N, where a panel
  *     store would cost more than it saves). An FP8
  *     element becomes fp8(W) * scale_inv[r / B0][c / B1] rounded to float
- *     (MODEL.md §2.5). No allocation per call.
+ *     (docs/model.md §2.5). No allocation per call.
  *   - AVX-512 register-blocked kernel under __AVX512F__; otherwise AVX2/FMA
  *     (+F16C) or portable scalar code with the same lane structure (fmaf), so
  *     every build is batch invariant.
  *   - Prompt prefill of more than MTP_CPU_INVARIANT_MAX_N tokens goes to the
  *     blocked GEMM of cpu_gemm.c instead (another reduction order, allowed
- *     there: shared/DESIGN.md §4).
+ *     there: docs/design.md §4).
  *   - Parallel over blocks of MATMUL_ROWS output rows (mtp_cpu_parallel_for);
  *     an output row is never split across threads.
  */

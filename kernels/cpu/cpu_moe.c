@@ -1,6 +1,6 @@
 /*
  * cpu_moe.c - MoE router, routed + shared experts, and the dense SwiGLU FFN
- * (MODEL.md §5).
+ * (docs/model.md §5).
  *
  * Routing, per token (all variants of §5):
  *   logits = W_router x in fp32 (the canonical matmul);

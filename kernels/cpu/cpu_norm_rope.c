@@ -1,5 +1,5 @@
 /*
- * cpu_norm_rope.c - RMSNorm, RoPE and the residual add (MODEL.md §3.1, §3.5, §4).
+ * cpu_norm_rope.c - RMSNorm, RoPE and the residual add (docs/model.md §3.1, §3.5, §4).
  *
  * RMSNorm is computed in fp32: the sum of squares is the canonical dot of x
  * with itself (fixed order, cpu_internal.h), then y = w * (x * 1/sqrt(ss/dim + eps)).

@@ -7,7 +7,7 @@
 
 #include "../backend.h"
 
-/* MLA attention in the naive form (MODEL.md §3.2): per cache row j and head h,
+/* MLA attention in the naive form (docs/model.md §3.2): per cache row j and head h,
  * decompress k_nope = W_UK[h] c_j and v = W_UV[h] c_j, then standard causal
  * attention with scores (q_nope . k_nope + q_pe . kpe_j) * scale. Accumulates
  * in double, writes float. Same arguments and shapes as

@@ -1,5 +1,5 @@
 /*
- * cpu_tree_attention.c - MLA attention (absorbed form, MODEL.md §3.4) over
+ * cpu_tree_attention.c - MLA attention (absorbed form, docs/model.md §3.4) over
  * explicit key rows: the tree mask of tree verification and tree drafting
  * (backend.h struct mtp_tree_keys, spec/decoding.md "Tree decoding").
  *

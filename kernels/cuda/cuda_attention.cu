@@ -1,6 +1,6 @@
 /*
  * cuda_attention.cu - MLA attention in the absorbed form over the latent cache
- * (MODEL.md §3.4), for n = 1 .. k+1 query tokens (and prefill chunks).
+ * (docs/model.md §3.4), for n = 1 .. k+1 query tokens (and prefill chunks).
  *
  * One block of ATTN_THREADS per (head h, token t); token t attends to cache
  * rows 0..start_pos+t (n_keys of them). In the block, with rkv = kv_lora:

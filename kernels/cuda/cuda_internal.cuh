@@ -18,7 +18,7 @@
  *     FMAs differently from the CPU reference (compiled with -ffp-contract=off).
  *
  * Errors: CUDA_CHECK / CUBLAS_CHECK abort with the statement, function,
- * file:line and a hint (environment failures and bugs, shared/STYLE.md §6);
+ * file:line and a hint (environment failures and bugs, docs/design.md §14.2);
  * mtp_backend_cuda_create and prepare_weight return MTP_ERR with a message for
  * failures a caller must survive (no device, unsupported dtype).
  */

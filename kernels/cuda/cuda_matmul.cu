@@ -21,7 +21,7 @@
  *     the same GPU model and library version, but it does not promise that a
  *     column of the output is reduced in the same order for different n (its
  *     heuristics pick kernels and split-K by shape), which is why decode and
- *     verification never use it. DESIGN.md §4 lets prefill use differently
+ *     verification never use it. docs/design.md §4 lets prefill use differently
  *     ordered kernels: baseline and speculative decoding share the prefill.
  *     MTP_CUDA_MATMUL=cublas forces cuBLAS for every n (to measure how often
  *     greedy tokens then differ), MTP_CUDA_MATMUL=custom forces the GEMV.

@@ -1,9 +1,9 @@
 /*
- * cuda_moe.cu - MoE router and experts (MODEL.md §5), same semantics as
+ * cuda_moe.cu - MoE router and experts (docs/model.md §5), same semantics as
  * kernels/cpu/cpu_moe.c.
  *
  * Router: logits = W_router x through the GEMV for every n (F32 activations
- * and accumulation as MODEL.md §9 recommends, batch invariant even in
+ * and accumulation as docs/model.md §9 recommends, batch invariant even in
  * prefill; the router is small, so re-reading it per 16-token tile is cheap),
  * then one block per token:
  *   s = sigmoid(logits) (noaux_tc) or softmax(logits) (greedy,

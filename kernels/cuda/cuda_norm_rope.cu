@@ -1,5 +1,5 @@
 /*
- * cuda_norm_rope.cu - RMSNorm and RoPE (MODEL.md §3.1, §3.5, §4).
+ * cuda_norm_rope.cu - RMSNorm and RoPE (docs/model.md §3.1, §3.5, §4).
  *
  * RMSNorm: one block of NORM_THREADS per token row, fp32. Thread i accumulates
  * x[i + NORM_THREADS*j]^2 for j = 0, 1, ... with fused multiply-adds, then a

@@ -1,6 +1,6 @@
 /*
  * compare.h - the one tensor comparison routine of the test suite, with the
- * tolerance policy written down (shared/STYLE.md §8).
+ * tolerance policy written down (docs/design.md §14.4).
  *
  * An element passes when |got - want| <= atol + rtol * |want|; NaN and ±Inf
  * must sit at the same positions with the same value; the whole tensor must

@@ -205,7 +205,7 @@ static void tiny_add(struct tiny_list *l, const char *name, enum tiny_kind kind,
     l->t[l->n++] = t;
 }
 
-/* A weight matrix; QUANT marks the ones V3 stores in FP8 (MODEL.md §2.5). */
+/* A weight matrix; QUANT marks the ones V3 stores in FP8 (docs/model.md §2.5). */
 static void tiny_matrix(struct tiny_list *l, const char *name, int rows, int cols, bool quant)
 {
     if (!(quant && l->o->fp8)) {

@@ -1,4 +1,4 @@
-"""mtpref - PyTorch reference of the DeepSeek-V2/V3 architecture with MTP modules (shared/MODEL.md).
+"""mtpref - PyTorch reference of the DeepSeek-V2/V3 architecture with MTP modules (docs/model.md).
 
     from mtpref import ModelConfig, DeepseekV3MTP, mtp_loss
     model = DeepseekV3MTP(cfg, mtp_own_embed_head=False)

@@ -1,6 +1,6 @@
 """mtpref.config - ModelConfig: the Hugging Face config.json of a DeepSeek-V2/V3-family model.
 
-Field names are exactly those of the HF config.json (shared/MODEL.md §1), so
+Field names are exactly those of the HF config.json (docs/model.md §1), so
 `ModelConfig.from_json("model/config.json")` and `cfg.save("out/config.json")` round-trip the
 files the C engine reads. `to_hf_dict()` adds the bookkeeping keys transformers' DeepseekV3Config
 (and DeepseekV2Config) accept: architectures, num_key_value_heads, hidden_act, attention_bias, ...
@@ -10,7 +10,7 @@ Usage:
     cfg = ModelConfig(vocab_size=256, hidden_size=64, ...)
     cfg.save("dir/config.json"); cfg2 = ModelConfig.from_json("dir/config.json")
 
-Helpers that encode the math of MODEL.md §3.3/§4 (YaRN inverse frequencies, cos/sin magnitude
+Helpers that encode the math of docs/model.md §3.3/§4 (YaRN inverse frequencies, cos/sin magnitude
 factor, softmax scale) live here too, because the fixture writer records them as golden values.
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ class ModelConfig:
             if self.topk_method == "noaux_tc" and G > 1:
                 assert E // G >= 2, "noaux_tc group score is a top-2 sum: needs >= 2 experts per group"
 
-    # ---- YaRN (MODEL.md §4) ------------------------------------------------------------------
+    # ---- YaRN (docs/model.md §4) ------------------------------------------------------------------
     def yarn(self) -> Optional[Dict[str, Any]]:
         rs = self.rope_scaling
         if not rs:

@@ -1,19 +1,19 @@
 """mtpref.model - PyTorch reference of the DeepSeek-V2/V3 architecture with MTP modules.
 
-Written from the equations of shared/MODEL.md (§3 MLA, §4 YaRN, §5 MoE routing) and the MTP wiring of
-shared/DESIGN.md §3. Used for two things:
+Written from the equations of docs/model.md (§3 MLA, §4 YaRN, §5 MoE routing) and the MTP wiring of
+docs/design.md §3. Used for two things:
   * golden tensors for the C engine (training/make_fixtures.py runs it in float64), and
   * training (training/train.py runs it in float32).
 Compute dtype follows the parameters: `model.double()` computes in float64.
 
-state_dict() keys are exactly the Hugging Face checkpoint names (MODEL.md §2), e.g.
+state_dict() keys are exactly the Hugging Face checkpoint names (docs/model.md §2), e.g.
   model.embed_tokens.weight, model.layers.{i}.self_attn.q_a_proj.weight, ...,
   model.layers.{i}.mlp.experts.{e}.gate_proj.weight, model.layers.{i}.mlp.gate.weight,
   model.layers.{i}.mlp.gate.e_score_correction_bias (persistent float32 buffer; noaux_tc only),
   model.layers.{N+k-1}.{enorm,hnorm,eh_proj,shared_head.norm}.weight (+ embed_tokens / shared_head.head
   when mtp_own_embed_head=True), model.norm.weight, lm_head.weight.
 
-Semantics chosen where the sources disagree (MODEL.md §9); the C engine follows the same:
+Semantics chosen where the sources disagree (docs/model.md §9); the C engine follows the same:
   * RMSNorm: y = w * (x * rsqrt(mean(x^2) + eps)), normalisation in >= float32.
   * eps: config.rms_norm_eps for every norm except q_a_layernorm and kv_a_layernorm, which use a fixed
     LATENT_NORM_EPS = 1e-6 as DeepSeek's inference/model.py and transformers do (vLLM uses rms_norm_eps;
@@ -77,7 +77,7 @@ def rope_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> t
 
 
 class MLA(nn.Module):
-    """Multi-head latent attention, naive (prefill) form, MODEL.md §3.2."""
+    """Multi-head latent attention, naive (prefill) form, docs/model.md §3.2."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()

@@ -3,7 +3,7 @@
 Run:  .venv/bin/python training/mtpref/selftest.py
 Checks: HF state_dict names, output shapes, forward+backward on a tiny random model for every routing
 variant, causality of main and MTP outputs, float32 vs float64 agreement, the router against a plain
-Python implementation of MODEL.md §5, interleaved RoPE vs the HF de-interleave + rotate_half form,
+Python implementation of docs/model.md §5, interleaved RoPE vs the HF de-interleave + rotate_half form,
 the MTP wiring against a hand-written recompute, and mtp_loss. Exits non-zero on the first failure.
 """
 import math
@@ -74,7 +74,7 @@ def expected_names(cfg, own):
 
 
 def ref_route(cfg, logits_row, bias):
-    """Plain-Python MODEL.md §5 for one token: returns (idx list, weight list)."""
+    """Plain-Python docs/model.md §5 for one token: returns (idx list, weight list)."""
     E, G, K = cfg.n_routed_experts, cfg.n_group, cfg.num_experts_per_tok
     if cfg.scoring_func == "sigmoid":
         s = [1 / (1 + math.exp(-x)) for x in logits_row]
