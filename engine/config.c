@@ -396,7 +396,18 @@ static int cfg_read_rope(const struct cfg_reader *r, struct mtp_config *c)
     if (!type || (strcmp(type, "yarn") && strcmp(type, "deepseek_yarn")))
         return cfg_fail(r, key, "\"yarn\" or \"default\"",
                         type ? cfg_get(rs, strrchr(key, '.') + 1) : NULL);
-    return cfg_read_yarn(r, rs, name, &c->rope_scaling);
+    if (cfg_read_yarn(r, rs, name, &c->rope_scaling))
+        return MTP_ERR;
+    /* YaRN stretches the positions the model was trained at to max_position_embeddings; an
+     * original length beyond that limit would be a shrink, which no checkpoint means. */
+    if (c->rope_scaling.original_max_position > c->max_position_embeddings) {
+        char expected[96];
+        snprintf(key, sizeof key, "%s.original_max_position_embeddings", name);
+        snprintf(expected, sizeof expected, "at most max_position_embeddings (%d)",
+                 c->max_position_embeddings);
+        return cfg_fail(r, key, expected, cfg_get(rs, "original_max_position_embeddings"));
+    }
+    return MTP_OK;
 }
 
 /* quantization_config: only block-scaled FP8 E4M3 (docs/model.md §2.5). */

@@ -341,6 +341,9 @@ static const struct bad_case bad_cases[] = {
     {"rope_scaling.beta_fast", "0.5", "'rope_scaling.beta_fast'"},
     {"rope_scaling.original_max_position_embeddings", "4096.5",
      "'rope_scaling.original_max_position_embeddings'"},
+    {"rope_scaling.original_max_position_embeddings", "1e9", /* > max_position_embeddings */
+     "'rope_scaling.original_max_position_embeddings'"},
+    {"rope_scaling.factor", "0", "'rope_scaling.factor'"},
     {"quantization_config.quant_method", "\"int4\"", "'quantization_config.quant_method'"},
     {"quantization_config.fmt", "\"e5m2\"", "'quantization_config.fmt'"},
     {"quantization_config.weight_block_size", "[0, 128]",

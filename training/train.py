@@ -90,6 +90,16 @@ CONFIGS = {
                num_hidden_layers=12, num_attention_heads=3, num_key_value_heads=3,
                q_lora_rank=96, kv_lora_rank=48, n_routed_experts=256, num_experts_per_tok=8,
                n_group=8, topk_group=4, routed_scaling_factor=2.5),
+    # models/mtp-v3 after its context-extension stretch (issue 27): YaRN as DeepSeek-V3 ships it
+    # (factor 40 from 4K; mscale = mscale_all_dim = 1, so cos/sin keep their magnitude and the
+    # softmax scale grows by (0.1 ln s + 1)^2), here factor 8 from the 512 positions the model was
+    # trained at, to 4096.
+    "v3-long": dict(BASE, hidden_size=192, intermediate_size=216, moe_intermediate_size=24,
+                    num_hidden_layers=12, num_attention_heads=3, num_key_value_heads=3,
+                    q_lora_rank=96, kv_lora_rank=48, n_routed_experts=256, num_experts_per_tok=8,
+                    n_group=8, topk_group=4, routed_scaling_factor=2.5, max_position_embeddings=4096,
+                    rope_scaling=dict(type="yarn", factor=8.0, original_max_position_embeddings=512,
+                                      beta_fast=32, beta_slow=1, mscale=1.0, mscale_all_dim=1.0)),
     "tiny": dict(BASE, hidden_size=64, intermediate_size=128, moe_intermediate_size=64, q_lora_rank=32,
                  kv_lora_rank=32, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=2),
 }
@@ -180,6 +190,56 @@ class WindowSampler:
 
     def set_state(self, st):
         self.rng.bit_generator.state = st
+
+
+class LongWindowSampler:
+    """Windows of length T that lie inside one whole document (training/long_docs.py). A category is
+    drawn uniformly among those with a document of at least T tokens, then a window uniformly among
+    that category's windows, so long code files do not crowd out the Bible books and fortune files."""
+
+    def __init__(self, tokens, index, T, B, seed):
+        self.tokens, self.T, self.B = tokens, T, B
+        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.by_cat = {}
+        for d in index:
+            if d["tokens"] >= T:
+                self.by_cat.setdefault(d["category"], []).append(d)
+        if not self.by_cat:
+            raise SystemExit("long windows: no document of at least %d tokens" % T)
+        self.cats = sorted(self.by_cat)
+        self.weights = {c: np.array([d["tokens"] - T + 1 for d in ds], dtype=np.float64)
+                        for c, ds in self.by_cat.items()}
+
+    def next(self):
+        rows = []
+        for _ in range(self.B):
+            cat = self.cats[int(self.rng.integers(0, len(self.cats)))]
+            w = self.weights[cat]
+            doc = self.by_cat[cat][int(self.rng.choice(len(w), p=w / w.sum()))]
+            s = doc["start"] + int(self.rng.integers(0, doc["tokens"] - self.T + 1))
+            rows.append(self.tokens[s:s + self.T])
+        return torch.stack(rows)
+
+    def state(self):
+        return self.rng.bit_generator.state
+
+    def set_state(self, st):
+        self.rng.bit_generator.state = st
+
+
+def load_long_docs(data_dir, split):
+    with open(os.path.join(data_dir, split + ".index.json")) as f:
+        index = json.load(f)
+    return load_tokens(os.path.join(data_dir, split + ".bin")), index
+
+
+def long_validation_windows(tokens, index, T, n):
+    """Up to n fixed windows of T tokens, each the start of a different validation document of at
+    least T tokens (the longest first), so position p of every window is p tokens into a text."""
+    docs = sorted((d for d in index if d["tokens"] >= T), key=lambda d: -d["tokens"])[:n]
+    if not docs:
+        return None
+    return torch.stack([tokens[d["start"]:d["start"] + T] for d in docs])
 
 
 def fixed_windows(tokens, T, n, lo=0, hi=None):
@@ -297,6 +357,45 @@ def evaluate_windows(model, windows, bs=8):
     )
 
 
+POSITION_BUCKETS = (0, 64, 128, 256, 512, 1024, 2048, 3072, 4096, 8192, 16384)
+
+
+@torch.no_grad()
+def evaluate_by_position(model, windows):
+    """Main and per-depth CE, and module-k agreement with the main model, averaged over the windows
+    and binned by the position of the predicting token ([lo, hi) buckets of POSITION_BUCKETS)."""
+    model.eval()
+    T = windows.shape[1]
+    edges = [b for b in POSITION_BUCKETS if b < T] + [T]
+    main_sum = torch.zeros(T - 1, dtype=torch.float64)
+    per_sum, agree_sum = None, None
+    for w in windows:
+        ids = w[None]
+        out = model(ids)
+        V = out["logits"].shape[-1]
+        main_sum += F.cross_entropy(out["logits"][0, :-1].float(), ids[0, 1:], reduction="none").double()
+        main_arg = out["logits"][0].argmax(-1)
+        if per_sum is None:
+            per_sum = [torch.zeros(T, dtype=torch.float64) for _ in out["mtp_logits"]]
+            agree_sum = [torch.zeros(T, dtype=torch.float64) for _ in out["mtp_logits"]]
+        for k0, lg in enumerate(out["mtp_logits"]):
+            k = k0 + 1
+            n = T - k - 1
+            per_sum[k0][:n] += F.cross_entropy(lg[0, :n].reshape(-1, V).float(), ids[0, k + 1:],
+                                               reduction="none").double()
+            a = lg[0].argmax(-1)
+            agree_sum[k0][:a.shape[0]] += (a == main_arg[k:k + a.shape[0]]).double()
+    model.train()
+    nw = windows.shape[0]
+
+    def bucket(v, last):
+        return [round(float(v[lo:min(hi, last)].mean()) / nw, 5) for lo, hi in zip(edges, edges[1:])
+                if lo < last]
+    return dict(windows=nw, bucket_edges=edges, loss_main_by_bucket=bucket(main_sum, T - 1),
+                loss_mtp_by_bucket=[bucket(p, T - k0 - 2) for k0, p in enumerate(per_sum)],
+                agreement_by_bucket=[bucket(a, T - k0 - 1) for k0, a in enumerate(agree_sum)])
+
+
 # --------------------------------------------------------------------------------------------
 # Auxiliary-loss-free balancing
 # --------------------------------------------------------------------------------------------
@@ -377,12 +476,13 @@ def lr_at(frac, step, args):
 # --------------------------------------------------------------------------------------------
 # Checkpointing
 # --------------------------------------------------------------------------------------------
-def save_ckpt(path, model, opt, sampler, state, hf, args):
+def save_ckpt(path, model, opt, sampler, state, hf, args, long_sampler=None):
     tmp = path + ".tmp"
     torch.save(dict(
         model=model.state_dict(),
         optimizer=opt.state_dict(),
         sampler=sampler.state(),
+        long_sampler=long_sampler.state() if long_sampler else None,
         torch_rng=torch.get_rng_state(),
         py_rng=random.getstate(),
         state=state,
@@ -397,12 +497,20 @@ def log_jsonl(path, rec):
         f.write(json.dumps(rec) + "\n")
 
 
+CONTEXT_KEYS = ("rope_scaling", "max_position_embeddings")
+
+
 def init_from_export(model, hf, model_dir):
     """Load an exported directory's stored weights (and router biases) into MODEL; its config must be
     the run's (the extra config.json keys an export adds are ignored)."""
     from evaluate import load_exported
     cfg, exported = load_exported(model_dir)
     for k, v in hf.items():
+        if k in CONTEXT_KEYS and getattr(cfg, k, v) != v:
+            # No weight depends on these: a context-extension stretch starts from the short model.
+            print("--init-from %s: %s %r -> %r (context extension)" % (model_dir, k, getattr(cfg, k), v),
+                  flush=True)
+            continue
         if getattr(cfg, k, v) != v:
             raise SystemExit("--init-from %s: config field %s is %r, the run's config has %r"
                              % (model_dir, k, getattr(cfg, k), v))
@@ -482,6 +590,15 @@ def main():
                     help="start a new run from the weights of an exported model directory (BF16 or FP8, "
                          "dequantised) with a fresh optimizer: continues training across sessions whose "
                          "checkpoints did not survive, from the model that ships")
+    ap.add_argument("--long-data", default=os.path.join(ROOT, "data/tokens-long"),
+                    help="whole-document token files of training/long_docs.py (with --long-every)")
+    ap.add_argument("--long-seq", type=int, default=4096)
+    ap.add_argument("--long-batch", type=int, default=1)
+    ap.add_argument("--long-every", type=int, default=0,
+                    help="every N-th step trains on --long-batch windows of --long-seq tokens inside one "
+                         "document instead of the short batch (context extension; 0: never)")
+    ap.add_argument("--val-long-windows", type=int, default=6,
+                    help="validation windows of --long-seq tokens (with --long-every): loss by position")
     ap.add_argument("--bench", default="", help="comma list of configs: measure tok/s and exit")
     ap.add_argument("--bench-iters", type=int, default=3)
     args = ap.parse_args()
@@ -522,6 +639,15 @@ def main():
     valid = load_tokens(os.path.join(args.data, "valid.bin"))
     sampler = WindowSampler(train, args.seq, args.batch, args.seed)
     vwin = fixed_windows(valid, args.seq, args.val_windows)
+    long_sampler = vwin_long = None
+    if args.long_every:
+        if args.long_seq > hf["max_position_embeddings"]:
+            raise SystemExit("--long-seq %d exceeds the config's max_position_embeddings %d"
+                             % (args.long_seq, hf["max_position_embeddings"]))
+        ltrain, lindex = load_long_docs(args.long_data, "train")
+        long_sampler = LongWindowSampler(ltrain, lindex, args.long_seq, args.long_batch, args.seed + 1)
+        vwin_long = long_validation_windows(*load_long_docs(args.long_data, "valid"), args.long_seq,
+                                            args.val_long_windows)
     buffers = bias_buffers(model)
     if args.mtp_distill:  # the main routers' biases are part of the frozen main model
         buffers = {li: b for li, b in buffers.items() if li >= hf["num_hidden_layers"]}
@@ -535,6 +661,8 @@ def main():
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sampler.set_state(ck["sampler"])
+        if long_sampler is not None and ck.get("long_sampler") is not None:
+            long_sampler.set_state(ck["long_sampler"])
         torch.set_rng_state(ck["torch_rng"])
         random.setstate(ck["py_rng"])
         state = ck["state"]
@@ -572,6 +700,14 @@ def main():
             " ".join("%.3f" % x for x in r["agreement"]), r["acc_main"],
             " ".join("%.3f" % x for x in r["acc_mtp"]), time.time() - t0), flush=True)
         log_jsonl(args.log, rec)
+        if vwin_long is not None:
+            t0 = time.time()
+            rl = evaluate_by_position(model, vwin_long)
+            log_jsonl(args.log, dict(event="val_long", tag=tag, step=state["step"], tokens=state["tokens"],
+                                     T=args.long_seq, val_s=round(time.time() - t0, 1), **rl))
+            print("VAL long step %d: main by position %s (%.0fs)" % (
+                state["step"], " ".join("%.3f" % x for x in rl["loss_main_by_bucket"]), time.time() - t0),
+                flush=True)
         return r
 
     while True:
@@ -582,7 +718,8 @@ def main():
         lr = lr_at(frac, state["step"], args)
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        ids = sampler.next()
+        long_step = args.long_every and state["step"] % args.long_every == args.long_every - 1
+        ids = long_sampler.next() if long_step else sampler.next()
         out = model(ids)
         m, per = depth_losses(out, ids)
         if args.mtp_distill:
@@ -594,7 +731,8 @@ def main():
         if args.balance_alpha > 0:
             loss = loss + args.balance_alpha * balance_loss(model)
         if not torch.isfinite(loss):
-            save_ckpt(os.path.join(args.out, "nonfinite.pt"), model, opt, sampler, state, hf, args)
+            save_ckpt(os.path.join(args.out, "nonfinite.pt"), model, opt, sampler, state, hf, args,
+                      long_sampler)
             raise SystemExit("non-finite loss at step %d" % state["step"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -644,14 +782,14 @@ def main():
             last_val = time.time()
         if time.time() - last_ckpt >= args.ckpt_every_min * 60:
             state["elapsed"] = time.time() - t_start
-            save_ckpt(ckpt_path, model, opt, sampler, state, hf, args)
+            save_ckpt(ckpt_path, model, opt, sampler, state, hf, args, long_sampler)
             last_ckpt = time.time()
 
     state["elapsed"] = time.time() - t_start
     r = run_val("final")
     state["done"] = True
     state["final_val"] = r
-    save_ckpt(ckpt_path, model, opt, sampler, state, hf, args)
+    save_ckpt(ckpt_path, model, opt, sampler, state, hf, args, long_sampler)
     torch.save(dict(model=model.state_dict(), hf_config=hf, state=state, args=vars(args)),
                os.path.join(args.out, "final.pt"))
     log_jsonl(args.log, dict(event="end", step=state["step"], tokens=state["tokens"],

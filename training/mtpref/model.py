@@ -42,6 +42,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .config import ModelConfig
 
@@ -114,13 +115,28 @@ class MLA(nn.Module):
             collect[tag + "kv_cache"] = torch.cat((c_hat, k_pe), -1).detach()
         kv = self.kv_b_proj(c_hat).view(B, T, H, dn + dv)
         k_nope, v = kv[..., :dn], kv[..., dn:]
-        s = (torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
-             + torch.einsum("bthd,bsd->bhts", q_pe, k_pe)) * scale
-        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        s = s.to(_acc_dtype(s.dtype)).masked_fill(~causal, float("-inf"))
-        p = torch.softmax(s, dim=-1).to(v.dtype)
-        o = torch.einsum("bhts,bshd->bthd", p, v).reshape(B, T, H * dv)
-        return self.o_proj(o)
+        if self.training and T > CHECKPOINT_ATTENTION_FROM:
+            # Long windows (context extension): the T x T scores of every layer would be kept for
+            # the backward pass (about 0.6 GB per layer at T = 4096); recompute them instead.
+            o = checkpoint(_attention_core, q_nope, q_pe, k_nope, k_pe, v, scale, use_reentrant=False)
+        else:
+            o = _attention_core(q_nope, q_pe, k_nope, k_pe, v, scale)
+        return self.o_proj(o.reshape(B, T, H * dv))
+
+
+# Training windows longer than this recompute attention scores in the backward pass.
+CHECKPOINT_ATTENTION_FROM = 1024
+
+
+def _attention_core(q_nope, q_pe, k_nope, k_pe, v, scale):
+    """Causal MLA attention of one window: [B,T,H,*] queries and keys -> [B,T,H,d_v]."""
+    T = q_nope.shape[1]
+    s = (torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
+         + torch.einsum("bthd,bsd->bhts", q_pe, k_pe)) * scale
+    causal = torch.ones(T, T, dtype=torch.bool, device=q_nope.device).tril()
+    s = s.to(_acc_dtype(s.dtype)).masked_fill(~causal, float("-inf"))
+    p = torch.softmax(s, dim=-1).to(v.dtype)
+    return torch.einsum("bhts,bshd->bthd", p, v)
 
 
 class MLP(nn.Module):
