@@ -1,7 +1,8 @@
 /*
  * bench_sharing.h - the expert-sharing walk of `mtpbench bench --text`
  * (bench_sharing.c): distinct routed experts per MoE layer read by a main
- * forward of n = 1..8 real tokens, next to the count for independent routing.
+ * forward of n = 1..8 adjacent real tokens, next to n tokens of the same text
+ * drawn apart (the popularity baseline) and to independent uniform routing.
  */
 #ifndef MTP_BENCH_SHARING_H
 #define MTP_BENCH_SHARING_H
@@ -9,9 +10,10 @@
 struct mtp_engine;
 
 /* Tokenize DATASET's prompts (Spec-Bench JSONL) with MODEL_DIR/tokenizer.json,
- * and print the table for WINDOWS forwards per n after CONTEXT tokens. The
- * engine's caches must hold at least CONTEXT + 8 * WINDOWS positions; they are
- * left empty. Returns MTP_OK or MTP_ERR with a message. */
+ * and print the table for WINDOWS (at least 2) forwards per n after CONTEXT
+ * tokens. The engine's caches must hold at least CONTEXT + 8 * WINDOWS
+ * positions; they are left empty, and its trace is cleared. Returns MTP_OK or
+ * MTP_ERR with a message. */
 int mtp_bench_expert_sharing(struct mtp_engine *e, const char *model_dir, const char *dataset,
                              int context, int windows);
 

@@ -117,7 +117,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         case 'C': a->contended = 1; break;
         case 'O': a->ops = 1; break;
         case 'w':
-            if (mtp_cli_parse_int("--windows", optarg, 1, 4096, &v))
+            if (mtp_cli_parse_int("--windows", optarg, 2, 4096, &v))
                 return 2;
             a->windows = (int)v;
             break;

@@ -57,7 +57,9 @@ part_default() {
     echo "The build directory already existed (an incremental build); a first build adds its compile time."
   } > "$gen/timing"
   # Costs with real tokens: experts touched by a verification of n adjacent
-  # tokens against independent routing (bench --text).
+  # tokens, against n tokens of the same text drawn apart (the baseline that
+  # separates adjacency from expert popularity) and independent routing
+  # (bench --text; the table's header and its last line are indented too).
   build/mtpbench bench --model models/mtp-v3 --threads 1 --repeats 9 --text datasets/prose.jsonl \
     > results/bench-mtp-v3.txt
   awk '/^experts touched per MoE layer/ { on = 1; print; print ""; print "```text"; next }
@@ -66,6 +68,8 @@ part_default() {
        END { if (on) print "```" }' \
     results/bench-mtp-v3.txt > "$gen/experts"
   [ -s "$gen/experts" ] || { echo "results: no experts-touched section in results/bench-mtp-v3.txt" >&2; exit 1; }
+  grep -q 'adjacent/apart' "$gen/experts" ||
+    { echo "results: the experts-touched section of results/bench-mtp-v3.txt has no apart baseline" >&2; exit 1; }
   blocks+=(timing acceptance ablation costmodel experts)
 }
 
