@@ -41,6 +41,7 @@
 
 #include "engine/rng.h"      /* defines: struct mtp_rng */
 #include "experiments/log.h" /* defines: struct mtp_request_record */
+#include "experiments/log_plan.h" /* defines: struct mtp_log_plan */
 
 #define MTP_REPORT_SCHEMA "mtpbench-report/1"
 
@@ -63,6 +64,12 @@ struct mtp_report_run {
     int threads;
     char *shard_group;    /* rank logs DIR/NAME.rank-R-of-N.msgpack: "DIR/NAME" (every rank
                            * and every N of one run share it), else NULL */
+    char *spec_json;      /* the run record's spec, sorted compact JSON (NULL: none) */
+    bool has_plan;        /* a "plan" record was read (logs before it have none: unknown) */
+    struct mtp_log_plan plan; /* the first plan of the run (every rank log holds the job's) */
+    bool finished;        /* some log of the run has a summary with finished = true */
+    int n_ranks;          /* rank logs of the run read (shard_group runs only) */
+    struct mtp_shard_id { int rank, size; } *ranks; /* [n_ranks] */
 };
 
 struct mtp_report_request {
@@ -93,6 +100,37 @@ struct mtp_report_data {
  * the file and offset); D then keeps what was read from earlier files. */
 int mtp_report_data_load(struct mtp_report_data *d, const char *path, FILE *warn);
 void mtp_report_data_free(struct mtp_report_data *d);
+
+/* ---- completeness (report_complete.c) ------------------------------------ */
+
+/* What the logs of one run hold against what it set out to do. */
+struct mtp_report_gaps {
+    int64_t present;   /* request records read */
+    int64_t planned;   /* from the plan record; -1 unknown (no plan: a log older than the
+                        * record, unless a summary says finished: then = present) */
+    int not_decoded;   /* requests that ended at EOS before any decode step */
+    int skipped[MTP_PLAN_SKIP_COUNT]; /* prompts skipped by the runner; -1 unknown */
+    int n_missing;     /* rank logs of the run that were not read */
+    char **missing;    /* [n_missing] their paths, DIR/NAME.rank-R-of-N.msgpack */
+};
+
+/* The gaps of run RUN of D (free with mtp_report_gaps_free). */
+void mtp_report_gaps(const struct mtp_report_data *d, int run, struct mtp_report_gaps *out);
+void mtp_report_gaps_free(struct mtp_report_gaps *g);
+
+/* True when every planned request of the gaps is present and no rank log is
+ * missing (unknown plans are not complete). */
+bool mtp_report_gaps_complete(const struct mtp_report_gaps *g);
+
+/* One line per run of D that misses something (skips, requests never
+ * decoded, unfinished, missing rank logs), each starting with PREFIX, to F. */
+void mtp_report_gaps_print(FILE *f, const struct mtp_report_data *d, const char *prefix);
+
+/* The rule for a report: a missing rank log fails unless ALLOW_PARTIAL;
+ * with STRICT, every gap (skips, requests never decoded, an unfinished or
+ * unknown run, a missing rank log) fails. MTP_ERR with a message naming the
+ * run and what is missing. */
+int mtp_report_check_complete(const struct mtp_report_data *d, bool strict, bool allow_partial);
 
 /* ---- grouping and metrics ----------------------------------------------- */
 
@@ -184,6 +222,14 @@ struct mtp_report_group {
     int64_t n_steps, n_tokens;          /* decode steps; tokens emitted after the first */
     bool has_baseline;                  /* some request was paired with a baseline request */
     bool has_experts;
+    /* Completeness (report_complete.c): what the plans of its runs held for
+     * this group, and what is not in the metrics. */
+    int n_not_decoded;                  /* requests that ended at EOS before any decode step:
+                                         * not members, left out of every metric */
+    int64_t planned;                    /* requests planned; -1 unknown (a run without plan) */
+    int64_t present;                    /* requests in the logs (members + not decoded) */
+    int skipped[MTP_PLAN_SKIP_COUNT];   /* prompts skipped by the runner, by reason; -1 unknown */
+    int missing_ranks;                  /* rank logs missing from its runs */
     /* The results. */
     int k;                              /* positions with alpha/beta: the largest depth */
     int n_metrics;                      /* MTP_REPORT_M_COUNT + 2 k */
@@ -292,6 +338,13 @@ int mtp_report_table_ablation(const struct mtp_report_data *d,
  * depth-1 acceptance by sibling rank; rows by sampling, then budget. */
 int mtp_report_table_tree(const struct mtp_report_data *d, const struct mtp_report_options *opt,
                           struct mtp_report_table *t);
+
+/* Acceptance by position (report_position.c): per decoder and sampling
+ * setting, tau and alpha_1..4 of the steps in bins of context length (prompt
+ * + tokens emitted before the step) and of generation position, with
+ * bootstrap intervals over prompts. */
+int mtp_report_table_position(const struct mtp_report_data *d,
+                              const struct mtp_report_options *opt, struct mtp_report_table *t);
 
 void mtp_report_table_free(struct mtp_report_table *t);
 

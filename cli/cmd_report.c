@@ -11,10 +11,11 @@
  * A directory argument stands for every *.msgpack file in it (sorted).
  */
 #include <dirent.h>   /* defines: opendir, readdir */
+#include <errno.h>    /* defines: errno */
 #include <getopt.h>   /* defines: getopt_long */
 #include <stdio.h>    /* defines: fopen, fprintf */
 #include <stdlib.h>   /* defines: free, qsort */
-#include <string.h>   /* defines: strcmp, strlen */
+#include <string.h>   /* defines: strcmp, strlen, strerror */
 #include <sys/stat.h> /* defines: stat, S_ISDIR */
 
 #include "analysis/report.h" /* defines: mtp_report_* */
@@ -23,7 +24,7 @@
 #include "engine/error.h"    /* defines: mtp_error_message */
 #include "report_cost_out.h" /* defines: mtp_report_cost_output */
 
-enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE };
+enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE, VIEW_POSITION };
 
 struct report_args {
     struct mtp_report_options opt;
@@ -32,6 +33,8 @@ struct report_args {
     const char *out;
     const char *costs; /* --costs: bench cost file (cost-model view) */
     bool skip_damaged; /* --skip-damaged */
+    bool strict;        /* --strict: any gap in the inputs is an error */
+    bool allow_partial; /* --allow-partial: report a run with missing rank logs */
     int n_logs;
     char **logs; /* argv entries */
 };
@@ -41,7 +44,7 @@ static void report_usage(FILE *f)
     fprintf(f,
             "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
-            "                       [--out FILE] [--skip-damaged]\n"
+            "                       [--out FILE] [--skip-damaged] [--strict] [--allow-partial]\n"
             "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
             "\n"
             "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
@@ -58,7 +61,9 @@ static void report_usage(FILE *f)
             "                   cost-model: predicted vs measured speedup and the best\n"
             "                   depth K* per category, from the costs of --costs;\n"
             "                   tree: tau and speedup against tokens verified per step\n"
-            "                   for chains, static and dynamic trees\n"
+            "                   for chains, static and dynamic trees;\n"
+            "                   position: tau and alpha_j by context length and by\n"
+            "                   position in the generation\n"
             "  --costs FILE     `mtpbench bench --json` output (another machine's file\n"
             "                   gives a projection onto that machine)\n"
             "  --format FMT     md (default), csv, tex, json\n"
@@ -67,20 +72,28 @@ static void report_usage(FILE *f)
             "  --out FILE       write there instead of standard output\n"
             "  --skip-damaged   leave out damaged records (bad checksum, or not a\n"
             "                   cut-off tail) and say how many, instead of failing\n"
+            "  --strict         fail on any gap in the inputs: skipped prompts, requests\n"
+            "                   never decoded, an unfinished run, a missing rank log\n"
+            "  --allow-partial  report a run whose rank logs are not all there (else an\n"
+            "                   error naming them); the tables mark it partial\n"
+            "Every table says per group what the plans held: requests of those planned,\n"
+            "prompts skipped and why, requests never decoded, missing rank logs.\n"
+            "Options that change what is read or written need their full name.\n"
             "  -h, --help       show this help\n",
             MTP_REPORT_DEFAULT_BOOTSTRAP);
 }
 
 static int report_parse_view(const char *s, enum report_view *v)
 {
-    static const char *const names[] = {"full", "acceptance", "ablation", "cost-model", "tree"};
-    for (int i = 0; i < 5; i++)
+    static const char *const names[] = {"full",     "acceptance", "ablation",
+                                         "cost-model", "tree",     "position"};
+    for (int i = 0; i < 6; i++)
         if (strcmp(s, names[i]) == 0) {
             *v = (enum report_view)i;
             return 0;
         }
     fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation, "
-                    "cost-model or tree, found '%s'\n", s);
+                    "cost-model, tree or position, found '%s'\n", s);
     return -1;
 }
 
@@ -115,6 +128,8 @@ static int report_option(int c, const char *arg, struct report_args *a)
     case 'o': a->out = arg; return 0;
     case 'c': a->costs = arg; return 0;
     case 'D': a->skip_damaged = true; return 0;
+    case 'S': a->strict = true; return 0;
+    case 'P': a->allow_partial = true; return 0;
     default: return 2;
     }
 }
@@ -127,9 +142,15 @@ static int report_parse(int argc, char **argv, struct report_args *a)
         {"table", required_argument, 0, 't'},     {"bootstrap", required_argument, 0, 'B'},
         {"seed", required_argument, 0, 's'},      {"out", required_argument, 0, 'o'},
         {"costs", required_argument, 0, 'c'},    {"skip-damaged", no_argument, 0, 'D'},
+        {"strict", no_argument, 0, 'S'},         {"allow-partial", no_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
+    /* A prefix of these must not pass for them (--allow for --allow-partial). */
+    static const char *const exact[] = {"out", "costs", "skip-damaged", "strict",
+                                        "allow-partial", NULL};
+    if (mtp_cli_require_exact(argc, argv, opts, exact))
+        return 2;
     memset(a, 0, sizeof *a);
     mtp_report_options_default(&a->opt);
     int c;
@@ -218,6 +239,8 @@ static int report_make_table(const struct mtp_report_data *d, const struct repor
         return mtp_report_table_ablation(d, &a->opt, t);
     if (a->view == VIEW_TREE)
         return mtp_report_table_tree(d, &a->opt, t);
+    if (a->view == VIEW_POSITION)
+        return mtp_report_table_position(d, &a->opt, t);
     struct mtp_report r;
     if (mtp_report_build(d, &a->opt, &r))
         return MTP_ERR;
@@ -231,12 +254,13 @@ static int report_output(const struct mtp_report_data *d, const struct report_ar
 {
     FILE *f = a->out ? fopen(a->out, "w") : stdout;
     if (!f)
-        return mtp_error_set("REPORT %s: cannot create the output file", a->out);
+        return mtp_error_set("REPORT --out %s: cannot create the output file: %s", a->out,
+                             strerror(errno));
     struct mtp_report_meta meta = {d, &a->opt};
     int rc = a->view == VIEW_COST ? mtp_report_cost_output(f, d, &a->opt, a->costs, a->format)
                                   : mtp_report_write(f, t, a->format, &meta);
     if (a->out && fclose(f) != 0 && rc == MTP_OK)
-        rc = mtp_error_set("REPORT %s: write failed", a->out);
+        rc = mtp_error_set("REPORT --out %s: write failed: %s", a->out, strerror(errno));
     return rc;
 }
 
@@ -249,6 +273,10 @@ int mtp_cmd_report(int argc, char **argv)
     struct mtp_report_data d = {0};
     struct mtp_report_table t = {0};
     int status = report_load_all(&d, &a);
+    if (status == MTP_OK) {
+        mtp_report_gaps_print(stderr, &d, "mtpbench: warning: left out: ");
+        status = mtp_report_check_complete(&d, a.strict, a.allow_partial);
+    }
     if (status == MTP_OK && a.view != VIEW_COST)
         status = report_make_table(&d, &a, &t);
     if (status == MTP_OK)
