@@ -42,6 +42,16 @@ static double head_saving(const struct mtp_cost_point *c, const struct mtp_cost_
     return 0;
 }
 
+/* One forward of module K over N rows, less the draft vocabulary's saving.
+ * Never below 0: with noisy rounds M_k(n) can come out below M_k(1), and a
+ * saving larger than the forward would make a negative step cost. */
+static double module_forward(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
+                             int k, int n)
+{
+    double f = c->draft[k][clamp_rows(n)] - head_saving(c, d, k);
+    return f > 0 ? f : 0;
+}
+
 /* Module forwards of one step drafting K after a step that accepted A: chain
  * runs module M over a+1 catch-up rows then K-1 single rows; exact runs
  * module k over max(a+1, k) rows (decode_draft.c's cache algebra). */
@@ -52,14 +62,14 @@ static double draft_forwards(const struct mtp_cost_point *c, const struct mtp_co
         return 0;
     if (d->drafting == MTP_SPEC_DRAFTING_CHAIN) {
         MTP_CHECK(d->module >= 1 && d->module <= MTP_COST_MAX_MODULES);
-        return c->draft[d->module][clamp_rows(a + 1)] + (K - 1) * c->draft[d->module][1] -
-               K * head_saving(c, d, d->module);
+        return module_forward(c, d, d->module, a + 1) +
+               (K - 1) * module_forward(c, d, d->module, 1);
     }
     double sum = 0;
     /* The callers check mtp_cost_unpriceable first; this guards the array. */
     MTP_CHECK(K <= MTP_COST_MAX_MODULES);
     for (int k = 1; k <= K; k++)
-        sum += c->draft[k][clamp_rows(max_int(a + 1, k))] - head_saving(c, d, k);
+        sum += module_forward(c, d, k, max_int(a + 1, k));
     return sum;
 }
 

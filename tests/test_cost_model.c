@@ -101,6 +101,23 @@ static void test_draft_vocab_saving(void **state)
     assert_float_equal(t.draft, 0.62, 1e-12);
 }
 
+/* A saving larger than a noisy catch-up forward (M_1(2) measured below
+ * M_1(1)) costs that forward 0, never a negative step: chain K = 1,
+ * P(a) = (0.2, 0.8): 0.2 x (1 - 0.95) + 0.8 x 0. */
+static void test_draft_vocab_saving_floor(void **state)
+{
+    (void)state;
+    struct mtp_cost_point c = point(0.5, 0.1, 0, 0.3);
+    c.draft[1][1] = 1.0;
+    c.draft_vocab[1][1] = 0.05; /* N = 1024: saves 0.95 per forward */
+    struct mtp_cost_decoder d = chain;
+    d.draft_vocab = 1024;
+    struct mtp_cost_terms t;
+    mtp_cost_step(&c, &d, alpha, 1, &t);
+    assert_float_equal(t.draft, 0.01, 1e-12);
+    assert_true(mtp_cost_speedup(&c, &d, alpha, 1) > 0);
+}
+
 static void test_best_depth_moves_with_costs(void **state)
 {
     (void)state;
@@ -374,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_draft_vocab_saving),
+        cmocka_unit_test(test_draft_vocab_saving_floor),
         cmocka_unit_test(test_best_depth_moves_with_costs),
         cmocka_unit_test(test_exact_depth_limits),
         cmocka_unit_test_setup_teardown(test_cost_file, make_tmp, remove_tmp),
