@@ -97,14 +97,23 @@ static void md_header(FILE *f, const struct mtp_report_table *t, const struct mt
     fprintf(f, "Logs:");
     for (int i = 0; i < m->data->n_files; i++)
         fprintf(f, "%s %s", i ? "," : "", m->data->files[i]);
-    fprintf(f, " (%d requests, %d run%s)\n\n", m->data->n_requests, m->data->n_runs,
-            m->data->n_runs == 1 ? "" : "s");
+    bool complete = true;
+    for (int i = 0; i < m->data->n_runs; i++) {
+        struct mtp_report_gaps g;
+        mtp_report_gaps(m->data, i, &g);
+        complete &= mtp_report_gaps_complete(&g);
+        mtp_report_gaps_free(&g);
+    }
+    fprintf(f, " (%d requests, %d run%s%s)\n\n", m->data->n_requests, m->data->n_runs,
+            m->data->n_runs == 1 ? "" : "s",
+            complete ? "" : "; **partial**: not every planned request is in the logs");
     for (int i = 0; i < m->data->n_runs; i++) {
         const struct mtp_report_run *r = &m->data->runs[i];
         fprintf(f, "- run %s: model %s, backend %s, %d thread%s, CPU %s, host %s, commit %.12s\n",
                 r->label, r->model_dir, r->backend, r->threads, r->threads == 1 ? "" : "s",
                 r->cpu, r->host, r->git_commit[0] ? r->git_commit : "unknown");
     }
+    mtp_report_gaps_print(f, m->data, "- **left out**: ");
     fprintf(f, "\n");
 }
 
@@ -299,6 +308,8 @@ static void write_tex(FILE *f, const struct mtp_report_table *t, const struct mt
     if (m && m->data)
         for (int i = 0; i < m->data->n_files; i++)
             fprintf(f, "%% log: %s\n", m->data->files[i]);
+    if (m && m->data)
+        mtp_report_gaps_print(f, m->data, "% left out: ");
     int *cols = mtp_xcalloc((size_t)t->n_cols + 1, sizeof *cols);
     for (int s = 1; s < t->n_sections; s++) {
         int n = section_cols(t, s, cols);

@@ -88,14 +88,15 @@ static char *unit_key(const struct mtp_report_request *q)
 }
 
 /* "after_shared_head_norm,kept,previous_module", or "-" without wiring. */
-static char *wiring_label(const struct mtp_request_record *r)
+char *mtp_report_wiring_label(const struct mtp_request_record *r)
 {
     if (!r->wiring[0])
         return mtp_xstrdup("-");
     return mtp_report_xprintf("%s,%s,%s", r->wiring[0], r->wiring[1], r->wiring[2]);
 }
 
-static char *group_key(const struct mtp_report_request *q, const struct mtp_report_options *opt)
+char *mtp_report_group_key(const struct mtp_report_request *q,
+                           const struct mtp_report_options *opt)
 {
     const struct mtp_request_record *r = &q->rec;
     char *s = mtp_xstrdup("");
@@ -114,7 +115,7 @@ static char *group_key(const struct mtp_report_request *q, const struct mtp_repo
         case MTP_REPORT_KEY_CATEGORY: part = mtp_xstrdup(r->category); break;
         case MTP_REPORT_KEY_DATASET: part = mtp_xstrdup(r->dataset); break;
         case MTP_REPORT_KEY_RUN: part = mtp_report_xprintf("%08d", q->run); break;
-        case MTP_REPORT_KEY_WIRING: part = wiring_label(r); break;
+        case MTP_REPORT_KEY_WIRING: part = mtp_report_wiring_label(r); break;
         default: part = mtp_xstrdup(""); break;
         }
         char *joined = mtp_report_xprintf("%s\x1e%s", s, part);
@@ -151,8 +152,10 @@ static int *report_pair_baselines(const struct mtp_report_data *d)
 {
     struct keyed *base = mtp_xcalloc((size_t)d->n_requests + 1, sizeof *base);
     int nb = 0;
+    /* A baseline that never decoded has no decode time to compare with. */
     for (int i = 0; i < d->n_requests; i++)
-        if (d->requests[i].rec.mode == MTP_SPEC_DECODER_BASELINE)
+        if (d->requests[i].rec.mode == MTP_SPEC_DECODER_BASELINE &&
+            d->requests[i].rec.n_steps > 0)
             base[nb++] = (struct keyed){pair_key(&d->requests[i]), i};
     qsort(base, (size_t)nb, sizeof *base, keyed_cmp);
     int *partner = mtp_xcalloc((size_t)d->n_requests + 1, sizeof *partner);
@@ -217,13 +220,24 @@ static void unit_add(struct mtp_report_unit *u, const struct mtp_request_record 
     }
 }
 
-/* Split G's requests into units ordered by unit key, and sum them. */
+/* Split G's requests into units ordered by unit key, and sum them. A request
+ * that ended at EOS in the prefill (no decode step) has no tau, acceptance or
+ * decode speed: it leaves the members (and so every metric and the prompt
+ * count) and is counted in g->n_not_decoded instead, so that a prompt without
+ * a decode step never passes for a prompt of the interval. */
 static void group_units(const struct mtp_report_data *d, struct mtp_report_group *g,
                         const int *partner)
 {
-    struct keyed *ks = mtp_xcalloc((size_t)g->n_requests, sizeof *ks);
-    for (int i = 0; i < g->n_requests; i++)
-        ks[i] = (struct keyed){unit_key(&d->requests[g->requests[i]]), g->requests[i]};
+    struct keyed *ks = mtp_xcalloc((size_t)g->n_requests + 1, sizeof *ks);
+    int n = 0;
+    for (int i = 0; i < g->n_requests; i++) {
+        if (d->requests[g->requests[i]].rec.n_steps == 0) {
+            g->n_not_decoded++;
+            continue;
+        }
+        ks[n++] = (struct keyed){unit_key(&d->requests[g->requests[i]]), g->requests[i]};
+    }
+    g->n_requests = n;
     qsort(ks, (size_t)g->n_requests, sizeof *ks, keyed_cmp);
     g->units = mtp_xcalloc((size_t)g->n_requests, sizeof *g->units);
     g->member_unit = mtp_xcalloc((size_t)g->n_requests, sizeof *g->member_unit);
@@ -262,10 +276,10 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->drafting = r0->drafting;
     g->draft_vocab = r0->draft_vocab;
     g->k = 0;
-    char *w0 = wiring_label(r0);
+    char *w0 = mtp_report_wiring_label(r0);
     for (int i = 0; i < g->n_requests; i++) {
         const struct mtp_request_record *r = &d->requests[g->requests[i]].rec;
-        char *w = wiring_label(r);
+        char *w = mtp_report_wiring_label(r);
         /* Acceptance of different decoders or depths is not one quantity
          * (issue 11: baseline steps pulled alpha_1 to 0.586). */
         if (strcmp(r->decoder, r0->decoder) || r->mode != r0->mode || r->depth != r0->depth ||
@@ -295,14 +309,16 @@ static int report_make_groups(const struct mtp_report_data *d,
 {
     struct keyed *ks = mtp_xcalloc((size_t)d->n_requests + 1, sizeof *ks);
     for (int i = 0; i < d->n_requests; i++)
-        ks[i] = (struct keyed){group_key(&d->requests[i], opt), i};
+        ks[i] = (struct keyed){mtp_report_group_key(&d->requests[i], opt), i};
     qsort(ks, (size_t)d->n_requests, sizeof *ks, keyed_cmp);
     int *partner = report_pair_baselines(d);
     out->groups = mtp_xcalloc((size_t)d->n_requests + 1, sizeof *out->groups);
+    char **gkeys = mtp_xcalloc((size_t)d->n_requests + 1, sizeof *gkeys); /* sorted */
     for (int i = 0; i < d->n_requests;) {
         int j = i;
         while (j < d->n_requests && strcmp(ks[j].key, ks[i].key) == 0)
             j++;
+        gkeys[out->n_groups] = ks[i].key;
         struct mtp_report_group *g = &out->groups[out->n_groups++];
         g->n_requests = j - i;
         g->requests = mtp_xcalloc((size_t)g->n_requests, sizeof *g->requests);
@@ -313,6 +329,10 @@ static int report_make_groups(const struct mtp_report_data *d,
         i = j;
     }
     free(partner);
+    /* What the plans held for each group; groups that only the plans know
+     * (a category whose every prompt was skipped) are added. */
+    mtp_report_complete_groups(d, opt, out, gkeys);
+    free(gkeys);
     keyed_free(ks, d->n_requests);
     return MTP_OK;
 }

@@ -72,6 +72,22 @@ void mtp_report_wpercentiles(const struct mtp_report_wset *set, const double *w,
 /* report_bootstrap.c: point estimates and intervals of every group. */
 void mtp_report_bootstrap(struct mtp_report_group *g, int b, uint64_t seed);
 
+/* report_group.c: the key that decides Q's group under OPT (a string that
+ * sorts groups; new). */
+char *mtp_report_group_key(const struct mtp_report_request *q,
+                           const struct mtp_report_options *opt);
+
+/* "draft_hidden,position0,module_hidden" of R, or "-" without wiring (new). */
+char *mtp_report_wiring_label(const struct mtp_request_record *r);
+
+/* report_complete.c: fill the completeness fields of OUT's groups from the
+ * plans of D's runs (GKEYS: the groups' keys, sorted, in group order), and
+ * append a group for each key only the plans hold (all its prompts skipped
+ * or none of its requests in the logs). */
+void mtp_report_complete_groups(const struct mtp_report_data *d,
+                                const struct mtp_report_options *opt, struct mtp_report *out,
+                                char **gkeys);
+
 /* report_group.c -> report_table.c: the order groups are listed in. */
 int mtp_report_group_cmp(const struct mtp_report_group *a, const struct mtp_report_group *b);
 
@@ -112,6 +128,15 @@ void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report 
 void mtp_report_key_cells(struct mtp_report_table *t, int row,
                           const struct mtp_report_key_cols *kc, const struct mtp_report_group *g,
                           const struct mtp_report_data *d);
+/* The completeness section of a table (one row per group): its columns
+ * (returns the first), the cells of group G, a group's state ("yes",
+ * "partial", "unknown") and the sentence that explains the columns. */
+int mtp_report_completeness_columns(struct mtp_report_table *t);
+void mtp_report_completeness_cells(struct mtp_report_table *t, int row, int first,
+                                   const struct mtp_report_group *g);
+const char *mtp_report_group_completeness(const struct mtp_report_group *g);
+const char *mtp_report_completeness_note(void);
+
 /* "value [95% CI]: percentile bootstrap over prompts, B = ..., seed ..." (new string). */
 char *mtp_report_bootstrap_note(const struct mtp_report_options *opt);
 

@@ -69,6 +69,31 @@ static json_t *columns_json(const struct mtp_report_table *t)
     return cols;
 }
 
+static json_t *count_or_null(int64_t v) { return v < 0 ? json_null() : json_integer(v); }
+
+/* What run RUN of D left out, into its object RUN_OBJ (null: unknown);
+ * returns whether the run is complete. */
+static bool gaps_json(json_t *run_obj, const struct mtp_report_data *d, int run)
+{
+    struct mtp_report_gaps g;
+    mtp_report_gaps(d, run, &g);
+    bool complete = mtp_report_gaps_complete(&g);
+    json_t *skipped = json_object(), *missing = json_array();
+    for (int why = 0; why < MTP_PLAN_SKIP_COUNT; why++)
+        json_object_set_new(skipped, mtp_plan_skip_name((enum mtp_plan_skip)why),
+                            count_or_null(g.skipped[why]));
+    for (int i = 0; i < g.n_missing; i++)
+        json_array_append_new(missing, json_string(g.missing[i]));
+    json_object_set_new(run_obj, "complete", json_boolean(complete));
+    json_object_set_new(run_obj, "requests", json_integer(g.present));
+    json_object_set_new(run_obj, "planned", count_or_null(g.planned));
+    json_object_set_new(run_obj, "not_decoded", json_integer(g.not_decoded));
+    json_object_set_new(run_obj, "skipped", skipped);
+    json_object_set_new(run_obj, "missing_rank_logs", missing);
+    mtp_report_gaps_free(&g);
+    return complete;
+}
+
 /* Logs, runs, grouping and bootstrap settings into ROOT. */
 static void meta_json(json_t *root, const struct mtp_report_meta *m)
 {
@@ -76,15 +101,19 @@ static void meta_json(json_t *root, const struct mtp_report_meta *m)
     if (m && m->data) {
         for (int i = 0; i < m->data->n_files; i++)
             json_array_append_new(logs, json_string(m->data->files[i]));
+        bool complete = true;
         for (int i = 0; i < m->data->n_runs; i++) {
             const struct mtp_report_run *r = &m->data->runs[i];
-            json_array_append_new(
-                runs, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:s}", "label",
-                                r->label, "name", r->name, "host", r->host, "start_unix_ns",
-                                (json_int_t)r->start_unix_ns, "file", r->file, "model_dir",
-                                r->model_dir, "backend", r->backend, "cpu", r->cpu, "threads",
-                                r->threads, "git_commit", r->git_commit));
+            json_t *run = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:i, s:s}",
+                                    "label", r->label, "name", r->name, "host", r->host,
+                                    "start_unix_ns", (json_int_t)r->start_unix_ns, "file",
+                                    r->file, "model_dir", r->model_dir, "backend", r->backend,
+                                    "cpu", r->cpu, "threads", r->threads, "git_commit",
+                                    r->git_commit);
+            complete &= gaps_json(run, m->data, i);
+            json_array_append_new(runs, run);
         }
+        json_object_set_new(root, "complete", json_boolean(complete));
         json_object_set_new(root, "requests", json_integer(m->data->n_requests));
     }
     json_object_set_new(root, "logs", logs);

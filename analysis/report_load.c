@@ -61,7 +61,43 @@ static char *shard_group(const char *path)
     return g;
 }
 
-/* The index of the run REC describes in D, adding it when new. */
+/* Note the rank log PATH (R of N) of run RUN. */
+static void report_note_rank(struct mtp_report_run *run, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *stem_end = strrchr(run->shard_group, '/');
+    char *name = mtp_xstrdup(stem_end ? stem_end + 1 : run->shard_group);
+    struct mtp_shard_id id;
+    if (mtp_shard_is_log_name(base, name, &id.rank, &id.size)) {
+        for (int i = 0; i < run->n_ranks; i++)
+            if (run->ranks[i].rank == id.rank && run->ranks[i].size == id.size)
+                goto out; /* the same file given twice */
+        run->ranks = mtp_xrealloc(run->ranks, (size_t)(run->n_ranks + 1) * sizeof *run->ranks);
+        run->ranks[run->n_ranks++] = id;
+    }
+out:
+    free(name);
+}
+
+/* Rank logs of one run must come from one spec: two specs that share a name
+ * write rank logs that look alike but hold other requests under the same
+ * keys (issue 28, case 8; run --resume refuses the same mix). */
+static int report_check_spec(const struct mtp_report_run *run, const char *spec_json,
+                             const char *path)
+{
+    bool same = (!run->spec_json && !spec_json) ||
+                (run->spec_json && spec_json && strcmp(run->spec_json, spec_json) == 0);
+    if (same)
+        return MTP_OK;
+    return mtp_error_set("REPORT %s: this rank log was written for a different spec than %s, "
+                         "though both are rank logs of %s (two specs that share the name "
+                         "\"%s\"); report them separately, or move one away",
+                         path, run->file, run->shard_group, run->name);
+}
+
+/* The index of the run REC describes in D, adding it when new; -1 with a
+ * message when a rank log of a known run holds another spec. */
 static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec,
                             const char *path)
 {
@@ -71,14 +107,19 @@ static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec
     if (!host)
         host = mtp_xstrdup("");
     char *group = shard_group(path);
+    char *spec_json = mtp_log_obj_to_json(mtp_log_map_get(rec, "spec"));
     for (int i = 0; i < d->n_runs; i++) {
         bool same = group ? d->runs[i].shard_group && !strcmp(d->runs[i].shard_group, group)
                           : !d->runs[i].shard_group && d->runs[i].start_unix_ns == start &&
                                 strcmp(d->runs[i].host, host) == 0;
         if (same) {
+            int rc = report_check_spec(&d->runs[i], spec_json, path);
+            if (rc == MTP_OK && group)
+                report_note_rank(&d->runs[i], path);
             free(host);
             free(group);
-            return i;
+            free(spec_json);
+            return rc == MTP_OK ? i : -1;
         }
     }
     char *name = mtp_log_obj_strdup(mtp_log_map_get(mtp_log_map_get(rec, "spec"), "name"));
@@ -97,6 +138,13 @@ static int report_run_index(struct mtp_report_data *d, const msgpack_object *rec
     mtp_log_obj_int(mtp_log_map_get(rec, "threads"), &threads);
     run->threads = (int)threads;
     run->shard_group = group;
+    run->spec_json = spec_json;
+    run->has_plan = run->finished = false;
+    memset(&run->plan, 0, sizeof run->plan);
+    run->n_ranks = 0;
+    run->ranks = NULL;
+    if (group)
+        report_note_rank(run, path);
     return d->n_runs++;
 }
 
@@ -134,6 +182,21 @@ static void report_add_request(struct mtp_report_data *d, int run,
     d->n_requests++;
 }
 
+/* The first plan of a run is its plan: every rank log holds the whole job's. */
+static int report_take_plan(struct mtp_report_run *run, const msgpack_object *rec,
+                            const char *path, uint64_t off)
+{
+    if (run->has_plan)
+        return MTP_OK;
+    if (mtp_log_plan_decode(rec, &run->plan)) {
+        mtp_log_plan_free(&run->plan);
+        return mtp_error_wrap("REPORT %s: record at offset %llu: ", path,
+                              (unsigned long long)off);
+    }
+    run->has_plan = true;
+    return MTP_OK;
+}
+
 /* One record at OFF of PATH; *RUN is the current run (-1 before the first). */
 static int report_take_record(struct mtp_report_data *d, const msgpack_object *rec,
                               const char *path, uint64_t off, int *run, bool *summary,
@@ -143,10 +206,16 @@ static int report_take_record(struct mtp_report_data *d, const msgpack_object *r
     mtp_log_record_type(rec, type, sizeof type);
     if (strcmp(type, "run") == 0) {
         *run = report_run_index(d, rec, path);
-        return MTP_OK;
+        return *run >= 0 ? MTP_OK : MTP_ERR;
     }
-    if (strcmp(type, "summary") == 0)
+    if (strcmp(type, "summary") == 0) {
+        const msgpack_object *f = mtp_log_map_get(rec, "finished");
         *summary = true;
+        if (*run >= 0 && f && f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean)
+            d->runs[*run].finished = true;
+    }
+    if (strcmp(type, "plan") == 0 && *run >= 0)
+        return report_take_plan(&d->runs[*run], rec, path, off);
     if (strcmp(type, "request") != 0)
         return MTP_OK; /* resume, summary, and types this reader does not know */
     if (*run < 0)
@@ -219,6 +288,9 @@ void mtp_report_data_free(struct mtp_report_data *d)
         free(d->runs[i].backend);
         free(d->runs[i].cpu);
         free(d->runs[i].git_commit);
+        free(d->runs[i].spec_json);
+        free(d->runs[i].ranks);
+        mtp_log_plan_free(&d->runs[i].plan);
     }
     free(d->runs);
     for (int i = 0; i < d->n_requests; i++)

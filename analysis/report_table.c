@@ -204,7 +204,11 @@ void mtp_report_key_cells(struct mtp_report_table *t, int row, const struct mtp_
         mtp_report_put_text(t, row, kc->decoder, g->decoder);
         if (g->depth >= 0)
             mtp_report_put_int(t, row, kc->depth, g->depth);
-        mtp_report_put_text(t, row, kc->drafting, g->depth >= 0 ? mtp_spec_drafting_name(g->drafting) : NULL);
+        /* An adaptive decoder drafts by chaining, but it is its own kind: the
+         * cost model and the plots call it "adaptive", so every table does. */
+        const char *kind = g->mode == MTP_SPEC_DECODER_ADAPTIVE
+                               ? "adaptive" : mtp_spec_drafting_name(g->drafting);
+        mtp_report_put_text(t, row, kc->drafting, g->depth >= 0 ? kind : NULL);
     }
     if (kc->temperature >= 0)
         mtp_report_put_num(t, row, kc->temperature, g->temperature);
@@ -245,6 +249,67 @@ char *mtp_report_bootstrap_note(const struct mtp_report_options *opt)
         return mtp_xstrdup("Point estimates (no bootstrap).");
     return mtp_report_xprintf("value [95%% CI]: percentile bootstrap over prompts, B = %d, seed %llu.",
                    opt->bootstrap, (unsigned long long)opt->seed);
+}
+
+/* ---- completeness --------------------------------------------------------- */
+
+int mtp_report_completeness_columns(struct mtp_report_table *t)
+{
+    int s = mtp_report_table_section(t, "Completeness (what the runs planned and skipped)");
+    int first = mtp_report_table_col(t, "complete", "complete", "complete", s,
+                                     MTP_REPORT_FMT_PLAIN);
+    mtp_report_table_col(t, "requests", "requests", "requests", s, MTP_REPORT_FMT_PLAIN);
+    mtp_report_table_col(t, "planned", "planned", "planned", s, MTP_REPORT_FMT_PLAIN);
+    mtp_report_table_col(t, "not_decoded", "never decoded", "not decoded", s,
+                         MTP_REPORT_FMT_PLAIN);
+    for (int why = 0; why < MTP_PLAN_SKIP_COUNT; why++) {
+        const char *name = mtp_plan_skip_name((enum mtp_plan_skip)why);
+        char key[64], label[64];
+        snprintf(key, sizeof key, "skipped_%s", name);
+        snprintf(label, sizeof label, "skipped: %s", name);
+        mtp_report_table_col(t, key, label, label, s, MTP_REPORT_FMT_PLAIN);
+    }
+    mtp_report_table_col(t, "missing_rank_logs", "missing rank logs", "missing ranks", s,
+                         MTP_REPORT_FMT_PLAIN);
+    return first;
+}
+
+/* "yes", "partial" (planned requests or rank logs missing) or "unknown". */
+const char *mtp_report_group_completeness(const struct mtp_report_group *g)
+{
+    if (g->planned < 0)
+        return "unknown";
+    return g->present < g->planned || g->missing_ranks > 0 ? "partial" : "yes";
+}
+
+static void put_count_or_unknown(struct mtp_report_table *t, int row, int col, int64_t v)
+{
+    if (v < 0)
+        mtp_report_put_text(t, row, col, "unknown");
+    else
+        mtp_report_put_int(t, row, col, v);
+}
+
+void mtp_report_completeness_cells(struct mtp_report_table *t, int row, int first,
+                                   const struct mtp_report_group *g)
+{
+    int c = first;
+    mtp_report_put_text(t, row, c++, mtp_report_group_completeness(g));
+    mtp_report_put_int(t, row, c++, g->present);
+    put_count_or_unknown(t, row, c++, g->planned);
+    mtp_report_put_int(t, row, c++, g->n_not_decoded);
+    for (int why = 0; why < MTP_PLAN_SKIP_COUNT; why++)
+        put_count_or_unknown(t, row, c++, g->skipped[why]);
+    mtp_report_put_int(t, row, c++, g->missing_ranks);
+}
+
+const char *mtp_report_completeness_note(void)
+{
+    return " complete: every planned request of the group is in the logs (partial: some are "
+           "not, or a rank log is missing; unknown: a log without a plan record); never "
+           "decoded: requests that ended at EOS before the first decode step, left out of "
+           "every metric and of the prompt counts; skipped: prompts the runner did not run, "
+           "by reason.";
 }
 
 /* ---- the full report ------------------------------------------------------ */
@@ -343,10 +408,12 @@ int mtp_report_table_full(const struct mtp_report *r, struct mtp_report_table *t
     mtp_report_key_columns(t, r, r->opt.by, r->opt.n_by, &kc);
     int first = t->n_cols;
     full_columns(t, r);
+    int done = mtp_report_completeness_columns(t);
     mtp_report_table_rows(t, r->n_groups);
     for (int i = 0; i < r->n_groups; i++) {
         mtp_report_key_cells(t, i, &kc, &r->groups[i], r->data);
         full_cells(t, i, first, &r->groups[i], max_k(r), r->opt.latency, any_experts(r));
+        mtp_report_completeness_cells(t, i, done, &r->groups[i]);
     }
     char *boot = mtp_report_bootstrap_note(&r->opt);
     bool mixed = false;
@@ -355,9 +422,10 @@ int mtp_report_table_full(const struct mtp_report *r, struct mtp_report_table *t
     t->note = mtp_report_xprintf("%s tau: tokens per main-model forward; alpha_j: acceptance at draft "
                       "position j given j-1 accepted; beta_j: unconditional; speedup: decode "
                       "tokens/s over the same run's baseline on the same prompts and sampling "
-                      "(spec/metrics.md).%s", boot,
+                      "(spec/metrics.md).%s%s", boot,
                       mixed ? " mixed: the group merges decoders, depths or wirings, whose "
-                              "acceptance is not one quantity; add decoder to --by." : "");
+                              "acceptance is not one quantity; add decoder to --by." : "",
+                      mtp_report_completeness_note());
     free(boot);
     return MTP_OK;
 }

@@ -145,11 +145,15 @@ int mtp_report_table_acceptance(const struct mtp_report_data *d,
     }
     mtp_report_table_col(t, "tau", "all tau", "all $\\tau$", s, MTP_REPORT_FMT_2);
     mtp_report_table_col(t, "speedup", "speedup", "speedup", s, MTP_REPORT_FMT_2);
+    int done = mtp_report_completeness_columns(t);
     acceptance_fill(t, &all, &per, cats, n_cats, &kc, first);
+    for (int i = 0; i < all.n_groups; i++)
+        mtp_report_completeness_cells(t, i, done, &all.groups[i]);
     char *boot = mtp_report_bootstrap_note(opt);
     t->note = mtp_report_xprintf("%s tau: tokens per main-model forward (baseline 1); alpha_1: "
                                  "acceptance of the first draft; speedup: decode tokens/s over "
-                                 "the same run's baseline (all categories).", boot);
+                                 "the same run's baseline (all categories).%s", boot,
+                                 mtp_report_completeness_note());
     free(boot);
     free(cats);
     mtp_report_free(&per);
@@ -231,6 +235,26 @@ static void ablation_columns(struct mtp_report_table *t)
     for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++)
         mtp_report_table_col(t, spec[i][0], spec[i][1], spec[i][2], s,
                              i >= 5 && i <= 6 ? MTP_REPORT_FMT_3 : MTP_REPORT_FMT_2);
+    s = mtp_report_table_section(t, "Completeness (requests in the logs of those planned)");
+    mtp_report_table_col(t, "complete_exact", "exact complete", "exact complete", s,
+                         MTP_REPORT_FMT_PLAIN);
+    mtp_report_table_col(t, "complete_chain", "chain complete", "chain complete", s,
+                         MTP_REPORT_FMT_PLAIN);
+}
+
+/* "yes (36 of 36)", "partial (6 of 36; 1 rank log missing)", "unknown (36)". */
+static void put_completeness(struct mtp_report_table *t, int row, int col,
+                             const struct mtp_report_group *g)
+{
+    if (!g)
+        return;
+    char *s = g->planned < 0
+                  ? mtp_report_xprintf("unknown (%lld)", (long long)g->present)
+                  : mtp_report_xprintf("%s (%lld of %lld%s)", mtp_report_group_completeness(g),
+                                       (long long)g->present, (long long)g->planned,
+                                       g->missing_ranks > 0 ? "; rank logs missing" : "");
+    mtp_report_put_text(t, row, col, s);
+    free(s);
 }
 
 static void ablation_fill(struct mtp_report_table *t, int row, int c,
@@ -255,6 +279,8 @@ static void ablation_fill(struct mtp_report_table *t, int row, int c,
         mtp_report_put_metric(t, row, c + 7, e, MTP_REPORT_M_SPEEDUP, 1);
     if (ch)
         mtp_report_put_metric(t, row, c + 8, ch, MTP_REPORT_M_SPEEDUP, 1);
+    put_completeness(t, row, c + 9, e);
+    put_completeness(t, row, c + 10, ch);
 }
 
 static bool opt_has(const struct mtp_report_options *opt, enum mtp_report_key k)

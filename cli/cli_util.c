@@ -4,7 +4,9 @@
 #include <errno.h>  /* defines: errno */
 #include <math.h>   /* defines: isfinite */
 #include <stdio.h>  /* defines: fprintf */
+#include <getopt.h> /* defines: struct option, required_argument */
 #include <stdlib.h> /* defines: strtol, strtod */
+#include <string.h> /* defines: strncmp, strcspn */
 
 #include "engine/error.h"
 
@@ -63,6 +65,43 @@ int mtp_cli_parse_ids(const char *name, const char *value, int32_t **ids, int *n
     }
     *ids = out;
     *n = count;
+    return 0;
+}
+
+/* The getopt_long entry named exactly NAME[0..len), or NULL. */
+static const struct option *option_named(const struct option *opts, const char *name, size_t len)
+{
+    for (; opts->name; opts++)
+        if (strlen(opts->name) == len && strncmp(opts->name, name, len) == 0)
+            return opts;
+    return NULL;
+}
+
+int mtp_cli_require_exact(int argc, char **argv, const struct option *opts,
+                          const char *const *exact)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0)
+            return 0; /* operands follow */
+        if (strncmp(a, "--", 2) != 0)
+            continue;
+        const char *name = a + 2;
+        size_t len = strcspn(name, "=");
+        const struct option *o = option_named(opts, name, len);
+        if (o) {
+            if (o->has_arg == required_argument && name[len] != '=')
+                i++; /* its argument, whatever it looks like */
+            continue;
+        }
+        for (const char *const *e = exact; *e; e++)
+            if (len > 0 && strncmp(*e, name, len) == 0) {
+                fprintf(stderr, "mtpbench: error: option --%.*s: expected the full name --%s "
+                                "(options that change what is read or written are never "
+                                "abbreviated)\n", (int)len, name, *e);
+                return -1;
+            }
+    }
     return 0;
 }
 

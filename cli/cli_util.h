@@ -15,6 +15,15 @@ int mtp_cli_parse_double(const char *name, const char *value, double lo, double 
 /* Parse "1,2,3" into a new array (caller frees). Returns -1 with a message. */
 int mtp_cli_parse_ids(const char *name, const char *value, int32_t **ids, int *n);
 
+/* getopt_long takes any unambiguous prefix of a long option ("--resum" for
+ * "--resume"). For options that change what is read or written that is a
+ * trap, so this refuses a prefix of any option named in EXACT (NULL-
+ * terminated), before getopt_long sees ARGV. OPTS is the getopt_long table
+ * (to skip option arguments). Prints a usage error and returns -1. */
+struct option;
+int mtp_cli_require_exact(int argc, char **argv, const struct option *opts,
+                          const char *const *exact);
+
 /* Print "mtpbench: error: <mtp_error_message()>" to stderr and return 1. */
 int mtp_cli_fail(void);
 

@@ -20,7 +20,8 @@
 static void run_usage(FILE *f)
 {
     fprintf(f, "usage: mtpbench run SPEC [--resume] [--quiet] [--out DIR] [--max-requests N]\n"
-               "                        [--shard R/N] [--gpus-per-node G]\n"
+               "                        [--shard R/N] [--gpus-per-node G] [--verbose]\n"
+               "                        [--allow-partial]\n"
                "       mpirun -n N mtpbench run SPEC [...]\n\n"
                "Run the experiment spec SPEC (spec/experiment-spec.md): every decoder x sampling\n"
                "setting x dataset x prompt x repeat, one log record each in\n"
@@ -32,7 +33,13 @@ static void run_usage(FILE *f)
                "  --shard R/N       run share R of N (0-based) into <name>.rank-R-of-N.msgpack,\n"
                "                    the split an N-rank MPI run makes (for job arrays)\n"
                "  --gpus-per-node G MPI with backend cuda: rank uses device local_rank %% G\n"
-               "                    (default: device = local rank)\n\n"
+               "                    (default: device = local rank)\n"
+               "  --verbose         a warning line for every skipped prompt (default: the\n"
+               "                    first 3, then one line of counts by reason and category)\n"
+               "  --allow-partial   --resume even though a rank log of the run is missing:\n"
+               "                    its requests are run again (default: an error naming it)\n"
+               "  Options that change data (--resume, --out, --shard, --max-requests,\n"
+               "  --allow-partial) need their full name.\n\n"
                "Started by mpirun/srun (built with MPI: %s), every rank runs its share of the\n"
                "requests into <name>.rank-R-of-N.msgpack; --resume finishes what all rank logs\n"
                "of the run miss, with any N (spec/experiment-spec.md, \"Ranks and shards\").\n",
@@ -75,8 +82,14 @@ int mtp_cmd_run(int argc, char **argv)
         {"resume", no_argument, 0, 'r'},      {"quiet", no_argument, 0, 'q'},
         {"out", required_argument, 0, 'o'},   {"max-requests", required_argument, 0, 'n'},
         {"shard", required_argument, 0, 's'}, {"gpus-per-node", required_argument, 0, 'g'},
+        {"verbose", no_argument, 0, 'v'},     {"allow-partial", no_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
+    /* A prefix must not pass for these: "--resum" is a typo, not --resume. */
+    static const char *const exact[] = {"resume", "out", "max-requests", "shard",
+                                        "allow-partial", NULL};
+    if (mtp_cli_require_exact(argc, argv, opts, exact))
+        return 2;
     long gpus_per_node = 0;
     struct mtp_runner_options o = {0};
     long v;
@@ -86,6 +99,8 @@ int mtp_cmd_run(int argc, char **argv)
         switch (c) {
         case 'r': o.resume = true; break;
         case 'q': o.quiet = true; break;
+        case 'v': o.verbose = true; break;
+        case 'P': o.allow_partial = true; break;
         case 'o': o.out_dir = optarg; break;
         case 'n':
             if (mtp_cli_parse_int("--max-requests", optarg, 0, 1L << 30, &v))

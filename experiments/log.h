@@ -188,6 +188,12 @@ int mtp_log_write_resume(struct mtp_log_writer *w, const char *git_commit);
  * those kept by a resume. */
 int mtp_log_write_summary(struct mtp_log_writer *w, const struct mtp_log_summary *s);
 
+/* A record of a type the caller defines (e.g. the runner's "plan",
+ * experiments/log_plan.h): PACK must pack exactly one map holding a string
+ * "type". Framed and written like every other record. */
+int mtp_log_write_packed(struct mtp_log_writer *w,
+                         void (*pack)(msgpack_packer *pk, const void *arg), const void *arg);
+
 /* Requests in the file so far (kept by resume + written). */
 int mtp_log_writer_requests(const struct mtp_log_writer *w);
 const char *mtp_log_writer_path(const struct mtp_log_writer *w);

@@ -516,6 +516,15 @@ int mtp_log_write_summary(struct mtp_log_writer *w, const struct mtp_log_summary
     return flush_record(w);
 }
 
+int mtp_log_write_packed(struct mtp_log_writer *w,
+                         void (*pack)(msgpack_packer *pk, const void *arg), const void *arg)
+{
+    if (check_writable(w))
+        return MTP_ERR;
+    pack(&w->pk, arg);
+    return flush_record(w);
+}
+
 /* ---- resume ----------------------------------------------------------------- */
 
 /* What a scan of an existing log found. */

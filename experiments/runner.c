@@ -63,19 +63,6 @@ static int make_dirs(const char *dir)
     return MTP_OK;
 }
 
-/* Every dataset, fully validated. With max_prompt_tokens, skipped prompts do
- * not count towards max_prompts, so all lines are read and cut later. */
-static int load_datasets(struct mtp_runner *r)
-{
-    const struct mtp_spec *s = &r->spec;
-    r->ds = mtp_xcalloc((size_t)s->n_datasets, sizeof *r->ds);
-    int limit = s->max_prompt_tokens > 0 ? 0 : s->max_prompts;
-    for (int i = 0; i < s->n_datasets; i++)
-        if (mtp_dataset_load(s->datasets[i], limit, &r->ds[i]))
-            return MTP_ERR;
-    return MTP_OK;
-}
-
 static int load_tokenizer(struct mtp_runner *r)
 {
     size_t n = strlen(r->spec.model_dir) + 32;
@@ -90,99 +77,6 @@ static int load_tokenizer(struct mtp_runner *r)
         return mtp_error_wrap("model %s: ", r->spec.model_dir);
     const struct mtp_config *c = &r->model->cfg;
     r->eos = c->eos_token_id >= 0 ? c->eos_token_id : mtp_tokenizer_eos_id(r->tok);
-    return MTP_OK;
-}
-
-/* Tokenize one prompt (BOS first when the tokenizer has one); ids must fit the model. */
-static int tokenize(struct mtp_runner *r, int di, const struct mtp_prompt *p, int32_t **ids,
-                    int *n)
-{
-    bool bos = mtp_tokenizer_bos_id(r->tok) >= 0;
-    if (mtp_tokenizer_encode(r->tok, p->text, strlen(p->text), bos, ids, n))
-        return mtp_error_wrap("DATASET: %s:%d: ", r->spec.datasets[di], p->line);
-    int V = r->model->cfg.vocab_size;
-    for (int i = 0; i < *n; i++)
-        if ((*ids)[i] < 0 || (*ids)[i] >= V)
-            return mtp_error_set("DATASET: %s:%d: token id %d is outside the model's vocabulary "
-                                 "(%d): tokenizer and model do not match",
-                                 r->spec.datasets[di], p->line, (*ids)[i], V);
-    if (*n < 1)
-        return mtp_error_set("DATASET: %s:%d: the prompt has no tokens", r->spec.datasets[di],
-                             p->line);
-    return MTP_OK;
-}
-
-static int max_decoder_depth(const struct mtp_spec *s)
-{
-    int depth = 0;
-    for (int i = 0; i < s->n_decoders; i++)
-        if (mtp_spec_decoder_step_drafts(&s->decoders[i]) > depth)
-            depth = mtp_spec_decoder_step_drafts(&s->decoders[i]);
-    return depth;
-}
-
-/* A prompt that cannot fit the model's positions with max_new_tokens and the
- * deepest decoder is skipped for every decoder (so comparisons stay paired).
- * It still takes its max_prompts slot: the prompt set does not depend on the
- * model. Returns true when skipped. */
-static bool skip_too_long(struct mtp_runner *r, const struct mtp_run_prompt *rp, int di,
-                          const struct mtp_prompt *p)
-{
-    const struct mtp_spec *s = &r->spec;
-    int depth = max_decoder_depth(s);
-    if (mtp_limits_request_fits(&r->model->cfg, rp->n, s->max_new_tokens, depth))
-        return false;
-    if (!r->opt->quiet)
-        fprintf(stderr, "mtpbench: warning: skipping prompt %s of %s: %d tokens + "
-                        "max_new_tokens %d + depth %d exceed the model's %d positions\n",
-                p->id, s->dataset_names[di], rp->n, s->max_new_tokens, depth,
-                mtp_limits_max_positions(&r->model->cfg));
-    r->n_too_long++;
-    return true;
-}
-
-static int prepare_prompts(struct mtp_runner *r)
-{
-    const struct mtp_spec *s = &r->spec;
-    int cap = 0;
-    /* No prompt at all can fit: that is a bad spec for this model, not a skip. */
-    if (mtp_limits_check_request(&r->model->cfg, s->model_dir, 1, s->max_new_tokens,
-                                 max_decoder_depth(s)))
-        return mtp_error_wrap("SPEC: %s: key 'max_new_tokens': ", s->path);
-    for (int i = 0; i < s->n_datasets; i++)
-        cap += r->ds[i].n_prompts;
-    r->prompts = mtp_xcalloc((size_t)(cap > 0 ? cap : 1), sizeof *r->prompts);
-    for (int di = 0; di < s->n_datasets; di++) {
-        int kept = 0;
-        for (int pi = 0; pi < r->ds[di].n_prompts; pi++) {
-            if (s->max_prompts > 0 && kept == s->max_prompts)
-                break;
-            struct mtp_run_prompt *rp = &r->prompts[r->n_prompts];
-            if (tokenize(r, di, &r->ds[di].prompts[pi], &rp->ids, &rp->n))
-                return MTP_ERR;
-            if (s->max_prompt_tokens > 0 && rp->n > s->max_prompt_tokens) {
-                free(rp->ids);
-                rp->ids = NULL;
-                continue;
-            }
-            if (skip_too_long(r, rp, di, &r->ds[di].prompts[pi])) {
-                free(rp->ids);
-                rp->ids = NULL;
-                kept++;
-                continue;
-            }
-            rp->dataset = di;
-            rp->p = &r->ds[di].prompts[pi];
-            rp->index = r->n_prompts++;
-            kept++;
-        }
-    }
-    if (r->n_prompts == 0)
-        return mtp_error_set("SPEC: %s: no prompt to run (datasets empty, or every prompt is "
-                             "longer than max_prompt_tokens = %d or than the model's %d "
-                             "positions allow: %d skipped)",
-                             s->path, s->max_prompt_tokens,
-                             mtp_limits_max_positions(&r->model->cfg), r->n_too_long);
     return MTP_OK;
 }
 
@@ -240,7 +134,7 @@ static int check_decoders(const struct mtp_runner *r)
 /* Everything that can fail on bad input, before any decoding. */
 static int setup(struct mtp_runner *r, const char *spec_path)
 {
-    if (mtp_spec_load(spec_path, &r->spec) || load_datasets(r))
+    if (mtp_spec_load(spec_path, &r->spec) || mtp_runner_load_datasets(r))
         return MTP_ERR;
     if (mtp_model_load(r->spec.model_dir, &r->model))
         return MTP_ERR;
@@ -248,7 +142,11 @@ static int setup(struct mtp_runner *r, const char *spec_path)
         mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers) ||
         mtp_spec_check_draft_vocab(&r->spec, r->model->cfg.vocab_size))
         return MTP_ERR;
-    if (load_tokenizer(r) || prepare_prompts(r) || create_engine(r))
+    if (load_tokenizer(r) || mtp_runner_prepare_prompts(r))
+        return MTP_ERR;
+    if (!r->opt->quiet && mtp_runner_shard_leader(r))
+        mtp_runner_print_skips(r, stderr);
+    if (create_engine(r))
         return MTP_ERR;
     return check_decoders(r);
 }
@@ -267,6 +165,7 @@ static void teardown(struct mtp_runner *r)
     for (int i = 0; i < r->n_prompts; i++)
         free(r->prompts[i].ids);
     free(r->prompts);
+    mtp_log_plan_free(&r->plan);
     for (int i = 0; r->ds && i < r->spec.n_datasets; i++)
         mtp_dataset_free(&r->ds[i]);
     free(r->ds);
@@ -308,7 +207,11 @@ static int write_run_record(struct mtp_runner *r, const char *commit)
         /* The threads actually used: a spec's 0 means the CPUs available. */
         .threads = mtp_backend_cpu_threads(r->spec.threads),
     };
-    return mtp_log_write_run(r->log, &info);
+    /* The plan follows the run record, so a report can tell a partial log
+     * from a finished one and name what was skipped (log_plan.h). */
+    if (mtp_log_write_run(r->log, &info))
+        return MTP_ERR;
+    return mtp_log_write_plan(r->log, &r->plan);
 }
 
 /* Create the log, or reopen it with --resume (then finished keys are skipped). */
@@ -479,7 +382,7 @@ static int run_request(struct mtp_runner *r, int dec, int samp, const struct mtp
         return mtp_error_wrap("request %s/%s/%s repeat %d: ", r->spec.decoders[dec].name,
                               r->spec.dataset_names[p->dataset], p->p->id, repeat);
     struct mtp_request_record rec;
-    char tree_text[256];
+    char tree_text[MTP_TREE_TEXT_MAX]; /* never cut: issue 28, case 12 */
     fill_record(r, dec, samp, p, repeat, &res, &rec, tree_text, sizeof tree_text);
     int rc = mtp_log_write_request(r->log, &rec);
     r->tokens += res.n_output > 0 ? res.n_output - 1 : 0;
@@ -566,7 +469,8 @@ static int run_body(struct mtp_runner *r)
         .wall_ns = now_ns() - t0,
         .finished = in_logs == r->total,
     };
-    if (mtp_log_write_summary(r->log, &sum))
+    /* A log that says finished takes nothing after its summary. */
+    if (!r->log_closed && mtp_log_write_summary(r->log, &sum))
         return MTP_ERR;
     if (!sum.finished && !r->opt->quiet && mtp_runner_shard_leader(r))
         fprintf(stderr, "mtpbench: run stopped after %lld of %lld requests; continue it with "
@@ -595,11 +499,8 @@ int mtp_runner_run(const char *spec_path, const struct mtp_runner_options *opt)
     if (!rc)
         rc = r.shard ? mtp_runner_shard_print_table(&r, opt->out ? opt->out : stdout)
                      : mtp_runner_print_table(r.log_path, opt->out ? opt->out : stdout);
-    if (!rc && r.n_too_long && mtp_runner_shard_leader(&r))
-        fprintf(opt->out ? opt->out : stdout,
-                "skipped: %d prompts longer than the model's %d positions allow (prompt + "
-                "max_new_tokens + depth)\n",
-                r.n_too_long, mtp_limits_max_positions(&r.model->cfg));
+    if (!rc && mtp_runner_shard_leader(&r))
+        mtp_runner_print_skips(&r, opt->out ? opt->out : stdout);
     teardown(&r);
     return rc;
 }

@@ -34,6 +34,8 @@
 struct mtp_runner_options {
     bool resume;          /* continue an existing log (else an existing log is an error) */
     bool quiet;           /* no progress display */
+    bool verbose;         /* a warning line for every skipped prompt (else the first few) */
+    bool allow_partial;   /* --resume: go on when a rank log of the run is missing */
     const char *out_dir;  /* overrides the spec's output_dir (NULL: the spec's) */
     int max_requests;     /* stop cleanly after logging this many requests in this process
                            * (summary finished = false); 0 = no limit */

@@ -11,6 +11,7 @@
 #include "../engine/tokenizer.h"
 #include "dataset.h"
 #include "log.h"
+#include "log_plan.h"
 #include "progress.h"
 #include "runner.h"
 #include "spec.h"
@@ -41,8 +42,18 @@ struct mtp_runner {
     struct mtp_progress *progress;
     int64_t total, done, tokens, steps;
     int logged;                 /* requests logged by this process */
-    int n_too_long;             /* prompts skipped: past the model's positions (limits.h) */
+    struct mtp_log_plan plan;   /* the prompts that run and those skipped, logged as "plan" */
     struct mtp_runner_shard *shard; /* sharded runs only (runner_shard.c); else NULL */
+    bool log_closed;            /* this process's log already says finished: it takes no
+                                 * more records (a sharded resume with --allow-partial) */
 };
+
+/* runner_prompts.c: the datasets, then the prompts that run (r->prompts) and
+ * the plan with every skip (r->plan); one line per skip reason for the user. */
+int mtp_runner_load_datasets(struct mtp_runner *r);
+int mtp_runner_prepare_prompts(struct mtp_runner *r);
+void mtp_runner_print_skips(const struct mtp_runner *r, FILE *f);
+/* The deepest decoder's drafts per step (a tree: its nodes). */
+int mtp_runner_max_depth(const struct mtp_spec *s);
 
 #endif

@@ -26,6 +26,9 @@ struct mtp_runner_shard {
     int64_t done0;         /* requests in the rank logs at the start (whole job) */
     int64_t mine_total;    /* requests of the units this process owns */
     int64_t mine_done0;    /* ... of which already in a log */
+    unsigned char *closed; /* [me.size] rank R of this N has a log that says finished: it
+                            * takes no more records (MPI gives it no work) */
+    bool no_open_rank;     /* MPI: every rank's log says finished (no rank can take work) */
     struct mtp_mpi_counts *per_rank; /* MPI rank 0: latest counts of every rank */
     int n_final;           /* MPI rank 0: ranks that sent their final counts */
     uint64_t last_send_ns; /* MPI ranks > 0: when counts were last sent */
@@ -105,10 +108,13 @@ static int check_spec(const struct mtp_runner *r, const char *path, const msgpac
     return MTP_OK;
 }
 
-/* Add the keys of every whole request record of PATH to KEYS. A cut-off last
- * record (a killed rank) is simply not there. */
-static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_log_keyset *keys)
+/* Add the keys of every whole request record of PATH to KEYS; *FINISHED says
+ * whether its summary says the job finished. A cut-off last record (a killed
+ * rank) is simply not there. */
+static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_log_keyset *keys,
+                     bool *finished)
 {
+    *finished = false;
     struct mtp_log_reader *rd;
     if (mtp_log_reader_open(path, &rd))
         return MTP_ERR;
@@ -120,6 +126,10 @@ static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_lo
         mtp_log_record_type(o, type, sizeof type);
         if (!strcmp(type, "run") && (rc = check_spec(r, path, o)))
             break;
+        if (!strcmp(type, "summary")) {
+            const msgpack_object *f = mtp_log_map_get(o, "finished");
+            *finished = f && f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean;
+        }
         if (strcmp(type, "request"))
             continue;
         struct mtp_request_record rec;
@@ -134,6 +144,66 @@ static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_lo
     }
     mtp_log_reader_close(rd);
     return rc;
+}
+
+/* The rank log of R of N in LOGS, or -1. */
+static int find_rank_log(const struct log_list *logs, const char *name, int rank, int size)
+{
+    for (int i = 0; i < logs->n; i++) {
+        const char *slash = strrchr(logs->paths[i], '/');
+        int lr, ls;
+        if (mtp_shard_is_log_name(slash ? slash + 1 : logs->paths[i], name, &lr, &ls) &&
+            lr == rank && ls == size)
+            return i;
+    }
+    return -1;
+}
+
+/* One rule for every N (issue 28, case 9): when a rank log of N says the whole
+ * job finished, all N rank logs of that run existed; one that is gone was moved
+ * or deleted, and its requests are missing. That is an error naming it, as
+ * `report` makes it, unless --allow-partial asks to run them again. (A rank
+ * log missing from an unfinished run is a task that has not started yet, or
+ * one killed before it opened its log: the resume simply runs its share.) */
+static int check_missing(const struct mtp_runner *r, const char *dir, const struct log_list *logs,
+                         const bool *finished)
+{
+    for (int i = 0; i < logs->n; i++) {
+        const char *slash = strrchr(logs->paths[i], '/');
+        int rank, size;
+        if (!finished[i] ||
+            !mtp_shard_is_log_name(slash ? slash + 1 : logs->paths[i], r->spec.name, &rank, &size))
+            continue;
+        for (int k = 0; k < size; k++) {
+            if (find_rank_log(logs, r->spec.name, k, size) >= 0)
+                continue;
+            char *path = mtp_shard_log_path(dir, r->spec.name, k, size);
+            int rc = MTP_OK;
+            if (!r->opt->allow_partial)
+                rc = mtp_error_set("LOG %s is missing: %s says that %d-rank run finished, so the "
+                                   "log was moved or deleted and its requests are gone; restore "
+                                   "it, or pass --allow-partial to run them again",
+                                   path, logs->paths[i], size);
+            else if (!r->opt->quiet)
+                fprintf(stderr, "mtpbench: warning: LOG %s is missing (the run finished with "
+                                "%d ranks); --allow-partial: its requests run again\n", path,
+                        size);
+            free(path);
+            if (rc)
+                return rc;
+        }
+    }
+    return MTP_OK;
+}
+
+/* Which ranks of this N already have a log that says finished. */
+static void note_closed(struct mtp_runner *r, const struct log_list *logs, const bool *finished)
+{
+    struct mtp_runner_shard *sh = r->shard;
+    for (int k = 0; k < sh->me.size; k++) {
+        int i = find_rank_log(logs, r->spec.name, k, sh->me.size);
+        sh->closed[k] = i >= 0 && finished[i];
+    }
 }
 
 /* sh->done from every rank log in DIR (resume), or a refusal to mix a fresh
@@ -156,8 +226,13 @@ static int scan_logs(struct mtp_runner *r, const char *dir)
         return rc;
     }
     struct mtp_log_keyset *keys = mtp_log_keyset_create();
+    bool *finished = mtp_xcalloc((size_t)logs.n + 1, sizeof *finished);
     for (int i = 0; rc == MTP_OK && i < logs.n; i++)
-        rc = read_keys(r, logs.paths[i], keys);
+        rc = read_keys(r, logs.paths[i], keys, &finished[i]);
+    if (rc == MTP_OK)
+        rc = check_missing(r, dir, &logs, finished);
+    note_closed(r, &logs, finished);
+    free(finished);
     const struct mtp_spec *s = &r->spec;
     for (int samp = 0; samp < s->n_sampling; samp++)
         for (int pi = 0; pi < r->n_prompts; pi++)
@@ -187,11 +262,28 @@ static int scan_logs_mpi(struct mtp_runner *r, const char *dir, size_t n_req)
                    : mtp_error_set("rank %d: stopped because rank 0 could not set up the run "
                                    "(its error is above)", r->shard->me.rank);
     mtp_mpi_bcast(r->shard->done, n_req);
+    mtp_mpi_bcast(r->shard->closed, (size_t)r->shard->me.size);
     return MTP_OK;
 }
 
+/* OWNER over the ranks that can take records: the k-th open rank for k. MPI
+ * only: a rank whose log says finished cannot append (--allow-partial). */
+static int remap_open_ranks(struct mtp_runner_shard *sh, int n_units)
+{
+    int *open = mtp_xcalloc((size_t)sh->me.size, sizeof *open), n_open = 0;
+    for (int k = 0; k < sh->me.size; k++)
+        if (!sh->closed[k])
+            open[n_open++] = k;
+    for (int u = 0; u < n_units; u++)
+        if (sh->owner[u] >= 0)
+            sh->owner[u] = n_open ? open[sh->owner[u]] : -1;
+    free(open);
+    return n_open;
+}
+
 /* Unit costs and owners. MPI: only what is missing, over the new N (all ranks
- * know the same done map). --shard: the whole spec, as every task splits it. */
+ * know the same done map), among the ranks whose logs can take more. --shard:
+ * the whole spec, as every task splits it. */
 static void split(struct mtp_runner *r)
 {
     struct mtp_runner_shard *sh = r->shard;
@@ -206,7 +298,12 @@ static void split(struct mtp_runner *r)
         int counted = sh->mpi ? left : n_dec;
         cost[u] = counted * mtp_shard_request_cost(r->prompts[pi].n, r->spec.max_new_tokens);
     }
-    sh->owner = mtp_shard_split(cost, sh->n_units, sh->me.size);
+    int n_open = sh->me.size;
+    for (int k = 0; sh->mpi && k < sh->me.size; k++)
+        n_open -= sh->closed[k];
+    sh->owner = mtp_shard_split(cost, sh->n_units, n_open > 0 ? n_open : 1);
+    if (sh->mpi)
+        sh->no_open_rank = remap_open_ranks(sh, sh->n_units) == 0;
     for (int u = 0; u < sh->n_units; u++) {
         if (sh->owner[u] != sh->me.rank)
             continue;
@@ -227,6 +324,7 @@ int mtp_runner_shard_prepare(struct mtp_runner *r, const char *dir)
     sh->n_units = r->spec.n_sampling * r->n_prompts * r->spec.repeats;
     size_t n_req = (size_t)sh->n_units * (size_t)r->spec.n_decoders;
     sh->done = mtp_xcalloc(n_req > 0 ? n_req : 1, 1);
+    sh->closed = mtp_xcalloc((size_t)sh->me.size, 1);
     r->log_path = mtp_shard_log_path(dir, r->spec.name, sh->me.rank, sh->me.size);
     if (sh->mpi && sh->me.rank == 0)
         sh->per_rank = mtp_xcalloc((size_t)sh->me.size, sizeof *sh->per_rank);
@@ -257,10 +355,18 @@ int mtp_runner_shard_adopt(struct mtp_runner *r, bool own_complete, bool *comple
     int64_t total = (int64_t)sh->n_units * s->n_decoders;
     /* Job-wide, so every MPI rank decides alike (they meet in collectives). */
     *complete = sh->done0 == total;
-    if (own_complete && !*complete)
+    /* With --allow-partial (check_missing let a missing rank log pass), this
+     * log says finished and takes no more records; other logs take the work. */
+    r->log_closed = own_complete;
+    if (own_complete && !*complete && !r->opt->allow_partial)
         return mtp_error_set("LOG %s says the run finished, but %lld of its %lld requests are "
-                             "missing from the rank logs next to it (moved or deleted?)",
+                             "missing from the rank logs next to it (moved or deleted?); pass "
+                             "--allow-partial to run them again",
                              r->log_path, (long long)(total - sh->done0), (long long)total);
+    if (!*complete && sh->no_open_rank)
+        return mtp_error_set("every rank log of this %d-rank run says it finished, but %lld "
+                             "requests are missing: resume with another number of ranks",
+                             sh->me.size, (long long)(total - sh->done0));
     if (*complete && !own_complete) {
         /* Other logs hold everything: this one (new, or resumed) says so. */
         struct mtp_log_summary sum = {.wall_ns = 0, .finished = true};
@@ -376,6 +482,7 @@ void mtp_runner_shard_free(struct mtp_runner *r)
         return;
     free(r->shard->owner);
     free(r->shard->done);
+    free(r->shard->closed);
     free(r->shard->per_rank);
     free(r->shard);
     r->shard = NULL;

@@ -27,6 +27,7 @@ struct table_row {
 struct table {
     struct table_row *rows;
     int n, cap, max_k;
+    int name_width; /* the decoder column: its longest name */
 };
 
 static struct table_row *row_for(struct table *t, const struct mtp_request_record *rec)
@@ -85,11 +86,19 @@ static void print_num(FILE *out, double v, int width, int prec)
         fprintf(out, " %*.*f", width, prec, v);
 }
 
+/* The drafting column: an adaptive decoder chains its drafts, but it is its
+ * own kind ("adaptive" in the report and the plots too). */
+static const char *drafting_label(const struct table_row *r)
+{
+    return r->mode == MTP_SPEC_DECODER_ADAPTIVE ? "adaptive" : mtp_spec_drafting_name(r->drafting);
+}
+
 static void print_header(FILE *out, const struct table *t, const struct table_row *r)
 {
     fprintf(out, "\nsampling %d (temperature %g, top_p %g, top_k %d)\n", r->sampling_index,
             r->temperature, r->top_p, r->top_k);
-    fprintf(out, "%-20s %2s %-8s %5s %6s", "decoder", "K", "drafting", "reqs", "tau");
+    fprintf(out, "%-*s %2s %-8s %5s %6s", t->name_width, "decoder", "K", "drafting", "reqs",
+            "tau");
     for (int j = 1; j <= t->max_k; j++)
         fprintf(out, " %5s%-2d", "alpha", j);
     fprintf(out, " %7s %9s %7s\n", "accept", "tok/s", "speedup");
@@ -105,8 +114,8 @@ static void print_rows(FILE *out, const struct table *t, int samp)
         const struct table_row *r = &t->rows[i];
         if (r->sampling_index != samp)
             continue;
-        fprintf(out, "%-20s %2d %-8s %5lld", r->decoder, r->m.K,
-                mtp_spec_drafting_name(r->drafting), (long long)r->m.requests);
+        fprintf(out, "%-*s %2d %-8s %5lld", t->name_width, r->decoder, r->m.K, drafting_label(r),
+                (long long)r->m.requests);
         print_num(out, mtp_metrics_tau(&r->m), 6, 3);
         for (int j = 1; j <= t->max_k; j++)
             print_num(out, mtp_metrics_alpha(&r->m, j), 7, 3);
@@ -154,6 +163,10 @@ int mtp_runner_print_table_files(const char *const *paths, int n_paths, const ch
         rc = collect(paths[f], &t);
     if (order)
         sort_rows(&t, order, n_order);
+    t.name_width = (int)strlen("decoder");
+    for (int i = 0; i < t.n; i++)
+        if ((int)strlen(t.rows[i].decoder) > t.name_width)
+            t.name_width = (int)strlen(t.rows[i].decoder);
     for (int i = 0; rc == MTP_OK && i < t.n; i++) {
         bool first = true; /* one block per sampling setting, in order of appearance */
         for (int j = 0; j < i; j++)

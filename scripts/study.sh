@@ -71,7 +71,11 @@ esac
 [ -f "$bench" ] || build/mtpbench bench --model "$model_dir" --threads 1 --repeats 15 \
   --json "$bench" > "$out_dir/bench.txt"
 build/mtpbench report "$log" --table cost-model --costs "$bench" --out "$out_dir/cost-model.md"
-sed -n '/best depth/,$p' "$out_dir/cost-model.md" | grep -E '^\| (exact|chain) .* all ' || true
+# The best-depth table's rows over all categories, under the table's own
+# header (its first two lines), so each column says what it is.
+awk '/best depth/ { on = 1; next }
+     on && /^\|/ { n++; if (n <= 2 || / all /) print; next }
+     on && n { exit }' "$out_dir/cost-model.md" || true
 echo "cost model: $out_dir/cost-model.md (bench: $out_dir/bench.txt, $bench)"
 
 # Plots: Debian's python3-matplotlib and python3-msgpack (installed here when
