@@ -42,7 +42,6 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from .config import ModelConfig
 
@@ -115,25 +114,38 @@ class MLA(nn.Module):
             collect[tag + "kv_cache"] = torch.cat((c_hat, k_pe), -1).detach()
         kv = self.kv_b_proj(c_hat).view(B, T, H, dn + dv)
         k_nope, v = kv[..., :dn], kv[..., dn:]
-        if self.training and T > CHECKPOINT_ATTENTION_FROM:
-            # Long windows (context extension): the T x T scores of every layer would be kept for
-            # the backward pass (about 0.6 GB per layer at T = 4096); recompute them instead.
-            o = checkpoint(_attention_core, q_nope, q_pe, k_nope, k_pe, v, scale, use_reentrant=False)
+        if T > BLOCKED_ATTENTION_FROM:
+            o = _attention_blocked(q_nope, q_pe, k_nope, k_pe, v, scale)
         else:
             o = _attention_core(q_nope, q_pe, k_nope, k_pe, v, scale)
         return self.o_proj(o.reshape(B, T, H * dv))
 
 
-# Training windows longer than this recompute attention scores in the backward pass.
-CHECKPOINT_ATTENTION_FROM = 1024
+# Windows longer than this (context extension) attend in blocks of queries: a block's scores span
+# only the keys up to its last query, so the causal half of the T x T scores is never formed, and
+# what autograd keeps for the backward pass is about half of it (0.6 GB per layer at T = 4096
+# unblocked). Shorter windows keep the one-shot path, so every golden tensor stays bitwise.
+BLOCKED_ATTENTION_FROM = 1024
+ATTENTION_BLOCK = 512
 
 
-def _attention_core(q_nope, q_pe, k_nope, k_pe, v, scale):
-    """Causal MLA attention of one window: [B,T,H,*] queries and keys -> [B,T,H,d_v]."""
+def _attention_blocked(q_nope, q_pe, k_nope, k_pe, v, scale):
     T = q_nope.shape[1]
+    outs = []
+    for s0 in range(0, T, ATTENTION_BLOCK):
+        s1 = min(T, s0 + ATTENTION_BLOCK)
+        outs.append(_attention_core(q_nope[:, s0:s1], q_pe[:, s0:s1], k_nope[:, :s1], k_pe[:, :s1],
+                                    v[:, :s1], scale, first_query=s0))
+    return torch.cat(outs, 1)
+
+
+def _attention_core(q_nope, q_pe, k_nope, k_pe, v, scale, first_query=0):
+    """Causal MLA attention: queries [B,Tq,H,*] at positions first_query.., keys [B,Tk,H,*] at
+    0..Tk-1 -> [B,Tq,H,d_v]."""
+    Tq, Tk = q_nope.shape[1], k_nope.shape[1]
     s = (torch.einsum("bthd,bshd->bhts", q_nope, k_nope)
          + torch.einsum("bthd,bsd->bhts", q_pe, k_pe)) * scale
-    causal = torch.ones(T, T, dtype=torch.bool, device=q_nope.device).tril()
+    causal = torch.ones(Tq, Tk, dtype=torch.bool, device=q_nope.device).tril(first_query)
     s = s.to(_acc_dtype(s.dtype)).masked_fill(~causal, float("-inf"))
     p = torch.softmax(s, dim=-1).to(v.dtype)
     return torch.einsum("bhts,bshd->bthd", p, v)
