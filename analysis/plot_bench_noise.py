@@ -55,23 +55,27 @@ def bench_noise(doc):
     if ratio is not None:
         facts.append("cost-ratio spread %.0f%%" % (100 * ratio))
         if ratio > SPREAD_LIMIT:
-            reasons.append("median p10-p90 spread of the verify/draft cost ratios %.0f%% > %.0f%%"
+            reasons.append("verify/draft cost ratios: median p10-p90 spread %.0f%% > %.0f%%"
                            % (100 * ratio, 100 * SPREAD_LIMIT))
     if decode is not None and decode > SPREAD_LIMIT:
-        reasons.append("decode time p10-p90 spread %.0f%% > %.0f%%" %
+        reasons.append("decode time: p10-p90 spread %.0f%% > %.0f%%" %
                        (100 * decode, 100 * SPREAD_LIMIT))
     load = start_load(machine)
     if load is not None:
         facts.append("load %.2f on %d CPUs" % load)
-        if isinstance(threads, int) and load[0] > load[1] - threads:
-            reasons.append("load average %.2f at start > %d CPUs left free by %d threads" %
-                           (load[0], load[1] - threads, threads))
+        free = load[1] - threads if isinstance(threads, int) else None
+        if free is not None and load[0] > free:
+            reasons.append("load average %.2f at start > %d CPU%s left free (%d online, %d "
+                           "thread%s)" % (load[0], free, "" if free == 1 else "s", load[1],
+                                          threads, "" if threads == 1 else "s"))
     return {"noisy": bool(reasons), "facts": facts, "reasons": reasons}
 
 
 def noise_caption(noise):
-    """One line for the figure: the bench's facts, and NOISY BENCH with its reasons."""
-    text = "bench: " + (", ".join(noise["facts"]) or "no spread or load recorded")
+    """Lines for the figure: the bench's facts, then NOISY BENCH and one line per reason."""
+    lines = ["bench: " + (", ".join(noise["facts"]) or "no spread or load recorded")]
     if noise["noisy"]:
-        text += "\nNOISY BENCH (wide intervals are the bench's): " + "; ".join(noise["reasons"])
-    return text
+        lines.append("NOISY BENCH: wide intervals are the bench's (criterion: spread > %.0f%% "
+                     "or load > free CPUs)" % (100 * SPREAD_LIMIT))
+        lines += noise["reasons"]
+    return "\n".join(lines)

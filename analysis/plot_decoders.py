@@ -69,6 +69,13 @@ def usual_wiring(decoders):
     return {f: c.most_common(1)[0][0] for f, c in votes.items()}
 
 
+def chain_module(d):
+    """The module a chain repeats when it is not module 1, from the spec's default name
+    ("mtp-chain-k3-m2"): the records do not carry it. None otherwise."""
+    m = re.match(r"mtp-chain-k%d-m(\d+)(?=-|$)" % d.depth, d.name)
+    return m.group(1) if d.drafting == "chain" and m and m.group(1) != "1" else None
+
+
 def describe(d, usual, with_depth=True):
     """A short label: drafting, K, and what sets D apart (draft vocabulary, wiring, tree)."""
     if d.mode == "baseline":
@@ -77,6 +84,9 @@ def describe(d, usual, with_depth=True):
         text = "adaptive %s %g, K<=%d" % (d.rule or "?", d.threshold or 0, d.depth)
     else:
         text = d.drafting + (" K=%d" % d.depth if with_depth else "")
+        module = chain_module(d)
+        if module:
+            text += ", module %s" % module
     if d.tree:
         text += ", tree %s" % d.tree
     if d.draft_vocab:

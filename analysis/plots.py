@@ -132,9 +132,11 @@ def fig_acceptance(rows, decoders):
             d = ds[r["decoder"]]
             js = list(range(1, d.depth + 1))
             line, marker = styles[pd.family(d)]
+            # A decoder of its own (adaptive: K is a maximum) stands out from the K colours.
+            color = "tab:red" if line == "none" else colors[d.depth]
             for row, name in ((0, "alpha"), (1, "beta")):
                 errbar(axes[row][c], js, [r.get("%s_%d" % (name, j)) for j in js],
-                       [d.name] * len(js), color=colors[d.depth],
+                       [d.name] * len(js), color=color,
                        linestyle=line if line != "none" else ":", marker=marker,
                        label=labels[d.name])
         axes[0][c].set_title("T = %g" % t)
@@ -146,7 +148,8 @@ def fig_acceptance(rows, decoders):
             axes[row][c].set_ylim(0, 1.02)
             axes[row][c].grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.suptitle("Acceptance by draft position (colour: depth K; line style: decoder family)")
+    fig.suptitle("Acceptance by draft position (colour: depth K, red: adaptive; line style: "
+                 "decoder family)")
     fig.tight_layout()
     return fig
 
@@ -313,9 +316,9 @@ def fig_cost_model(doc, rows_all, decoders, noise):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-    fig.suptitle(plot_bench_noise.noise_caption(noise), fontsize=9,
-                 color="firebrick" if noise["noisy"] else "black")
-    fig.tight_layout()
+    caption = plot_bench_noise.noise_caption(noise)
+    fig.suptitle(caption, fontsize=9, color="firebrick" if noise["noisy"] else "black")
+    fig.tight_layout()  # makes room for the caption's lines above the panels
     return fig
 
 

@@ -95,6 +95,8 @@ SYNTH = {
     "mtp-chain-k1": ("chain", ("mtp", "chain", 0, WIRED, None, None, None)),
     "mtp-chain-k3": ("chain", ("mtp", "chain", 0, WIRED, None, None, None)),
     "mtp-chain-k5": ("chain", ("mtp", "chain", 0, WIRED, None, None, None)),
+    "mtp-chain-k3-m2": ("chain m2", ("mtp", "chain", 0, WIRED, None, None, None)),
+    "mtp-chain-k5-m2": ("chain m2", ("mtp", "chain", 0, WIRED, None, None, None)),
     "adaptive-cum0.3-k5-m1": ("adaptive", ("adaptive", "chain", 0, WIRED, None, "cumulative", 0.3)),
     "my-exact": ("mine", ("mtp", "exact", 0, WIRED, None, None, None)),
 }
