@@ -105,6 +105,12 @@ static void alphas(const struct mtp_report_group *g, const double *v, int K, dou
     }
 }
 
+/* One bench round, uniformly: the cost half of a predicted interval's draw. */
+static const struct mtp_cost_point *draw_round(struct mtp_rng *rng, const struct mtp_costs *c)
+{
+    return &c->round[mtp_report_draw_index(rng, (uint32_t)c->rounds)];
+}
+
 /* Predicted speedup of G with costs C and metric vector V; terms to T. */
 static double predict(const struct mtp_report_group *g, const struct mtp_costs *costs,
                       const struct mtp_cost_point *c, const double *v, const struct log_terms *lt,
@@ -142,7 +148,7 @@ static struct mtp_report_stat predict_stat(const struct mtp_report_group *g,
     mtp_rng_seed(&rng, seed, MTP_REPORT_COST_STREAM);
     double *vals = mtp_xmalloc(sizeof(double) * (size_t)g->n_samples);
     for (int b = 0; b < g->n_samples; b++) {
-        const struct mtp_cost_point *cr = &c->round[mtp_report_draw_index(&rng, (uint32_t)c->rounds)];
+        const struct mtp_cost_point *cr = draw_round(&rng, c);
         vals[b] = predict(g, c, cr, g->samples + (size_t)b * g->n_metrics, lt, &t, &tok);
     }
     mtp_report_interval(vals, g->n_samples, 1, 0.025, 0.975, &s.lo, &s.hi);
@@ -404,7 +410,7 @@ static void depth_row(struct mtp_report_table *t, int row, const struct mtp_repo
     mtp_rng_seed(&rng, r->opt.seed, MTP_REPORT_COST_STREAM);
     int same = 0;
     for (int b = 0; b < g->n_samples; b++) {
-        const struct mtp_cost_point *cr = &c->round[mtp_report_draw_index(&rng, (uint32_t)c->rounds)];
+        const struct mtp_cost_point *cr = draw_round(&rng, c);
         double sb;
         same += kstar_of(g, cr, g->samples + (size_t)b * g->n_metrics, kmax, &sb) == kstar;
     }
@@ -525,7 +531,8 @@ int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_repo
     depth_columns(depth);
     int rc = MTP_OK;
     for (int i = 0; i < reps[0].n_groups && rc == MTP_OK; i++)
-        if (reps[0].groups[i].mode != MTP_SPEC_DECODER_BASELINE && !baseline_of(&reps[0], &reps[0].groups[i]))
+        if (reps[0].groups[i].mode != MTP_SPEC_DECODER_BASELINE &&
+            !baseline_of(&reps[0], &reps[0].groups[i]))
             rc = mtp_error_set("report: cost model: decoder %s has no baseline at the same "
                                "sampling setting (the cost model's unit is the baseline's step)",
                                reps[0].groups[i].decoder);

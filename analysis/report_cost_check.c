@@ -125,7 +125,7 @@ char *mtp_report_cost_warnings(const struct mtp_report_data *d, const struct mtp
     bool threads = false, cpu = false, host = false;
     for (int i = 0; i < d->n_runs; i++) {
         const struct mtp_report_run *r = &d->runs[i];
-        if (!threads && r->threads != costs->threads) {
+        if (!threads && r->threads > 0 && r->threads != costs->threads) { /* 0: not logged */
             threads = true;
             add_sentence(&out, mtp_report_xprintf(
                 "WARNING: the bench ran %d threads, run %s ran %d: costs depend on the thread "

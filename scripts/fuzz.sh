@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET|all SECONDS      e.g. scripts/fuzz.sh log 600
 #
-# Targets: safetensors config tokenizer spec dataset log report. Builds
+# Targets: safetensors config tokenizer spec dataset log report costs. Builds
 # build-fuzz/ (CC=clang, -DMTP_FUZZ=ON) when needed. Each target's corpus,
 # build-fuzz/corpus/<target>/, starts from the shipped files (models/,
 # tests/fixtures/, experiments/*.json, datasets/*.jsonl, small logs) and the
@@ -16,7 +16,7 @@
 # Prints one line per target: seconds, executions, findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ALL=(safetensors config tokenizer spec dataset log report)
+ALL=(safetensors config tokenizer spec dataset log report costs)
 if [ $# -ne 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS   (targets: ${ALL[*]})" >&2
   exit 2
@@ -53,6 +53,8 @@ seed_corpus() {
     spec) cp experiments/*.json "$dir/" ;;
     dataset) for f in datasets/*.jsonl; do head -n 20 "$f" >"$dir/seed-$(basename "$f")"; done ;;
     log|report) cp tests/fixtures/logs/*.msgpack "$dir/" ;;
+    costs) cp tests/fixtures/costs/*.json "$dir/"
+           cp results/*.json "$dir/" 2>/dev/null || true ;;
   esac
   cp tests/fuzz/regressions/"$t"/* "$dir/" 2>/dev/null || true
   rm -f "$dir/README.md"

@@ -263,7 +263,10 @@ static void p90_below_p10(json_t *root)
     json_object_set_new(r, "p10", json_real(1.5));
     json_object_set_new(r, "p90", json_real(1)); /* below the median, 2 */
 }
-static void many_rounds(json_t *root) { json_object_set_new(root, "rounds", json_integer(1000000000)); }
+static void many_rounds(json_t *root)
+{
+    json_object_set_new(root, "rounds", json_integer(1000000000));
+}
 static void zero_threads(json_t *root)
 {
     json_object_set_new(json_object_get(root, "machine"), "threads", json_integer(0));
