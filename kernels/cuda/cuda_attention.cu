@@ -165,13 +165,14 @@ extern "C" void mtp_cuda_mla_attention(void *vctx, const struct mtp_mla_dims *di
             CUDA_CHECK(cudaFuncSetAttribute(mla_attention_kernel<__nv_bfloat16>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             (int)smem));
-        mla_attention_kernel<__nv_bfloat16><<<grid, ATTN_THREADS, smem, ctx->stream>>>(p);
+        MTP_CUDA_LAUNCH(grid, ATTN_THREADS, smem, ctx->stream,
+                        mla_attention_kernel<__nv_bfloat16>)(p);
     } else {
         if (smem > 48 * 1024)
             CUDA_CHECK(cudaFuncSetAttribute(mla_attention_kernel<float>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             (int)smem));
-        mla_attention_kernel<float><<<grid, ATTN_THREADS, smem, ctx->stream>>>(p);
+        MTP_CUDA_LAUNCH(grid, ATTN_THREADS, smem, ctx->stream, mla_attention_kernel<float>)(p);
     }
     CUDA_LAUNCH_CHECK();
 }

@@ -266,7 +266,7 @@ extern "C" void mtp_cuda_add(void *vctx, float *y, const float *x, size_t n)
     unsigned blocks = mtp_cuda_blocks(n, 256);
     if (blocks > 65535u * 4)
         blocks = 65535u * 4;
-    add_kernel<<<blocks, 256, 0, ctx->stream>>>(y, x, n);
+    MTP_CUDA_LAUNCH(blocks, 256, 0, ctx->stream, add_kernel)(y, x, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -313,11 +313,11 @@ extern "C" void mtp_cuda_embed(void *vctx, const struct mtp_weight *table, const
     dim3 grid(mtp_cuda_blocks((size_t)table->cols, 256), (unsigned)n);
     const void *p = mtp_cuda_weight_ptr(table);
     if (mtp_cuda_weight_type(table) == MTP_CUDA_W_F32)
-        embed_kernel<float><<<grid, 256, 0, ctx->stream>>>((const float *)p, inl, dtok,
-                                                           table->cols, out);
+        MTP_CUDA_LAUNCH(grid, 256, 0, ctx->stream, embed_kernel<float>)(
+            (const float *)p, inl, dtok, table->cols, out);
     else
-        embed_kernel<__nv_bfloat16><<<grid, 256, 0, ctx->stream>>>((const __nv_bfloat16 *)p, inl,
-                                                                   dtok, table->cols, out);
+        MTP_CUDA_LAUNCH(grid, 256, 0, ctx->stream, embed_kernel<__nv_bfloat16>)(
+            (const __nv_bfloat16 *)p, inl, dtok, table->cols, out);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -69,6 +69,18 @@ extern "C" {
  * asynchronous faults at the next synchronising call. */
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
+/* Every kernel launch: MTP_CUDA_LAUNCH(grid, block, smem, stream, kernel)(args).
+ * nvcc builds get kernel<<<grid, block, smem, stream>>>(args); the emulation
+ * build (-DMTP_CUDA_EMU=ON, kernels/cuda_emu/) runs the kernel's threads as
+ * fibers on the CPU. The kernel comes last because a template's arguments may
+ * hold commas. */
+#ifdef MTP_CUDA_EMU
+#define MTP_CUDA_LAUNCH(grid, block, smem, stream, ...)                                            \
+    ::mtp_emu::make_launcher(#__VA_ARGS__, __VA_ARGS__, grid, block, smem, stream)
+#else
+#define MTP_CUDA_LAUNCH(grid, block, smem, stream, ...) __VA_ARGS__<<<grid, block, smem, stream>>>
+#endif
+
 /* -------------------------------------------------------------- the context */
 
 /* Matmul path: AUTO = the batch-invariant GEMV kernel for n <= MTP_CUDA_SMALL_N

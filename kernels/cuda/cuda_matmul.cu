@@ -162,11 +162,11 @@ static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
     const unsigned block = GEMV_WARPS * 32;
     cudaStream_t st = ctx->stream;
     switch (nt) {
-    case 1: gemv_kernel<1, SWIGLU><<<grid, block, 0, st>>>(seg0, dsegs); break;
-    case 2: gemv_kernel<2, SWIGLU><<<grid, block, 0, st>>>(seg0, dsegs); break;
-    case 4: gemv_kernel<4, SWIGLU><<<grid, block, 0, st>>>(seg0, dsegs); break;
-    case 8: gemv_kernel<8, SWIGLU><<<grid, block, 0, st>>>(seg0, dsegs); break;
-    default: gemv_kernel<16, SWIGLU><<<grid, block, 0, st>>>(seg0, dsegs); break;
+    case 1: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU>)(seg0, dsegs); break;
+    case 2: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU>)(seg0, dsegs); break;
+    case 4: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU>)(seg0, dsegs); break;
+    case 8: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU>)(seg0, dsegs); break;
+    default: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<16, SWIGLU>)(seg0, dsegs); break;
     }
     CUDA_LAUNCH_CHECK();
 }
@@ -236,8 +236,8 @@ static void matmul_cublas(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, 
         __nv_bfloat16 *xb = (__nv_bfloat16 *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_X_BF16,
                                                               count * sizeof(__nv_bfloat16));
         unsigned blocks = mtp_cuda_blocks(count, 256);
-        to_bf16_kernel<<<blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream>>>(x, x_stride, n,
-                                                                              w->cols, xb);
+        MTP_CUDA_LAUNCH(blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream, to_bf16_kernel)(
+            x, x_stride, n, w->cols, xb);
         CUDA_LAUNCH_CHECK();
         b = xb;
         ldb = w->cols;
@@ -303,7 +303,7 @@ void mtp_cuda_swiglu_inplace(struct mtp_cuda_ctx *ctx, float *g, const float *u,
     if (!count)
         return;
     unsigned blocks = mtp_cuda_blocks(count, 256);
-    swiglu_kernel<<<blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream>>>(g, u, count);
+    MTP_CUDA_LAUNCH(blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream, swiglu_kernel)(g, u, count);
     CUDA_LAUNCH_CHECK();
 }
 

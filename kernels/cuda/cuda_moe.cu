@@ -212,7 +212,7 @@ extern "C" void mtp_cuda_route(void *vctx, const struct mtp_moe *moe,
     a.scaling = p->routed_scaling_factor;
     size_t smem = (size_t)E * (2 * sizeof(float) + 1);
     MTP_CHECK(smem <= 48 * 1024);
-    route_kernel<<<(unsigned)n, ROUTE_THREADS, smem, ctx->stream>>>(a);
+    MTP_CUDA_LAUNCH((unsigned)n, ROUTE_THREADS, smem, ctx->stream, route_kernel)(a);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -346,7 +346,7 @@ extern "C" void mtp_cuda_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_
     mtp_cuda_gemv(ctx, down, ns, false);
     size_t total = (size_t)n * d;
     unsigned blocks = mtp_cuda_blocks(total, 256);
-    moe_combine_kernel<<<blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream>>>(
+    MTP_CUDA_LAUNCH(blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream, moe_combine_kernel)(
         shared, slots, weights, n, k, d, y);
     CUDA_LAUNCH_CHECK();
 }

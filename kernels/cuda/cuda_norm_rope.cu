@@ -43,7 +43,7 @@ extern "C" void mtp_cuda_rmsnorm(void *vctx, const float *x, int x_stride,
     if (n <= 0)
         return;
     MTP_CHECK(w->cols == dim && mtp_cuda_weight_type(w) == MTP_CUDA_W_F32);
-    rmsnorm_kernel<<<(unsigned)n, NORM_THREADS, 0, ctx->stream>>>(
+    MTP_CUDA_LAUNCH((unsigned)n, NORM_THREADS, 0, ctx->stream, rmsnorm_kernel)(
         x, x_stride, (const float *)mtp_cuda_weight_ptr(w), dim, eps, y, y_stride);
     CUDA_LAUNCH_CHECK();
 }
@@ -78,7 +78,7 @@ extern "C" void mtp_cuda_rope(void *vctx, float *x, int x_stride, int n, int n_h
     if (n <= 0 || total == 0)
         return;
     unsigned blocks = mtp_cuda_blocks(total, 256);
-    rope_kernel<<<blocks < 4096 ? blocks : 4096, 256, 0, ctx->stream>>>(
+    MTP_CUDA_LAUNCH(blocks < 4096 ? blocks : 4096, 256, 0, ctx->stream, rope_kernel)(
         x, x_stride, n, n_heads, head_stride, offset, start_pos, *rope);
     CUDA_LAUNCH_CHECK();
 }

@@ -142,7 +142,7 @@ static void launch_tree(const struct tree_attn_params &p, dim3 grid, size_t smem
     if (smem > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(mla_tree_attention_kernel<WT>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    mla_tree_attention_kernel<WT><<<grid, TREE_THREADS, smem, stream>>>(p);
+    MTP_CUDA_LAUNCH(grid, TREE_THREADS, smem, stream, mla_tree_attention_kernel<WT>)(p);
 }
 
 extern "C" void mtp_cuda_mla_tree_attention(void *vctx, const struct mtp_mla_dims *dims,
