@@ -44,7 +44,8 @@ static double head_saving(const struct mtp_cost_point *c, const struct mtp_cost_
 
 /* One forward of module K over N rows, less the draft vocabulary's saving.
  * Never below 0: with noisy rounds M_k(n) can come out below M_k(1), and a
- * saving larger than the forward would make a negative step cost. */
+ * saving larger than the forward would make a negative step cost (found by
+ * tests/fuzz/fuzz_costs.c: regressions/costs/draft-vocab-saving-negative-step.json). */
 static double module_forward(const struct mtp_cost_point *c, const struct mtp_cost_decoder *d,
                              int k, int n)
 {

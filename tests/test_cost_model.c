@@ -102,7 +102,7 @@ static void test_draft_vocab_saving(void **state)
 }
 
 /* A saving larger than a noisy catch-up forward (M_1(2) measured below
- * M_1(1)) costs that forward 0, never a negative step: chain K = 1,
+ * M_1(1)) costs that forward 0, never a negative step (fuzz_costs found it): chain K = 1,
  * P(a) = (0.2, 0.8): 0.2 x (1 - 0.95) + 0.8 x 0. */
 static void test_draft_vocab_saving_floor(void **state)
 {
