@@ -13,7 +13,8 @@
  *     unless a partial run is allowed;
  *   - rank logs of two specs that share a name are refused ("different spec");
  *   - a log without a plan record (older logs) reports its plan as unknown,
- *     or as what it holds when its summary says finished.
+ *     or as what it holds when its summary says finished;
+ *   - the adaptive decoder's drafting column says "adaptive", not "chain".
  *
  *   ctest --test-dir build -R report_complete
  */
@@ -23,6 +24,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h> /* defines: json_loads */
 #include <stdio.h>  /* defines: open_memstream */
 #include <stdlib.h> /* defines: free, mkdtemp */
 #include <string.h> /* defines: strstr */
@@ -261,12 +263,21 @@ static void test_partial_marked_in_every_format(void **state)
         [MTP_REPORT_FORMAT_MD] = "**partial**",
         [MTP_REPORT_FORMAT_CSV] = ",partial,2,3,",
         [MTP_REPORT_FORMAT_TEX] = "% left out: run x@",
-        [MTP_REPORT_FORMAT_JSON] = "\"complete\": false",
+        [MTP_REPORT_FORMAT_JSON] = "\"partial\"",
     };
     for (int fmt = 0; fmt < 4; fmt++) {
         char *out = render(&d, (enum mtp_report_format)fmt);
         if (!strstr(out, expect[fmt]) || !strstr(out, "partial"))
             fail_msg("format %d lacks '%s':\n%s", fmt, expect[fmt], out);
+        if (fmt == MTP_REPORT_FORMAT_JSON) { /* the whole report and its run say it */
+            json_t *root = json_loads(out, 0, NULL);
+            assert_non_null(root);
+            assert_true(json_is_false(json_object_get(root, "complete")));
+            json_t *run = json_array_get(json_object_get(root, "runs"), 0);
+            assert_true(json_is_false(json_object_get(run, "complete")));
+            assert_int_equal(json_integer_value(json_object_get(run, "planned")), 6);
+            json_decref(root);
+        }
         free(out);
     }
     mtp_report_data_free(&d);
@@ -332,14 +343,16 @@ static void test_skips_per_group(void **state)
 static void test_strict(void **state)
 {
     (void)state;
+    write_log("strict-whole.msgpack", SPEC, false, FULL, 6, true);
+    write_log("strict-part.msgpack", SPEC, false, FULL, 4, false);
     struct mtp_report_data d = {0};
-    load(&d, "whole.msgpack"); /* complete, but two prompts skipped */
+    load(&d, "strict-whole.msgpack"); /* complete, but two prompts skipped */
     assert_int_equal(mtp_report_check_complete(&d, false, false), MTP_OK);
     assert_int_equal(mtp_report_check_complete(&d, true, false), MTP_ERR);
     assert_non_null(strstr(mtp_error_message(), "skipped (position_limit)"));
     mtp_report_data_free(&d);
     memset(&d, 0, sizeof d);
-    load(&d, "partial.msgpack");
+    load(&d, "strict-part.msgpack");
     assert_int_equal(mtp_report_check_complete(&d, false, false), MTP_OK); /* marked only */
     assert_int_equal(mtp_report_check_complete(&d, true, true), MTP_ERR);
     assert_non_null(strstr(mtp_error_message(), "4 of 6 planned requests"));
@@ -414,6 +427,51 @@ static void test_old_log_unknown(void **state)
     mtp_report_data_free(&d);
 }
 
+/* An adaptive decoder drafts by chaining, but every table calls it "adaptive"
+ * (the cost model and the plots do). */
+static void test_adaptive_label(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/adaptive.msgpack", tmp);
+    struct mtp_log_options opt = {.overwrite = true};
+    struct mtp_log_writer *w;
+    assert_int_equal(mtp_log_open(path, &opt, &w), MTP_OK);
+    struct mtp_log_run_info info = {.spec_json = SPEC, .model = {.dir = "m"}, .host = "h",
+                                    .cpu = "c", .backend = "cpu", .threads = 1,
+                                    .start_unix_ns = 1};
+    assert_int_equal(mtp_log_write_run(w, &info), MTP_OK);
+    struct mtp_request_record rec;
+    fill(&rec, &FULL[1]);
+    static int32_t drafted[16] = {1, 2};
+    rec.decoder = "adapt";
+    rec.mode = MTP_SPEC_DECODER_ADAPTIVE;
+    rec.drafting = MTP_SPEC_DRAFTING_CHAIN;
+    rec.drafted = drafted;
+    rec.adaptive_rule = "cumulative";
+    rec.adaptive_threshold = 0.3;
+    if (mtp_log_write_request(w, &rec))
+        fail_msg("%s", mtp_error_message());
+    assert_int_equal(mtp_log_close(w), MTP_OK);
+    struct mtp_report_data d = {0};
+    load(&d, "adaptive.msgpack");
+    struct mtp_report_options ro;
+    mtp_report_options_default(&ro);
+    ro.bootstrap = 0;
+    struct mtp_report_table t;
+    assert_int_equal(mtp_report_table_acceptance(&d, &ro, &t), MTP_OK);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    assert_int_equal(mtp_report_write(f, &t, MTP_REPORT_FORMAT_CSV, NULL), MTP_OK);
+    fclose(f);
+    if (!strstr(buf, "\nadapt,2,adaptive,"))
+        fail_msg("no adaptive row:\n%s", buf);
+    free(buf);
+    mtp_report_table_free(&t);
+    mtp_report_data_free(&d);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -440,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_missing_rank_log),
         cmocka_unit_test(test_two_specs_one_name),
         cmocka_unit_test(test_old_log_unknown),
+        cmocka_unit_test(test_adaptive_label),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

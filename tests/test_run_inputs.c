@@ -236,11 +236,13 @@ static void test_prefix_refused(void **state)
                              ">/dev/null 2>'%s'", mtpbench, tmp, tmp, err), 2);
     expect_lines(err, "option --resum: expected the full name --resume", 1);
     assert_int_equal(test_sh("test ! -e '%s/pre'", tmp), 0); /* nothing was run */
-    assert_int_equal(test_sh("'%s' report '%s/one' --allow >/dev/null 2>'%s'", mtpbench, tmp,
+    assert_int_equal(test_sh("'%s' run '%s/study.json' --quiet --max-requests 3 --out '%s/pre' "
+                             ">/dev/null", mtpbench, tmp, tmp), 0);
+    assert_int_equal(test_sh("'%s' report '%s/pre' --allow >/dev/null 2>'%s'", mtpbench, tmp,
                              err), 2);
     expect_lines(err, "expected the full name --allow-partial", 1);
     /* A full name is fine, and so is an option's argument that looks like one. */
-    assert_int_equal(test_sh("'%s' report '%s/one' --allow-partial --bootstrap 0 --out "
+    assert_int_equal(test_sh("'%s' report '%s/pre' --allow-partial --bootstrap 0 --out "
                              "'%s/--resum' >/dev/null 2>&1", mtpbench, tmp, tmp), 0);
 }
 
