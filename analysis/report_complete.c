@@ -97,6 +97,40 @@ static bool gaps_any(const struct mtp_report_gaps *g)
     return skips || g->not_decoded > 0 || !mtp_report_gaps_complete(g);
 }
 
+/* ": rag 80, summarization 76": the run's skips of WHY by category, most
+ * first (a handful of categories: quadratic is fine). */
+static void skips_by_category(FILE *f, const struct mtp_log_plan *pl, enum mtp_plan_skip why)
+{
+    int n = 0;
+    const char **cat = mtp_xcalloc((size_t)pl->n_prompts + 1, sizeof *cat);
+    int *count = mtp_xcalloc((size_t)pl->n_prompts + 1, sizeof *count);
+    for (int i = 0; i < pl->n_prompts; i++) {
+        if (pl->prompts[i].skip != why)
+            continue;
+        int j = 0;
+        while (j < n && strcmp(cat[j], pl->prompts[i].category) != 0)
+            j++;
+        if (j == n)
+            cat[n++] = pl->prompts[i].category;
+        count[j]++;
+    }
+    for (int k = 0; k < n; k++) {
+        int best = k; /* selection sort: most first, then by name */
+        for (int j = k + 1; j < n; j++)
+            if (count[j] > count[best] || (count[j] == count[best] && strcmp(cat[j], cat[best]) < 0))
+                best = j;
+        const char *tc = cat[k];
+        int tn = count[k];
+        cat[k] = cat[best];
+        count[k] = count[best];
+        cat[best] = tc;
+        count[best] = tn;
+        fprintf(f, "%s%s %d", k ? ", " : ": ", cat[k], count[k]);
+    }
+    free(cat);
+    free(count);
+}
+
 /* "6 of 966 planned requests (partial)", and the rest, on one line. */
 static void gaps_line(FILE *f, const struct mtp_report_run *run, const struct mtp_report_gaps *g)
 {
@@ -110,9 +144,12 @@ static void gaps_line(FILE *f, const struct mtp_report_run *run, const struct mt
     if (g->skipped[0] < 0)
         fprintf(f, "; skipped prompts unknown (log without a plan record)");
     for (int why = 0; why < MTP_PLAN_SKIP_COUNT; why++)
-        if (g->skipped[why] > 0)
-            fprintf(f, "; %d prompts skipped (%s)", g->skipped[why],
+        if (g->skipped[why] > 0) {
+            fprintf(f, "; %d prompts skipped (%s", g->skipped[why],
                     mtp_plan_skip_name((enum mtp_plan_skip)why));
+            skips_by_category(f, &run->plan, (enum mtp_plan_skip)why);
+            fprintf(f, ")");
+        }
     if (g->not_decoded > 0)
         fprintf(f, "; %d requests never decoded (EOS before the first decode step: left out "
                    "of every metric and of the prompt counts)", g->not_decoded);

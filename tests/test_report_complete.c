@@ -350,6 +350,15 @@ static void test_strict(void **state)
     assert_int_equal(mtp_report_check_complete(&d, false, false), MTP_OK);
     assert_int_equal(mtp_report_check_complete(&d, true, false), MTP_ERR);
     assert_non_null(strstr(mtp_error_message(), "skipped (position_limit)"));
+    char *text = NULL; /* the line every format prints names the skips by category */
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    mtp_report_gaps_print(f, &d, "");
+    fclose(f);
+    if (!strstr(text, "1 prompts skipped (position_limit: rag 1); 1 prompts skipped "
+                      "(max_prompt_tokens: rag 1)"))
+        fail_msg("gaps line: %s", text);
+    free(text);
     mtp_report_data_free(&d);
     memset(&d, 0, sizeof d);
     load(&d, "strict-part.msgpack");
