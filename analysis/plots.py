@@ -132,8 +132,8 @@ def fig_acceptance(rows, decoders):
             d = ds[r["decoder"]]
             js = list(range(1, d.depth + 1))
             line, marker = styles[pd.family(d)]
-            # A decoder of its own (adaptive: K is a maximum) stands out from the K colours.
-            color = "tab:red" if line == "none" else colors[d.depth]
+            # The adaptive decoder's K is a maximum: it stands out from the K colours.
+            color = "tab:red" if d.mode == "adaptive" else colors[d.depth]
             for row, name in ((0, "alpha"), (1, "beta")):
                 errbar(axes[row][c], js, [r.get("%s_%d" % (name, j)) for j in js],
                        [d.name] * len(js), color=color,
