@@ -5,7 +5,11 @@
  *
  * Pipeline (one concern per file):
  *   report_load.c      logs -> struct mtp_report_data (merged; cut-off logs
- *                      read to their last whole record with a warning)
+ *                      read to their last whole record with a warning; each
+ *                      run's plan record; rank logs of two specs refused)
+ *   report_complete.c  what the logs leave out, per run and per group:
+ *                      requests of those planned, skipped prompts by reason,
+ *                      requests never decoded, missing rank logs
  *   report_group.c     requests -> groups by the --by keys, prompts
  *                      ("units") inside each group, the baseline request
  *                      each request is paired with (same run, sampling,

@@ -8,6 +8,8 @@
  * dataset, prompt and repeat; same run means same machine, backend and spec,
  * so the ratio is never across runs. A request without such a partner is left
  * out of the speedup (on both sides), never compared with another run.
+ * Requests that never decoded (EOS in the prefill) are no group's members and
+ * no baseline's partner: they are counted, not measured (report_complete.c).
  */
 #include "report_internal.h"
 

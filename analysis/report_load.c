@@ -10,6 +10,11 @@
  * warning. A log cut off inside its last record is normal after a crash: its
  * whole records are kept and the cut is reported with the byte offset. Other
  * damage fails the load, or with skip_damaged is skipped and counted.
+ *
+ * For completeness (report_complete.c) each run keeps its first "plan"
+ * record, whether a summary says it finished, and which rank logs (R of N)
+ * were read. Rank logs of one run must embed one spec: two specs that share
+ * a name are refused, as run --resume refuses them.
  */
 #include "report.h"
 
