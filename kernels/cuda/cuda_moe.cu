@@ -54,6 +54,28 @@ __device__ __forceinline__ bool better(float v, int i, float bv, int bi)
     return v > bv || (v == bv && i < bi);
 }
 
+/* The K largest of V[0..n) in descending order into OUT (values into OUTV),
+ * ties to the lower index: cpu_moe.c's topk_desc, step for step. One thread.
+ * It is the definition whenever a score is NaN (NaN never compares greater,
+ * so the CPU keeps the first entries it inserted, e.g. experts 0..k-1 when
+ * every score is NaN; the engine then names the stage that went non-finite). */
+__device__ void topk_desc(const float *v, int n, int k, int *out, float *outv)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        float x = v[i];
+        if (kept == k && !(x > outv[k - 1]))
+            continue;
+        int pos = kept < k ? kept++ : k - 1;
+        for (; pos > 0 && x > outv[pos - 1]; pos--) {
+            outv[pos] = outv[pos - 1];
+            out[pos] = out[pos - 1];
+        }
+        outv[pos] = x;
+        out[pos] = i;
+    }
+}
+
 __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(struct route_args a)
 {
     extern __shared__ float rsm[];
@@ -61,6 +83,8 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(struct route_args 
     __shared__ float red_v[32];
     __shared__ int red_i[32];
     __shared__ int sel[64];
+    __shared__ float selv[64];
+    __shared__ int has_nan;
     const int E = a.E, t = blockIdx.x, tid = threadIdx.x;
     float *s = rsm;                          /* [E] unbiased scores */
     float *b = s + E;                        /* [E] selection scores */
@@ -117,13 +141,11 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(struct route_args 
                 gscore[g] = a.method == MTP_TOPK_NOAUX_TC ? (gsize >= 2 ? __fadd_rn(top1, top2) : top1)
                                                           : top1;
             }
-            for (int r = 0; r < a.topk_group; r++) {
-                int best = -1;
-                for (int g = 0; g < G; g++)
-                    if (!(kept >> g & 1ull) && (best < 0 || gscore[g] > gscore[best]))
-                        best = g;
-                kept |= 1ull << best;
-            }
+            int gsel[64];
+            float gselv[64];
+            topk_desc(gscore, G, a.topk_group, gsel, gselv); /* as the CPU, NaN included */
+            for (int r = 0; r < a.topk_group; r++)
+                kept |= 1ull << gsel[r];
             for (int g = 0; g < G; g++)
                 if (!(kept >> g & 1ull))
                     for (int i = 0; i < gsize; i++)
@@ -132,8 +154,26 @@ __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(struct route_args 
         __syncthreads();
     }
 
+    /* A NaN selection score (NaN activations, or softmax over all -inf
+     * logits): the CPU's sequential top-k decides, on one thread. Without the
+     * fallback no expert compares better than the start value and the index
+     * stayed 0x7fffffff (taken[0x7fffffff] = 1: a write far outside shared
+     * memory, issue 22). */
+    if (tid == 0)
+        has_nan = 0;
+    __syncthreads();
+    for (int e = tid; e < E; e += ROUTE_THREADS)
+        if (b[e] != b[e])
+            has_nan = 1;
+    __syncthreads();
+    if (has_nan) {
+        if (tid == 0)
+            topk_desc(b, E, a.k, sel, selv);
+        __syncthreads();
+    }
+
     /* top-k: k rounds of a block-wide argmax over the experts not yet taken */
-    for (int slot = 0; slot < a.k; slot++) {
+    for (int slot = 0; slot < a.k && !has_nan; slot++) {
         float bv = -INFINITY;
         int bi = 0x7fffffff;
         for (int e = tid; e < E; e += ROUTE_THREADS)
