@@ -34,14 +34,15 @@ struct tree_row {
 };
 
 /* Tokens verified in step S of R: the tree's nodes, else K+1 (drafted+1 with
- * adaptive depth), 1 for the baseline. */
+ * adaptive depth), 1 for the baseline. The reader has checked every count
+ * (experiments/log_check.h); the sums are still formed in doubles. */
 static double verified(const struct mtp_request_record *r, int s)
 {
     if (r->tree_nodes)
         return r->tree_nodes[s];
     if (r->mode == MTP_SPEC_DECODER_BASELINE)
         return 1;
-    return (r->drafted ? r->drafted[s] : r->depth) + 1;
+    return (double)(r->drafted ? r->drafted[s] : r->depth) + 1;
 }
 
 static void add_request(struct tree_row *row, const struct mtp_request_record *r)
@@ -59,9 +60,9 @@ static void add_request(struct tree_row *row, const struct mtp_request_record *r
         }
     }
     if (r->n_output >= 1)
-        row->emitted += r->n_output - 1;
+        row->emitted += (double)r->n_output - 1;
     if (r->n_output >= 2 && r->total_ns >= r->ttft_ns) {
-        row->tokens += r->n_output - 1;
+        row->tokens += (double)r->n_output - 1;
         row->ns += (double)(r->total_ns - r->ttft_ns);
     }
 }
@@ -147,9 +148,9 @@ static void put_row(struct mtp_report_table *t, int i, const struct tree_row *ro
                     const struct tree_row *chain)
 {
     const struct mtp_request_record *r = row->first;
-    char shape[64];
+    char shape[32];
     if (r->tree)
-        snprintf(shape, sizeof shape, "%s", r->tree);
+        shape[0] = '\0'; /* the whole text below: two shapes never share a cell */
     else if (r->mode == MTP_SPEC_DECODER_BASELINE)
         snprintf(shape, sizeof shape, "-");
     else
@@ -158,7 +159,7 @@ static void put_row(struct mtp_report_table *t, int i, const struct tree_row *ro
     mtp_report_put_num(t, i, c++, r->temperature);
     mtp_report_put_text(t, i, c++, r->decoder);
     mtp_report_put_text(t, i, c++, mtp_spec_drafting_name(r->drafting));
-    mtp_report_put_text(t, i, c++, shape);
+    mtp_report_put_text(t, i, c++, r->tree ? r->tree : shape);
     mtp_report_put_num(t, i, c++, ratio(row->verified, row->steps));
     if (row->g)
         mtp_report_put_metric(t, i, c, row->g, MTP_REPORT_M_TAU, 1);

@@ -149,40 +149,72 @@ int mtp_tree_dynamic(int budget, int width, int depth, struct mtp_tree_shape *ou
     return MTP_OK;
 }
 
-/* Comma-separated integers from S into V (at most CAP); returns the count, or -1. */
-static int parse_ints(const char *s, const char *end, int *v, int cap)
+/* Comma-separated integers of [S, END) into V (at most CAP); returns the
+ * count, or -1 with a message naming TEXT. Strict, so that one shape has one
+ * spelling: digits with an optional '-', no '+', no blanks, no empty or
+ * trailing element (strtol alone would take "+4" and " 4", and a loop that
+ * steps over each ',' would take "4,2,"). */
+/* Comma-separated integers of [S, END) into V (at most CAP), their count in
+ * *N; MTP_ERR with a message naming TEXT. Strict, so that one shape has one
+ * spelling: digits with an optional '-', no '+', no blanks, no empty or
+ * trailing element (strtol alone would take "+4" and " 4", and a loop that
+ * steps over each ',' would take "4,2,"). */
+static int parse_ints(const char *text, const char *s, const char *end, int *v, int cap, int *n)
 {
-    int n = 0;
+    *n = 0;
     while (s < end) {
+        const char *digits = s + (*s == '-');
+        if (digits >= end || *digits < '0' || *digits > '9') {
+            char found[16] = "the end";
+            if (digits < end)
+                snprintf(found, sizeof found, "'%c'", *digits);
+            return mtp_error_set("tree: cannot parse \"%s\": expected a digit at character %d, "
+                                 "found %s", text, (int)(digits - text) + 1, found);
+        }
         char *next;
         long x = strtol(s, &next, 10);
-        if (next == s || n == cap || x < -1000000 || x > 1000000)
-            return -1;
-        v[n++] = (int)x;
+        if (next > end || x < -1000000 || x > 1000000)
+            return mtp_error_set("tree: cannot parse \"%s\": the number at character %d is out "
+                                 "of range", text, (int)(s - text) + 1);
+        if (*n == cap)
+            return mtp_error_set("tree: cannot parse \"%s\": more than %d numbers in a list",
+                                 text, cap);
+        v[(*n)++] = (int)x;
         s = next;
         if (s < end && *s != ',')
-            return -1;
+            return mtp_error_set("tree: cannot parse \"%s\": expected ',' or the end at "
+                                 "character %d", text, (int)(s - text) + 1);
+        if (s < end && s + 1 == end)
+            return mtp_error_set("tree: cannot parse \"%s\": a ',' at the end (expected a "
+                                 "number after it)", text);
         if (s < end)
             s++;
     }
-    return n;
+    return MTP_OK;
 }
 
-static int parse_paths(const char *s, struct mtp_tree_shape *out)
+static int parse_paths(const char *text, const char *s, struct mtp_tree_shape *out)
 {
     static int ranks[MTP_TREE_MAX_DRAFTS][MTP_TREE_MAX_DEPTH];
     const int *rows[MTP_TREE_MAX_DRAFTS];
     int len[MTP_TREE_MAX_DRAFTS], n = 0;
+    if (!*s)
+        return mtp_error_set("tree: cannot parse \"%s\": expected paths like 0;1;0,0 after "
+                             "\"paths:\"", text);
     while (*s) {
         const char *end = strchr(s, ';');
         if (!end)
             end = s + strlen(s);
+        else if (!end[1])
+            return mtp_error_set("tree: cannot parse \"%s\": a ';' at the end (expected a path "
+                                 "after it)", text);
         if (n == MTP_TREE_MAX_DRAFTS)
             return mtp_error_set("tree: paths: more than %d paths", MTP_TREE_MAX_DRAFTS);
-        len[n] = parse_ints(s, end, ranks[n], MTP_TREE_MAX_DEPTH);
-        if (len[n] < 1)
-            return mtp_error_set("tree: paths: cannot parse path %d (\"%.*s\"); expected "
-                                 "ranks like 0,1", n, (int)(end - s), s);
+        if (parse_ints(text, s, end, ranks[n], MTP_TREE_MAX_DEPTH, &len[n]))
+            return MTP_ERR;
+        if (len[n] == 0)
+            return mtp_error_set("tree: cannot parse \"%s\": path %d is empty; expected ranks "
+                                 "like 0,1", text, n);
         rows[n] = ranks[n];
         n++;
         s = *end ? end + 1 : end;
@@ -195,13 +227,15 @@ int mtp_tree_parse(const char *text, struct mtp_tree_shape *out)
     int v[MTP_TREE_MAX_DEPTH + 1];
     const char *s = text;
     if (!strncmp(s, "paths:", 6))
-        return parse_paths(s + 6, out);
+        return parse_paths(text, s + 6, out);
     bool dynamic = !strncmp(s, "dynamic:", 8);
     if (dynamic)
         s += 8;
     else if (!strncmp(s, "widths:", 7))
         s += 7;
-    int n = parse_ints(s, s + strlen(s), v, MTP_TREE_MAX_DEPTH + 1);
+    int n;
+    if (parse_ints(text, s, s + strlen(s), v, MTP_TREE_MAX_DEPTH + 1, &n))
+        return MTP_ERR;
     if (n < 1 || (dynamic && n != 3))
         return mtp_error_set("tree: cannot parse \"%s\"; expected widths:4,2,1, "
                              "paths:0;1;0,0 or dynamic:BUDGET,WIDTH,DEPTH", text);

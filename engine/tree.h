@@ -73,9 +73,15 @@ int mtp_tree_max_drafts(const struct mtp_tree_shape *s);
 int mtp_tree_max_candidates(const struct mtp_tree_shape *s);
 int mtp_tree_depth(const struct mtp_tree_shape *s);
 
-/* A short text of the shape for logs and tables, e.g. "widths:4,2,1",
- * "paths:0;1;0,0", "dynamic:8,4,4". Writes at most CAP bytes. */
+/* A text of the shape for logs and tables, e.g. "widths:4,2,1",
+ * "paths:0;1;0,0", "dynamic:8,4,4", that mtp_tree_parse reads back as the
+ * same shape. Writes at most CAP bytes; with CAP >= MTP_TREE_TEXT_MAX it is
+ * never cut, so two different shapes never get the same text. */
 void mtp_tree_describe(const struct mtp_tree_shape *s, char *buf, int cap);
+/* The longest description, NUL included: "paths:" and, for each of at most
+ * MTP_TREE_MAX_DRAFTS nodes, a path of at most MTP_TREE_MAX_DEPTH ranks of at
+ * most two digits, each followed by ',' or ';'. */
+enum { MTP_TREE_TEXT_MAX = 8 + MTP_TREE_MAX_DRAFTS * MTP_TREE_MAX_DEPTH * 3 };
 
 /* One step's token tree (node 0 = root). */
 struct mtp_tree {

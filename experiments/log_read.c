@@ -14,6 +14,12 @@
  * reports the exact byte offset of every record. MessagePack is prefix-free,
  * so "needs more bytes" at the end means the last record was cut off, while a
  * parse error is damage; /1 has no way to resynchronise after it.
+ *
+ * A "request" record is decoded and checked as soon as it is read
+ * (log_check.h): one that fails is damage in both formats, named with its
+ * offset and the key, failing the read or, with skip_damaged, skipped and
+ * counted like a bad checksum. So `report`, `run --resume` and every other
+ * reader see only records whose counts and indices mean what they say.
  */
 #include "log.h"
 #include "log_tree.h"
@@ -29,6 +35,7 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/error.h"
+#include "log_check.h" /* defines: mtp_log_check_request, mtp_log_obj_describe */
 #include "log_frame.h" /* defines: mtp_log_frame_* */
 #include "log_skim.h"  /* defines: mtp_log_skim_object */
 
@@ -95,20 +102,43 @@ void mtp_log_reader_damage(const struct mtp_log_reader *r, struct mtp_log_damage
     *out = r->damage;
 }
 
-/* Is the body at [START, END) one MessagePack map with a string "type"? It
- * then sits in r->result. *POS gets the end of what was parsed. */
-static bool parse_record(struct mtp_log_reader *r, size_t start, size_t end, size_t *pos)
+static const char TOO_DEEP[] = "MessagePack nested more than 32 levels deep; readers take at "
+                               "most 32 (msgpack-c's limit)";
+
+/* Is the record just parsed into r->result sound? A "request" must decode
+ * and pass its checks; WHY gets the reason when not. */
+static bool record_sound(const struct mtp_log_reader *r, char *why, size_t cap)
 {
     char type[32];
-    size_t skim_end;
-    *pos = start;
+    if (strcmp(mtp_log_record_type(&r->result.data, type, sizeof type), "request") != 0)
+        return true;
+    struct mtp_request_record req;
+    int rc = mtp_log_decode_request(&r->result.data, &req);
+    mtp_log_request_free(&req);
+    if (rc)
+        snprintf(why, cap, "%s", mtp_error_message());
+    return rc == MTP_OK;
+}
+
+/* Is the body at [START, END) one sound MessagePack map with a string
+ * "type"? It then sits in r->result. Else WHY says what it is. */
+static bool parse_record(struct mtp_log_reader *r, size_t start, size_t end, char *why, size_t cap)
+{
+    char type[32];
+    size_t skim_end, pos = start;
+    snprintf(why, cap, "its %zu bytes pass the checksum but are not one map with a string "
+             "\"type\"", end - start);
     /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
-    if (mtp_log_skim_object(r->data, end, start, &skim_end) != MTP_LOG_SKIM_OK || skim_end != end)
+    enum mtp_log_skim skim = mtp_log_skim_object(r->data, end, start, &skim_end);
+    if (skim == MTP_LOG_SKIM_TOO_DEEP)
+        snprintf(why, cap, "%s", TOO_DEEP);
+    if (skim != MTP_LOG_SKIM_OK || skim_end != end)
         return false;
-    msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, end, pos);
-    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+    msgpack_unpack_return ret = msgpack_unpack_next(&r->result, r->data, end, &pos);
+    if ((ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES) || pos != end ||
+        mtp_log_record_type(&r->result.data, type, sizeof type)[0] == '\0')
         return false;
-    return mtp_log_record_type(&r->result.data, type, sizeof type)[0] != '\0';
+    return record_sound(r, why, cap);
 }
 
 /* Damage at OFF (WHAT says how): fail naming the offset, or with skip_damaged
@@ -141,21 +171,19 @@ static int next_framed(struct mtp_log_reader *r, const msgpack_object **rec, uin
 {
     const uint8_t *d = (const uint8_t *)r->data;
     while (r->off < r->size) {
-        size_t start = r->off, pos;
+        size_t start = r->off;
         uint32_t len, crc;
-        char what[96];
+        char what[512];
         switch (mtp_log_frame_check(d, r->size, start, &len, &crc)) {
         case MTP_LOG_FRAME_OK:
             if (parse_record(r, start + MTP_LOG_FRAME_HEADER, start + MTP_LOG_FRAME_HEADER + len,
-                             &pos) && pos == start + MTP_LOG_FRAME_HEADER + len) {
-                r->off = pos;
+                             what, sizeof what)) {
+                r->off = start + MTP_LOG_FRAME_HEADER + len;
                 if (offset)
                     *offset = start;
                 *rec = &r->result.data;
                 return MTP_OK;
             }
-            snprintf(what, sizeof what, "its %u bytes pass the checksum but are not one map with "
-                     "a string \"type\"", len);
             break;
         case MTP_LOG_FRAME_CUT:
             if (mtp_log_frame_resync(d, r->size, start + 1) == r->size) {
@@ -176,35 +204,64 @@ static int next_framed(struct mtp_log_reader *r, const msgpack_object **rec, uin
     return MTP_OK;
 }
 
-/* The next record of a /1 log: bare MessagePack maps, no resynchronising. */
+/* A /1 record at [START, END) that parsed but is not sound (WHY): fail, or
+ * with skip_damaged step over it (its end is known) and count it. */
+static int bare_damaged(struct mtp_log_reader *r, size_t start, size_t end, const char *why)
+{
+    if (!r->skip_damaged)
+        return mtp_error_set("LOG %s: damaged record at byte offset %zu (%s) (report "
+                             "--skip-damaged skips it; run --resume refuses such a log)",
+                             r->path, start, why);
+    if (r->damage.records == 0)
+        r->damage.first_offset = start;
+    r->damage.records++;
+    r->damage.bytes += end - start;
+    r->off = end;
+    return MTP_OK;
+}
+
+/* The next record of a /1 log: bare MessagePack maps, no resynchronising
+ * after bytes that do not parse. */
 static int next_bare(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset)
 {
-    size_t start = r->off, pos = r->off, end = r->size;
-    /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
-    enum mtp_log_skim skim = mtp_log_skim_object(r->data, r->size, start, &end);
-    msgpack_unpack_return ret = skim == MTP_LOG_SKIM_CONTINUE ? MSGPACK_UNPACK_CONTINUE
-                                : skim == MTP_LOG_SKIM_ERROR
-                                    ? MSGPACK_UNPACK_PARSE_ERROR
-                                    : msgpack_unpack_next(&r->result, r->data, end, &pos);
-    if (ret == MSGPACK_UNPACK_CONTINUE) {
-        r->partial = true; /* cut off: everything before START is whole */
+    while (r->off < r->size) {
+        size_t start = r->off, pos = r->off, end = r->size;
+        char why[512];
+        /* Skim first: unpacking trusts declared sizes when it allocates (log_skim.h). */
+        enum mtp_log_skim skim = mtp_log_skim_object(r->data, r->size, start, &end);
+        if (skim == MTP_LOG_SKIM_TOO_DEEP)
+            return mtp_error_set("LOG %s: record at offset %zu: %s (damaged mtpbench-log/1 log)",
+                                 r->path, start, TOO_DEEP);
+        msgpack_unpack_return ret = skim == MTP_LOG_SKIM_CONTINUE ? MSGPACK_UNPACK_CONTINUE
+                                    : skim == MTP_LOG_SKIM_ERROR
+                                        ? MSGPACK_UNPACK_PARSE_ERROR
+                                        : msgpack_unpack_next(&r->result, r->data, end, &pos);
+        if (ret == MSGPACK_UNPACK_CONTINUE) {
+            r->partial = true; /* cut off: everything before START is whole */
+            return MTP_OK;
+        }
+        if (ret == MSGPACK_UNPACK_PARSE_ERROR)
+            return mtp_error_set("LOG %s: bytes at offset %zu are not MessagePack (damaged "
+                                 "mtpbench-log/1 log: it has no framing to skip damage with)",
+                                 r->path, start);
+        if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
+            return mtp_error_set("LOG %s: record at offset %zu cannot be decoded (msgpack-c "
+                                 "error %d)", r->path, start, (int)ret);
+        char type[32];
+        if (mtp_log_record_type(&r->result.data, type, sizeof type)[0] == '\0')
+            return mtp_error_set("LOG %s: record at offset %zu: expected a map with a string "
+                                 "\"type\", found something else (damaged log)", r->path, start);
+        if (!record_sound(r, why, sizeof why)) {
+            if (bare_damaged(r, start, pos, why))
+                return MTP_ERR;
+            continue;
+        }
+        r->off = pos;
+        if (offset)
+            *offset = start;
+        *rec = &r->result.data;
         return MTP_OK;
     }
-    if (ret == MSGPACK_UNPACK_PARSE_ERROR)
-        return mtp_error_set("LOG %s: bytes at offset %zu are not MessagePack (damaged "
-                             "mtpbench-log/1 log: it has no framing to skip damage with)",
-                             r->path, start);
-    if (ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES)
-        return mtp_error_set("LOG %s: record at offset %zu cannot be decoded (out of memory: "
-                             "a damaged length?)", r->path, start);
-    char type[32];
-    if (mtp_log_record_type(&r->result.data, type, sizeof type)[0] == '\0')
-        return mtp_error_set("LOG %s: record at offset %zu: expected a map with a string "
-                             "\"type\", found something else (damaged log)", r->path, start);
-    r->off = pos;
-    if (offset)
-        *offset = start;
-    *rec = &r->result.data;
     return MTP_OK;
 }
 
@@ -366,13 +423,24 @@ static int get_str(const msgpack_object *rec, const char *key, char **out)
     return *out ? MTP_OK : bad_key(key, "string");
 }
 
-static int get_i(const msgpack_object *rec, const char *key, int lo, int *out)
+/* An integer in LO..HI at KEY. */
+static int get_range(const msgpack_object *rec, const char *key, int lo, int hi, const char *what,
+                     int *out)
 {
     int64_t v;
-    if (!mtp_log_obj_int(mtp_log_map_get(rec, key), &v) || v < lo || v > INT32_MAX)
-        return bad_key(key, "integer in 32-bit range");
+    const msgpack_object *o = mtp_log_map_get(rec, key);
+    if (!mtp_log_obj_int(o, &v) || v < lo || v > hi) {
+        char found[48];
+        return mtp_error_set("request record: key '%s': expected an integer in %d..%d%s, found %s",
+                             key, lo, hi, what, mtp_log_obj_describe(o, found, sizeof found));
+    }
     *out = (int)v;
     return MTP_OK;
+}
+
+static int get_i(const msgpack_object *rec, const char *key, int lo, int *out)
+{
+    return get_range(rec, key, lo, INT32_MAX, "", out);
 }
 
 static int get_u(const msgpack_object *rec, const char *key, uint64_t *out)
@@ -395,8 +463,12 @@ static int get_i32s(const msgpack_object *o, const char *key, int *n, int32_t **
     *out = mtp_xcalloc((size_t)*n, sizeof **out);
     for (int i = 0; i < *n; i++) {
         int64_t v;
-        if (!mtp_log_obj_int(&o->via.array.ptr[i], &v) || v < INT32_MIN || v > INT32_MAX)
-            return bad_key(key, "32-bit integers");
+        if (!mtp_log_obj_int(&o->via.array.ptr[i], &v) || v < INT32_MIN || v > INT32_MAX) {
+            char found[48];
+            return mtp_error_set("request record: key '%s': element %d: expected a 32-bit "
+                                 "integer, found %s", key, i,
+                                 mtp_log_obj_describe(&o->via.array.ptr[i], found, sizeof found));
+        }
         (*out)[i] = (int32_t)v;
     }
     return MTP_OK;
@@ -453,6 +525,13 @@ static int decode_experts(const msgpack_object *rec, struct mtp_request_record *
         return bad_key("experts_touched", "one array per step, or nil");
     int layers = out->n_steps > 0 && o->via.array.ptr[0].type == MSGPACK_OBJECT_ARRAY
                      ? (int)o->via.array.ptr[0].via.array.size : 0;
+    /* Every row as long as the first before steps x layers is allocated. */
+    for (int s = 0; s < out->n_steps; s++) {
+        const msgpack_object *row = &o->via.array.ptr[s];
+        if (row->type != MSGPACK_OBJECT_ARRAY || (int64_t)row->via.array.size != layers)
+            return mtp_error_set("request record: key 'experts_touched': step %d: expected an "
+                                 "array of %d (one per MoE layer, as step 0)", s, layers);
+    }
     out->n_moe_layers = layers;
     out->experts_touched = mtp_xcalloc((size_t)out->n_steps * (size_t)layers + 1, sizeof(int32_t));
     for (int s = 0; s < out->n_steps; s++) {
@@ -474,7 +553,8 @@ static int decode_head(const msgpack_object *rec, struct mtp_request_record *r)
     int64_t t;
     if (!mtp_log_obj_is_str(mtp_log_map_get(rec, "type"), "request"))
         return bad_key("type", "\"request\"");
-    if (get_str(rec, "decoder", &r->decoder) || get_i(rec, "depth", 0, &r->depth) ||
+    if (get_str(rec, "decoder", &r->decoder) ||
+        get_range(rec, "depth", 0, MTP_SPEC_MAX_DEPTH, " (the deepest a spec allows)", &r->depth) ||
         get_i(rec, "sampling_index", 0, &r->sampling_index) ||
         get_f(rec, "temperature", &r->temperature) || get_f(rec, "top_p", &r->top_p) ||
         get_i(rec, "top_k", 0, &r->top_k) || get_u(rec, "seed", &r->seed) ||
@@ -557,7 +637,7 @@ int mtp_log_decode_request(const msgpack_object *rec, struct mtp_request_record 
         get_u64s(rec, "accept_ns", r->n_steps, &r->accept_ns) ||
         get_u64s(rec, "update_ns", r->n_steps, &r->update_ns))
         return MTP_ERR;
-    return decode_experts(rec, r);
+    return decode_experts(rec, r) || mtp_log_check_request(r) ? MTP_ERR : MTP_OK;
 }
 
 void mtp_log_request_free(struct mtp_request_record *r)

@@ -1,9 +1,10 @@
 /*
  * log_skim.c - the allocation-free MessagePack skim of log_skim.h.
  *
- * One pass with a count of elements still to read (no recursion, so nesting
- * depth costs nothing): each element's first byte says how many bytes of
- * payload follow and how many child elements it adds.
+ * One pass with a count of elements still to read (no recursion): each
+ * element's first byte says how many bytes of payload follow and how many
+ * child elements it adds. A small stack of what each open container still
+ * holds gives the nesting depth, bounded as msgpack-c bounds it.
  */
 #include "log_skim.h"
 
@@ -24,15 +25,17 @@ struct skim_kind {
     uint64_t fixed;    /* payload bytes besides those the length counts */
     int per_len;       /* the length counts: 0 payload bytes, 1 array elements, 2 map entries (x2) */
     uint64_t children; /* elements a fixarray/fixmap adds */
+    int container;     /* 1 for an array or a map (even an empty one) */
 };
 
 /* Fill K for type byte B; 0 for 0xc1, which starts no object. */
 
 static int classify(uint8_t b, struct skim_kind *k)
 {
-    *k = (struct skim_kind){0, 0, 0, 0};
+    *k = (struct skim_kind){0, 0, 0, 0, 0};
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3)
         return 1;
+    k->container = (b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf);
     if (b <= 0x8f) {
         k->children = 2u * (b & 0x0f);
         return 1;
@@ -64,6 +67,8 @@ enum mtp_log_skim mtp_log_skim_object(const char *data, size_t size, size_t off,
 {
     const uint8_t *d = (const uint8_t *)data;
     uint64_t pending = 1; /* elements still to read */
+    uint64_t left[MTP_LOG_SKIM_MAX_DEPTH + 1] = {1}; /* [0]: the object; [i]: open container i */
+    int open = 0;
     size_t pos = off;
     while (pending > 0) {
         /* Every pending element needs at least one more byte. */
@@ -82,6 +87,13 @@ enum mtp_log_skim mtp_log_skim_object(const char *data, size_t size, size_t off,
             return MTP_LOG_SKIM_CONTINUE;
         pos += (size_t)payload;
         pending = pending - 1 + children;
+        left[open]--;
+        if (k.container && open == MTP_LOG_SKIM_MAX_DEPTH)
+            return MTP_LOG_SKIM_TOO_DEEP;
+        if (children > 0)
+            left[++open] = children;
+        while (open > 0 && left[open] == 0)
+            open--;
     }
     *end = pos;
     return MTP_LOG_SKIM_OK;

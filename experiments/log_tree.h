@@ -20,5 +20,8 @@ void mtp_log_pack_tree(msgpack_packer *pk, const struct mtp_request_record *r);
  * MTP_ERR with a message naming the key. */
 int mtp_log_decode_tree(const msgpack_object *rec, struct mtp_request_record *r);
 void mtp_log_tree_free(struct mtp_request_record *r);
+/* The tree fields of a decoded R (R->tree set) against its shape and its
+ * accepted counts (log_check.h): MTP_OK or MTP_ERR naming key and step. */
+int mtp_log_check_tree(const struct mtp_request_record *r);
 
 #endif

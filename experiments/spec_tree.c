@@ -3,8 +3,9 @@
  * string forms, converted to an engine/tree.h shape whose own checks (width
  * >= 1, node limit, prefix-closed paths) give the reason of any error.
  */
+#include <stdint.h> /* defines: uint64_t */
 #include <stdio.h>  /* defines: snprintf */
-#include <string.h> /* defines: strcmp */
+#include <string.h> /* defines: strcmp, strlen */
 
 #include "../engine/error.h"
 #include "spec_tree.h"
@@ -105,13 +106,33 @@ int mtp_spec_tree_parse(const char *src, json_t *v, const char *prefix,
     return rc;
 }
 
+/* FNV-1a, 64 bits: a long shape's name keeps its identity in 16 hex digits. */
+static uint64_t text_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
 void mtp_spec_tree_name(const struct mtp_spec_decoder *d, char *buf, size_t cap)
 {
-    char shape[256];
+    /* Names become file names: a deep tree's whole shape (thousands of
+     * characters) is cut to its start plus a hash of all of it, so two
+     * different shapes keep two different default names (issue 28, case 12). */
+    enum { SHAPE_IN_NAME = 80 };
+    char shape[MTP_TREE_TEXT_MAX];
     mtp_tree_describe(&d->tree, shape, sizeof shape);
+    uint64_t h = text_hash(shape);
+    bool cut = strlen(shape) > SHAPE_IN_NAME;
+    shape[cut ? SHAPE_IN_NAME : strlen(shape)] = '\0';
     for (char *c = shape; *c; c++) /* file-name characters only */
         *c = *c == ':' ? '-' : *c == ',' ? '.' : *c == ';' ? '_' : *c;
-    snprintf(buf, cap, "tree-%s-%s", mtp_spec_drafting_name(d->drafting), shape);
+    if (cut)
+        snprintf(buf, cap, "tree-%s-%s-h%016llx", mtp_spec_drafting_name(d->drafting), shape,
+                 (unsigned long long)h);
+    else
+        snprintf(buf, cap, "tree-%s-%s", mtp_spec_drafting_name(d->drafting), shape);
 }
 
 int mtp_spec_decoder_step_drafts(const struct mtp_spec_decoder *d)
