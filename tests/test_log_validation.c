@@ -16,7 +16,8 @@
  *   - every other count and index against its meaning (table below);
  *   - case 12: a deep tree's description is never cut: it reads back as the
  *     same shape, two trees that differ only past character 255 keep
- *     different texts and different default names, and the spec takes both;
+ *     different texts and different default names, the spec takes both, and
+ *     a run logs both whole;
  *   - case 13: MessagePack nested deeper than 32 levels is named as such
  *     (not "out of memory"), in /2 and /1 logs; the tree-string parser
  *     refuses "widths:+4", blanks and trailing separators.
@@ -34,6 +35,7 @@
 #include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: mkdtemp, free, system */
 #include <string.h> /* defines: strstr */
+#include <unistd.h> /* defines: getcwd */
 
 #include "analysis/report.h"
 #include "engine/error.h"
@@ -43,6 +45,7 @@
 #include "experiments/spec.h"
 #include "experiments/spec_tree.h"
 #include "support/log_edit.h"
+#include "support/rank_logs.h" /* defines: test_sh, test_mtpbench_path */
 #include "support/test_files.h"
 
 static const char FIXTURE[] = "tests/fixtures/logs/v2-trees.msgpack";
@@ -371,6 +374,55 @@ static void test_case12_long_descriptions(void **state)
     mtp_spec_free(&spec);
 }
 
+/* The runner logs both deep trees whole (it once wrote them through a
+ * 256-byte buffer): a short run on models/mtp-mini, then every tree string
+ * in the log is one of the two descriptions. */
+static void test_case12_runner_logs_whole_tree(void **state)
+{
+    (void)state;
+    struct mtp_tree_shape a, b;
+    static char ta[MTP_TREE_TEXT_MAX], tb[MTP_TREE_TEXT_MAX];
+    deep_paths(40, 1, &a);
+    deep_paths(40, 2, &b);
+    mtp_tree_describe(&a, ta, sizeof ta);
+    mtp_tree_describe(&b, tb, sizeof tb);
+    char cwd[512], exe[1024], spec_path[128], log_path[128];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    size_t cap = 2 * MTP_TREE_TEXT_MAX + 2048;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    snprintf(text, cap, "{\"name\": \"deep\", \"model\": \"%s/models/mtp-mini\", \"threads\": 1, "
+             "\"datasets\": [\"%s/datasets/code.jsonl\"], \"max_prompts\": 1, "
+             "\"max_new_tokens\": 3, \"warmup\": 0, \"sampling\": [{\"temperature\": 0}], "
+             "\"decoders\": [{\"name\": \"a\", \"type\": \"mtp\", \"drafting\": \"chain\", "
+             "\"tree\": \"%s\"}, {\"name\": \"b\", \"type\": \"mtp\", \"drafting\": \"chain\", "
+             "\"tree\": \"%s\"}], \"output_dir\": \"%s\"}", cwd, cwd, ta, tb, tmp_dir);
+    test_write_file(tmp_dir, "deep-run.json", text);
+    free(text);
+    tmp_path(spec_path, sizeof spec_path, "deep-run.json");
+    tmp_path(log_path, sizeof log_path, "deep.msgpack");
+    test_mtpbench_path(exe, sizeof exe);
+    assert_int_equal(test_sh("%s run %s --quiet >/dev/null", exe, spec_path), 0);
+    struct mtp_log_reader *r;
+    assert_int_equal(mtp_log_reader_open(log_path, &r), MTP_OK);
+    const msgpack_object *rec;
+    char type[32];
+    int seen[2] = {0, 0};
+    while (mtp_log_reader_next(r, &rec, NULL) == MTP_OK && rec) {
+        if (strcmp(mtp_log_record_type(rec, type, sizeof type), "request"))
+            continue;
+        struct mtp_request_record q;
+        assert_int_equal(mtp_log_decode_request(rec, &q), MTP_OK);
+        assert_non_null(q.tree);
+        seen[0] += !strcmp(q.tree, ta);
+        seen[1] += !strcmp(q.tree, tb);
+        mtp_log_request_free(&q);
+    }
+    mtp_log_reader_close(r);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+}
+
 /* ---- case 13: deep MessagePack, loose tree strings ------------------------- */
 
 /* A record {"type": "x", "a": [[...[]...]]} nested LEVELS containers deep
@@ -490,6 +542,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_case5_overflow),
         cmocka_unit_test(test_counts_and_indices),
         cmocka_unit_test(test_case12_long_descriptions),
+        cmocka_unit_test(test_case12_runner_logs_whole_tree),
         cmocka_unit_test(test_case13_msgpack_depth),
         cmocka_unit_test(test_case13_tree_strings),
     };
