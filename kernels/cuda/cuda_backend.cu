@@ -323,12 +323,20 @@ extern "C" void mtp_cuda_embed(void *vctx, const struct mtp_weight *table, const
 
 /* ------------------------------------------------------------------ vtable */
 
-/* AUTO keeps n <= MTP_CUDA_INVARIANT_N on the GEMV; CUSTOM is the GEMV for
- * every n; forced cuBLAS is a measurement of non-invariance, so no limit. */
+/* AUTO and CUSTOM keep every forward outside a prefill on the GEMV, so any n
+ * is invariant; forced cuBLAS is a measurement of non-invariance: no limit
+ * either (0). */
 static int cuda_max_invariant_tokens(void *vctx)
 {
+    (void)vctx;
+    return 0;
+}
+
+/* Only mtp_engine_prefill calls this (backend.h): cuBLAS for its long chunks. */
+static void cuda_set_prefill(void *vctx, int on)
+{
     struct mtp_cuda_ctx *ctx = (struct mtp_cuda_ctx *)vctx;
-    return ctx->matmul_mode == MTP_CUDA_MATMUL_AUTO ? MTP_CUDA_INVARIANT_N : 0;
+    ctx->prefill = on;
 }
 
 static const struct mtp_backend_i cuda_iface = {
@@ -352,7 +360,7 @@ static const struct mtp_backend_i cuda_iface = {
     /* .ffn = */ mtp_cuda_ffn,
     /* .add = */ mtp_cuda_add,
     /* .max_invariant_tokens = */ cuda_max_invariant_tokens,
-    /* .set_prefill = */ NULL, /* prefill runs the same kernels as any forward */
+    /* .set_prefill = */ cuda_set_prefill,
 };
 
 static enum mtp_cuda_matmul_mode matmul_mode_from_env(void)

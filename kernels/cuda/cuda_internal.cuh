@@ -83,8 +83,10 @@ extern "C" {
 
 /* -------------------------------------------------------------- the context */
 
-/* Matmul path: AUTO = the batch-invariant GEMV kernel for n <= MTP_CUDA_SMALL_N
- * (decode, verification), cuBLAS above (prefill); the other two force one path
+/* Matmul path: AUTO = the batch-invariant GEMV kernel for every forward, and
+ * cuBLAS only inside a prompt prefill (set_prefill) for n > MTP_CUDA_INVARIANT_N
+ * (issue 22: verification, drafts, the modules' pass over the prompt and
+ * catch-up rows stay invariant at any n); the other two force one path
  * for every n (environment variable MTP_CUDA_MATMUL=custom|cublas|auto). */
 enum mtp_cuda_matmul_mode {
     MTP_CUDA_MATMUL_AUTO,
@@ -133,6 +135,7 @@ struct mtp_cuda_ctx {
     void *cublas_ws; /* cuBLAS workspace (fixed, so its algorithms do not vary) */
     size_t cublas_ws_bytes;
     enum mtp_cuda_matmul_mode matmul_mode;
+    int prefill; /* set_prefill: only mtp_engine_prefill may take cuBLAS (AUTO mode) */
 
     void **weights; /* device copies owned by this context */
     int n_weights, cap_weights;

@@ -3,8 +3,9 @@
  * also serves the FFN and the MoE experts, and the dense SwiGLU FFN.
  *
  * Two paths:
- *   - GEMV (n <= MTP_CUDA_INVARIANT_N = 65, decode and verification at any
- *     allowed depth): one warp per output row, 8 rows per block; the weight
+ *   - GEMV (every forward outside a prefill, any n: decode, verification,
+ *     drafts, the modules' pass over the prompt, catch-up rows; and prefill
+ *     chunks of n <= MTP_CUDA_INVARIANT_N = 65): one warp per output row, 8 rows per block; the weight
  *     row is read once per tile of up to NT = 16 tokens (tiles are independent,
  *     so any n is batch invariant). Lane l accumulates, in F32 with one fused
  *     multiply-add per product, columns 256*i + 8*l + 0..7 for i = 0, 1, ...
@@ -14,7 +15,8 @@
  *     (backend.h, batch invariance), and the activations stay F32 (no rounding
  *     of x). Vector loads are used when alignment allows; they load the same
  *     elements in the same order, so they never change the result.
- *   - cuBLAS (n > 65, prefill chunks): activations rounded to BF16 into a scratch
+ *   - cuBLAS (n > 65 under set_prefill, i.e. inside mtp_engine_prefill only):
+ *     activations rounded to BF16 into a scratch
  *     buffer (F32 weights use F32 activations), cublasGemmEx with F32 output
  *     and CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT, a fixed workspace and one
  *     stream. cuBLAS is bitwise reproducible run to run for the same shapes on
@@ -254,7 +256,7 @@ static bool use_cublas(const struct mtp_cuda_ctx *ctx, int n)
         return true;
     if (ctx->matmul_mode == MTP_CUDA_MATMUL_CUSTOM)
         return false;
-    return n > MTP_CUDA_INVARIANT_N;
+    return ctx->prefill && n > MTP_CUDA_INVARIANT_N;
 }
 
 void mtp_cuda_matmul_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, const float *x,
