@@ -12,6 +12,7 @@
 #include "commands.h"       /* defines: mtp_cmd_inspect */
 #include "engine/config.h" /* defines: struct mtp_config */
 #include "engine/error.h"  /* defines: mtp_error_message */
+#include "engine/fp8_scales.h" /* defines: mtp_fp8_scales_scan */
 #include "engine/model.h"  /* defines: mtp_model_load, mtp_model_param_counts */
 #include "engine/weights_check.h" /* defines: mtp_weights_check_finite */
 #include "engine/wiring.h" /* defines: mtp_wiring_resolve, mtp_wiring_label */
@@ -27,7 +28,9 @@ static void inspect_usage(FILE *f)
                "\n"
                "options:\n"
                "  --check-weights  also read every tensor (all dtypes, FP8 scales included)\n"
-               "                   and name each one holding NaN or Inf; exit 1 if any does\n"
+               "                   and name each one holding NaN or Inf, and every FP8 block\n"
+               "                   whose scale is not positive and normal or whose weights\n"
+               "                   dequantise above 2^16; exit 1 if any does\n"
                "  -h, --help       show this help\n");
 }
 
@@ -183,14 +186,44 @@ static void inspect_report_bad(void *user, const struct mtp_weights_finding *f)
             (long long)f->n_inf, (long long)f->first);
 }
 
+/* Bad FP8 blocks printed before the rest are only counted. */
+enum { INSPECT_MAX_BLOCKS_SHOWN = 20 };
+
+static void inspect_report_block(void *user, const struct mtp_fp8_block_finding *f)
+{
+    int64_t *shown = user;
+    if ((*shown)++ >= INSPECT_MAX_BLOCKS_SHOWN)
+        return;
+    if (f->largest > 0)
+        fprintf(stderr, "mtpbench: error: tensor %s (%s): block [%lld, %lld]: scale %.9g makes "
+                        "weights up to %.3g; expected |weight| <= %.0f (2^16)\n",
+                f->scale->name, f->scale->file, (long long)f->block_row,
+                (long long)f->block_col, (double)f->value, (double)f->largest,
+                (double)MTP_FP8_MAX_WEIGHT);
+    else
+        fprintf(stderr, "mtpbench: error: tensor %s (%s): block [%lld, %lld]: scale %.9g is %s; "
+                        "expected a finite, positive, normal F32 scale\n",
+                f->scale->name, f->scale->file, (long long)f->block_row,
+                (long long)f->block_col, (double)f->value, f->problem);
+}
+
 /* --check-weights: a full scan; returns the exit status. */
 static int inspect_check_weights(struct mtp_model *m)
 {
-    int64_t scanned;
+    int64_t scanned, blocks, shown = 0;
     int bad = mtp_weights_check_finite(m->ckpt, inspect_report_bad, NULL, &scanned);
     printf("weights: %lld floating-point tensors scanned, %d with NaN or Inf\n",
            (long long)scanned, bad);
-    return bad ? 1 : 0;
+    int64_t bad_blocks = mtp_fp8_scales_scan(m->ckpt, m->cfg.weight_block_size[0],
+                                             m->cfg.weight_block_size[1], inspect_report_block,
+                                             &shown, &blocks);
+    if (shown > INSPECT_MAX_BLOCKS_SHOWN)
+        fprintf(stderr, "mtpbench: error: ... and %lld more bad FP8 blocks\n",
+                (long long)(shown - INSPECT_MAX_BLOCKS_SHOWN));
+    if (blocks > 0)
+        printf("FP8 blocks: %lld checked, %lld with a bad scale or weights above 2^16\n",
+               (long long)blocks, (long long)bad_blocks);
+    return bad || bad_blocks ? 1 : 0;
 }
 
 int mtp_cmd_inspect(int argc, char **argv)

@@ -3,10 +3,11 @@
  */
 #include "input_file.h"
 
-#include <errno.h>  /* defines: errno, ELOOP, ENOENT */
-#include <fcntl.h>  /* defines: open, fcntl, O_NONBLOCK */
-#include <string.h> /* defines: strerror */
-#include <unistd.h> /* defines: close */
+#include <errno.h>   /* defines: errno, ELOOP, ENOENT, ENXIO */
+#include <fcntl.h>   /* defines: open, fcntl, O_NONBLOCK */
+#include <stdbool.h> /* defines: bool */
+#include <string.h>  /* defines: strerror */
+#include <unistd.h>  /* defines: close */
 
 #include "error.h"
 
@@ -35,25 +36,49 @@ static const char *open_reason(int err)
     return strerror(err);
 }
 
-int mtp_input_open(const char *path, struct stat *st_out)
+/* What a reader accepts, and what a writer does: a log may go to /dev/null. */
+static bool kind_ok(mode_t m, bool writing) { return S_ISREG(m) || (writing && S_ISCHR(m)); }
+
+static int wrong_kind(const char *path, mode_t m, bool writing)
 {
-    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        mtp_error_set("%s: cannot open: %s", path, open_reason(errno));
-        return -1;
-    }
+    mtp_error_set("%s: expected a regular file%s, found %s", path,
+                  writing ? " (or a device such as /dev/null)" : "", mtp_input_kind(m));
+    errno = EINVAL;
+    return -1;
+}
+
+/* Name what sits at PATH when open(2) said ENXIO: a FIFO opened for writing
+ * with O_NONBLOCK and no reader, or a device with nothing behind it. */
+static int open_failed(const char *path, int err, bool writing)
+{
+    struct stat st;
+    if (err == ENXIO && stat(path, &st) == 0 && !kind_ok(st.st_mode, writing))
+        return wrong_kind(path, st.st_mode, writing);
+    mtp_error_set("%s: cannot open: %s", path, open_reason(err));
+    errno = err;
+    return -1;
+}
+
+/* open(2) that never blocks, then fstat on the descriptor (no race with a
+ * rename between check and use), then the kind check. */
+static int open_checked(const char *path, int flags, mode_t mode, bool writing,
+                        struct stat *st_out)
+{
+    /* O_NONBLOCK: opening a FIFO would otherwise wait for the other end. */
+    int fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, mode);
+    if (fd < 0)
+        return open_failed(path, errno, writing);
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
         mtp_error_set("%s: cannot stat: %s", path, strerror(err));
+        errno = err;
         return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!kind_ok(st.st_mode, writing)) {
         close(fd);
-        mtp_error_set("%s: expected a regular file, found %s", path, mtp_input_kind(st.st_mode));
-        return -1;
+        return wrong_kind(path, st.st_mode, writing);
     }
     /* Regular files ignore O_NONBLOCK today; clear it so no reader depends on that. */
     int fl = fcntl(fd, F_GETFL);
@@ -62,6 +87,16 @@ int mtp_input_open(const char *path, struct stat *st_out)
     if (st_out)
         *st_out = st;
     return fd;
+}
+
+int mtp_input_open(const char *path, struct stat *st_out)
+{
+    return open_checked(path, O_RDONLY, 0, false, st_out);
+}
+
+int mtp_output_open(const char *path, int flags, mode_t mode)
+{
+    return open_checked(path, O_WRONLY | flags, mode, true, NULL);
 }
 
 FILE *mtp_input_fopen(const char *path)

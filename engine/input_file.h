@@ -1,7 +1,7 @@
 /*
  * input_file.h - opening the files a user hands us (checkpoints, shards, the
- * index, config.json, tokenizer.json, datasets, specs) without ever blocking
- * or reading something that is not a plain file.
+ * index, config.json, tokenizer.json, datasets, specs, logs, cost files)
+ * without ever blocking or reading something that is not a plain file.
  *
  * Every open goes through mtp_input_open: O_NONBLOCK so that a FIFO or a
  * device cannot hang the open, then fstat on the descriptor (no race with a
@@ -21,6 +21,14 @@
  * restored, close-on-exec) and fills *ST when not NULL; or -1 with a message
  * "PATH: ..." (mtp_error_message). */
 int mtp_input_open(const char *path, struct stat *st);
+
+/* Open PATH for writing with open(2) FLAGS and MODE (O_CREAT, O_EXCL ...),
+ * for the files a user names that we write (logs): never blocks, so a FIFO at
+ * PATH is refused rather than waited on, as are directories and sockets; a
+ * regular file or a character device (/dev/null, /dev/full) is fine. Returns
+ * a descriptor or -1 with a message "PATH: ..."; errno keeps open's error
+ * (EEXIST under O_EXCL), EINVAL for the wrong kind of file. */
+int mtp_output_open(const char *path, int flags, mode_t mode);
 
 /* The same as a stdio stream ("rb"); NULL with a message. */
 FILE *mtp_input_fopen(const char *path);

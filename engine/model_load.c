@@ -16,6 +16,7 @@
 #include <string.h> /* defines: strlen, strncmp */
 
 #include "error.h"
+#include "fp8_scales.h" /* defines: mtp_fp8_scales_check */
 
 /* Tensor names are "model.layers.L.<suffix>"; this bounds the longest. */
 enum { ML_NAME_MAX = 256 };
@@ -72,7 +73,7 @@ static int ml_bind_scale(struct mtp_model *m, struct mtp_weight *w, const struct
         return mtp_error_set("%s: tensor '%s': expected shape %s (ceil(rows/%d), ceil(cols/%d)) "
                              "from weight_block_size, found %s", t->file, name, shape, b0, b1,
                              found);
-    if (ml_check_aligned(t, 4))
+    if (ml_check_aligned(t, 4) || mtp_fp8_scales_check(t))
         return MTP_ERR;
     w->scale_inv = t->data;
     w->block_rows = b0;

@@ -15,7 +15,7 @@
 #include <stdbool.h>   /* defines: bool */
 #include <stdio.h>     /* defines: snprintf */
 #include <stdlib.h>    /* defines: qsort, bsearch, free */
-#include <string.h>    /* defines: strcmp, strerror, strstr */
+#include <string.h>    /* defines: strcmp, strcspn, strerror */
 #include <sys/mman.h>  /* defines: mmap, munmap */
 #include <sys/stat.h>  /* defines: fstat, stat */
 #include <unistd.h>    /* defines: close */
@@ -397,6 +397,22 @@ static int st_cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Whether NAME is a relative path that stays inside the model directory:
+ * not absolute, and no ".." component. A ".." inside a component is an
+ * ordinary file name ("a..safetensors"), so the test is per component. */
+static bool st_name_inside(const char *name)
+{
+    if (!*name || name[0] == '/')
+        return false;
+    for (const char *c = name; *c;) {
+        size_t len = strcspn(c, "/");
+        if (len == 2 && c[0] == '.' && c[1] == '.')
+            return false;
+        c += len + (c[len] == '/');
+    }
+    return true;
+}
+
 /* The distinct shard names of WEIGHT_MAP, sorted; each must be a plain
  * relative path inside the model directory. */
 static int st_shard_names(const char *index, json_t *weight_map, const char ***out, size_t *n)
@@ -408,7 +424,7 @@ static int st_shard_names(const char *index, json_t *weight_map, const char ***o
     json_t *v;
     json_object_foreach(weight_map, tname, v) {
         const char *s = json_string_value(v);
-        if (!s || !*s || s[0] == '/' || strstr(s, "..")) {
+        if (!s || !st_name_inside(s)) {
             free(names);
             return st_fail(index, tname, "a shard file name inside the model directory", v);
         }

@@ -1,6 +1,8 @@
 /*
  * log_lock.c - one writer per log: an exclusive flock, and the holder's pid
- * for the message when it is taken (log_lock.h).
+ * for the message when it is taken (log_lock.h). The log is opened the way
+ * every input is (input_file.h): a FIFO at the log's path would otherwise
+ * block the open until some reader appeared.
  *
  * flock rather than fcntl record locks: a POSIX record lock is released when
  * the process closes *any* descriptor of the file, and the writer's own
@@ -11,14 +13,16 @@
  */
 #include "log_lock.h"
 
-#include <errno.h>         /* defines: errno, EWOULDBLOCK */
+#include <errno.h>         /* defines: errno, EWOULDBLOCK, EEXIST */
 #include <stdio.h>         /* defines: fopen, fgets, sscanf */
 #include <string.h>        /* defines: strerror, strstr */
 #include <sys/file.h>      /* defines: flock, LOCK_EX, LOCK_NB */
 #include <sys/stat.h>      /* defines: fstat */
 #include <sys/sysmacros.h> /* defines: major, minor */
+#include <unistd.h>        /* defines: close */
 
-#include "../engine/error.h" /* defines: mtp_error_set */
+#include "../engine/error.h"      /* defines: mtp_error_set */
+#include "../engine/input_file.h" /* defines: mtp_output_open */
 
 /* The pid holding a FLOCK on the file of ST per /proc/locks, or -1. An exact
  * device match wins; an inode-only match is kept as a fallback because
@@ -65,4 +69,22 @@ int mtp_log_lock(int fd, const char *path)
     return mtp_error_set("LOG %s: another writer holds this log (pid unknown: /proc/locks "
                          "does not list it): two writers would corrupt it; wait for that run "
                          "to end or stop it, then use --resume", path);
+}
+
+int mtp_log_open_locked(const char *path, int flags)
+{
+    int fd = mtp_output_open(path, flags, 0644);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            mtp_error_set("LOG %s: cannot create: %s (resume it, or remove it to start over)",
+                          path, strerror(EEXIST));
+        else
+            mtp_error_wrap("LOG ");
+        return -1;
+    }
+    if (mtp_log_lock(fd, path)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -25,7 +25,6 @@
 #include "log_tree.h"
 
 #include <errno.h>    /* defines: errno */
-#include <fcntl.h>    /* defines: open */
 #include <jansson.h>  /* defines: json_t */
 #include <stdio.h>    /* defines: snprintf */
 #include <stdlib.h>   /* defines: free */
@@ -35,6 +34,7 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/error.h"
+#include "../engine/input_file.h" /* defines: mtp_input_open */
 #include "log_check.h" /* defines: mtp_log_check_request, mtp_log_obj_describe */
 #include "log_frame.h" /* defines: mtp_log_frame_* */
 #include "log_skim.h"  /* defines: mtp_log_skim_object */
@@ -54,14 +54,10 @@ struct mtp_log_reader {
 int mtp_log_reader_open(const char *path, struct mtp_log_reader **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return mtp_error_set("LOG %s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return mtp_error_set("LOG %s: not a regular file", path);
-    }
+    int fd = mtp_input_open(path, &st); /* a FIFO is refused, never waited on */
+    if (fd < 0)
+        return mtp_error_wrap("LOG ");
     struct mtp_log_reader *r = mtp_xcalloc(1, sizeof *r);
     r->path = mtp_xstrdup(path);
     r->size = (size_t)st.st_size;

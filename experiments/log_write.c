@@ -17,7 +17,7 @@
 #include "log_tree.h"
 
 #include <errno.h>     /* defines: errno, EINTR */
-#include <fcntl.h>     /* defines: open, O_* */
+#include <fcntl.h>     /* defines: O_CREAT, O_EXCL */
 #include <jansson.h>   /* defines: json_t, json_loads */
 #include <stdio.h>     /* defines: snprintf, FILE */
 #include <stdlib.h>    /* defines: free */
@@ -28,7 +28,7 @@
 
 #include "../engine/error.h"
 #include "log_frame.h" /* defines: mtp_log_frame_encode */
-#include "log_lock.h"  /* defines: mtp_log_lock */
+#include "log_lock.h"  /* defines: mtp_log_open_locked */
 
 struct mtp_log_writer {
     int fd;
@@ -292,17 +292,9 @@ int mtp_log_open(const char *path, const struct mtp_log_options *opt, struct mtp
 {
     *out = NULL;
     /* No O_TRUNC: an overwrite empties the file only once this writer holds the lock. */
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (opt && opt->overwrite ? 0 : O_EXCL);
-    int fd = open(path, flags, 0644);
-    if (fd < 0) {
-        int err = errno;
-        return mtp_error_set("LOG %s: cannot create: %s%s", path, strerror(err),
-                             err == EEXIST ? " (resume it, or remove it to start over)" : "");
-    }
-    if (mtp_log_lock(fd, path)) {
-        close(fd);
+    int fd = mtp_log_open_locked(path, O_CREAT | (opt && opt->overwrite ? 0 : O_EXCL));
+    if (fd < 0)
         return MTP_ERR;
-    }
     struct stat st;
     if (opt && opt->overwrite && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
         ftruncate(fd, 0) != 0) {
@@ -646,12 +638,8 @@ int mtp_log_open_resume(const char *path, const char *spec_json, const struct mt
     struct scan sc = {0};
     struct stat stbuf;
     /* Lock first, then read: no other writer can append between the scan and the cut. */
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &stbuf) != 0) {
-        mtp_error_set("LOG %s: cannot open for appending: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (mtp_log_lock(fd, path) || scan_log(path, spec_json, &sc, st))
+    int fd = mtp_log_open_locked(path, 0); /* a FIFO is refused, never waited on */
+    if (fd < 0 || scan_log(path, spec_json, &sc, st))
         goto fail;
     if (fstat(fd, &stbuf) != 0) {
         mtp_error_set("LOG %s: cannot stat: %s", path, strerror(errno));

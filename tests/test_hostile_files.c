@@ -7,7 +7,9 @@
  *     dataset or a spec fails at once naming it (an alarm turns a hang into a
  *     failure of this test);
  *   - a symlink loop as model.safetensors or as the index, and a config.json
- *     that is a directory, say what they are.
+ *     that is a directory, say what they are;
+ *   - (issue 28, case 13) a shard named a..safetensors is inside the model
+ *     directory and loads; a ".." path component is still refused.
  *
  *   ctest --test-dir build -R hostile
  */
@@ -223,6 +225,43 @@ static void test_config_is_directory(void **state)
     assert_null(strstr(mtp_error_message(), "'[' or '{' expected"));
 }
 
+/* ---- issue 28, case 13: ".." as a component, not a substring ---------------------------- */
+
+static void write_index(void **state, const char *shard)
+{
+    char text[512];
+    snprintf(text, sizeof text, "{\"weight_map\": {\"x\": \"%s\"}}", shard);
+    test_write_file(*state, "model.safetensors.index.json", text);
+}
+
+static void test_shard_name_with_dots(void **state)
+{
+    char path[512];
+    path_in(path, sizeof path, state, "model.safetensors");
+    unlink(path);
+    const float x[2] = {1, 2};
+    const struct tiny_st_tensor t = {"x", "F32", 1, {2}, x, sizeof x};
+    path_in(path, sizeof path, state, "a..safetensors");
+    assert_int_equal(tiny_st_write(path, &t, 1, false), 0);
+    write_index(state, "a..safetensors");
+    struct mtp_checkpoint *ck = NULL;
+    if (mtp_checkpoint_open_dir(*state, &ck))
+        fail_msg("a..safetensors refused: %s", mtp_error_message());
+    assert_non_null(mtp_checkpoint_find(ck, "x"));
+    mtp_checkpoint_free(ck);
+
+    const char *outside[] = {"../a..safetensors", "sub/../../a..safetensors", "..", "sub/..",
+                             "/a..safetensors"};
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+        write_index(state, outside[i]);
+        ck = NULL;
+        mtp_error_clear();
+        if (mtp_checkpoint_open_dir(*state, &ck) != MTP_ERR)
+            fail_msg("shard name '%s' accepted", outside[i]);
+        expect_in_message("inside the model directory");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +273,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_symlink_loop_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_loop_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_is_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shard_name_with_dots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
