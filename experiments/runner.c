@@ -144,7 +144,7 @@ static int setup(struct mtp_runner *r, const char *spec_path)
         return MTP_ERR;
     if (load_tokenizer(r) || mtp_runner_prepare_prompts(r))
         return MTP_ERR;
-    if (!r->opt->quiet && mtp_runner_shard_leader(r))
+    if (mtp_runner_speaks(r))
         mtp_runner_print_skips(r, stderr);
     if (create_engine(r))
         return MTP_ERR;

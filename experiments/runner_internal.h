@@ -53,6 +53,9 @@ struct mtp_runner {
 int mtp_runner_load_datasets(struct mtp_runner *r);
 int mtp_runner_prepare_prompts(struct mtp_runner *r);
 void mtp_runner_print_skips(const struct mtp_runner *r, FILE *f);
+/* Whether this process prints warnings for the job (not --quiet; under MPI
+ * rank 0 only). Valid from the start of setup. */
+bool mtp_runner_speaks(const struct mtp_runner *r);
 /* The deepest decoder's drafts per step (a tree: its nodes). */
 int mtp_runner_max_depth(const struct mtp_spec *s);
 

@@ -107,13 +107,19 @@ static struct candidate *candidates(const struct mtp_runner *r, int di)
 
 /* ---- skips -------------------------------------------------------------------- */
 
+bool mtp_runner_speaks(const struct mtp_runner *r)
+{
+    /* Set up before the shard state exists: MPI rank 0 speaks for the job. */
+    return !r->opt->quiet && (!r->opt->mpi || r->opt->shard.rank == 0);
+}
+
 static void plan_skip(struct mtp_runner *r, int di, const struct mtp_prompt *p, int n_tokens,
                       enum mtp_plan_skip why)
 {
     mtp_log_plan_add_prompt(&r->plan, r->spec.dataset_names[di], p->id, p->category, n_tokens,
                             why);
     int shown = r->plan.n_prompts - mtp_log_plan_count(&r->plan, MTP_PLAN_RUN);
-    if (r->opt->quiet || (!r->opt->verbose && shown > SKIP_WARNINGS_SHOWN))
+    if (!mtp_runner_speaks(r) || (!r->opt->verbose && shown > SKIP_WARNINGS_SHOWN))
         return;
     if (why == MTP_PLAN_SKIP_POSITIONS)
         fprintf(stderr, "mtpbench: warning: skipping prompt %s of %s (%s): %d tokens + "
