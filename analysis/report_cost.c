@@ -130,18 +130,43 @@ static double predict(const struct mtp_report_group *g, const struct mtp_costs *
     return *tokens * mtp_cost_baseline(c, dec.greedy) / t->total;
 }
 
+/* The bench round whose prediction for G (point alpha V) is the median over
+ * rounds (the lower middle for an even count): the point estimate's costs.
+ * A round, not per-case medians: those mix rounds, and their prediction can
+ * fall outside an interval that draws whole rounds. */
+static const struct mtp_cost_point *median_round(const struct mtp_report_group *g,
+                                                 const struct mtp_costs *c, const double *v,
+                                                 const struct log_terms *lt)
+{
+    struct mtp_cost_terms t;
+    double tok, *s = mtp_xmalloc(sizeof(double) * (size_t)c->rounds);
+    for (int r = 0; r < c->rounds; r++)
+        s[r] = predict(g, c, &c->round[r], v, lt, &t, &tok);
+    int best = 0;
+    for (int r = 0; r < c->rounds; r++) {
+        int below = 0, equal_before = 0;
+        for (int q = 0; q < c->rounds; q++) {
+            below += s[q] < s[r];
+            equal_before += s[q] == s[r] && q < r;
+        }
+        if (below + equal_before == (c->rounds - 1) / 2)
+            best = r;
+    }
+    free(s);
+    return &c->round[best];
+}
+
+/* The predicted speedup of G at CP (the median round) with its interval:
+ * each bootstrap resample's alpha with one bench round drawn uniformly. */
 static struct mtp_report_stat predict_stat(const struct mtp_report_group *g,
-                                           const struct mtp_costs *c, const struct log_terms *lt,
-                                           uint64_t seed)
+                                           const struct mtp_costs *c,
+                                           const struct mtp_cost_point *cp, const double *v,
+                                           const struct log_terms *lt, uint64_t seed)
 {
     struct mtp_cost_terms t;
     double tok;
     struct mtp_report_stat s = {NAN, NAN, NAN};
-    double *v = mtp_xmalloc(sizeof(double) * (size_t)g->n_metrics);
-    for (int m = 0; m < g->n_metrics; m++)
-        v[m] = g->metrics[m].value;
-    s.value = predict(g, c, &c->median, v, lt, &t, &tok);
-    free(v);
+    s.value = predict(g, c, cp, v, lt, &t, &tok);
     if (g->n_samples < 1)
         return s;
     struct mtp_rng rng;
@@ -243,20 +268,21 @@ static void pred_row(struct mtp_report_table *t, int row, const struct mtp_repor
         v[m] = g->metrics[m].value;
     struct mtp_cost_terms terms;
     double tokens;
-    predict(g, c, &c->median, v, &lt, &terms, &tokens);
+    const struct mtp_cost_point *cp = median_round(g, c, v, &lt);
+    predict(g, c, cp, v, &lt, &terms, &tokens);
+    struct mtp_report_stat ps = predict_stat(g, c, cp, v, &lt, r->opt.seed);
     free(v);
-    struct mtp_report_stat ps = predict_stat(g, c, &lt, r->opt.seed);
     struct mtp_report_stat ms = g->metrics[MTP_REPORT_M_SPEEDUP];
     mtp_report_put_num(t, row, PC_TOKENS, tokens);
     mtp_report_put_num(t, row, PC_COST, terms.total);
-    mtp_report_put_num(t, row, PC_BASE, mtp_cost_baseline(&c->median, g->temperature == 0));
+    mtp_report_put_num(t, row, PC_BASE, mtp_cost_baseline(cp, g->temperature == 0));
     mtp_report_put_stat(t, row, PC_PRED, ps, 1);
     if (projection || isnan(ms.value))
         return;
     mtp_report_put_num(t, row, PC_RATIO, ms.value / ps.value);
     bool apart = !isnan(ms.lo) && !isnan(ps.lo) && (ms.hi < ps.lo || ms.lo > ps.hi);
     if (apart && b) {
-        char *note = disagreement(&terms, mtp_cost_baseline(&c->median, g->temperature == 0),
+        char *note = disagreement(&terms, mtp_cost_baseline(cp, g->temperature == 0),
                                   &lt, &bt, tokens, g->metrics[MTP_REPORT_M_TAU].value);
         mtp_report_put_text(t, row, PC_NOTE, note);
         free(note);

@@ -25,7 +25,9 @@
  * The predicted interval: for each bootstrap resample of prompts (the report's
  * resamples, report.h), the resampled alpha_j with the costs of one bench
  * round drawn uniformly (PCG32 stream MTP_REPORT_COST_STREAM), nearest-rank
- * 2.5% and 97.5%. Titles carry the bench's host, CPU, threads, load average
+ * 2.5% and 97.5%. The point estimate: the full-sample alpha_j with the round
+ * whose prediction is the median over rounds (so it is one of the cost sets
+ * the interval draws). Titles carry the bench's host, CPU, threads, load average
  * and verify/n=1 spread; notes start with a warning when the logs' thread
  * count, CPU or host differ from the bench's, or the bench was noisy. With a
  * cost file from another machine (host or backend differ from the logs'

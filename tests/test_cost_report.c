@@ -377,6 +377,42 @@ static void test_interval_carries_bench_spread(void **state)
         fail_msg("interval width %.4f with noisy rounds, %.4f with quiet ones", wn, wq);
 }
 
+/* The point estimate is the median round's prediction, inside the interval
+ * that draws whole rounds, even when per-case medians would combine rounds
+ * into costs no round had (here: a median point 10x every round). */
+static void test_point_is_a_round(void **state)
+{
+    (void)state;
+    static const double scale[] = {3, 0.5, 1};
+    struct tables t;
+    struct mtp_costs c, mid;
+    make_costs(&c, 3, 3, scale);
+    make_costs(&mid, 1, 3, (const double[]){1});
+    static const double ten[] = {10};
+    struct mtp_costs far;
+    make_costs(&far, 1, 3, ten);
+    c.median = far.round[0];
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    const struct mtp_report_cell *p =
+        cell(&t.pred, row_of(&t.pred, "decoder", "mtp-chain-k2"), "speedup_pred");
+    if (!(p->stat.lo <= p->stat.value && p->stat.value <= p->stat.hi))
+        fail_msg("point %.4f outside its interval [%.4f, %.4f]", p->stat.value, p->stat.lo,
+                 p->stat.hi);
+    /* ... and it is the scale-1 round's prediction: the same as one round alone. */
+    struct tables one;
+    load(&one.d);
+    assert_int_equal(build(&one, &mid), MTP_OK);
+    const struct mtp_report_cell *q =
+        cell(&one.pred, row_of(&one.pred, "decoder", "mtp-chain-k2"), "speedup_pred");
+    assert_float_equal(p->stat.value, q->stat.value, 1e-12);
+    release(&t);
+    release(&one);
+    mtp_costs_free(&c);
+    mtp_costs_free(&mid);
+    mtp_costs_free(&far);
+}
+
 /* ---- issue 26: threads, machine, load ------------------------------------- */
 
 static void test_bench_mismatch_warned(void **state)
@@ -414,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_tree_not_priced_as_chain),
         cmocka_unit_test(test_kstar_per_family),
         cmocka_unit_test(test_interval_carries_bench_spread),
+        cmocka_unit_test(test_point_is_a_round),
         cmocka_unit_test(test_bench_mismatch_warned),
     };
     return cmocka_run_group_tests(tests, write_log, remove_log);
