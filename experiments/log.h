@@ -225,12 +225,15 @@ int mtp_log_reader_open(const char *path, struct mtp_log_reader **out);
 /* The next record: *REC points to a map with a string "type", valid until the
  * next call or mtp_log_reader_close; *REC = NULL at the end (including a
  * cut-off last record, see mtp_log_reader_partial). OFFSET (may be NULL) gets
- * the record's byte offset. MTP_ERR for bytes that do not parse or a record
- * that is not a map with a string "type" (message names the byte offset). */
+ * the record's byte offset. MTP_ERR for bytes that do not parse, a record
+ * that is not a map with a string "type", or a "request" record that fails
+ * to decode or breaks the validity rules of log_check.h (message names the
+ * byte offset and the key): a record returned always decodes. */
 int mtp_log_reader_next(struct mtp_log_reader *r, const msgpack_object **rec, uint64_t *offset);
 
 /* Skip damaged records instead of failing on them (report --skip-damaged):
- * /2 logs only, where the reader resynchronises on the next intact frame.
+ * in /2 logs the reader resynchronises on the next intact frame; in /1 logs
+ * only a request record that parses but fails its checks can be skipped.
  * What was skipped is counted in mtp_log_reader_damage. */
 void mtp_log_reader_skip_damaged(struct mtp_log_reader *r, bool skip);
 

@@ -6,6 +6,7 @@
  * before it sizes anything). The check parses the record's "tree" string:
  * ranks must name nodes of that shape, node counts fit it.
  */
+#include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strlen, memcpy */
 
@@ -101,8 +102,11 @@ static int read_ranks(const msgpack_object *o, struct mtp_request_record *r)
         for (int k = 0; k < w; k++) {
             uint64_t v = 0;
             const msgpack_object *x = k < (int)row->via.array.size ? &row->via.array.ptr[k] : NULL;
-            if (x && (!mtp_log_obj_uint(x, &v) || v >= MTP_TREE_MAX_DRAFTS))
-                return bad_value("tree_ranks", s, "sibling ranks 0..62", x);
+            if (x && (!mtp_log_obj_uint(x, &v) || v >= MTP_TREE_MAX_DRAFTS)) {
+                char want[48];
+                snprintf(want, sizeof want, "sibling ranks 0..%d", MTP_TREE_MAX_DRAFTS - 1);
+                return bad_value("tree_ranks", s, want, x);
+            }
             r->tree_ranks[(size_t)s * w + k] = x ? (int32_t)v : -1;
         }
     }

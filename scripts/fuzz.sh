@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh TARGET|all SECONDS      e.g. scripts/fuzz.sh log 600
 #
-# Targets: safetensors config tokenizer spec dataset log report costs. Builds
+# Targets: safetensors config tokenizer spec dataset log report costs log_fields. Builds
 # build-fuzz/ (CC=clang, -DMTP_FUZZ=ON) when needed. Each target's corpus,
 # build-fuzz/corpus/<target>/, starts from the shipped files (models/,
 # tests/fixtures/, experiments/*.json, datasets/*.jsonl, small logs) and the
@@ -13,10 +13,11 @@
 # FUZZ_KEEP_GOING=1 keeps fuzzing after a finding (libFuzzer fork mode) for
 # long runs; by default the first finding stops the target and the script
 # exits 1. Dictionaries: tests/fuzz/dict/ (JSON inputs, MessagePack logs).
+# FUZZ_BUILD_DIR=DIR builds and keeps corpora in DIR instead of build-fuzz/.
 # Prints one line per target: seconds, executions, findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ALL=(safetensors config tokenizer spec dataset log report costs)
+ALL=(safetensors config tokenizer spec dataset log report costs log_fields)
 if [ $# -ne 2 ] || ! [[ "$2" =~ ^[0-9]+$ ]]; then
   echo "usage: scripts/fuzz.sh TARGET|all SECONDS   (targets: ${ALL[*]})" >&2
   exit 2
@@ -26,7 +27,7 @@ for t in "${targets[@]}"; do
   [[ " ${ALL[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (targets: ${ALL[*]})" >&2; exit 2; }
 done
 seconds=$2
-B=build-fuzz
+B=${FUZZ_BUILD_DIR:-build-fuzz}  # several sessions in one tree: one build folder each
 
 scripts/install-fuzz-deps.sh
 if [ ! -f $B/CMakeCache.txt ]; then
@@ -53,6 +54,7 @@ seed_corpus() {
     spec) cp experiments/*.json "$dir/" ;;
     dataset) for f in datasets/*.jsonl; do head -n 20 "$f" >"$dir/seed-$(basename "$f")"; done ;;
     log|report) cp tests/fixtures/logs/*.msgpack "$dir/" ;;
+    log_fields) printf '\0' >"$dir/seed-no-edit" ;;  # edits of tests/fixtures/logs (fuzz_log_fields.c)
     costs) cp tests/fixtures/costs/*.json "$dir/"
            cp results/*.json "$dir/" 2>/dev/null || true ;;
   esac
@@ -67,8 +69,12 @@ for t in "${targets[@]}"; do
   [ -n "$(ls -A "$corpus")" ] || seed_corpus "$t" "$corpus"
   log=$B/fuzz-$t.log
   extra=()
-  case $t in log|report) dict=tests/fuzz/dict/msgpack.dict ;; *) dict=tests/fuzz/dict/json.dict ;; esac
-  extra+=(-dict="$dict")
+  case $t in
+    log|report) dict=tests/fuzz/dict/msgpack.dict ;;
+    log_fields) dict= ;;  # its input is a list of edits, not a format
+    *) dict=tests/fuzz/dict/json.dict ;;
+  esac
+  [ -z "$dict" ] || extra+=(-dict="$dict")
   if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
     extra+=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
   fi

@@ -1,6 +1,7 @@
 /*
  * fuzz_log.c - libFuzzer target: an experiment log through the reader
- * (every record, request records decoded, the run record's spec as JSON),
+ * (every record, request records decoded, the run record's spec as JSON;
+ * a request record the reader returns must decode: it checks them),
  * once failing on damage and once skipping it, and through the resume scan (mtp_log_open_resume, which may cut a partial
  * tail of the scratch file; nothing else is written).
  */
@@ -22,7 +23,8 @@ static void read_all(const char *path, bool skip_damaged)
         mtp_log_record_type(rec, type, sizeof type);
         if (strcmp(type, "request") == 0) {
             struct mtp_request_record req;
-            (void)mtp_log_decode_request(rec, &req);
+            if (mtp_log_decode_request(rec, &req) != 0)
+                abort(); /* the reader returns only request records that decode (issue 28) */
             mtp_log_request_free(&req);
         } else if (strcmp(type, "run") == 0) {
             free(mtp_log_obj_to_json(mtp_log_map_get(rec, "spec")));

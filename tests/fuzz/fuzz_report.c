@@ -1,8 +1,9 @@
 /*
  * fuzz_report.c - libFuzzer target: an experiment log through the whole
  * report: load (skipping damaged records, so damaged inputs still reach the
- * tables), group, every metric with a small bootstrap, the three table
- * views, rendered as markdown and JSON to /dev/null.
+ * tables), group, every metric with a small bootstrap, the full,
+ * acceptance, ablation and tree views, rendered as markdown and JSON to
+ * /dev/null.
  */
 #include <stdio.h> /* defines: fopen, FILE */
 #include <stdlib.h> /* defines: abort */
@@ -39,9 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             render(&d, &opt, &t, mtp_report_table_full(&r, &t));
             mtp_report_free(&r);
         }
-        struct mtp_report_table a = {0}, b = {0};
+        struct mtp_report_table a = {0}, b = {0}, c = {0};
         render(&d, &opt, &a, mtp_report_table_acceptance(&d, &opt, &a));
         render(&d, &opt, &b, mtp_report_table_ablation(&d, &opt, &b));
+        render(&d, &opt, &c, mtp_report_table_tree(&d, &opt, &c));
     }
     mtp_report_data_free(&d);
     return 0;
