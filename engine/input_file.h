@@ -3,11 +3,11 @@
  * index, config.json, tokenizer.json, datasets, specs, logs, cost files)
  * without ever blocking or reading something that is not a plain file.
  *
- * Every open goes through mtp_input_open: O_NONBLOCK so that a FIFO or a
- * device cannot hang the open, then fstat on the descriptor (no race with a
- * rename between check and use), then a refusal of anything but a regular
- * file. Messages name the path and say what was found ("a directory", "a
- * FIFO", "a symlink loop").
+ * Every open goes through mtp_input_open (or mtp_output_open for a log we
+ * write): O_NONBLOCK so that a FIFO or a device cannot hang the open, then
+ * fstat on the descriptor (no race with a rename between check and use), then
+ * a refusal of anything but a regular file. Messages name the path and say
+ * what was found ("a directory", "a FIFO", "a symlink loop").
  */
 #ifndef MTP_INPUT_FILE_H
 #define MTP_INPUT_FILE_H
