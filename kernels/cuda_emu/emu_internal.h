@@ -58,6 +58,9 @@ void fiber_init(fiber_ctx *f, void (*entry)(void *), void *arg);
 void fiber_resume(fiber_ctx *f);
 /* From F back to the scheduler; FINISHED: F never runs again. */
 void fiber_yield(fiber_ctx *f, bool finished);
+/* From FROM straight into TO (another fiber of the block); FINISHED: FROM
+ * never runs again. */
+void fiber_switch(fiber_ctx *from, fiber_ctx *to, bool finished);
 /* The first thing a new fiber's entry does (AddressSanitizer bookkeeping). */
 void fiber_started(void);
 /* N fiber stacks of config().stack_bytes (kept for the OS thread's lifetime). */

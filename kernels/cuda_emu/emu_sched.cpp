@@ -158,6 +158,30 @@ void release_barrier(block_run *b)
     b->bar_arrived = 0;
 }
 
+/* T stops (waits or has exited): the next runnable lane of its warp runs,
+ * straight from T's fiber (a warp advances in lock-step without passing
+ * through the scheduler: one switch per lane and rendezvous); when none can,
+ * the scheduler goes on with the next warp. The order follows the schedule. */
+NO_ASAN void thread_stop(cuda_thread *t, bool finished)
+{
+    block_run *b = t_block;
+    const int base = t->warp * 32, lanes = b->n_threads - base < 32 ? b->n_threads - base : 32;
+    const schedule s = config().sched;
+    int start = s == SCHEDULE_RANDOM ? (int)(rng_next() % (uint64_t)lanes) : 0;
+    for (int k = 1; k <= lanes; k++) {
+        int l = s == SCHEDULE_REVERSE ? (t->lane - k + 2 * lanes) % lanes
+                : s == SCHEDULE_RANDOM ? (start + k) % lanes
+                                       : (t->lane + k) % lanes;
+        cuda_thread *n = &b->threads[base + l];
+        if (n != t && n->state == T_RUN) {
+            g_cur = n;
+            fiber_switch(t->fib, n->fib, finished);
+            return; /* resumed: whoever switched here set g_cur */
+        }
+    }
+    fiber_yield(t->fib, finished);
+}
+
 /* The body of every fiber: one CUDA thread from start to exit. */
 NO_ASAN void thread_main(void *arg)
 {
@@ -178,7 +202,7 @@ NO_ASAN void thread_main(void *arg)
     t->state = T_EXITED;
     w.exited |= bit;
     b->live--;
-    fiber_yield(t->fib, true);
+    thread_stop(t, true);
     abort(); /* never resumed */
 }
 
@@ -314,7 +338,7 @@ void sync_block(const char *file, int line)
     t->what = "__syncthreads";
     t->file = file;
     t->line = line;
-    fiber_yield(t->fib, false);
+    thread_stop(t, false);
 }
 
 const uint64_t *warp_rendezvous(unsigned mask, uint64_t mine, const char *what, const char *file,
@@ -358,7 +382,7 @@ const uint64_t *warp_rendezvous(unsigned mask, uint64_t mine, const char *what, 
     t->what = what;
     t->file = file;
     t->line = line;
-    fiber_yield(t->fib, false);
+    thread_stop(t, false);
     return w.slots[p];
 }
 
