@@ -8,7 +8,7 @@
  * the row of key j changes: j < n_prefix reads row j, later keys read
  * rows[off[t] + j - n_prefix]. A node whose list is the rows a sequential
  * decode reads therefore gets that decode's bits on this backend
- * (tests/test_cuda_tree.c checks it where a GPU exists). Keep the two kernels
+ * (tests/test_cuda_paths.c checks it, on a GPU or emulated). Keep the two kernels
  * in step.
  *
  * The key lists are uploaded per call into one scratch buffer:
