@@ -8,7 +8,8 @@
  * Input: byte 0 picks the base log (tests/fixtures/logs/v2-trees.msgpack:
  * tree, adaptive, draft-vocabulary, chain and baseline records; or
  * v2-tiny.msgpack), read once from the repository root, where ctest and
- * scripts/fuzz.sh run. Then every 6 bytes are one edit: record, key index,
+ * scripts/fuzz.sh run. Then every 6 bytes are one edit: record (modulo the
+ * log's records), key index (modulo the record's keys),
  * element (0xff: the value itself), sub-element (>= 0x80: none), value (a
  * boundary value or a type change, VALUES below), one spare byte.
  *
@@ -25,6 +26,7 @@
 
 #include "analysis/report.h"  /* defines: mtp_report_* */
 #include "experiments/log.h"  /* defines: mtp_log_* */
+#include "experiments/log_frame.h" /* defines: mtp_log_frame_check */
 #include "fuzz.h"
 #include "../support/log_edit.h" /* defines: log_edit_apply */
 
@@ -77,7 +79,18 @@ enum { N_BASES = sizeof BASES / sizeof BASES[0] };
 struct base {
     uint8_t *data;
     size_t n;
+    int records; /* frames in it: an edit's record byte is taken modulo this */
 };
+
+static int count_records(const uint8_t *data, size_t n)
+{
+    int k = 0;
+    uint32_t len;
+    for (size_t off = 0; off < n && mtp_log_frame_check(data, n, off, &len, NULL) ==
+                                        MTP_LOG_FRAME_OK; off += MTP_LOG_FRAME_HEADER + len)
+        k++;
+    return k > 0 ? k : 1;
+}
 
 /* Base log I, read on first use; a missing file is a broken harness. */
 static const struct base *base_log(int i)
@@ -96,18 +109,19 @@ static const struct base *base_log(int i)
         if (!bases[i].data || fread(bases[i].data, 1, bases[i].n, f) != bases[i].n)
             abort();
         fclose(f);
+        bases[i].records = count_records(bases[i].data, bases[i].n);
     }
     return &bases[i];
 }
 
 /* The edits that DATA spells (see the file comment) into E; their count. */
-static int parse_edits(const uint8_t *data, size_t size, struct log_edit *e)
+static int parse_edits(const uint8_t *data, size_t size, int records, struct log_edit *e)
 {
     int n = 0;
     for (size_t at = 1; at + EDIT_BYTES <= size && n < MAX_EDITS; at += EDIT_BYTES, n++) {
         const uint8_t *b = data + at;
         e[n] = VALUES[b[4] % N_VALUES];
-        e[n].record = b[0];
+        e[n].record = b[0] % records;
         e[n].key = NULL;
         e[n].key_index = b[1];
         e[n].elem = b[2] == 0xff ? -1 : b[2];
@@ -181,7 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const struct base *b = base_log(data[0] % N_BASES);
     struct log_edit edits[MAX_EDITS];
-    int n = parse_edits(data, size, edits);
+    int n = parse_edits(data, size, b->records, edits);
     uint8_t *log;
     size_t len;
     (void)log_edit_apply(b->data, b->n, edits, n, &log, &len);
