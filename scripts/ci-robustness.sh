@@ -14,4 +14,5 @@ step() {
   echo "ci-robustness: $name took $(( $(date +%s) - start )) s"
 }
 step "sanitizer build and tests" scripts/sanitize.sh
+step "CUDA tests emulated on the CPU, plain and sanitized" scripts/cuda-emu-test.sh
 step "fuzzing (${FUZZ_SECONDS:-20} s per target)" scripts/fuzz.sh all "${FUZZ_SECONDS:-20}"
