@@ -7,7 +7,11 @@
  *   - without set_prefill: matmul and FFN within the GEMV's budget of the CPU,
  *     and each token's row bitwise equal to the same token computed alone;
  *   - under set_prefill: within the cuBLAS budget (2^-7 S: activations rounded
- *     to BF16), and set_prefill(0) brings back the invariant rows.
+ *     to BF16), and set_prefill(0) brings back the invariant rows;
+ *   - through the engine on models/mtp-mini: a forward of 100 tokens (not a
+ *     prefill) gives bitwise the logits of the same tokens in chunks of 64 and
+ *     36, and the CPU's within 1e-3; mtp_engine_prefill of 100 tokens (cuBLAS)
+ *     the CPU's last logits within 3e-2.
  * Each case prints its measured error (units of its budget), so tolerances can
  * be calibrated on a GPU. Without a usable GPU (or the emulation build) the
  * test is skipped (exit 77).
@@ -27,7 +31,9 @@
 #include <string.h>
 
 #include "engine/dtype.h"
+#include "engine/engine.h"
 #include "engine/error.h"
+#include "support/compare.h"
 #include "kernels/backend.h"
 
 static struct mtp_backend *g_cpu, *g_cuda;
@@ -205,10 +211,75 @@ static void test_ffn_n100(void **state)
     free((void *)f.down.data);
 }
 
+/* The largest |a - b| over COUNT floats. */
+static double max_abs_diff(const float *a, const float *b, size_t count)
+{
+    double worst = 0;
+    for (size_t i = 0; i < count; i++)
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+    return worst;
+}
+
+static void test_engine_n100(void **state)
+{
+    (void)state;
+    NEED_GPU();
+    struct mtp_model *model = NULL;
+    if (mtp_model_load(MTP_SOURCE_DIR "/models/mtp-mini", &model))
+        fail_msg("%s", mtp_error_message());
+    struct mtp_engine_options opt = {.max_positions = 256, .max_batch = 128,
+                                     .poison_rollback = true};
+    struct mtp_engine *ec = NULL, *eg = NULL;
+    if (mtp_engine_create(model, g_cpu, &opt, &ec) || mtp_engine_create(model, g_cuda, &opt, &eg))
+        fail_msg("%s", mtp_error_message());
+    const int V = model->cfg.vocab_size;
+    int32_t tok[N];
+    for (int i = 0; i < N; i++)
+        tok[i] = (int32_t)((i * 37 + 11) % V);
+    float *lc = malloc(sizeof(float) * N * V), *lg = malloc(sizeof(float) * N * V);
+    float *chunks = malloc(sizeof(float) * N * V);
+    /* not a prefill (e.g. the modules' pass over a prompt, a long catch-up) */
+    assert_int_equal(mtp_engine_forward(ec, tok, N, 0, lc, NULL), MTP_OK);
+    assert_int_equal(mtp_engine_forward(eg, tok, N, 0, lg, NULL), MTP_OK);
+    mtp_engine_truncate(eg, 0, 0);
+    assert_int_equal(mtp_engine_forward(eg, tok, 64, 0, chunks, NULL), MTP_OK);
+    assert_int_equal(mtp_engine_forward(eg, tok + 64, N - 64, 64, chunks + (size_t)64 * V, NULL),
+                     MTP_OK);
+    int differing = 0;
+    for (int t = 0; t < N; t++)
+        differing += memcmp(lg + (size_t)t * V, chunks + (size_t)t * V, sizeof(float) * V) != 0;
+    printf("[  INFO    ] mtp-mini forward of %d tokens outside prefill: %d rows differ bitwise "
+           "from chunks of 64 + %d; worst |cuda - cpu| logit %.3g\n",
+           N, differing, N - 64, max_abs_diff(lg, lc, (size_t)N * V));
+    assert_int_equal(differing, 0);
+    static const struct mtp_tolerance exact = {
+        .atol = 1e-3, .rtol = 1e-3, .min_cosine = 0.99999,
+        .why = "BF16 weights exact on the device; fp32 order through the layers"};
+    assert_true(mtp_compare("mtp-mini forward n=100", lg, lc, (size_t)N * V, &exact, NULL));
+    /* a prefill: cuBLAS for the chunk, BF16 activations */
+    mtp_engine_truncate(ec, 0, 0);
+    mtp_engine_truncate(eg, 0, 0);
+    assert_int_equal(mtp_engine_prefill(ec, tok, N, lc, NULL), MTP_OK);
+    assert_int_equal(mtp_engine_prefill(eg, tok, N, lg, NULL), MTP_OK);
+    static const struct mtp_tolerance bf16 = {
+        .atol = 3e-2, .rtol = 3e-2, .min_cosine = 0.999,
+        .why = "prefill through cuBLAS: activations rounded to BF16 before each GEMM"};
+    printf("[  INFO    ] mtp-mini prefill of %d tokens (cuBLAS): worst |cuda - cpu| last logit "
+           "%.3g\n", N, max_abs_diff(lg, lc, (size_t)V));
+    assert_true(mtp_compare("mtp-mini prefill n=100", lg, lc, (size_t)V, &bf16, NULL));
+    free(lc);
+    free(lg);
+    free(chunks);
+    mtp_engine_free(eg);
+    mtp_engine_free(ec);
+    mtp_model_free(model);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_matmul_n100),
-                                       cmocka_unit_test(test_ffn_n100)};
+                                       cmocka_unit_test(test_ffn_n100),
+                                       cmocka_unit_test(test_engine_n100)};
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     if (failed == 0 && !g_cuda) {
         printf("test_cuda_prefill: skipped (%s); exit 77 so ctest reports Skipped\n", g_why);
