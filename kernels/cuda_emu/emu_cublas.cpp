@@ -145,7 +145,7 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa,
     if (m < 0 || n < 0)
         return invalid("m = %d, n = %d: negative size", m, n);
     if (k < 0)
-        return invalid("k = %d: negative size%.0d", k, 0);
+        return invalid("k = %d: negative size (m = %d)", k, m);
     /* A as stored: [m x k] (N) or [k x m] (T); B: [k x n] (N) or [n x k] (T). */
     int a_rows = transa == CUBLAS_OP_N ? m : k, a_cols = transa == CUBLAS_OP_N ? k : m;
     int b_rows = transb == CUBLAS_OP_N ? k : n, b_cols = transb == CUBLAS_OP_N ? n : k;
