@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""card_long.py - the model card of a context-extension stretch (models/mtp-v3-long/README.md).
+"""card_long.py - the model card of a context-extension stretch (MODEL_DIR/README.md).
 
-    .venv/bin/python training/card_long.py models/mtp-v3-long --base models/mtp-v3 \\
+    .venv/bin/python training/card_long.py MODEL_DIR --base models/mtp-v3 \\
         --log training/logs/mtp-v3/stretch-5-context.jsonl \\
         --eval BASE_PLAIN.json BASE_YARN.json EXTENDED.json [--status "..."]
 
