@@ -111,7 +111,7 @@ def main():
         "",
         "`training/train.py --config v3-long --init-from models/mtp-v3 --long-every %d --long-seq %d "
         "--lr %g --threads %d --bias-rule %s --bias-gamma %g --balance-alpha %g --gate-lr-mult %g` "
-        "(`--time-budget-min %g`): every %d-th step is %d window(s) of %d tokens inside one whole "
+        "(`--time-budget-min %g`): every step whose number is a multiple of %d trains on %d window(s) of %d tokens inside one whole "
         "training document (`training/long_docs.py`: the parts of one source file, the"
         " chapters of one Bible book, the cookies of one fortune file, put back together; a category is"
         " drawn uniformly, then a window), the other steps the short batch of the earlier stretches (%d x"
@@ -120,9 +120,10 @@ def main():
            a["balance_alpha"], a["gate_lr_mult"], a["time_budget_min"], a["long_every"], a["long_batch"],
            a["long_seq"], a["batch"], a["seq"], a["mtp_lambda"]),
         "",
-        "Reached: step %s, %s tokens, %.0f min on a shared 2-core machine (%s tok/s at the end). Log:"
-        " `%s`." % (last.get("step"), "{:,}".format(last.get("tokens", 0)), last.get("elapsed_s", 0) / 60,
-                    last.get("tok_s"), args.log),
+        "The log ends at step %s, %s tokens, %.0f min on a shared 2-core machine (%s tok/s at the end);"
+        " the weights are those of the last checkpoint before it (every %g min). Log: `%s`."
+        % (last.get("step"), "{:,}".format(last.get("tokens", 0)), last.get("elapsed_s", 0) / 60,
+           last.get("tok_s"), a["ckpt_every_min"], args.log),
         "",
         "## Short context (512 tokens, %d fixed validation windows)" % args.val_windows,
         "",
