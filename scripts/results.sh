@@ -39,10 +39,14 @@ fresh_log() { # LOG: move an old log (and the bench beside it) out of the way
 part_default() {
   local log=runs/default/default.msgpack
   fresh_log "$log"
-  local start wall
+  local start wall built load0 load1
+  built=$([ -d build ] && echo "already existed (an incremental build; a first build adds its compile time)" ||
+          echo "did not exist: the time includes the first build")
+  load0=$(cut -d' ' -f1 /proc/loadavg)
   start=$(date +%s)
   scripts/study.sh experiments/default.json > runs/default/study-output.txt
   wall=$(( $(date +%s) - start ))
+  load1=$(cut -d' ' -f1 /proc/loadavg)
   cp runs/default/acceptance_by_position.png runs/default/depth_tau_speedup.png \
      runs/default/phase_latency.png runs/default/cost_model.png results/ 2>/dev/null ||
     echo "results: plots missing (no matplotlib?)" >&2
@@ -54,7 +58,7 @@ part_default() {
   {
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) CPU cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)):"
     echo "\`scripts/study.sh\` (build, default study, report, plots) took **${wall} s** wall time."
-    echo "The build directory already existed (an incremental build); a first build adds its compile time."
+    echo "The build directory ${built}. Load average (1 min) ${load0} at the start, ${load1} at the end."
   } > "$gen/timing"
   # Costs with real tokens: experts touched by a verification of n adjacent
   # tokens, against n tokens of the same text drawn apart (the baseline that
