@@ -22,6 +22,9 @@ Figures:
                               their own; tree decoders are left to tree_ablation.png
   phase_latency.png           time per emitted token split into draft / verify / accept /
                               update, stacked, per decoder and temperature
+  acceptance_by_context.png   (logs whose steps span several context bins) tau and alpha_1 against
+                              the context length and the position in the generation
+                              (`mtpbench report --table position`)
   tree_ablation.png           (logs with tree decoders) tau and speedup against the tokens
                               verified per step, chains vs static vs dynamic trees, per
                               temperature (`mtpbench report --table tree`)
@@ -362,6 +365,40 @@ def fig_tree(rows):
     return fig
 
 
+def fig_context(rows):
+    """acceptance_by_context.png from `report --table position` rows: tau and alpha_1 against the
+    context-length bin and the generation-position bin, one line per decoder and temperature (a
+    line joins the bins of one decoder only). None when no decoder has steps in two context bins."""
+    series = {}
+    for r in rows:
+        series.setdefault((r["decoder"], val(r["temperature"])[0]), []).append(r)
+    if not any(len({r["bin"] for r in rs if r["axis"] == "context"}) > 1 for rs in series.values()):
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), squeeze=False)
+    for col, axis in enumerate(("context", "generation")):
+        bins = []
+        for r in rows:  # the view orders bins by their lower edge within each decoder
+            if r["axis"] == axis and r["bin"] not in bins:
+                bins.append(r["bin"])
+        bins.sort(key=lambda b: int(b.lstrip(">=").split("-")[0]))
+        for row, metric in enumerate(("tau", "alpha_1")):
+            ax = axes[row][col]
+            for (dec, t), rs in sorted(series.items()):
+                pts = [r for r in rs if r["axis"] == axis]
+                errbar(ax, [bins.index(r["bin"]) for r in pts], [r[metric] for r in pts],
+                       [dec] * len(pts), marker="o", label="%s, T=%g" % (dec, t))
+            ax.set_xticks(range(len(bins)))
+            ax.set_xticklabels(bins, rotation=30, fontsize=7)
+            ax.set_xlabel("%s (tokens)" % ("context: prompt + emitted" if axis == "context"
+                                           else "position in the generation"))
+            ax.set_ylabel(metric)
+            ax.grid(alpha=0.3)
+    axes[0][1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.suptitle("Acceptance against context length and generation position (95% bootstrap intervals)")
+    fig.tight_layout()
+    return fig
+
+
 def save(fig, path, dpi=110):
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
@@ -401,6 +438,12 @@ def main():
     tree = fig_tree(json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)["rows"])
     if tree is not None:
         written.append(save(tree, os.path.join(out, "tree_ablation.png"), dpi=120))
+    cmd = [args.mtpbench, "report", *logs, "--format", "json", "--table", "position",
+           "--bootstrap", str(args.bootstrap)]
+    pos = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    context = fig_context(json.loads(pos.stdout)["rows"]) if pos.returncode == 0 else None
+    if context is not None:
+        written.append(save(context, os.path.join(out, "acceptance_by_context.png")))
     if args.costs:
         written.append(save(cost_figure(args, logs, rows_all, decoders),
                             os.path.join(out, "cost_model.png")))
