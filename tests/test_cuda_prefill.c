@@ -35,38 +35,29 @@
 #include "engine/error.h"
 #include "support/compare.h"
 #include "kernels/backend.h"
+#include "support/cuda_pair.h"
 
-static struct mtp_backend *g_cpu, *g_cuda;
-static char g_why[512];
+static struct test_cuda_pair g_pair;
+static struct mtp_backend *g_cpu, *g_cuda; /* g_pair's two sides */
 
 static int setup(void **state)
 {
     (void)state;
-    if (mtp_backend_cpu_create(1, &g_cpu))
+    if (test_cuda_pair_open(&g_pair, 1))
         return -1;
-    if (mtp_backend_cuda_create(0, &g_cuda)) {
-        snprintf(g_why, sizeof g_why, "%s", mtp_error_message());
-        mtp_error_clear();
-        g_cuda = NULL;
-    }
+    g_cpu = g_pair.cpu;
+    g_cuda = g_pair.cuda;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    mtp_backend_free(g_cuda);
-    mtp_backend_free(g_cpu);
+    test_cuda_pair_close(&g_pair);
     return 0;
 }
 
-#define NEED_GPU()                                                                                 \
-    do {                                                                                           \
-        if (!g_cuda) {                                                                             \
-            printf("[  SKIPPED ] %s\n", g_why);                                                    \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
+#define NEED_GPU() TEST_NEED_GPU(&g_pair)
 
 enum { N = 100, ROWS = 72, COLS = 300 };
 
@@ -282,7 +273,7 @@ int main(void)
                                        cmocka_unit_test(test_engine_n100)};
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     if (failed == 0 && !g_cuda) {
-        printf("test_cuda_prefill: skipped (%s); exit 77 so ctest reports Skipped\n", g_why);
+        printf("test_cuda_prefill: skipped (%s); exit 77 so ctest reports Skipped\n", g_pair.why);
         return 77;
     }
     return failed;

@@ -27,28 +27,25 @@
 
 #include "engine/error.h"
 #include "kernels/backend.h"
+#include "support/cuda_pair.h"
 
-static struct mtp_backend *g_cpu, *g_cuda;
-static char g_why[512];
+static struct test_cuda_pair g_pair;
+static struct mtp_backend *g_cpu, *g_cuda; /* g_pair's two sides */
 
 static int setup(void **state)
 {
     (void)state;
-    if (mtp_backend_cpu_create(1, &g_cpu))
+    if (test_cuda_pair_open(&g_pair, 1))
         return -1;
-    if (mtp_backend_cuda_create(0, &g_cuda)) {
-        snprintf(g_why, sizeof g_why, "%s", mtp_error_message());
-        mtp_error_clear();
-        g_cuda = NULL;
-    }
+    g_cpu = g_pair.cpu;
+    g_cuda = g_pair.cuda;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    mtp_backend_free(g_cuda);
-    mtp_backend_free(g_cpu);
+    test_cuda_pair_close(&g_pair);
     return 0;
 }
 
@@ -141,10 +138,7 @@ static void route_all_cases(const struct mtp_route_params *p, bool bias)
 static void test_route_nan_every_method(void **state)
 {
     (void)state;
-    if (!g_cuda) {
-        printf("[  SKIPPED ] %s\n", g_why);
-        skip();
-    }
+    TEST_NEED_GPU(&g_pair);
     struct mtp_route_params v3 = {.scoring = MTP_SCORING_SIGMOID, .method = MTP_TOPK_NOAUX_TC,
                                   .n_experts = 32, .top_k = 6, .n_group = 4, .topk_group = 2,
                                   .norm_topk_prob = 1, .routed_scaling_factor = 2.5f};
@@ -173,7 +167,7 @@ int main(void)
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_route_nan_every_method)};
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     if (failed == 0 && !g_cuda) {
-        printf("test_cuda_route_nan: skipped (%s); exit 77 so ctest reports Skipped\n", g_why);
+        printf("test_cuda_route_nan: skipped (%s); exit 77 so ctest reports Skipped\n", g_pair.why);
         return 77;
     }
     return failed;
