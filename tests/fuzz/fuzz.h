@@ -25,4 +25,10 @@ const char *fuzz_scratch_file(const uint8_t *data, size_t size, size_t min_size)
 /* DATA as a new NUL-terminated string (free() it). */
 char *fuzz_strndup(const uint8_t *data, size_t size);
 
+/* The log at PATH through the whole report: load (skipping damaged records,
+ * so damaged inputs still reach the tables), every metric with BOOTSTRAP
+ * resamples, the full, acceptance, ablation, tree and position views,
+ * rendered as markdown and JSON to /dev/null. */
+void fuzz_report_all(const char *path, int bootstrap);
+
 #endif

@@ -153,42 +153,6 @@ static void read_all(const char *path, bool skip_damaged)
     mtp_log_reader_close(r);
 }
 
-static void render(const struct mtp_report_data *d, const struct mtp_report_options *opt,
-                   struct mtp_report_table *t, int rc)
-{
-    static FILE *sink;
-    if (!sink && !(sink = fopen("/dev/null", "w")))
-        abort();
-    struct mtp_report_meta meta = {d, opt};
-    if (rc == 0) {
-        (void)mtp_report_write(sink, t, MTP_REPORT_FORMAT_MD, &meta);
-        (void)mtp_report_write(sink, t, MTP_REPORT_FORMAT_JSON, &meta);
-    }
-    mtp_report_table_free(t);
-}
-
-static void report_all(const char *path)
-{
-    struct mtp_report_data d = {0};
-    d.skip_damaged = true;
-    if (mtp_report_data_load(&d, path, NULL) == 0 && d.n_requests > 0) {
-        struct mtp_report_options opt;
-        mtp_report_options_default(&opt);
-        opt.bootstrap = 4; /* the intervals' code paths, not their precision */
-        struct mtp_report r;
-        struct mtp_report_table t = {0};
-        if (mtp_report_build(&d, &opt, &r) == 0) {
-            render(&d, &opt, &t, mtp_report_table_full(&r, &t));
-            mtp_report_free(&r);
-        }
-        struct mtp_report_table a = {0}, b = {0}, c = {0};
-        render(&d, &opt, &a, mtp_report_table_acceptance(&d, &opt, &a));
-        render(&d, &opt, &b, mtp_report_table_ablation(&d, &opt, &b));
-        render(&d, &opt, &c, mtp_report_table_tree(&d, &opt, &c));
-    }
-    mtp_report_data_free(&d);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -202,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_scratch_file(log, len, 0);
     read_all(path, false);
     read_all(path, true);
-    report_all(path);
+    fuzz_report_all(path, 4); /* the intervals' code paths, not their precision */
     struct mtp_log_writer *w = NULL;
     struct mtp_log_resume st;
     if (mtp_log_open_resume(path, NULL, NULL, &w, &st) == 0) {
