@@ -1,7 +1,7 @@
 /*
  * cost_file.c - reading `mtpbench bench --json` files (cost_model.h).
  *
- * The file is a flat list of named cases (cli/bench_json.c); the model needs
+ * The file is a flat list of named cases (bench/bench_json.c); the model needs
  * decode, verify/n=1..16, draft/module=k/n=1..16 per module, the three
  * choose cases and update. Each is looked up by name; a missing or malformed
  * one is an error naming the file and the case. A cost file is an input like
@@ -20,7 +20,7 @@
 #include <string.h>  /* defines: strcmp, memset */
 
 #include "cost_model.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/input_file.h" /* defines: mtp_input_load_json */
 
 #define COSTS_SCHEMA "mtpbench-costs/1"

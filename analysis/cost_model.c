@@ -6,7 +6,7 @@
 #include <math.h>   /* defines: isnan */
 #include <string.h> /* defines: memset */
 
-#include "engine/error.h" /* defines: MTP_CHECK */
+#include "core/error.h" /* defines: MTP_CHECK */
 
 static int clamp_rows(int n) { return n < 1 ? 1 : n > MTP_COST_MAX_N ? MTP_COST_MAX_N : n; }
 static int max_int(int a, int b) { return a > b ? a : b; }

@@ -29,7 +29,7 @@ enum { MTP_COST_MAX_N = 16, MTP_COST_MAX_MODULES = MTP_COST_MAX_N - 1 };
 #define MTP_COST_MAX_RATIO 1e6
 
 /* Draft vocabularies the bench times ("draft_vocab/module=k/N=n", as
- * cli/bench_costs.h), in this order. */
+ * bench/bench_costs.h), in this order. */
 enum { MTP_COST_N_VOCABS = 3 };
 static const int mtp_cost_vocabs[MTP_COST_N_VOCABS] = {2048, 1024, 512};
 

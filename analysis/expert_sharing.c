@@ -13,7 +13,7 @@
 #include <stdlib.h> /* defines: qsort */
 #include <string.h> /* defines: memset */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/rng.h"
 
 double mtp_routes_distinct(const struct mtp_routes *r, const int *positions, int n)

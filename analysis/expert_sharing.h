@@ -2,7 +2,7 @@
  * expert_sharing.h - distinct routed experts selected by a set of tokens, from
  * routing decisions recorded along a walk through real text (expert_sharing.c).
  *
- * `mtpbench bench --text` (cli/bench_sharing.c) compares n adjacent tokens,
+ * `mtpbench bench --text` (bench/bench_sharing.c) compares n adjacent tokens,
  * the shape of a verification, with n tokens of the same text drawn apart.
  * Both see the same experts' popularity, so their ratio isolates what
  * adjacency itself shares; the ratio of apart tokens to independent uniform

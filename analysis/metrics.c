@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h> /* defines: memset */
 
-#include "engine/error.h" /* defines: MTP_CHECK */
+#include "core/error.h" /* defines: MTP_CHECK */
 
 void mtp_metrics_init(struct mtp_metrics *m, int K)
 {

@@ -1,5 +1,5 @@
 """plot_bench_noise.py - was the bench behind a cost-model plot noisy? A stated
-criterion on the cost file of `mtpbench bench --json` (cli/bench_json.c), so
+criterion on the cost file of `mtpbench bench --json` (bench/bench_json.c), so
 that wide predicted intervals are flagged as the bench's, not the model's.
 
 Criterion (any one makes the bench noisy):

@@ -12,7 +12,7 @@
 #include <math.h>   /* defines: NAN, isnan, ceil */
 #include <stdlib.h> /* defines: qsort, free */
 
-#include "engine/error.h" /* defines: mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_xcalloc */
 
 uint32_t mtp_report_draw_index(struct mtp_rng *rng, uint32_t n)
 {

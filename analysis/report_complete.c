@@ -19,7 +19,7 @@
 #include <stdlib.h> /* defines: free, bsearch */
 #include <string.h> /* defines: strcmp, memset */
 
-#include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 
 static bool by_has(const struct mtp_report_options *opt, enum mtp_report_key k)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h> /* defines: free, atoi */
 #include <string.h> /* defines: strcmp, strstr */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "report_cost_check.h"
 #include "report_internal.h"
 

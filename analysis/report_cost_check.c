@@ -9,7 +9,7 @@
 #include <string.h> /* defines: strcmp */
 
 #include "engine/engine_tree.h" /* defines: MTP_TREE_MAX_NODES */
-#include "engine/error.h"
+#include "core/error.h"
 #include "report_internal.h"
 
 /* One count of step S of request R: FIELD = V must lie in LO..HI. */

@@ -14,7 +14,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strcmp, strlen */
 
-#include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 
 enum { CELL_CAP = 160 }; /* three numbers of < 32 characters and the brackets */
 

@@ -18,7 +18,7 @@
 #include <stdlib.h> /* defines: qsort, bsearch, free */
 #include <string.h> /* defines: strcmp, strtok_r */
 
-#include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 
 static const char *const key_names[MTP_REPORT_KEY_COUNT] = {
     [MTP_REPORT_KEY_DECODER] = "decoder",   [MTP_REPORT_KEY_TEMPERATURE] = "temperature",

@@ -18,7 +18,7 @@
 #include <jansson.h> /* defines: json_t, json_dumpf */
 #include <math.h>    /* defines: isnan */
 
-#include "engine/error.h" /* defines: mtp_error_set */
+#include "core/error.h" /* defines: mtp_error_set */
 
 static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
 

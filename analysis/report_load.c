@@ -22,7 +22,7 @@
 #include <string.h> /* defines: memset, strcmp */
 #include <time.h>   /* defines: gmtime_r, strftime */
 
-#include "engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 #include "experiments/shard.h" /* defines: mtp_shard_is_log_name */
 
 /* "<name>@2025-01-31T12:34:56Z" */

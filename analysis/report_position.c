@@ -22,7 +22,7 @@
 #include <stdlib.h> /* defines: free, qsort */
 #include <string.h> /* defines: strcmp */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/rng.h"
 #include "report_internal.h"
 

@@ -15,7 +15,7 @@
 #include <stdlib.h> /* defines: qsort, free */
 #include <string.h> /* defines: memset */
 
-#include "engine/error.h" /* defines: mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_xcalloc */
 
 const double mtp_report_pcts[MTP_REPORT_NPCT] = {0.50, 0.90, 0.99};
 

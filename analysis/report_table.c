@@ -15,7 +15,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memset, strcmp */
 
-#include "engine/error.h" /* defines: mtp_xcalloc, mtp_error_set */
+#include "core/error.h" /* defines: mtp_xcalloc, mtp_error_set */
 
 /* ---- building blocks ------------------------------------------------------ */
 

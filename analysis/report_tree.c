@@ -19,7 +19,7 @@
 #include <stdlib.h> /* defines: qsort, free */
 #include <string.h> /* defines: strcmp */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "report_internal.h"
 
 enum { TREE_VIEW_DEPTHS = 4, TREE_VIEW_RANKS = 3 }; /* beta_1..4; ranks 0, 1, 2+ */

@@ -15,7 +15,7 @@
 #include <stdlib.h> /* defines: qsort, free */
 #include <string.h> /* defines: strcmp */
 
-#include "engine/error.h" /* defines: mtp_xcalloc */
+#include "core/error.h" /* defines: mtp_xcalloc */
 
 static bool same_str(const char *a, const char *b)
 {

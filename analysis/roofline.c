@@ -14,7 +14,7 @@
 #include <time.h>   /* defines: clock_gettime */
 #include <unistd.h> /* defines: sysconf */
 
-#include "engine/error.h"
+#include "core/error.h"
 
 static double now_s(void)
 {

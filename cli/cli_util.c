@@ -8,7 +8,7 @@
 #include <stdlib.h> /* defines: strtol, strtod */
 #include <string.h> /* defines: strncmp, strcspn */
 
-#include "engine/error.h"
+#include "core/error.h"
 
 int mtp_cli_parse_int(const char *name, const char *value, long lo, long hi, long *out)
 {

@@ -39,17 +39,17 @@
 #include <time.h>   /* defines: clock_gettime */
 
 #include "analysis/roofline.h"
-#include "bench_costs.h"
-#include "bench_json.h"
-#include "bench_ops.h"
-#include "bench_sharing.h"
-#include "bench_threads.h"
-#include "bench_timer.h"
-#include "bench_tree.h"
+#include "bench/bench_costs.h"
+#include "bench/bench_json.h"
+#include "bench/bench_ops.h"
+#include "bench/bench_sharing.h"
+#include "bench/bench_threads.h"
+#include "bench/bench_timer.h"
+#include "bench/bench_tree.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 
 enum { BENCH_MAX_VERIFY = MTP_BENCH_MAX_N, BENCH_WARMUP_ROUNDS = 1, BENCH_INNER = 3 };

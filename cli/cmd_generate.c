@@ -23,9 +23,9 @@
 #include "commands.h"
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/limits.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 

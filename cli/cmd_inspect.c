@@ -11,7 +11,7 @@
 #include "cli_util.h"       /* defines: mtp_cli_fail */
 #include "commands.h"       /* defines: mtp_cmd_inspect */
 #include "engine/config.h" /* defines: struct mtp_config */
-#include "engine/error.h"  /* defines: mtp_error_message */
+#include "core/error.h"  /* defines: mtp_error_message */
 #include "engine/fp8_scales.h" /* defines: mtp_fp8_scales_scan */
 #include "engine/model.h"  /* defines: mtp_model_load, mtp_model_param_counts */
 #include "engine/weights_check.h" /* defines: mtp_weights_check_finite */

@@ -21,7 +21,7 @@
 #include "analysis/report.h" /* defines: mtp_report_* */
 #include "cli_util.h"        /* defines: mtp_cli_parse_int, mtp_cli_fail */
 #include "commands.h"        /* defines: mtp_cmd_report */
-#include "engine/error.h"    /* defines: mtp_error_message */
+#include "core/error.h"    /* defines: mtp_error_message */
 #include "report_cost_out.h" /* defines: mtp_report_cost_output */
 
 enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE, VIEW_POSITION };

@@ -12,7 +12,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/runner.h"
 #include "experiments/runner_mpi.h"
 #include "experiments/shard.h"

@@ -9,7 +9,7 @@
 
 #include "analysis/report_cost.h"
 #include "analysis/report_cost_check.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 /* TABLE rendered as JSON, parsed back (so two tables can share one object). */
 static json_t *table_json(const struct mtp_report_table *t, const struct mtp_report_meta *meta)

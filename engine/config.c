@@ -19,7 +19,7 @@
 #include <string.h>  /* defines: strcmp, memset */
 
 #include "../kernels/backend.h" /* defines: MTP_MAX_ROPE_PAIRS */
-#include "error.h"
+#include "../core/error.h"
 #include "input_file.h" /* defines: mtp_input_load_json */
 
 /* The file being read and its parsed root, threaded through every reader so

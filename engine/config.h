@@ -11,16 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum mtp_scoring_func {
-    MTP_SCORING_SIGMOID, /* V3: s = sigmoid(logits) */
-    MTP_SCORING_SOFTMAX, /* V2: s = softmax(logits) */
-};
-
-enum mtp_topk_method {
-    MTP_TOPK_NOAUX_TC,             /* V3: sigmoid + bias, group score = sum of top-2 biased */
-    MTP_TOPK_GREEDY,               /* V2-Lite: plain top-k of s */
-    MTP_TOPK_GROUP_LIMITED_GREEDY, /* V2: group score = max of s in the group */
-};
+#include "../core/routing.h" /* defines: enum mtp_scoring_func, mtp_topk_method */
 
 struct mtp_rope_scaling {
     bool yarn;                   /* rope_scaling.type (or rope_type) == "yarn"; false = none */

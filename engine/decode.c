@@ -8,7 +8,7 @@
 #include <time.h>   /* defines: clock_gettime */
 
 #include "decode_tree.h"
-#include "error.h"
+#include "../core/error.h"
 
 uint64_t mtp_decode_now_ns(void)
 {

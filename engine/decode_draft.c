@@ -61,7 +61,7 @@
 
 #include "decode_internal.h"
 #include "draft_vocab.h"
-#include "error.h"
+#include "../core/error.h"
 
 static int min_int(int a, int b) { return a < b ? a : b; }
 static int max_int(int a, int b) { return a > b ? a : b; }

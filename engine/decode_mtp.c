@@ -11,7 +11,7 @@
  * Each phase is timed separately into the step record.
  */
 #include "decode_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 /* Step 3: the acceptance pass; returns a and writes the final token. */
 static int accept_drafts(struct mtp_decode *d, int32_t *final_token)

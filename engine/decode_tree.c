@@ -17,7 +17,7 @@
 #include <string.h> /* defines: memcpy */
 
 #include "decode_tree.h"
-#include "error.h"
+#include "../core/error.h"
 #include "tree_accept.h"
 
 /* The shape itself: rebuilt through its constructor's checks. */

@@ -56,7 +56,7 @@
 #include <string.h> /* defines: memcpy */
 
 #include "decode_tree.h"
-#include "error.h"
+#include "../core/error.h"
 #include "tree_accept.h"
 
 static const struct mtp_sampling unit_temperature = {.temperature = 1.0f, .top_p = 1.0f};

@@ -9,8 +9,8 @@
 #include <string.h> /* defines: memcmp, memcpy, strdup */
 #include <sys/stat.h> /* defines: struct stat */
 
-#include "dtype.h"      /* defines: mtp_dtype_size */
-#include "error.h"      /* defines: mtp_error_set, mtp_xmalloc, MTP_CHECK */
+#include "../core/dtype.h"      /* defines: mtp_dtype_size */
+#include "../core/error.h"      /* defines: mtp_error_set, mtp_xmalloc, MTP_CHECK */
 #include "input_file.h" /* defines: mtp_input_fopen */
 
 enum { FREQ_HEADER = 24 }; /* magic[8], u32 vocab_size, u32 reserved, u64 total */

@@ -12,7 +12,7 @@
 
 #include "draft_vocab.h"
 #include "engine_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 static int max_int(int a, int b) { return a > b ? a : b; }
 

@@ -10,7 +10,7 @@
 
 #include "draft_vocab.h"
 #include "engine_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 static void draft_vocab_free(struct mtp_draft_vocab *dv)
 {

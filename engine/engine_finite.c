@@ -15,7 +15,7 @@
 #include <stdio.h>  /* defines: vsnprintf */
 
 #include "engine_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 bool mtp_finite_rows(const float *x, int rows, int cols, const char *what,
                      struct mtp_nonfinite *bad)

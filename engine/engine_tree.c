@@ -5,7 +5,7 @@
  * from it (so diagnosis reruns of a failed chunk see the same tree).
  */
 #include "engine_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 /* The batch must fit one chunk, and every key row must exist after the
  * forward wrote its rows (a key beyond them would read stale data). */

@@ -10,8 +10,8 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy, memset, strlen */
 
-#include "dtype.h" /* defines: mtp_fp8_e4m3_to_f32 */
-#include "error.h"
+#include "../core/dtype.h" /* defines: mtp_fp8_e4m3_to_f32 */
+#include "../core/error.h"
 
 const char *mtp_fp8_scale_problem(float s)
 {

@@ -9,7 +9,7 @@
 #include <string.h>  /* defines: strerror */
 #include <unistd.h>  /* defines: close */
 
-#include "error.h"
+#include "../core/error.h"
 
 const char *mtp_input_kind(mode_t mode)
 {

@@ -5,7 +5,7 @@
 
 #include <stdint.h> /* defines: int64_t, INT32_MAX */
 
-#include "error.h"
+#include "../core/error.h"
 
 int mtp_limits_max_positions(const struct mtp_config *c)
 {

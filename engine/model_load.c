@@ -15,7 +15,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strlen, strncmp */
 
-#include "error.h"
+#include "../core/error.h"
 #include "fp8_scales.h" /* defines: mtp_fp8_scales_check */
 
 /* Tensor names are "model.layers.L.<suffix>"; this bounds the longest. */

@@ -20,7 +20,7 @@
 #include <sys/stat.h>  /* defines: fstat, stat */
 #include <unistd.h>    /* defines: close */
 
-#include "error.h"
+#include "../core/error.h"
 #include "input_file.h" /* defines: mtp_input_open, mtp_input_exists */
 
 /* The reference reader's limit on the header length (docs/model.md §7). */

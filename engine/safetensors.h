@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dtype.h"
+#include "../core/dtype.h"
 
 enum { MTP_MAX_DIMS = 8 };
 

@@ -10,7 +10,7 @@
 #include <math.h>   /* defines: exp */
 #include <stdlib.h> /* defines: qsort, free */
 
-#include "error.h" /* defines: mtp_xmalloc */
+#include "../core/error.h" /* defines: mtp_xmalloc */
 
 int mtp_sampling_argmax(const float *x, int n)
 {

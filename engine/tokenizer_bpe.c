@@ -16,7 +16,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcmp, memcpy */
 
-#include "error.h"
+#include "../core/error.h"
 
 /* ---- maps ------------------------------------------------------------------------------ */
 

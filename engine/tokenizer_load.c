@@ -15,7 +15,7 @@
 #include <stdlib.h>  /* defines: free, qsort */
 #include <string.h>  /* defines: strcmp, strstr, memcpy */
 
-#include "error.h"
+#include "../core/error.h"
 #include "input_file.h" /* defines: mtp_input_load_json */
 
 /* GPT-2's regex, applied by ByteLevel when use_regex is true. */

@@ -16,7 +16,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcmp, memcpy */
 
-#include "error.h"
+#include "../core/error.h"
 
 int mtp_tok_regex_compile(const char *path, const char *where, const char *pattern, bool literal,
                           pcre2_code **out)

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <string.h> /* defines: memset, strncmp, strchr */
 
-#include "error.h"
+#include "../core/error.h"
 #include "tree.h"
 
 static void shape_root(struct mtp_tree_shape *s)

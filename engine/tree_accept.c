@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <string.h> /* defines: memcpy */
 
-#include "error.h"
+#include "../core/error.h"
 #include "sampling.h"
 #include "tree_accept.h"
 

@@ -7,7 +7,7 @@
 #include <stdio.h>  /* defines: snprintf */
 #include <string.h> /* defines: strcmp, strncmp */
 
-#include "error.h"
+#include "../core/error.h"
 
 static const char *const field_names[MTP_WIRING_FIELD_COUNT] = {
     "draft_hidden", "position0_embedding", "module_hidden"};

@@ -14,7 +14,7 @@
 #include <stdlib.h>  /* defines: free, qsort */
 #include <string.h>  /* defines: strerror, strrchr */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/input_file.h" /* defines: mtp_input_fopen */
 
 struct id_line {

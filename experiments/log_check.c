@@ -15,7 +15,7 @@
 #include <math.h>     /* defines: isfinite */
 #include <stdio.h>    /* defines: snprintf */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "log_tree.h" /* defines: mtp_log_check_tree */
 
 const char *mtp_log_obj_describe(const msgpack_object *o, char *buf, size_t cap)

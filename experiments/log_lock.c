@@ -21,7 +21,7 @@
 #include <sys/sysmacros.h> /* defines: major, minor */
 #include <unistd.h>        /* defines: close */
 
-#include "../engine/error.h"      /* defines: mtp_error_set */
+#include "../core/error.h"      /* defines: mtp_error_set */
 #include "../engine/input_file.h" /* defines: mtp_output_open */
 
 /* The pid holding a FLOCK on the file of ST per /proc/locks, or -1. An exact

@@ -7,7 +7,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strlen, strcmp, memset */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 static const char *const skip_names[MTP_PLAN_SKIP_COUNT] = {
     [MTP_PLAN_SKIP_POSITIONS] = "position_limit",

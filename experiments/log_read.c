@@ -33,7 +33,7 @@
 #include <sys/stat.h> /* defines: fstat */
 #include <unistd.h>   /* defines: close */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/input_file.h" /* defines: mtp_input_open */
 #include "log_check.h" /* defines: mtp_log_check_request, mtp_log_obj_describe */
 #include "log_frame.h" /* defines: mtp_log_frame_* */

@@ -10,7 +10,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strlen, memcpy */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/tree.h" /* defines: mtp_tree_parse, MTP_TREE_MAX_DEPTH */
 #include "log_check.h"      /* defines: mtp_log_obj_describe */
 #include "log_tree.h"

@@ -26,7 +26,7 @@
 #include <time.h>      /* defines: clock_gettime, gmtime_r, strftime */
 #include <unistd.h>    /* defines: write, ftruncate, fsync, gethostname */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "log_frame.h" /* defines: mtp_log_frame_encode */
 #include "log_lock.h"  /* defines: mtp_log_open_locked */
 

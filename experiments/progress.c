@@ -11,7 +11,7 @@
 #include <time.h>   /* defines: clock_gettime */
 #include <unistd.h> /* defines: isatty, fileno */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 enum { LINE_CAP = 256 };
 static const double TTY_MIN_INTERVAL_S = 0.1; /* ten redraws a second are smooth enough */

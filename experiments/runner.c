@@ -11,7 +11,7 @@
 #include <sys/stat.h> /* defines: mkdir, stat */
 #include <time.h>     /* defines: clock_gettime */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/limits.h"
 #include "runner_internal.h"
 #include "runner_shard.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h> /* defines: getenv, abort */
 #include <string.h> /* defines: memcpy */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 #ifdef MTP_HAVE_MPI
 #include <mpi.h> /* defines: MPI_Init, MPI_Isend, MPI_Iprobe */

@@ -9,7 +9,7 @@
 #include <stdlib.h> /* defines: free, qsort */
 #include <string.h> /* defines: strcmp, strlen */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/limits.h"
 #include "../engine/rng.h" /* defines: mtp_rng_seed_request */
 #include "runner_internal.h"

@@ -12,7 +12,7 @@
 #include <string.h>   /* defines: strcmp, memset */
 #include <time.h>     /* defines: clock_gettime */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "runner_internal.h"
 #include "runner_mpi.h"
 #include "shard.h"

@@ -10,7 +10,7 @@
 #include <string.h> /* defines: strcmp */
 
 #include "../analysis/metrics.h"
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "runner.h"
 #include "runner_internal.h"
 

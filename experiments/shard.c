@@ -9,7 +9,7 @@
 #include <stdlib.h> /* defines: qsort, free, strtol */
 #include <string.h> /* defines: strlen, strncmp */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 #define MTP_SHARD_MAX 65536
 

@@ -21,7 +21,7 @@
 #include <unistd.h>   /* defines: close */
 
 #include "../engine/draft_vocab.h" /* defines: mtp_token_freq_load, MTP_TOKEN_FREQ_FILE */
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/input_file.h" /* defines: mtp_input_open, mtp_input_fopen */
 #include "../kernels/backend.h"      /* defines: MTP_MAX_THREADS */
 #include "dataset.h" /* defines: mtp_dataset_name_from_path */

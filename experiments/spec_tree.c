@@ -7,7 +7,7 @@
 #include <stdio.h>  /* defines: snprintf */
 #include <string.h> /* defines: strcmp, strlen */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "spec_tree.h"
 
 static int fail(const char *src, const char *prefix, const char *what)

@@ -10,7 +10,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strcmp */
 
-#include "../engine/error.h" /* defines: mtp_error_set */
+#include "../core/error.h" /* defines: mtp_error_set */
 
 int mtp_weight_validate(const char *backend, const struct mtp_weight *w)
 {

@@ -25,7 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/model.h"
+#include "../core/routing.h" /* defines: enum mtp_scoring_func, mtp_topk_method */
+#include "../core/weight.h"  /* defines: struct mtp_weight, mtp_ffn, mtp_moe */
 
 /* RoPE table for one model: interleaved pairs (2i, 2i+1) rotated by
  * pos * inv_freq[i], cos and sin multiplied by cos_sin_scale (docs/model.md §3.5, §4). */

@@ -23,7 +23,7 @@
 #include "analysis/metrics.h"
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 enum { MAX_POS = 96, MAX_BATCH = 16, MAX_NEW = 40, K = 4 };
 

@@ -1,5 +1,5 @@
 /*
- * test_backend_profile.c - the op-profiling backend (kernels/backend_profile.h)
+ * test_backend_profile.c - the op-profiling backend (engine/backend_profile.h)
  * and `mtpbench bench --ops`:
  *   (a) an engine on the wrapped CPU backend gives bitwise the logits and
  *       hidden states of one on the plain CPU backend (prefill, verification
@@ -31,8 +31,8 @@
 #include <unistd.h>   /* defines: access */
 
 #include "engine/engine.h"
-#include "engine/error.h"
-#include "kernels/backend_profile.h"
+#include "core/error.h"
+#include "engine/backend_profile.h"
 
 #include "tests/support/rank_logs.h" /* defines: test_mtpbench_path */
 

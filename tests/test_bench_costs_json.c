@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "analysis/cost_model.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "tests/support/rank_logs.h" /* defines: test_mtpbench_path */
 
 static char mtpbench[1024];

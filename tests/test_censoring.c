@@ -28,7 +28,7 @@
 
 #include "analysis/metrics.h"
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 
 static const int32_t EMITTED_A[] = {3, 1, 0, 2};

@@ -17,7 +17,7 @@
 #include <string.h>  /* defines: strstr, strchr */
 
 #include "engine/config.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "tests/support/tiny_checkpoint.h"
 
 /* DeepSeek-V3's config.json (docs/model.md §1.1). */

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "analysis/cost_model.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 static const double alpha[] = {0.8, 0.5};
 

@@ -30,7 +30,7 @@
 #include "analysis/cost_model.h"
 #include "analysis/report.h"
 #include "analysis/report_cost.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 
 enum { STEPS = 8, PROMPTS = 4 };

@@ -22,8 +22,8 @@
 
 #include <cmocka.h>
 
-#include "engine/dtype.h"
-#include "engine/error.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_oracle.h"
 

@@ -21,8 +21,8 @@
 
 #include <cmocka.h>
 
-#include "engine/dtype.h"
-#include "engine/error.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 
 enum { D = 24, I = 20, E = 6, K = 2, N = 5, SHARED_I = 2 * I };

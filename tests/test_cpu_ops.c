@@ -25,8 +25,8 @@
 
 #include <cmocka.h>
 
-#include "engine/dtype.h"
-#include "engine/error.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_internal.h" /* defines: mtp_cpu_dot_f32, mtp_cpu_dot_rows */
 #include "kernels/cpu/cpu_oracle.h"   /* defines: mtp_cpu_matmul_canonical */

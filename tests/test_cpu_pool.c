@@ -26,7 +26,7 @@
 
 #include <cmocka.h>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_internal.h"
 #include "kernels/cpu/cpu_pool.h"

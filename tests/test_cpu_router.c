@@ -23,8 +23,8 @@
 
 #include <cmocka.h>
 
-#include "engine/dtype.h"
-#include "engine/error.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 
 enum { MAX_E = 16, MAX_K = 8 };

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "engine/draft_vocab.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 
 /* ---- the row gather, bitwise against the full head ---------------------- */

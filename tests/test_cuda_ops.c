@@ -48,9 +48,9 @@
 #include <cmocka.h>
 
 #include "engine/decode.h"
-#include "engine/dtype.h"
+#include "core/dtype.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "support/compare.h"
 

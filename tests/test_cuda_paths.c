@@ -29,7 +29,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/backend.h"
 #include "support/cuda_pair.h"
 #include "support/compare.h"

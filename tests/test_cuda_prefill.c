@@ -30,9 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dtype.h"
+#include "core/dtype.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "support/compare.h"
 #include "kernels/backend.h"
 #include "support/cuda_pair.h"

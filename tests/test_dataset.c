@@ -18,7 +18,7 @@
 #include <string.h> /* defines: strstr */
 #include <unistd.h> /* defines: unlink, rmdir */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/dataset.h"
 
 static char tmp_dir[64];

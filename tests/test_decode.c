@@ -29,7 +29,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 enum { MAX_POS = 64, MAX_BATCH = 8, MAX_NEW = 24 };
 

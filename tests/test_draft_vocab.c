@@ -31,7 +31,7 @@
 
 #include "engine/decode.h"
 #include "engine/draft_vocab.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/rng.h"
 #include "engine/sampling.h"
 #include "engine/tokenizer.h"

@@ -12,7 +12,7 @@
 #include <math.h>   /* defines: ldexp, isnan, signbit */
 #include <string.h> /* defines: memcpy, strcmp */
 
-#include "engine/dtype.h"
+#include "core/dtype.h"
 
 static void test_names_and_sizes(void **state)
 {

@@ -1,6 +1,6 @@
 /*
  * test_expert_sharing.c - the apart baseline of `mtpbench bench --text`
- * (analysis/expert_sharing.h, cli/bench_sharing.c): distinct experts counted
+ * (analysis/expert_sharing.h, bench/bench_sharing.c): distinct experts counted
  * by hand; apart positions never equal or adjacent, every such set reachable,
  * reproducible by seed; on routing where neighbours share experts the apart
  * tuples touch more experts than adjacent ones, and on routing with no
@@ -22,7 +22,7 @@
 #include <unistd.h>   /* defines: access */
 
 #include "analysis/expert_sharing.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/rng.h"
 #include "tests/support/rank_logs.h" /* defines: test_mtpbench_path */
 

@@ -25,7 +25,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/fp8_scales.h"
 #include "engine/model.h"
 #include "tests/support/rank_logs.h"

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "support/compare.h"
 
 struct golden {

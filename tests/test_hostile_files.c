@@ -27,7 +27,7 @@
 #include <unistd.h>   /* defines: alarm, symlink, unlink */
 
 #include "engine/config.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "engine/tokenizer.h"

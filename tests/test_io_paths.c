@@ -32,7 +32,7 @@
 
 #include "analysis/cost_model.h"
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "tests/support/rank_logs.h"
 #include "tests/support/test_files.h"

@@ -31,7 +31,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/limits.h"
 #include "engine/model.h"
 #include "experiments/log.h"

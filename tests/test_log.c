@@ -27,7 +27,7 @@
 #include <sys/stat.h>     /* defines: chmod */
 #include <unistd.h>       /* defines: unlink, rmdir, geteuid */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "support/test_files.h"
 

@@ -27,7 +27,7 @@
 #include <time.h>     /* defines: nanosleep */
 #include <unistd.h>   /* defines: fork, execl, readlink */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "support/test_files.h"
 

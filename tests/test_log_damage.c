@@ -33,7 +33,7 @@
 #include <sys/wait.h> /* defines: waitpid */
 #include <unistd.h>   /* defines: fork, getpid, unlink */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "experiments/log_frame.h" /* defines: mtp_log_crc32, mtp_log_frame_encode */
 #include "experiments/log_skim.h"  /* defines: mtp_log_skim_object */

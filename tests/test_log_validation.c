@@ -38,7 +38,7 @@
 #include <unistd.h> /* defines: getcwd */
 
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/tree.h"
 #include "experiments/log.h"
 #include "experiments/log_frame.h" /* defines: mtp_log_frame_encode */

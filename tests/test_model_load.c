@@ -16,7 +16,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strstr */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "tests/support/tiny_checkpoint.h"
 

@@ -24,7 +24,7 @@
 #include <unistd.h>   /* defines: truncate */
 
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/runner_mpi.h"
 #include "tests/support/rank_logs.h"
 

@@ -25,7 +25,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "engine/weights_check.h"
 #include "tests/support/tensor_patch.h"

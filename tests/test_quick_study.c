@@ -32,7 +32,7 @@
 
 #include "tests/support/test_files.h"
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 static char tmp[128];
 static char mtpbench[1024]; /* the executable next to this test's */

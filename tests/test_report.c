@@ -32,7 +32,7 @@
 
 #include "analysis/report.h"
 #include "analysis/report_internal.h" /* defines: mtp_report_wpercentiles */
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/rng.h"
 #include "experiments/log.h"
 

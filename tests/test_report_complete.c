@@ -30,7 +30,7 @@
 #include <string.h> /* defines: strstr */
 
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "experiments/log_plan.h"
 

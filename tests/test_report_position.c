@@ -18,7 +18,7 @@
 #include <string.h> /* defines: strcmp */
 
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 
 enum { MAX_REQ = 4, MAX_STEPS = 8 };

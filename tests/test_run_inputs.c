@@ -25,7 +25,7 @@
 #include <stdlib.h> /* defines: free, mkdtemp */
 #include <string.h> /* defines: strstr */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "experiments/log_plan.h"
 #include "tests/support/rank_logs.h"

@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "experiments/runner.h"
 #include "tests/support/test_files.h"

@@ -22,7 +22,7 @@
 #include <string.h> /* defines: strstr */
 
 #include "analysis/report.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/shard.h"
 #include "tests/support/rank_logs.h"
 

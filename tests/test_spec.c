@@ -19,7 +19,7 @@
 #include <sys/stat.h> /* defines: mkdir */
 #include <unistd.h>   /* defines: unlink, rmdir */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/spec.h"
 
 static char tmp_dir[64];

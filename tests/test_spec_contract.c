@@ -30,7 +30,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: strstr, strncmp */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/spec.h"
 
 #define SCHEMA_PATH "spec/experiment-spec.schema.json"

@@ -31,7 +31,7 @@
 #include <cmocka.h>
 #include <jansson.h> /* defines: json_t, json_loads */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/tokenizer.h"
 
 #define FIXTURES MTP_SOURCE_DIR "/tests/fixtures/tokenizer/"

@@ -27,7 +27,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/safetensors.h"
 #include "support/compare.h"
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "engine/decode.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/tokenizer.h"
 #include "experiments/dataset.h"
 #include "tests/support/shipped_model.h"

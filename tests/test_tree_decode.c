@@ -27,7 +27,7 @@
 
 #include "engine/decode.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 enum { MAX_POS = 256, MAX_BATCH = 64, MAX_NEW = 24, CHUNK = 16 };
 

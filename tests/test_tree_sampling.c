@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "engine/decode.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/rng.h"
 #include "engine/sampling.h"
 #include "engine/tree_accept.h"

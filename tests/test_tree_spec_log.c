@@ -28,7 +28,7 @@
 
 #include "analysis/report.h"
 #include "engine/decode.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/log.h"
 #include "experiments/spec.h"
 

@@ -24,7 +24,7 @@
 
 #include "engine/engine.h"
 #include "engine/engine_tree.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 enum { MAX_POS = 64, MAX_BATCH = 16, N_NODES = 9, PROMPT = 6 };
 

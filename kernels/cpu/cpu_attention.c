@@ -34,7 +34,7 @@
 #include <math.h>   /* defines: expf */
 #include <string.h> /* defines: memset */
 
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 
 enum { ATTN_TOKENS = 8 }; /* tokens per work item */
 

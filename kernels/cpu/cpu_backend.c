@@ -18,7 +18,7 @@
 #include <stdlib.h> /* defines: aligned_alloc, free */
 #include <string.h> /* defines: memcpy, memset */
 
-#include "../../engine/error.h" /* defines: mtp_error_set, mtp_xcalloc */
+#include "../../core/error.h" /* defines: mtp_error_set, mtp_xcalloc */
 #include "cpu_pool.h"           /* defines: mtp_cpu_pool_create, mtp_cpu_available_cpus */
 
 enum { CPU_ALIGN = 64 };

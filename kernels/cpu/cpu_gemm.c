@@ -46,7 +46,7 @@
 #define MTP_GEMM_AVX2 1
 #endif
 
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 
 enum {
     GEMM_ROWS = 32,    /* output rows per panel (two zmm vectors) */

@@ -36,8 +36,8 @@
 #include <immintrin.h> /* defines: _mm256_* */
 #endif
 
-#include "../../engine/dtype.h" /* defines: mtp_fp8_e4m3_table, mtp_bf16_to_f32 */
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/dtype.h" /* defines: mtp_fp8_e4m3_table, mtp_bf16_to_f32 */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 
 enum {
     SEG = 256,         /* columns decoded at a time; multiple of 32 (one lane group) */

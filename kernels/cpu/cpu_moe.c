@@ -36,8 +36,8 @@
 #include <math.h>   /* defines: expf, INFINITY */
 #include <string.h> /* defines: memcpy, memset */
 
-#include "../../engine/dtype.h" /* defines: mtp_dtype_size */
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/dtype.h" /* defines: mtp_dtype_size */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 #include "cpu_pool.h"            /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
 /* ------------------------------------------------------------------- route */

@@ -17,8 +17,8 @@
 #include <limits.h> /* defines: INT_MAX */
 #include <math.h>   /* defines: sqrtf, cosf, sinf */
 
-#include "../../engine/dtype.h" /* defines: mtp_dtype_load */
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/dtype.h" /* defines: mtp_dtype_load */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 #include "cpu_pool.h"           /* defines: mtp_cpu_parallel_for_work */
 
 /* Norm weight as float: the model converts 1-D tensors to F32, other dtypes are decoded. */

@@ -10,7 +10,7 @@
 #include <math.h>   /* defines: exp */
 #include <stdlib.h> /* defines: free */
 
-#include "../../engine/error.h" /* defines: mtp_xmalloc */
+#include "../../core/error.h" /* defines: mtp_xmalloc */
 #include "cpu_internal.h"       /* defines: mtp_cpu_row_decode */
 
 /* Decompress head H of cache row C: k_nope [dn] and v [dv]. */

@@ -61,7 +61,7 @@
 #include <sys/syscall.h> /* defines: SYS_futex */
 #endif
 
-#include "../../engine/error.h" /* defines: MTP_CHECK, mtp_xcalloc */
+#include "../../core/error.h" /* defines: MTP_CHECK, mtp_xcalloc */
 #include "cpu_internal.h"
 
 struct mtp_cpu_pool {

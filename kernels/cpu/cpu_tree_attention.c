@@ -21,7 +21,7 @@
 #include "cpu_internal.h"
 #include "cpu_pool.h" /* defines: mtp_cpu_parallel_for, mtp_cpu_thread_scratch */
 
-#include "../../engine/error.h" /* defines: MTP_CHECK */
+#include "../../core/error.h" /* defines: MTP_CHECK */
 
 enum { TREE_TOKENS = 8 }; /* nodes per work item */
 

@@ -37,8 +37,8 @@
 #define _Noreturn [[noreturn]]
 #endif
 extern "C" {
-#include "../../engine/dtype.h" /* defines: enum mtp_dtype, mtp_f32_to_bf16 */
-#include "../../engine/error.h" /* defines: mtp_error_set, MTP_CHECK */
+#include "../../core/dtype.h" /* defines: enum mtp_dtype, mtp_f32_to_bf16 */
+#include "../../core/error.h" /* defines: mtp_error_set, MTP_CHECK */
 #include "../backend.h"         /* defines: struct mtp_backend_i, struct mtp_weight */
 }
 

@@ -1,7 +1,7 @@
 /* cuda_pair.c - see cuda_pair.h. */
 #include "cuda_pair.h"
 
-#include "engine/error.h"
+#include "core/error.h"
 
 int test_cuda_pair_open(struct test_cuda_pair *p, int threads)
 {

@@ -19,7 +19,7 @@
 #include <sys/wait.h> /* defines: WEXITSTATUS */
 #include <unistd.h>   /* defines: symlink, readlink */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "tests/support/test_files.h"
 #include "experiments/log.h"
 #include "experiments/shard.h"

@@ -5,7 +5,7 @@
 
 #include <stdio.h> /* defines: fprintf, snprintf */
 
-#include "engine/error.h"
+#include "core/error.h"
 
 int test_shipped_open(struct test_shipped *s, const char *dir)
 {

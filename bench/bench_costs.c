@@ -10,7 +10,7 @@
 #include <stdlib.h> /* defines: free */
 #include <time.h>   /* defines: clock_gettime */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "engine/sampling.h"
 

@@ -18,7 +18,7 @@
 #include <time.h>    /* defines: clock_gettime */
 #include <unistd.h>  /* defines: gethostname, sysconf */
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 
 static json_t *stats_json(const struct mtp_bench_stats *s)

@@ -13,7 +13,7 @@
 #include <string.h> /* defines: strstr */
 #include <time.h>   /* defines: clock_gettime */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 struct prof_ctx {
     struct mtp_backend *inner;

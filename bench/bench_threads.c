@@ -15,7 +15,7 @@
 
 #include "bench_spinner.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "kernels/cpu/cpu_pool.h" /* defines: mtp_cpu_pool_create, mtp_cpu_pool_run */
 
 enum {

@@ -25,7 +25,8 @@
 #ifndef MTP_BACKEND_PROFILE_H
 #define MTP_BACKEND_PROFILE_H
 
-#include "backend.h"
+#include "../kernels/backend.h"
+#include "model.h" /* defines: struct mtp_model, mtp_layer (the ops are named by the weight they read) */
 
 enum mtp_prof_op {
     MTP_PROF_EMBED,

@@ -12,7 +12,7 @@
 
 #include "bench_tree.h"
 #include "engine/engine_tree.h"
-#include "engine/error.h"
+#include "core/error.h"
 
 enum { TREE_BENCH_MAX = 16 };
 

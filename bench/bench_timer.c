@@ -8,7 +8,7 @@
 #include <string.h> /* defines: strcmp, memset */
 
 #include "analysis/report.h" /* defines: mtp_report_draw_index */
-#include "engine/error.h"    /* defines: MTP_OK, mtp_xmalloc */
+#include "core/error.h"    /* defines: MTP_OK, mtp_xmalloc */
 #include "engine/rng.h"      /* defines: mtp_rng_seed */
 
 int mtp_bench_interleave(const struct mtp_bench_case *cases, int n, int ref, int warmup,

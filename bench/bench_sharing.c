@@ -29,7 +29,7 @@
 #include "analysis/expert_sharing.h"
 #include "bench_sharing.h"
 #include "engine/engine.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 #include "experiments/dataset.h"

@@ -20,7 +20,7 @@
 #include <sys/prctl.h> /* defines: prctl, PR_SET_PDEATHSIG */
 #endif
 
-#include "engine/error.h" /* defines: mtp_error_set */
+#include "core/error.h" /* defines: mtp_error_set */
 
 #ifdef __linux__
 static void spin_forever(pid_t parent, int cpu)

@@ -13,8 +13,8 @@
 #include <string.h>  /* defines: memset */
 
 #include "engine/engine.h"
-#include "engine/error.h"
-#include "kernels/backend_profile.h"
+#include "core/error.h"
+#include "engine/backend_profile.h"
 
 /* The verification widths profiled: enough to see which terms grow with n. */
 enum { OPS_N_VERIFY = 4, OPS_MAX_CASES = OPS_N_VERIFY + 1 };
