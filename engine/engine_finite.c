@@ -55,19 +55,26 @@ void mtp_engine_diag_stage(struct mtp_engine *e, const float *buf, int n, int wi
     e->diag.found = true;
 }
 
-int mtp_engine_nonfinite_error(struct mtp_engine *e, const char *module, int start_pos,
+int mtp_engine_nonfinite_error(struct mtp_engine *e, const char *module,
                                const struct mtp_nonfinite *bad, const char *head)
 {
     e->diag.on = false;
     const char *kind = isnan(bad->value) ? "NaN" : bad->value > 0 ? "+Inf" : "-Inf";
+    int pos = e->fw.pos[bad->row];
+    char where[96] = "";
+    if (e->fw.n_segs > 1) { /* a batch of several sequences: name the sequence */
+        int end = 0, seg = 0;
+        while (seg < e->fw.n_segs - 1 && bad->row >= end + e->fw.segs[seg].n)
+            end += e->fw.segs[seg++].n;
+        snprintf(where, sizeof where, " of sequence %d", e->fw.segs[seg].seq);
+    }
     if (e->diag.found)
-        return mtp_error_set("%s at position %d: %s[%zu] is %s; the first non-finite values "
+        return mtp_error_set("%s at position %d%s: %s[%zu] is %s; the first non-finite values "
                              "come out of %s (check its weights: mtpbench inspect "
                              "--check-weights)",
-                             module, start_pos + bad->row, bad->what, bad->col, kind,
-                             e->diag.where);
-    return mtp_error_set("%s at position %d: %s[%zu] is %s; every layer's output is finite, so "
-                         "the head %s produced it (check its weights: mtpbench inspect "
+                             module, pos, where, bad->what, bad->col, kind, e->diag.where);
+    return mtp_error_set("%s at position %d%s: %s[%zu] is %s; every layer's output is finite, "
+                         "so the head %s produced it (check its weights: mtpbench inspect "
                          "--check-weights)",
-                         module, start_pos + bad->row, bad->what, bad->col, kind, head);
+                         module, pos, where, bad->what, bad->col, kind, head);
 }

@@ -20,9 +20,27 @@ struct mtp_scratch {
     float *q;       /* [B, H*(dn+dr)] queries */
     float *attn;    /* [B, H*dv]     attention output per head, before o_proj */
     float *cat;     /* [B, 2d]       MTP input [enorm(emb) ; hnorm(h)] */
+    float *kv;      /* [B, rkv+dr]   latent cache rows of this forward, before they go to
+                     *               each sequence's cache */
     float *logits;  /* [B, V] */
     int32_t *idx;   /* [B, k]        routed experts */
     float *weights; /* [B, k]        routing weights */
+};
+
+/* One sequence's latent caches (main layers and MTP modules) and their lengths. */
+struct mtp_seq_caches {
+    float **cache;  /* [n_layers] -> [capacity, cache_width] in backend memory */
+    int *len;       /* [1 + D]: 0 = main model, k = MTP module k */
+};
+
+/* The forward in flight: its segments (a run of tokens of one sequence each,
+ * engine.h) and every token's RoPE position, set by engine.c before the layers
+ * run and read by forward.c. */
+struct mtp_fwd {
+    int n;                          /* tokens, all segments */
+    int n_segs;
+    const struct mtp_segment *segs; /* [n_segs] */
+    int32_t *pos;                   /* host [max_batch] */
 };
 
 struct mtp_engine {
@@ -36,16 +54,18 @@ struct mtp_engine {
     struct mtp_mla_dims mla;
     struct mtp_route_params route;
 
-    float **cache;      /* [n_layers] -> [capacity, cache_width] in backend memory */
+    struct mtp_seq_caches *seqs; /* [max_seqs] */
+    int n_seqs;         /* max_seqs */
     int cache_width;    /* rkv + dr */
-    int *cache_len;     /* [1 + D]: 0 = main model, k = MTP module k */
+    struct mtp_fwd fw;
 
     struct mtp_scratch s;
     float *host_rows;   /* [B, max(V, 2d, cache_width)] host staging (trace, hidden) */
     int32_t *host_idx;  /* [B, k] host copy of routing for experts-touched */
 
     int n_moe_main;         /* MoE layers in the main model */
-    int *experts_touched;   /* [n_moe_main] for the last main forward */
+    int *experts_touched;   /* [n_moe_main] for the last main forward, all its tokens */
+    int *seg_touched;       /* [max_seqs, n_moe_main]: the same per segment of that forward */
     unsigned char *expert_seen; /* [E] scratch bitmap */
 
     struct {
@@ -53,10 +73,6 @@ struct mtp_engine {
         bool found;
         char where[128]; /* that stage ("model.layers.2") */
     } diag;
-    /* Set only during a tree-shaped forward (engine_tree.c): per-token RoPE
-     * positions and attention key rows replace start_pos + t and the causal
-     * mask (forward.c). */
-    const struct mtp_tree_batch *tree;
     bool mtp_zero_position0;    /* wiring: zero the module input embedding at position 0 */
     bool mtp_hidden_before_norm; /* wiring: MTP hidden_out is the block output, before
                                   * shared_head.norm */
@@ -73,10 +89,23 @@ struct mtp_engine {
 enum { MTP_MAX_DRAFT_HEADS = 64 };
 void mtp_engine_draft_vocabs_free(struct mtp_engine *e);
 
-/* forward.c: one decoder block (attention + FFN with residuals) over n tokens
- * whose residual stream is s.x, at positions start_pos.., using CACHE. */
-void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
-                       float *cache, int *experts_touched);
+/* forward.c: one decoder block (attention + FFN with residuals) over the
+ * forward in flight (e->fw), whose residual stream is s.x; each segment reads
+ * and extends its own sequence's cache of LAYER. MOE_SLOT >= 0: a main-model
+ * MoE layer, whose experts touched are recorded at that index. */
+void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot);
+
+/* The cache rows a segment writes start here: its start position, or the
+ * tree batch's start row. */
+static inline int mtp_segment_first_row(const struct mtp_segment *g)
+{
+    return g->tree ? g->tree->start_row : g->start_pos;
+}
+
+/* engine_tree.c: a tree batch of N tokens must fit one chunk, and every key
+ * row must exist after the forward wrote its rows (a key beyond them would
+ * read stale data). MTP_OK or MTP_ERR. */
+int mtp_tree_batch_check(const struct mtp_engine *e, int n, const struct mtp_tree_batch *b);
 
 /* Trace helper: downloads and reports a backend tensor when tracing is on. */
 void mtp_engine_trace(struct mtp_engine *e, const char *name, int layer, const float *data,
@@ -98,11 +127,11 @@ bool mtp_finite_rows(const float *x, int rows, int cols, const char *what,
 /* Diagnosis of a failed chunk: begin, rerun the chunk (its stages call
  * mtp_engine_diag_stage on the backend buffer they produced, a no-op unless
  * diagnosing), then mtp_engine_nonfinite_error sets the message naming MODULE,
- * the position, the first non-finite stage or else HEAD, and ends it. */
+ * the position (and sequence, in a batch of several) of the bad row, the first non-finite stage or else HEAD, and ends it. */
 void mtp_engine_diag_begin(struct mtp_engine *e);
 void mtp_engine_diag_stage(struct mtp_engine *e, const float *buf, int n, int width,
                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-int mtp_engine_nonfinite_error(struct mtp_engine *e, const char *module, int start_pos,
+int mtp_engine_nonfinite_error(struct mtp_engine *e, const char *module,
                                const struct mtp_nonfinite *bad, const char *head);
 
 #endif

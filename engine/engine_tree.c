@@ -1,15 +1,13 @@
 /*
  * engine_tree.c - tree-shaped forwards and row moves (engine_tree.h). A tree
- * forward is an ordinary one-chunk forward at start_row with the engine's
- * tree descriptor set: forward.c then takes RoPE positions and attention keys
- * from it (so diagnosis reruns of a failed chunk see the same tree).
+ * forward is a batch of one tree-shaped segment of sequence 0 (engine.h):
+ * forward.c takes RoPE positions and attention keys from the segment (so
+ * diagnosis reruns of a failed chunk see the same tree).
  */
 #include "engine_internal.h"
 #include "../core/error.h"
 
-/* The batch must fit one chunk, and every key row must exist after the
- * forward wrote its rows (a key beyond them would read stale data). */
-static int check_tree(const struct mtp_engine *e, int n, const struct mtp_tree_batch *b)
+int mtp_tree_batch_check(const struct mtp_engine *e, int n, const struct mtp_tree_batch *b)
 {
     int most = e->opt.max_batch < MTP_TREE_MAX_NODES ? e->opt.max_batch : MTP_TREE_MAX_NODES;
     if (n < 1 || n > most)
@@ -33,12 +31,8 @@ static int check_tree(const struct mtp_engine *e, int n, const struct mtp_tree_b
 int mtp_engine_forward_tree(struct mtp_engine *e, const int32_t *tokens, int n,
                             const struct mtp_tree_batch *b, float *logits, float *hidden)
 {
-    if (check_tree(e, n, b))
-        return MTP_ERR;
-    e->tree = b;
-    int rc = mtp_engine_forward(e, tokens, n, b->start_row, logits, hidden);
-    e->tree = NULL;
-    return rc;
+    struct mtp_segment seg = {.seq = 0, .n = n, .tree = b};
+    return mtp_engine_forward_batch(e, tokens, &seg, 1, logits, hidden);
 }
 
 /* LOGITS [n - first, V] = head(s.xn rows first..n-1) of MODULE's last
@@ -63,14 +57,11 @@ int mtp_engine_mtp_forward_tree(struct mtp_engine *e, int module, const int32_t 
                                 const float *hidden_in, int n, const struct mtp_tree_batch *b,
                                 int first_logit, float *logits, float *hidden_out)
 {
-    if (check_tree(e, n, b))
-        return MTP_ERR;
     if (first_logit < 0 || first_logit > n)
         return mtp_error_set("engine: tree forward: logits from row %d of %d", first_logit, n);
-    e->tree = b;
-    int rc = mtp_engine_mtp_forward(e, module, tokens, hidden_in, n, b->start_row, NULL,
-                                    hidden_out);
-    e->tree = NULL;
+    struct mtp_segment seg = {.seq = 0, .n = n, .tree = b};
+    int rc = mtp_engine_mtp_forward_batch(e, module, NULL, tokens, hidden_in, &seg, 1, false,
+                                          NULL, hidden_out);
     if (!rc && logits && first_logit < n)
         rc = head_rows(e, module, first_logit, n, logits);
     return rc;
@@ -97,8 +88,8 @@ void mtp_engine_move_rows(struct mtp_engine *e, int module, const int32_t *src,
         if (src[i] == dst[i])
             continue;
         for (int l = first; l < last; l++)
-            e->be->copy(e->bctx, e->cache[l] + (size_t)dst[i] * e->cache_width,
-                        e->cache[l] + (size_t)src[i] * e->cache_width, bytes);
+            e->be->copy(e->bctx, e->seqs[0].cache[l] + (size_t)dst[i] * e->cache_width,
+                        e->seqs[0].cache[l] + (size_t)src[i] * e->cache_width, bytes);
     }
 }
 
@@ -106,5 +97,5 @@ void mtp_engine_set_cache_len(struct mtp_engine *e, int module, int length)
 {
     MTP_CHECK(module >= 0 && module <= e->model->cfg.num_nextn_predict_layers);
     MTP_CHECK(length >= 0 && length <= e->opt.max_positions);
-    e->cache_len[module] = length;
+    e->seqs[0].len[module] = length;
 }

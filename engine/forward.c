@@ -5,10 +5,17 @@
  *   h = h + o_proj( MLA( RMSNorm(h; input_layernorm), pos ) )
  *   h = h + FFN( RMSNorm(h; post_attention_layernorm) )      dense MLP or MoE
  *
- * MLA (docs/model.md §3): the kv_a projection is written straight into the latent
- * cache rows of this forward; the first rkv values of each row are normalised
- * in place and the last dr values rotated in place, so the cache holds exactly
- * what the absorbed attention reads (576 values per token for V3).
+ * The forward in flight (e->fw) is a ragged batch of segments, each a run of
+ * tokens of one sequence. Norms, projections, the dense FFN and the MoE layer
+ * run over all tokens at once; attention runs per segment against that
+ * sequence's cache. Every op reduces each token in an order independent of
+ * the batch (backend.h), so a segment's bits are those it gets alone.
+ *
+ * MLA (docs/model.md §3): the kv_a projection of every token goes to a
+ * scratch; the first rkv values of each row are normalised in place and the
+ * last dr values rotated in place; then each segment's rows are copied into
+ * its sequence's cache, which so holds exactly what the absorbed attention
+ * reads (576 values per token for V3).
  *
  * Shapes: n tokens, d = hidden, H heads, dn/dr/dv head dims, rq/rkv LoRA ranks.
  */
@@ -28,17 +35,14 @@ static float latent_norm_eps(const struct mtp_engine *e)
     return 1e-6f;
 }
 
-/* RoPE of N rows at positions start_pos + t, or in a tree-shaped forward at
- * the batch's per-token positions, one call per run of consecutive positions
- * (RoPE is per token, so the bits are those of a call per token). */
-static void rope_rows(struct mtp_engine *e, float *x, int stride, int n, int heads,
-                      int head_stride, int offset, int start_pos)
+/* RoPE of the forward's rows (x, stride) at each token's position e->fw.pos,
+ * one call per run of consecutive positions (RoPE is per token, so the bits
+ * are those of a call per token). */
+static void rope_rows(struct mtp_engine *e, float *x, int stride, int heads, int head_stride,
+                      int offset)
 {
-    if (!e->tree) {
-        e->be->rope(e->bctx, x, stride, n, heads, head_stride, offset, start_pos, &e->rope);
-        return;
-    }
-    const int32_t *pos = e->tree->pos;
+    const int32_t *pos = e->fw.pos;
+    int n = e->fw.n;
     for (int t = 0; t < n;) {
         int run = 1;
         while (t + run < n && pos[t + run] == pos[t] + run)
@@ -50,11 +54,10 @@ static void rope_rows(struct mtp_engine *e, float *x, int stride, int n, int hea
 }
 
 /* Queries [n, H*(dn+dr)] into s.q, rope part rotated. */
-static void attention_queries(struct mtp_engine *e, const struct mtp_attention *a, int n,
-                              int start_pos)
+static void attention_queries(struct mtp_engine *e, const struct mtp_attention *a)
 {
     const struct mtp_config *c = &e->model->cfg;
-    int qk = mtp_config_qk_head_dim(c);
+    int qk = mtp_config_qk_head_dim(c), n = e->fw.n;
     int q_width = c->num_attention_heads * qk;
     if (c->q_lora_rank > 0) {
         e->be->matmul(e->bctx, &a->q_a, e->s.xn, c->hidden_size, n, e->s.q_lat, c->q_lora_rank);
@@ -64,50 +67,73 @@ static void attention_queries(struct mtp_engine *e, const struct mtp_attention *
     } else {
         e->be->matmul(e->bctx, &a->q, e->s.xn, c->hidden_size, n, e->s.q, q_width);
     }
-    rope_rows(e, e->s.q, q_width, n, c->num_attention_heads, qk, c->qk_nope_head_dim, start_pos);
+    rope_rows(e, e->s.q, q_width, c->num_attention_heads, qk, c->qk_nope_head_dim);
 }
 
-/* Latent cache rows start_pos..start_pos+n-1: [RMSNorm(c_kv) ; RoPE(k_pe)]. */
-static void attention_cache_rows(struct mtp_engine *e, const struct mtp_attention *a, int n,
-                                 int start_pos, float *cache)
-{
-    const struct mtp_config *c = &e->model->cfg;
-    int cw = e->cache_width;
-    float *rows = cache + (size_t)start_pos * cw;
-    e->be->matmul(e->bctx, &a->kv_a, e->s.xn, c->hidden_size, n, rows, cw);
-    e->be->rmsnorm(e->bctx, rows, cw, &a->kv_a_norm, n, c->kv_lora_rank, latent_norm_eps(e), rows,
-                   cw);
-    rope_rows(e, rows, cw, n, 1, cw, c->kv_lora_rank, start_pos);
-}
-
-/* s.tmp = o_proj(MLA(s.xn)). */
-static void attention_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n,
-                              int start_pos, float *cache)
+/* Latent rows [RMSNorm(c_kv) ; RoPE(k_pe)] of every token into s.kv, then
+ * each segment's rows into its sequence's cache of LAYER. */
+static void attention_cache_rows(struct mtp_engine *e, const struct mtp_layer *layer)
 {
     const struct mtp_config *c = &e->model->cfg;
     const struct mtp_attention *a = &layer->attn;
-    attention_queries(e, a, n, start_pos);
-    attention_cache_rows(e, a, n, start_pos, cache);
-    mtp_engine_trace(e, "kv_cache", layer->index, cache + (size_t)start_pos * e->cache_width, n,
-                     e->cache_width, e->cache_width);
-    if (e->tree)
-        e->be->mla_tree_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, &e->tree->keys, cache,
-                                  e->s.attn);
-    else
-        e->be->mla_attention(e->bctx, &e->mla, &a->kv_b, e->s.q, n, start_pos, cache,
-                             e->s.attn);
-    int attn_width = c->num_attention_heads * c->v_head_dim;
-    e->be->matmul(e->bctx, &a->o, e->s.attn, attn_width, n, e->s.tmp, c->hidden_size);
+    int cw = e->cache_width, n = e->fw.n;
+    e->be->matmul(e->bctx, &a->kv_a, e->s.xn, c->hidden_size, n, e->s.kv, cw);
+    e->be->rmsnorm(e->bctx, e->s.kv, cw, &a->kv_a_norm, n, c->kv_lora_rank, latent_norm_eps(e),
+                   e->s.kv, cw);
+    rope_rows(e, e->s.kv, cw, 1, cw, c->kv_lora_rank);
+    mtp_engine_trace(e, "kv_cache", layer->index, e->s.kv, n, cw, cw);
+    size_t t = 0;
+    for (int i = 0; i < e->fw.n_segs; i++) {
+        const struct mtp_segment *g = &e->fw.segs[i];
+        float *cache = e->seqs[g->seq].cache[layer->index];
+        e->be->copy(e->bctx, cache + (size_t)mtp_segment_first_row(g) * cw,
+                    e->s.kv + t * cw, (size_t)g->n * cw * sizeof(float));
+        t += (size_t)g->n;
+    }
 }
 
-/* Distinct experts selected by any of the n tokens (host copy of s.idx). */
-static int count_experts_touched(struct mtp_engine *e, int n)
+/* s.attn rows of each segment: MLA over its sequence's cache of LAYER, with a
+ * causal mask or the segment's tree keys. */
+static void attention_per_segment(struct mtp_engine *e, const struct mtp_layer *layer)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    size_t q_width = (size_t)c->num_attention_heads * mtp_config_qk_head_dim(c);
+    size_t attn_width = (size_t)c->num_attention_heads * c->v_head_dim;
+    size_t t = 0;
+    for (int i = 0; i < e->fw.n_segs; i++) {
+        const struct mtp_segment *g = &e->fw.segs[i];
+        const float *cache = e->seqs[g->seq].cache[layer->index];
+        const float *q = e->s.q + t * q_width;
+        float *out = e->s.attn + t * attn_width;
+        if (g->tree)
+            e->be->mla_tree_attention(e->bctx, &e->mla, &layer->attn.kv_b, q, g->n,
+                                      &g->tree->keys, cache, out);
+        else
+            e->be->mla_attention(e->bctx, &e->mla, &layer->attn.kv_b, q, g->n, g->start_pos,
+                                 cache, out);
+        t += (size_t)g->n;
+    }
+}
+
+/* s.tmp = o_proj(MLA(s.xn)). */
+static void attention_forward(struct mtp_engine *e, const struct mtp_layer *layer)
+{
+    const struct mtp_config *c = &e->model->cfg;
+    attention_queries(e, &layer->attn);
+    attention_cache_rows(e, layer);
+    attention_per_segment(e, layer);
+    int attn_width = c->num_attention_heads * c->v_head_dim;
+    e->be->matmul(e->bctx, &layer->attn.o, e->s.attn, attn_width, e->fw.n, e->s.tmp,
+                  c->hidden_size);
+}
+
+/* Distinct experts among IDX [n, k] (host). */
+static int distinct_experts(struct mtp_engine *e, const int32_t *idx, int n)
 {
     int k = e->route.top_k, touched = 0;
-    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
     memset(e->expert_seen, 0, (size_t)e->route.n_experts);
     for (int i = 0; i < n * k; i++) {
-        int x = e->host_idx[i];
+        int x = idx[i];
         if (x >= 0 && x < e->route.n_experts && !e->expert_seen[x]) {
             e->expert_seen[x] = 1;
             touched++;
@@ -116,10 +142,26 @@ static int count_experts_touched(struct mtp_engine *e, int n)
     return touched;
 }
 
-/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. */
-static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n,
-                        int *experts_touched)
+/* Experts touched by the whole forward and by each segment, at MOE_SLOT
+ * (host copy of s.idx). */
+static void count_experts_touched(struct mtp_engine *e, int moe_slot)
 {
+    int k = e->route.top_k, n = e->fw.n;
+    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+    e->experts_touched[moe_slot] = distinct_experts(e, e->host_idx, n);
+    size_t t = 0;
+    for (int i = 0; i < e->fw.n_segs; i++) {
+        int seg_n = e->fw.segs[i].n;
+        e->seg_touched[(size_t)i * e->n_moe_main + moe_slot] =
+            distinct_experts(e, e->host_idx + t * k, seg_n);
+        t += (size_t)seg_n;
+    }
+}
+
+/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. */
+static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot)
+{
+    int n = e->fw.n;
     if (layer->kind == MTP_LAYER_DENSE) {
         e->be->ffn(e->bctx, &layer->dense, e->s.xn, n, e->s.tmp);
         return;
@@ -131,27 +173,26 @@ static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int
         e->trace_i32(e->trace_user, "router_idx", layer->index, e->host_idx, n, k);
     }
     mtp_engine_trace(e, "router_weights", layer->index, e->s.weights, n, k, k);
-    if (experts_touched)
-        *experts_touched = count_experts_touched(e, n);
+    if (moe_slot >= 0)
+        count_experts_touched(e, moe_slot);
     e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, e->s.idx, e->s.weights, e->s.tmp);
 }
 
-void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
-                       float *cache, int *experts_touched)
+void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot)
 {
-    int d = e->model->cfg.hidden_size;
+    int d = e->model->cfg.hidden_size, n = e->fw.n;
     float eps = (float)e->model->cfg.rms_norm_eps;
     size_t nd = (size_t)n * d;
 
     e->be->rmsnorm(e->bctx, e->s.x, d, &layer->attn_norm, n, d, eps, e->s.xn, d);
     mtp_engine_trace(e, "attn_norm", layer->index, e->s.xn, n, d, d);
-    attention_forward(e, layer, n, start_pos, cache);
+    attention_forward(e, layer);
     mtp_engine_trace(e, "attn_out", layer->index, e->s.tmp, n, d, d);
     e->be->add(e->bctx, e->s.x, e->s.tmp, nd);
 
     e->be->rmsnorm(e->bctx, e->s.x, d, &layer->ffn_norm, n, d, eps, e->s.xn, d);
     mtp_engine_trace(e, "ffn_norm", layer->index, e->s.xn, n, d, d);
-    ffn_forward(e, layer, n, experts_touched);
+    ffn_forward(e, layer, moe_slot);
     mtp_engine_trace(e, "ffn_out", layer->index, e->s.tmp, n, d, d);
     e->be->add(e->bctx, e->s.x, e->s.tmp, nd);
     mtp_engine_trace(e, "residual", layer->index, e->s.x, n, d, d);
