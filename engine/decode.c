@@ -181,6 +181,7 @@ void mtp_decode_free(struct mtp_decode *d)
     free(d->work);
     free(d->iwork);
     mtp_decode_tree_free(d);
+    mtp_decode_work_free(&d->batch_work);
     free_result_arrays(&d->r);
     free(d);
 }
@@ -296,7 +297,7 @@ static void reset_request(struct mtp_decode *d, int n_prompt)
     d->n_seq = 0;
     d->last_K = 0;
     for (int k = 0; k <= d->D; k++)
-        mtp_engine_truncate(d->e, k, 0);
+        mtp_engine_seq_truncate(d->e, d->seq_id, k, 0);
 }
 
 /* The request must fit the engine before anything is sized by it: ids in the
@@ -329,7 +330,7 @@ int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
     /* The engine is borrowed: another session may have left other conventions. */
     mtp_engine_set_mtp_wiring(d->e, &d->p.wiring);
     uint64_t t0 = mtp_decode_now_ns();
-    if (mtp_engine_prefill(d->e, prompt, n, d->logits, d->hid[0]))
+    if (mtp_engine_seq_prefill(d->e, d->seq_id, prompt, n, d->logits, d->hid[0]))
         return mtp_error_wrap("decode: prefill of %d tokens: ", n);
     if (d->K > 0 && mtp_decode_prefill_modules(d))
         return MTP_ERR;
@@ -343,18 +344,12 @@ int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
 /* Baseline: run seq[m] at position m, choose seq[m+1] from its logits. */
 static int step_baseline(struct mtp_decode *d)
 {
-    int m = d->n_seq - 1, s = mtp_decode_step_begin(d);
-    struct mtp_decode_result *r = &d->r;
+    int s = mtp_decode_step_begin(d);
     uint64_t t0 = mtp_decode_now_ns();
-    if (mtp_engine_forward(d->e, &d->seq[m], 1, m, d->logits, NULL))
-        return mtp_error_wrap("decode: step %d at position %d: ", s, m);
-    uint64_t t1 = mtp_decode_now_ns();
-    mtp_engine_last_experts_touched(d->e, r->experts_touched + (size_t)s * d->n_moe, d->n_moe);
-    mtp_decode_emit(d, mtp_decode_choose(d, d->logits, NULL), false);
-    uint64_t t2 = mtp_decode_now_ns();
-    r->verify_ns[s] = t1 - t0;
-    r->accept_ns[s] = t2 - t1;
-    r->emitted[s] = 1;
+    if (mtp_decode_verify_sessions(&d, &s, 1, &d->batch_work, NULL))
+        return MTP_ERR;
+    d->r.verify_ns[s] = mtp_decode_now_ns() - t0;
+    mtp_decode_finish_baseline(d, s);
     return MTP_OK;
 }
 

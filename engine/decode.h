@@ -30,6 +30,9 @@
 #include "sampling.h"
 #include "tree.h"
 
+/* Most sequences one batched decoding runs at once (decode_batch.h). */
+enum { MTP_DECODE_MAX_BATCH = 256 };
+
 enum mtp_decode_drafting {
     MTP_DECODE_DRAFTING_NONE,  /* baseline: one main forward per token */
     MTP_DECODE_DRAFTING_EXACT, /* module k drafts token k (K <= D) */

@@ -1,7 +1,9 @@
 /*
- * decode_draft.c - drafting with the MTP modules: exact (module k drafts
- * token k, docs/design.md §5 "Exact drafting") and chained (one module reused K
- * times), the module-cache prefill, and the module-cache rollback.
+ * decode_draft.c - the rules of drafting with the MTP modules: exact (module
+ * k drafts token k, docs/design.md §5 "Exact drafting") and chained (one module
+ * reused K times), the module-cache prefill, the choice of a draft, adaptive
+ * depth, and the module-cache rollback. The module forwards of a step run in
+ * decode_batch.c, batched across the sessions of a batch.
  *
  * ---- Index algebra of exact drafting ---------------------------------------
  * t[] is the token sequence; seq[0..m] are accepted (m pending). Module k at
@@ -67,7 +69,7 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 static int max_int(int a, int b) { return a > b ? a : b; }
 
 /* t[i] of the sequence extended by this step's drafts (seq up to m, then d_1..). */
-static int32_t token_at(const struct mtp_decode *d, int i)
+int32_t mtp_decode_token_at(const struct mtp_decode *d, int i)
 {
     int m = d->n_seq - 1;
     return i <= m ? d->seq[i] : d->drafts[i - m - 1];
@@ -80,7 +82,7 @@ static int32_t token_at(const struct mtp_decode *d, int i)
  * vocabulary with 0 outside the subset. That q_K is exactly what the draft
  * was drawn from, so min(1, p/q) and the residual max(p - q, 0) stay exact:
  * ids outside the subset are emitted only by the residual, at rate p. */
-static void pick_draft(struct mtp_decode *d, int k, const float *row)
+void mtp_decode_pick_draft(struct mtp_decode *d, int k, const float *row)
 {
     float *logits = d->draft_logits + (size_t)(k - 1) * d->V;
     float *q = d->q + (size_t)(k - 1) * d->V;
@@ -107,7 +109,7 @@ static void pick_draft(struct mtp_decode *d, int k, const float *row)
 
 /* The hidden states module K reads in exact drafting: module K-1's (the
  * paper), or the main model's for every module (MiMo NEXTN). */
-static const float *module_input(const struct mtp_decode *d, int k)
+const float *mtp_decode_module_input(const struct mtp_decode *d, int k)
 {
     if (d->p.wiring.module_hidden == MTP_WIRING_MODULE_HIDDEN_MAIN_MODEL)
         return d->hid[0];
@@ -120,48 +122,19 @@ int mtp_decode_prefill_modules(struct mtp_decode *d)
     if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
         if (n < 2)
             return MTP_OK;
-        return mtp_engine_mtp_forward(d->e, d->module, d->seq + 1, d->hid[0], n - 1, 0, NULL,
-                                      d->hid[d->module]);
+        return mtp_engine_seq_mtp_forward(d->e, d->seq_id, d->module, d->seq + 1, d->hid[0],
+                                          n - 1, 0, NULL, d->hid[d->module]);
     }
     for (int k = 1; k <= d->K && n - k > 0; k++)
-        if (mtp_engine_mtp_forward(d->e, k, d->seq + k, module_input(d, k), n - k, 0, NULL,
-                                   d->hid[k]))
+        if (mtp_engine_seq_mtp_forward(d->e, d->seq_id, k, d->seq + k,
+                                       mtp_decode_module_input(d, k), n - k, 0, NULL, d->hid[k]))
             return mtp_error_wrap("decode: prefill of MTP module %d: ", k);
-    return MTP_OK;
-}
-
-/* Module MODULE over rows c..m-1 with tokens t[j+k] (k = SHIFT) and hidden
- * IN[j]; hidden rows to OUT[j]; returns the logits of row m-1. */
-static const float *module_rows(struct mtp_decode *d, int module, int shift, const float *in,
-                                float *out, int *rc)
-{
-    int m = d->n_seq - 1, c = mtp_engine_cache_len(d->e, module), rows = m - c;
-    MTP_CHECK(rows >= 1 && rows <= d->batch_cap);
-    for (int r = 0; r < rows; r++)
-        d->batch_tokens[r] = token_at(d, c + r + shift);
-    *rc = mtp_engine_mtp_forward_draft(d->e, module, d->dv, d->batch_tokens,
-                                       in + (size_t)c * d->dm, rows, c, d->batch_logits,
-                                       out + (size_t)c * d->dm);
-    if (*rc)
-        mtp_error_wrap("decode: MTP module %d at positions %d..%d: ", module, c, m - 1);
-    return d->batch_logits;
-}
-
-static int draft_exact(struct mtp_decode *d)
-{
-    for (int k = 1; k <= d->K; k++) {
-        int rc;
-        const float *row = module_rows(d, k, k, module_input(d, k), d->hid[k], &rc);
-        if (rc)
-            return rc;
-        pick_draft(d, k, row);
-    }
     return MTP_OK;
 }
 
 /* Adaptive depth: whether drafting stops after draft I (chosen from ROW).
  * *CUM carries the product of the drafts' probabilities. */
-static bool stop_after(const struct mtp_decode *d, int i, const float *row, double *cum)
+bool mtp_decode_stop_after(const struct mtp_decode *d, int i, const float *row, double *cum)
 {
     if (d->p.adaptive == MTP_DECODE_ADAPTIVE_OFF)
         return false;
@@ -178,47 +151,13 @@ static bool stop_after(const struct mtp_decode *d, int i, const float *row, doub
     return v < d->p.adaptive_threshold;
 }
 
-static int draft_chain(struct mtp_decode *d)
-{
-    int m = d->n_seq - 1, M = d->module, rc;
-    double cum = 1;
-    float *g = d->hid[M];
-    const float *row = module_rows(d, M, 1, d->hid[0], g, &rc);
-    if (rc)
-        return rc;
-    pick_draft(d, 1, row);
-    d->k_step = 1;
-    if (stop_after(d, 1, row, &cum))
-        return MTP_OK;
-    for (int i = 2; i <= d->K; i++) {
-        int pos = m + i - 2;
-        if (mtp_engine_mtp_forward_draft(d->e, M, d->dv, &d->drafts[i - 2],
-                                         g + (size_t)(pos - 1) * d->dm, 1, pos, d->batch_logits,
-                                         g + (size_t)pos * d->dm))
-            return mtp_error_wrap("decode: chained draft %d at position %d: ", i, pos);
-        pick_draft(d, i, d->batch_logits);
-        d->k_step = i;
-        if (stop_after(d, i, d->batch_logits, &cum))
-            break;
-    }
-    return MTP_OK;
-}
-
-int mtp_decode_draft(struct mtp_decode *d)
-{
-    d->k_step = d->K;
-    int rc = d->p.drafting == MTP_DECODE_DRAFTING_EXACT ? draft_exact(d) : draft_chain(d);
-    d->last_K = d->k_step;
-    return rc;
-}
-
 void mtp_decode_rollback_modules(struct mtp_decode *d, int m, int a)
 {
     int m_next = m + a + 1;
     if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
-        mtp_engine_truncate(d->e, d->module, m);
+        mtp_engine_seq_truncate(d->e, d->seq_id, d->module, m);
         return;
     }
     for (int k = 1; k <= d->K; k++)
-        mtp_engine_truncate(d->e, k, min_int(m, max_int(0, m_next - k)));
+        mtp_engine_seq_truncate(d->e, d->seq_id, k, min_int(m, max_int(0, m_next - k)));
 }

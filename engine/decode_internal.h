@@ -16,8 +16,20 @@
 
 enum { MTP_DECODE_MAX_DEPTH = 64 }; /* as experiments/spec.h MTP_SPEC_MAX_DEPTH */
 
+/* Host buffers of one batched phase (decode_batch.c): the tokens, hidden
+ * inputs and outputs, logits and segments of every session in it, grown on
+ * demand. */
+struct mtp_decode_work {
+    int32_t *tokens;
+    float *hin, *hout, *logits;
+    struct mtp_segment *segs;
+    int cap_tokens, cap_rows, cap_segs;
+};
+void mtp_decode_work_free(struct mtp_decode_work *w);
+
 struct mtp_decode {
     struct mtp_engine *e;
+    int seq_id;     /* the engine sequence whose caches this session uses (0 alone) */
     struct mtp_decode_params p;
     int V;          /* vocab size */
     int dm;         /* hidden size d */
@@ -53,6 +65,7 @@ struct mtp_decode {
 
     struct mtp_decode_result r;
     struct mtp_decode_tree *tree; /* tree decoding (decode_tree.h), or NULL */
+    struct mtp_decode_work batch_work; /* this session's own steps (a batch of one) */
 };
 
 /* decode.c */
@@ -65,13 +78,35 @@ bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft);
 /* Start a step record; returns its index. */
 int mtp_decode_step_begin(struct mtp_decode *d);
 
-/* decode_draft.c: fill module caches over the prompt, and draft d_1..d_K. */
+/* decode_draft.c: fill module caches over the prompt; choose draft K from
+ * module logits ROW; the adaptive-depth test after draft I (*CUM carries the
+ * product of the drafts' probabilities); the sequence extended by the step's
+ * drafts; the hidden states module K reads in exact drafting. */
 int mtp_decode_prefill_modules(struct mtp_decode *d);
-int mtp_decode_draft(struct mtp_decode *d);
+void mtp_decode_pick_draft(struct mtp_decode *d, int k, const float *row);
+bool mtp_decode_stop_after(const struct mtp_decode *d, int i, const float *row, double *cum);
+int32_t mtp_decode_token_at(const struct mtp_decode *d, int i);
+const float *mtp_decode_module_input(const struct mtp_decode *d, int k);
 /* Truncate module caches after a step that accepted A drafts at pending m. */
 void mtp_decode_rollback_modules(struct mtp_decode *d, int m, int a);
 
-/* decode_mtp.c */
+/* decode_batch.c: the phases of one step over the N sessions S (each on its
+ * own engine sequence, all with the same parameters), every engine forward
+ * batched across them. A single session's step is the case N = 1. Draft:
+ * d_1..d_K of each session (exact or chained; sessions whose adaptive depth
+ * stops early drop out of the later module forwards). Verify: one main
+ * forward of every session's pending token and drafts (baseline: the pending
+ * token); each session's logits and hidden rows, experts touched per session
+ * into step record S_STEP[i], and for the whole batch into ALL_TOUCHED (may
+ * be NULL). */
+int mtp_decode_draft_sessions(struct mtp_decode **S, int n, struct mtp_decode_work *w);
+int mtp_decode_verify_sessions(struct mtp_decode **S, const int *s_step, int n,
+                               struct mtp_decode_work *w, int32_t *all_touched);
+
+/* decode_mtp.c: accept, emit and roll back after verification (step S of
+ * session D); the baseline's emission; a whole step of one session. */
+void mtp_decode_finish_mtp(struct mtp_decode *d, int s);
+void mtp_decode_finish_baseline(struct mtp_decode *d, int s);
 int mtp_decode_step_mtp(struct mtp_decode *d);
 
 #endif

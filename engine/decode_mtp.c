@@ -8,7 +8,8 @@
  *      token (residual sample or bonus), cut by EOS / max_new_tokens;
  *   4. roll back: main cache to m+a+1 positions (h[m..m+a] stay valid: their
  *      tokens are accepted), module caches per decode_draft.c.
- * Each phase is timed separately into the step record.
+ * Each phase is timed separately into the step record. Drafting and
+ * verification run in decode_batch.c, here as a batch of one session.
  */
 #include "decode_internal.h"
 #include "../core/error.h"
@@ -42,27 +43,11 @@ static int emit_step(struct mtp_decode *d, int a, int32_t final_token)
     return n + 1;
 }
 
-int mtp_decode_step_mtp(struct mtp_decode *d)
+void mtp_decode_finish_mtp(struct mtp_decode *d, int s)
 {
     struct mtp_decode_result *r = &d->r;
-    int m = d->n_seq - 1, s = mtp_decode_step_begin(d);
-    uint64_t t0 = mtp_decode_now_ns();
-    if (mtp_decode_draft(d))
-        return mtp_error_wrap("decode: step %d: ", s);
-    uint64_t t1 = mtp_decode_now_ns();
-    int K = d->k_step; /* d->K, or fewer when adaptive depth stopped early */
-    r->drafted[s] = K;
-
-    int32_t verify_tokens[MTP_DECODE_MAX_DEPTH + 1];
-    verify_tokens[0] = d->seq[m];
-    for (int j = 0; j < K; j++)
-        verify_tokens[j + 1] = d->drafts[j];
-    float *h_rows = d->hid[0] + (size_t)m * d->dm;
-    if (mtp_engine_forward(d->e, verify_tokens, K + 1, m, d->logits, h_rows))
-        return mtp_error_wrap("decode: step %d: verify at position %d: ", s, m);
+    int m = d->n_seq - 1;
     uint64_t t2 = mtp_decode_now_ns();
-    mtp_engine_last_experts_touched(d->e, r->experts_touched + (size_t)s * d->n_moe, d->n_moe);
-
     int32_t final_token;
     int a = accept_drafts(d, &final_token);
     r->emitted[s] = emit_step(d, a, final_token);
@@ -73,12 +58,34 @@ int mtp_decode_step_mtp(struct mtp_decode *d)
     r->accepted_uncut[s] = a; /* what the verifier decided, for unbiased acceptance rates */
     uint64_t t3 = mtp_decode_now_ns();
 
-    mtp_engine_truncate(d->e, 0, m + a + 1);
+    mtp_engine_seq_truncate(d->e, d->seq_id, 0, m + a + 1);
     mtp_decode_rollback_modules(d, m, a);
     uint64_t t4 = mtp_decode_now_ns();
-    r->draft_ns[s] = t1 - t0;
-    r->verify_ns[s] = t2 - t1;
     r->accept_ns[s] = t3 - t2;
     r->update_ns[s] = t4 - t3;
+}
+
+void mtp_decode_finish_baseline(struct mtp_decode *d, int s)
+{
+    uint64_t t0 = mtp_decode_now_ns();
+    mtp_decode_emit(d, mtp_decode_choose(d, d->logits, NULL), false);
+    d->r.accept_ns[s] = mtp_decode_now_ns() - t0;
+    d->r.emitted[s] = 1;
+}
+
+int mtp_decode_step_mtp(struct mtp_decode *d)
+{
+    struct mtp_decode_result *r = &d->r;
+    int s = mtp_decode_step_begin(d);
+    uint64_t t0 = mtp_decode_now_ns();
+    if (mtp_decode_draft_sessions(&d, 1, &d->batch_work))
+        return mtp_error_wrap("decode: step %d: ", s);
+    uint64_t t1 = mtp_decode_now_ns();
+    if (mtp_decode_verify_sessions(&d, &s, 1, &d->batch_work, NULL))
+        return MTP_ERR;
+    uint64_t t2 = mtp_decode_now_ns();
+    r->draft_ns[s] = t1 - t0;
+    r->verify_ns[s] = t2 - t1;
+    mtp_decode_finish_mtp(d, s);
     return MTP_OK;
 }

@@ -396,34 +396,43 @@ int mtp_engine_forward_batch(struct mtp_engine *e, const int32_t *tokens,
     return main_batch(e, tokens, segs, n_segs, logits, hidden);
 }
 
-int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
-                       float *logits, float *hidden)
+int mtp_engine_seq_forward(struct mtp_engine *e, int seq, const int32_t *tokens, int n,
+                           int start_pos, float *logits, float *hidden)
 {
-    if (check_positions(e, 0, 0, n, start_pos))
+    if (seq < 0 || seq >= e->n_seqs)
+        return mtp_error_set("engine: forward of sequence %d; expected 0..%d", seq,
+                             e->n_seqs - 1);
+    if (check_positions(e, seq, 0, n, start_pos))
         return MTP_ERR;
     const struct mtp_config *c = &e->model->cfg;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
         float *lg = logits ? logits + (size_t)done * c->vocab_size : NULL;
         float *hd = hidden ? hidden + (size_t)done * c->hidden_size : NULL;
-        struct mtp_segment seg = {.seq = 0, .n = chunk, .start_pos = start_pos + done};
+        struct mtp_segment seg = {.seq = seq, .n = chunk, .start_pos = start_pos + done};
         if (main_batch(e, tokens + done, &seg, 1, lg, hd))
             return MTP_ERR;
     }
-    e->seqs[0].len[0] = start_pos + n;
+    e->seqs[seq].len[0] = start_pos + n;
     return MTP_OK;
 }
 
+int mtp_engine_forward(struct mtp_engine *e, const int32_t *tokens, int n, int start_pos,
+                       float *logits, float *hidden)
+{
+    return mtp_engine_seq_forward(e, 0, tokens, n, start_pos, logits, hidden);
+}
+
 /* The prefill's chunks of at most max_batch tokens. */
-static int prefill_chunks(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
-                          float *hidden)
+static int prefill_chunks(struct mtp_engine *e, int seq, const int32_t *tokens, int n,
+                          float *last_logits, float *hidden)
 {
     const struct mtp_config *c = &e->model->cfg;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
         bool last = done + chunk == n;
         float *hd = hidden ? hidden + (size_t)done * c->hidden_size : NULL;
-        struct mtp_segment seg = {.seq = 0, .n = chunk, .start_pos = done};
+        struct mtp_segment seg = {.seq = seq, .n = chunk, .start_pos = done};
         if (main_batch(e, tokens + done, &seg, 1, NULL, hd))
             return MTP_ERR;
         if (last && last_logits) {
@@ -436,25 +445,34 @@ static int prefill_chunks(struct mtp_engine *e, const int32_t *tokens, int n, fl
                 return MTP_ERR;
         }
     }
-    e->seqs[0].len[0] = n;
+    e->seqs[seq].len[0] = n;
     return MTP_OK;
 }
 
-int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
-                       float *hidden)
+int mtp_engine_seq_prefill(struct mtp_engine *e, int seq, const int32_t *tokens, int n,
+                           float *last_logits, float *hidden)
 {
+    if (seq < 0 || seq >= e->n_seqs)
+        return mtp_error_set("engine: prefill of sequence %d; expected 0..%d", seq,
+                             e->n_seqs - 1);
     if (n < 1)
         return mtp_error_set("engine: prefill needs at least one token");
-    if (check_positions(e, 0, 0, n, 0))
+    if (check_positions(e, seq, 0, n, 0))
         return MTP_ERR;
     /* The backend's prefill kernels, for this call only (every return path). */
     bool fast = e->be->set_prefill && !e->opt.invariant_prefill;
     if (fast)
         e->be->set_prefill(e->bctx, 1);
-    int rc = prefill_chunks(e, tokens, n, last_logits, hidden);
+    int rc = prefill_chunks(e, seq, tokens, n, last_logits, hidden);
     if (fast)
         e->be->set_prefill(e->bctx, 0);
     return rc;
+}
+
+int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
+                       float *hidden)
+{
+    return mtp_engine_seq_prefill(e, 0, tokens, n, last_logits, hidden);
 }
 
 /* Zero the embedding half of the s.cat rows at position 0: vLLM's position-0
@@ -622,14 +640,18 @@ int mtp_engine_mtp_forward_batch(struct mtp_engine *e, int module,
 
 /* MTP module MODULE of sequence 0 over n positions from start_pos, in chunks
  * of max_batch; logits of every row, or of the last one only. */
-static int mtp_forward_impl(struct mtp_engine *e, int module, const struct mtp_draft_vocab *dv,
-                            const int32_t *tokens, const float *hidden_in, int n, int start_pos,
-                            float *logits, bool last_only, float *hidden_out)
+static int mtp_forward_impl(struct mtp_engine *e, int seq, int module,
+                            const struct mtp_draft_vocab *dv, const int32_t *tokens,
+                            const float *hidden_in, int n, int start_pos, float *logits,
+                            bool last_only, float *hidden_out)
 {
     const struct mtp_config *c = &e->model->cfg;
     if (check_module(e, module, dv))
         return MTP_ERR;
-    if (check_positions(e, 0, module, n, start_pos))
+    if (seq < 0 || seq >= e->n_seqs)
+        return mtp_error_set("engine: MTP module %d of sequence %d; expected 0..%d", module, seq,
+                             e->n_seqs - 1);
+    if (check_positions(e, seq, module, n, start_pos))
         return MTP_ERR;
     for (int done = 0; done < n; done += e->opt.max_batch) {
         int chunk = n - done < e->opt.max_batch ? n - done : e->opt.max_batch;
@@ -639,11 +661,11 @@ static int mtp_forward_impl(struct mtp_engine *e, int module, const struct mtp_d
         float *lg = !logits ? NULL : !last_only ? logits + (size_t)done * c->vocab_size
                                    : last       ? logits
                                                 : NULL;
-        struct mtp_segment seg = {.seq = 0, .n = chunk, .start_pos = start_pos + done};
+        struct mtp_segment seg = {.seq = seq, .n = chunk, .start_pos = start_pos + done};
         if (mtp_batch(e, module, dv, tokens + done, in, &seg, 1, last_only, lg, hd))
             return MTP_ERR;
     }
-    e->seqs[0].len[module] = start_pos + n;
+    e->seqs[seq].len[module] = start_pos + n;
     return MTP_OK;
 }
 
@@ -651,7 +673,15 @@ int mtp_engine_mtp_forward(struct mtp_engine *e, int module, const int32_t *toke
                            const float *hidden_in, int n, int start_pos, float *logits,
                            float *hidden_out)
 {
-    return mtp_forward_impl(e, module, NULL, tokens, hidden_in, n, start_pos, logits, false,
+    return mtp_forward_impl(e, 0, module, NULL, tokens, hidden_in, n, start_pos, logits, false,
+                            hidden_out);
+}
+
+int mtp_engine_seq_mtp_forward(struct mtp_engine *e, int seq, int module, const int32_t *tokens,
+                               const float *hidden_in, int n, int start_pos, float *logits,
+                               float *hidden_out)
+{
+    return mtp_forward_impl(e, seq, module, NULL, tokens, hidden_in, n, start_pos, logits, false,
                             hidden_out);
 }
 
@@ -659,8 +689,17 @@ int mtp_engine_mtp_forward_last(struct mtp_engine *e, int module, const int32_t 
                                 const float *hidden_in, int n, int start_pos, float *last_logits,
                                 float *hidden_out)
 {
-    return mtp_forward_impl(e, module, NULL, tokens, hidden_in, n, start_pos, last_logits, true,
+    return mtp_forward_impl(e, 0, module, NULL, tokens, hidden_in, n, start_pos, last_logits, true,
                             hidden_out);
+}
+
+int mtp_engine_seq_mtp_forward_draft(struct mtp_engine *e, int seq, int module,
+                                     const struct mtp_draft_vocab *dv, const int32_t *tokens,
+                                     const float *hidden_in, int n, int start_pos,
+                                     float *last_logits, float *hidden_out)
+{
+    return mtp_forward_impl(e, seq, module, dv, tokens, hidden_in, n, start_pos, last_logits,
+                            true, hidden_out);
 }
 
 int mtp_engine_mtp_forward_draft(struct mtp_engine *e, int module,
@@ -668,7 +707,7 @@ int mtp_engine_mtp_forward_draft(struct mtp_engine *e, int module,
                                  const float *hidden_in, int n, int start_pos,
                                  float *last_logits, float *hidden_out)
 {
-    return mtp_forward_impl(e, module, dv, tokens, hidden_in, n, start_pos, last_logits, true,
+    return mtp_forward_impl(e, 0, module, dv, tokens, hidden_in, n, start_pos, last_logits, true,
                             hidden_out);
 }
 

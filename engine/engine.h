@@ -114,6 +114,21 @@ size_t mtp_engine_seq_cache_bytes(const struct mtp_model *model, int max_positio
 int mtp_engine_prefill(struct mtp_engine *e, const int32_t *tokens, int n, float *last_logits,
                        float *hidden);
 
+/* mtp_engine_forward, mtp_engine_prefill, mtp_engine_mtp_forward and
+ * mtp_engine_mtp_forward_draft (below) on sequence SEQ (0..max_seqs-1): one
+ * request of a batch, chunked by max_batch like the sequence-0 forms. */
+int mtp_engine_seq_forward(struct mtp_engine *e, int seq, const int32_t *tokens, int n,
+                           int start_pos, float *logits, float *hidden);
+int mtp_engine_seq_mtp_forward_draft(struct mtp_engine *e, int seq, int module,
+                                     const struct mtp_draft_vocab *dv, const int32_t *tokens,
+                                     const float *hidden_in, int n, int start_pos,
+                                     float *last_logits, float *hidden_out);
+int mtp_engine_seq_prefill(struct mtp_engine *e, int seq, const int32_t *tokens, int n,
+                           float *last_logits, float *hidden);
+int mtp_engine_seq_mtp_forward(struct mtp_engine *e, int seq, int module, const int32_t *tokens,
+                               const float *hidden_in, int n, int start_pos, float *logits,
+                               float *hidden_out);
+
 /* MTP module K (1-based) over n positions start_pos..: at position i it takes
  * Emb(tokens[i - start_pos]) and hidden_in[i - start_pos] (the main post-norm
  * hidden for K = 1, module K-1's post-shared_head.norm hidden otherwise; host
