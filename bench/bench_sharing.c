@@ -61,7 +61,7 @@ static void record_routes(void *user, const char *name, int layer, const int32_t
 }
 
 /* Token ids of the dataset's prompts, concatenated, until at least NEED. */
-static int sharing_tokens(const char *model_dir, const char *path, int need, int32_t **out,
+int mtp_bench_text_tokens(const char *model_dir, const char *path, int need, int32_t **out,
                           int *n_out)
 {
     char tpath[4096];
@@ -88,7 +88,7 @@ static int sharing_tokens(const char *model_dir, const char *path, int need, int
         free(ids);
     }
     if (!rc && n < need)
-        rc = mtp_error_set("%s: its prompts hold %d tokens, the expert-sharing walk needs %d "
+        rc = mtp_error_set("%s: its prompts hold %d tokens, the bench needs %d "
                            "(use a larger dataset or a smaller --context)", path, n, need);
     mtp_dataset_free(&ds);
     mtp_tokenizer_free(tok);
@@ -186,7 +186,7 @@ int mtp_bench_expert_sharing(struct mtp_engine *e, const char *model_dir, const 
                              windows, SHARING_MAX_N, SHARING_MAX_N, SHARING_MAX_N);
     int need = context + SHARING_MAX_N * windows, n_ids = 0;
     int32_t *ids = NULL;
-    if (sharing_tokens(model_dir, dataset, need, &ids, &n_ids))
+    if (mtp_bench_text_tokens(model_dir, dataset, need, &ids, &n_ids))
         return MTP_ERR;
     struct route_record rr = {.tokens = SHARING_MAX_N * windows, .layers = layers,
                               .k = c->num_experts_per_tok, .main_layers = c->num_hidden_layers};

@@ -7,6 +7,8 @@
 #ifndef MTP_BENCH_SHARING_H
 #define MTP_BENCH_SHARING_H
 
+#include <stdint.h>
+
 struct mtp_engine;
 
 /* Tokenize DATASET's prompts (Spec-Bench JSONL) with MODEL_DIR/tokenizer.json,
@@ -16,5 +18,11 @@ struct mtp_engine;
  * MTP_ERR with a message. */
 int mtp_bench_expert_sharing(struct mtp_engine *e, const char *model_dir, const char *dataset,
                              int context, int windows);
+
+/* The first NEED tokens (at least) of DATASET's prompts, one after another,
+ * tokenized with MODEL_DIR's tokenizer (no BOS): *OUT (free) and *N_OUT.
+ * MTP_ERR when the prompts hold fewer, naming the file. */
+int mtp_bench_text_tokens(const char *model_dir, const char *path, int need, int32_t **out,
+                          int *n_out);
 
 #endif

@@ -39,6 +39,7 @@
 #include <time.h>   /* defines: clock_gettime */
 
 #include "analysis/roofline.h"
+#include "bench/bench_batch.h"
 #include "bench/bench_costs.h"
 #include "bench/bench_json.h"
 #include "bench/bench_ops.h"
@@ -66,6 +67,7 @@ struct bench_args {
     int windows;      /* forwards per n in that walk */
     int contended;    /* --contended: the threads section */
     int ops;          /* --ops: the per-op section (bench_ops.h) */
+    int batch;        /* --batch: the batch cost curve (bench_batch.h), on the --text tokens */
     double load_start[3]; /* getloadavg before the model is loaded (the cost file records it) */
 };
 
@@ -74,7 +76,7 @@ static void bench_usage(FILE *f)
     fprintf(f, "usage: mtpbench bench --model DIR [--threads N] [--backend cpu|cuda]\n"
                "                      [--context P] [--repeats R] [--stream-mib M]\n"
                "                      [--json FILE] [--text DATASET.jsonl] [--windows W]\n"
-               "                      [--contended] [--ops]\n\n"
+               "                      [--contended] [--ops] [--batch]\n\n"
                "Prefill and decode throughput, verification cost for n = 1..16 tokens, draft\n"
                "cost per MTP module (1..16 rows), choose and rollback overheads, relative to\n"
                "one decode, and roofline fractions against the measured memory bandwidth and\n"
@@ -90,7 +92,10 @@ static void bench_usage(FILE *f)
                "--json: write the cost curve (every case, per-round ratios) to FILE, for\n"
                "`mtpbench report --table cost-model --costs FILE`.\n"
                "--text: also the routed experts per MoE layer that a verification of n real\n"
-               "tokens of DATASET reads (W forwards per n), against independent routing.\n");
+               "tokens of DATASET reads (W forwards per n), against independent routing.\n"
+               "--batch: also the cost and experts touched of one forward over B = 1..32\n"
+               "sequences of K+1 = 1..4 tokens of the --text DATASET each, and the ratio of\n"
+               "a forward of 8 single-token sequences to 8 single decodes (needs --text).\n");
 }
 
 static int bench_parse(int argc, char **argv, struct bench_args *a)
@@ -102,6 +107,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         {"text", required_argument, 0, 'x'},    {"windows", required_argument, 0, 'w'},
         {"json", required_argument, 0, 'j'},    {"help", no_argument, 0, 'h'},
         {"contended", no_argument, 0, 'C'}, {"ops", no_argument, 0, 'O'},
+        {"batch", no_argument, 0, 'B'},
         {0, 0, 0, 0},
     };
     *a = (struct bench_args){.backend = "cpu", .context = 128, .repeats = 5, .windows = 32};
@@ -116,6 +122,7 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
         case 'j': a->json = optarg; break;
         case 'C': a->contended = 1; break;
         case 'O': a->ops = 1; break;
+        case 'B': a->batch = 1; break;
         case 'w':
             if (mtp_cli_parse_int("--windows", optarg, 2, 4096, &v))
                 return 2;
@@ -142,6 +149,11 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
     if (!a->model_dir) {
         fprintf(stderr, "mtpbench: error: bench needs --model\n");
         bench_usage(stderr);
+        return 2;
+    }
+    if (a->batch && !a->text) {
+        fprintf(stderr, "mtpbench: error: bench --batch needs --text DATASET.jsonl (the tokens "
+                        "each sequence verifies)\n");
         return 2;
     }
     return 0;
@@ -393,7 +405,8 @@ static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
     return rc;
 }
 
-static int bench_run(const struct bench_args *a, struct mtp_engine *e, struct mtp_model *model)
+static int bench_run(const struct bench_args *a, struct mtp_engine *e, struct mtp_model *model,
+                     struct mtp_backend *be)
 {
     struct mtp_bench_ctx x = {0};
     double bw, peak;
@@ -407,6 +420,8 @@ static int bench_run(const struct bench_args *a, struct mtp_engine *e, struct mt
         rc = mtp_bench_tree(e, a->context, a->repeats);
     if (!rc && a->text)
         rc = mtp_bench_expert_sharing(e, a->model_dir, a->text, a->context, a->windows);
+    if (!rc && a->batch)
+        rc = mtp_bench_batch(model, be, a->model_dir, a->text, a->context, a->repeats);
     return rc;
 }
 
@@ -436,7 +451,7 @@ int mtp_cmd_bench(int argc, char **argv)
                c->n_routed_experts, c->num_experts_per_tok, c->vocab_size, a.backend,
                mtp_backend_cpu_threads(a.threads),
                a.repeats);
-        status = bench_run(&a, e, model);
+        status = bench_run(&a, e, model, be);
     }
     if (status)
         rc = mtp_cli_fail();

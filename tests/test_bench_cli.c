@@ -150,10 +150,41 @@ static int find_binary(void **state)
     return access(mtpbench, X_OK) == 0 ? 0 : -1;
 }
 
+/* --batch: the table of B x K cases on real text and the 8-singles ratios;
+ * without --text it is a usage error naming what is missing. */
+static void test_bench_batch(void **state)
+{
+    (void)state;
+    static char out[1 << 16];
+    assert_int_equal(run_cli("bench --model " MTP_SOURCE_DIR "/models/mtp-mini --batch", out,
+                             sizeof out), 2);
+    assert_non_null(strstr(out, "--batch needs --text"));
+    assert_int_equal(run_cli("bench --model " MTP_SOURCE_DIR "/models/mtp-mini --threads 1 "
+                             "--repeats 1 --context 24 --stream-mib 1 --windows 2 --batch --text "
+                             MTP_SOURCE_DIR "/datasets/prose.jsonl", out, sizeof out), 0);
+    const char *t = strstr(out, "batch verification over B sequences at position 24");
+    assert_non_null(t);
+    int rows = 0, B, K, T;
+    double ms, per_seq, per_tok, experts;
+    for (const char *l = strchr(t, '\n'); l && *l; l = strchr(l + 1, '\n'))
+        if (sscanf(l + 1, "%d %d %d %lf %lf %lf %lf", &B, &K, &T, &ms, &per_seq, &per_tok,
+                   &experts) == 7) {
+            assert_int_equal(T, B * (K + 1));
+            assert_true(ms > 0 && experts >= 1);
+            if (B == 1 && K == 0) /* one token reads its top-k (2) experts in every layer */
+                assert_true(fabs(experts - 2.0) < 1e-9);
+            assert_true(experts <= 2.0 * T && experts <= 8.0); /* 8 routed experts */
+            rows++;
+        }
+    assert_int_equal(rows, 6 * 4);
+    assert_non_null(strstr(t, "forward of 8 single-token sequences / 8 single decodes"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bench_sections),
+        cmocka_unit_test(test_bench_batch),
     };
     return cmocka_run_group_tests(tests, find_binary, NULL);
 }
