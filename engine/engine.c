@@ -10,7 +10,8 @@
  */
 #include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: free */
-#include <string.h> /* defines: memcpy */
+#include <string.h> /* defines: memcpy, strcmp */
+#include <unistd.h> /* defines: sysconf */
 
 #include "draft_vocab.h"
 #include "engine_internal.h"
@@ -159,6 +160,26 @@ size_t mtp_engine_seq_cache_bytes(const struct mtp_model *model, int max_positio
            (size_t)mtp_config_cache_width(&model->cfg) * sizeof(float);
 }
 
+/* The caches of max_seqs sequences must fit before any is allocated: on the
+ * CPU backend they live in host memory, checked against the machine's
+ * physical memory (a CUDA allocation failure is reported by the backend). */
+static int check_cache_memory(const struct mtp_engine *e)
+{
+    size_t per_seq = mtp_engine_seq_cache_bytes(e->model, e->opt.max_positions);
+    double need = (double)per_seq * e->n_seqs;
+    if (strcmp(e->be->name, "cpu") != 0)
+        return MTP_OK;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (have > 0 && need > have)
+        return mtp_error_set("engine: the latent caches of %d sequences need %.0f bytes (%zu per "
+                             "sequence: %d layers x %d positions x %d floats); this machine has "
+                             "%.0f bytes of memory (lower the batch size or max_positions)",
+                             e->n_seqs, need, per_seq, e->model->n_layers, e->opt.max_positions,
+                             e->cache_width, have);
+    return MTP_OK;
+}
+
 /* The caches of sequence SEQ: one per layer, main and MTP. */
 static void seq_caches_alloc(struct mtp_engine *e, struct mtp_seq_caches *q)
 {
@@ -198,7 +219,7 @@ int mtp_engine_create(struct mtp_model *model, struct mtp_backend *backend,
     e->opt = *opt;
     e->n_seqs = opt->max_seqs > 0 ? opt->max_seqs : 1;
     init_static_params(e);
-    if (prepare_weights(e)) {
+    if (check_cache_memory(e) || prepare_weights(e)) {
         free(e);
         return MTP_ERR;
     }

@@ -42,7 +42,8 @@ struct mtp_engine_options {
                              * a prefill equals incremental decoding bitwise (tests); by
                              * default the backend may use faster prefill kernels */
     int max_seqs;         /* sequences with caches of their own (0 means 1); each costs
-                           * mtp_engine_seq_cache_bytes */
+                           * mtp_engine_seq_cache_bytes, and on the CPU backend creation
+                           * fails, giving the bytes, when all exceed physical memory */
     int main_layers;      /* bench: run only the first main_layers main-model layers (0 = all),
                            * to separate a forward's fixed cost from its per-layer cost; the
                            * outputs are then not the model's */

@@ -373,6 +373,19 @@ static void test_bad_batches(void **state)
                  "max_seqs");
 }
 
+/* Caches for more sequences than the machine's memory holds are refused
+ * before any allocation, with the bytes needed. */
+static void test_cache_memory_checked(void **state)
+{
+    struct fixture *f = *state;
+    struct mtp_engine_options opt = {.max_positions = 1 << 20, .max_batch = 8,
+                                     .max_seqs = 1 << 16};
+    struct mtp_engine *e = NULL;
+    expect_error(mtp_engine_create(f->model, f->be, &opt, &e), "of 65536 sequences need");
+    assert_null(e);
+    assert_non_null(strstr(mtp_error_message(), " bytes"));
+}
+
 int main(void)
 {
     const struct CMUnitTest mini[] = {
@@ -380,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_experts_union_bounded),
         cmocka_unit_test(test_mtp_batch_invariant),
         cmocka_unit_test(test_bad_batches),
+        cmocka_unit_test(test_cache_memory_checked),
     };
     const struct CMUnitTest v3[] = {
         cmocka_unit_test(test_main_batch_invariant),
