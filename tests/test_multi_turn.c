@@ -14,6 +14,10 @@
  *      prefilling turn 2's whole prompt; a stale or missing main or module
  *      cache row would change one or the other.
  * Rolled-back rows are poisoned with NaN on the first engine.
+ * 3. A run of two-turn prompts stopped after a first turn (max_requests) and
+ *    resumed logs every turn once, with the tokens of an uninterrupted run,
+ *    under greedy and sampled decoding (a resumed conversation is decoded
+ *    again from its first turn, whose record is not written twice).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +30,8 @@
 #include <string.h>
 
 #include "engine/decode.h"
+#include "experiments/log.h"
+#include "experiments/runner.h"
 #include "engine/error.h"
 #include "experiments/conversation.h"
 #include "experiments/dataset.h"
@@ -212,10 +218,100 @@ static void test_two_turns(void **state)
     assert_true(accepted > 0);
 }
 
+/* "decoder|sampling|prompt|repeat|turn" -> output tokens, over a log. */
+struct logged {
+    char key[128];
+    int32_t out[64];
+    int n;
+};
+
+static int read_requests(const char *path, struct logged *v, int cap)
+{
+    struct mtp_log_reader *rd;
+    assert_int_equal(mtp_log_reader_open(path, &rd), MTP_OK);
+    const msgpack_object *o;
+    char type[32];
+    int n = 0;
+    while (mtp_log_reader_next(rd, &o, NULL) == MTP_OK && o) {
+        if (strcmp(mtp_log_record_type(o, type, sizeof type), "request") != 0)
+            continue;
+        struct mtp_request_record r;
+        assert_int_equal(mtp_log_decode_request(o, &r), MTP_OK);
+        assert_true(n < cap && r.n_output <= 64);
+        snprintf(v[n].key, sizeof v[n].key, "%s|%d|%s|%d|%d", r.decoder, r.sampling_index,
+                 r.prompt_id, r.repeat, r.turn);
+        for (int i = 0; i < n; i++)
+            if (strcmp(v[i].key, v[n].key) == 0)
+                fail_msg("%s: request %s logged twice", path, v[n].key);
+        memcpy(v[n].out, r.output_tokens, (size_t)r.n_output * sizeof *r.output_tokens);
+        v[n].n = r.n_output;
+        n++;
+        mtp_log_request_free(&r);
+    }
+    mtp_log_reader_close(rd);
+    return n;
+}
+
+static int run(const char *spec, const char *out, bool resume, int max_requests)
+{
+    FILE *devnull = fopen("/dev/null", "w");
+    struct mtp_runner_options o = {.resume = resume, .quiet = true, .out_dir = out,
+                                   .max_requests = max_requests, .out = devnull};
+    int rc = mtp_runner_run(spec, &o);
+    fclose(devnull);
+    if (rc)
+        fail_msg("%s", mtp_error_message());
+    return rc;
+}
+
+static void test_resume_mid_conversation(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/mtp-turns-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char spec[256], full[256], cut[256], text[1024];
+    snprintf(spec, sizeof spec, "%s/tt.json", dir);
+    snprintf(text, sizeof text,
+             "{\"model\": \"%s/models/mtp-mini\", \"threads\": 1, \"datasets\": "
+             "[\"%s/datasets/two-turn.jsonl\"], \"max_prompts\": 2, \"max_new_tokens\": 8, "
+             "\"seed\": 3, \"sampling\": [{\"temperature\": 0}, {\"temperature\": 1}], "
+             "\"decoders\": [{\"type\": \"baseline\"}, {\"type\": \"mtp\", \"depth\": 2, "
+             "\"drafting\": \"exact\"}], \"output_dir\": \"%s\"}",
+             MTP_SOURCE_DIR, MTP_SOURCE_DIR, dir);
+    FILE *f = fopen(spec, "w");
+    fputs(text, f);
+    fclose(f);
+    snprintf(full, sizeof full, "%s/full", dir);
+    snprintf(cut, sizeof cut, "%s/cut", dir);
+    run(spec, full, false, 0);
+    run(spec, cut, false, 1);  /* the first conversation's first turn only */
+    run(spec, cut, true, 3);   /* its second turn, and into the next one */
+    run(spec, cut, true, 0);
+    static struct logged a[32], b[32];
+    char log_a[300], log_b[300];
+    snprintf(log_a, sizeof log_a, "%s/tt.msgpack", full);
+    snprintf(log_b, sizeof log_b, "%s/tt.msgpack", cut);
+    int na = read_requests(log_a, a, 32), nb = read_requests(log_b, b, 32);
+    assert_int_equal(na, 2 * 2 * 2 * 2); /* prompts x turns x decoders x sampling */
+    assert_int_equal(nb, na);
+    for (int i = 0; i < na; i++) {
+        int j = 0;
+        while (j < nb && strcmp(a[i].key, b[j].key) != 0)
+            j++;
+        if (j == nb)
+            fail_msg("%s missing after resume", a[i].key);
+        if (a[i].n != b[j].n || memcmp(a[i].out, b[j].out, (size_t)a[i].n * sizeof(int32_t)))
+            fail_msg("%s: tokens differ after resume", a[i].key);
+    }
+    snprintf(text, sizeof text, "rm -rf '%s'", dir);
+    assert_int_equal(system(text), 0);
+}
+
 int main(void)
 {
     static struct model_state models[] = {{.s = {.name = "mtp-mini"}}, {.s = {.name = "mtp-v3"}}};
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_mid_conversation),
         cmocka_unit_test_prestate_setup_teardown(test_two_turns, model_setup, model_teardown,
                                                  &models[0]),
         cmocka_unit_test_prestate_setup_teardown(test_two_turns, model_setup, model_teardown,
