@@ -170,11 +170,20 @@ static FILE *write_request(const struct mtp_chat_template *t, const struct mtp_c
                            int n)
 {
     json_t *req = json_object(), *msgs = json_array();
+    bool ok = true;
     for (int i = 0; i < n; i++) {
         json_t *msg = json_object();
+        json_t *content = json_string(m[i].content); /* NULL unless valid UTF-8 */
+        ok = ok && content;
         json_object_set_new(msg, "role", json_string(m[i].role));
-        json_object_set_new(msg, "content", json_string(m[i].content));
+        json_object_set_new(msg, "content", content ? content : json_null());
         json_array_append_new(msgs, msg);
+    }
+    if (!ok) {
+        json_decref(req);
+        json_decref(msgs);
+        errno = EILSEQ;
+        return NULL;
     }
     json_object_set_new(req, "template", json_string(t->text));
     json_object_set_new(req, "messages", msgs);
@@ -254,9 +263,13 @@ int mtp_chat_template_render(const struct mtp_chat_template *t,
 {
     *text = NULL;
     *len = 0;
-    FILE *in = write_request(t, msgs, n), *err = tmpfile();
+    FILE *in = write_request(t, msgs, n);
+    bool bad_text = !in && errno == EILSEQ;
+    FILE *err = tmpfile();
     int status = 0, rc = MTP_OK;
-    if (!in || !err) {
+    if (bad_text) {
+        rc = mtp_error_set("chat template %s: a message is not valid UTF-8", t->name);
+    } else if (!in || !err) {
         rc = mtp_error_set("chat template %s: cannot create a temporary file: %s", t->name,
                            strerror(errno));
     } else if (run_renderer(in, err, text, len, &status) != 0) {

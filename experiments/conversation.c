@@ -57,6 +57,47 @@ static int concat_ids(const struct mtp_tokenizer *tok, const struct mtp_prompt *
     return MTP_OK;
 }
 
+/* Length of the valid UTF-8 sequence at S[0..n), or 0 (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    unsigned cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    return cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : len;
+}
+
+/* TEXT [LEN] with every invalid byte replaced by U+FFFD, as a decoder that
+ * turns bytes into text does (an answer cut by max_new_tokens may end inside
+ * a character); a new string. */
+static char *utf8_lossy(const char *text, size_t len)
+{
+    char *out = mtp_xmalloc(3 * len + 1), *o = out;
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_seq(s + i, len - i);
+        if (k == 0) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static int template_ids(const struct mtp_chat_template *tpl, const struct mtp_tokenizer *tok,
                         const struct mtp_prompt *p, int turn,
                         const struct mtp_turn_answer *answers, struct ids *out)
@@ -68,9 +109,14 @@ static int template_ids(const struct mtp_chat_template *tpl, const struct mtp_to
         msgs[2 * t] = (struct mtp_chat_message){"user", p->turns[t]};
         if (t == turn)
             break;
-        texts[t] = mtp_tokenizer_decode(tok, answers[t].ids, answers[t].n, true, NULL);
-        if (!texts[t])
+        size_t len;
+        char *raw = mtp_tokenizer_decode(tok, answers[t].ids, answers[t].n, true, &len);
+        if (!raw) {
             rc = MTP_ERR;
+            break;
+        }
+        texts[t] = utf8_lossy(raw, len);
+        free(raw);
         msgs[2 * t + 1] = (struct mtp_chat_message){"assistant", texts[t]};
     }
     char *text = NULL;

@@ -14,7 +14,8 @@
  * user turns[T] with add_generation_prompt, and the text is encoded as
  * transformers' apply_chat_template encodes it: no BOS added (the template
  * writes its own), special tokens in the text encoded as special tokens.
- * text_i is answer_i decoded with special tokens skipped. Re-encoding text is
+ * text_i is answer_i decoded with special tokens skipped (bytes that are not
+ * UTF-8, e.g. a character cut by max_new_tokens, become U+FFFD). Re-encoding text is
  * not always the model's own ids, so how much of the previous turn's state
  * carries over is checked each turn, not assumed.
  */

@@ -9,7 +9,8 @@
  *    transformers' apply_chat_template) is rendered by
  *    experiments/render_chat_template.py and encoded by the C tokenizer,
  *    special tokens in the text included.
- * 2. Errors name what failed: a template printing an undefined variable, a
+ * 2. An answer cut inside a UTF-8 character renders (the bytes become U+FFFD).
+ * 3. Errors name what failed: a template printing an undefined variable, a
  *    raise_exception, a syntax error (all naming the template, and through
  *    mtp_conversation_ids the prompt and turn), "model" on a checkpoint
  *    without a template (naming both files looked in), an empty turn in a
@@ -185,6 +186,20 @@ static void test_conversation_error_names_prompt_and_turn(void **state)
     int32_t *ids;
     int n;
     assert_int_equal(mtp_conversation_ids(&t, tok, &p, 1, &answer, &ids, &n), MTP_OK);
+    free(ids);
+    /* An answer cut inside a character (a lone UTF-8 lead byte) still renders. */
+    int32_t lead = -1;
+    for (int32_t id = 0; id < mtp_tokenizer_vocab_size(tok) && lead < 0; id++) {
+        size_t len;
+        const char *b = mtp_tokenizer_token_bytes(tok, id, &len);
+        if (b && len == 1 && (unsigned char)b[0] >= 0xC2 && (unsigned char)b[0] <= 0xDF)
+            lead = id;
+    }
+    assert_true(lead >= 0);
+    int32_t cut_ids[] = {40, lead};
+    struct mtp_turn_answer cut = {cut_ids, 2};
+    if (mtp_conversation_ids(&t, tok, &p, 1, &cut, &ids, &n))
+        fail_msg("%s", mtp_error_message());
     free(ids);
     free(t.text);
     t.text = strdup("{% for m in messages %}{{ m.content }}{{ m.nope.deeper }}{% endfor %}");
