@@ -144,8 +144,8 @@ int mtp_conversation_ids(const struct mtp_chat_template *tpl, const struct mtp_t
         rc = mtp_error_set("the rendered prompt has no tokens");
     if (rc) {
         free(out.v);
-        return mtp_error_wrap("prompt %s, turn %d of %d (chat_template %s): ", p->id, turn + 1,
-                              p->n_turns, tpl->name);
+        /* A rendering error already names the template. */
+        return mtp_error_wrap("prompt %s, turn %d of %d: ", p->id, turn + 1, p->n_turns);
     }
     *ids = out.v ? out.v : mtp_xmalloc(sizeof *out.v);
     *n = out.n;
