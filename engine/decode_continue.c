@@ -20,8 +20,10 @@
  *   module k    row j reads t[j+1..j+k] and rows j of h / g_{k-1}
  *               (decode_draft.c), so it stays iff j + k < L and j < keep;
  *   chain       module M's row j reads t[j+1] and h[j]: j + 1 < L, j < keep.
- * Tree decoders keep per-step tree state; they start each turn with a fresh
- * prefill.
+ * Then module k is filled up to row n-1-k (chain: n-2), as the prefill fills
+ * it. Tree decoders carry no other state between steps (their tree rows are
+ * moved into place or dropped at the end of each step, decode_tree_draft.c),
+ * so the same rules hold for them.
  */
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
@@ -90,7 +92,7 @@ int mtp_decode_continue(struct mtp_decode *d, const int32_t *prompt, int n, int 
      * cut); at least the last prompt token runs: its logits choose the first
      * token. */
     int keep = min_int(min_int(L, mtp_engine_cache_len(d->e, 0)), min_int(d->n_seq - 1, n - 1));
-    if (d->tree || d->n_seq == 0 || keep == 0)
+    if (d->n_seq == 0 || keep == 0)
         return mtp_decode_prefill(d, prompt, n);
     if (mtp_decode_check_request(d, prompt, n))
         return MTP_ERR;

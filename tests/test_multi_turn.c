@@ -4,10 +4,11 @@
  *
  * For the first two-turn prompt of every category in datasets/two-turn.jsonl,
  * on models/mtp-mini and models/mtp-v3, template "none":
- *   1. greedy: every speculative decoder (exact K = D, chain K = 3) emits the
- *      baseline's tokens in turn 1 and in turn 2, where turn 2 is built from
- *      each decoder's own answer and continues the session
- *      (mtp_decode_continue), which must keep the previous turn's rows;
+ *   1. greedy: every speculative decoder (exact K = D, chain K = 3, an exact
+ *      tree of widths 2, 1) emits the baseline's tokens in turn 1 and in
+ *      turn 2, where turn 2 is built from each decoder's own answer and
+ *      continues the session (mtp_decode_continue), which must keep the
+ *      previous turn's rows;
  *   2. exactness of the kept state: on an engine whose prefill uses the
  *      batch-invariant kernels, turn 2 continued on the session gives the
  *      same tokens and the same accepted drafts per step as a fresh session
@@ -37,7 +38,7 @@
 #include "experiments/dataset.h"
 #include "tests/support/shipped_model.h"
 
-enum { MAX_NEW = 32, N_CONFIGS = 3 };
+enum { MAX_NEW = 32, N_CONFIGS = 4 }; /* baseline, exact K = D, chain K = 3, a tree */
 
 struct model_state {
     struct test_shipped s;
@@ -68,14 +69,18 @@ static struct mtp_decode_params params(const struct mtp_model *m, int config)
 {
     int D = m->cfg.num_nextn_predict_layers;
     struct mtp_decode_params p = {
-        .drafting = config == 0 ? MTP_DECODE_DRAFTING_NONE
-                    : config == 1 ? MTP_DECODE_DRAFTING_EXACT : MTP_DECODE_DRAFTING_CHAIN,
+        .drafting = config == 0   ? MTP_DECODE_DRAFTING_NONE
+                    : config == 2 ? MTP_DECODE_DRAFTING_CHAIN : MTP_DECODE_DRAFTING_EXACT,
         .depth = config == 0 ? 0 : config == 1 ? D : 3,
         .chain_module = 1,
         .sampling = {.temperature = 0.0f, .top_p = 1.0f, .top_k = 0},
         .max_new_tokens = MAX_NEW,
         .eos_token_id = m->cfg.eos_token_id,
     };
+    if (config == 3) { /* exact tree drafting, widths 2, 1 */
+        const int widths[] = {2, 1};
+        assert_int_equal(mtp_tree_from_widths(widths, 2, &p.tree), MTP_OK);
+    }
     return p;
 }
 
