@@ -305,9 +305,11 @@ static int parse_datasets(const struct parse *p, json_t *root, struct mtp_spec *
         return missing(p, "", "datasets");
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return fail_expected(p, "datasets", "non-empty array of file paths", arr);
-    char *root_tpl;
-    if (parse_chat_template(p, root, "", "none", &root_tpl))
+    char *root_tpl = NULL;
+    if (parse_chat_template(p, root, "", "none", &root_tpl)) {
+        free(root_tpl);
         return MTP_ERR;
+    }
     size_t n = json_array_size(arr);
     spec->datasets = mtp_xcalloc(n, sizeof *spec->datasets);
     spec->dataset_names = mtp_xcalloc(n, sizeof *spec->dataset_names);
