@@ -87,6 +87,14 @@ def check_request(rec, where):
         errors.append(f"{where}: key 'experts_touched': {len(rec['experts_touched'])} rows for {steps} steps")
     if steps and len(rec["output_tokens"]) - 1 > sum(a + 1 for a in rec["accepted"]):
         errors.append(f"{where}: more output tokens than the steps can emit")
+    # Multi-turn keys (absent in older logs: turn 0, a fresh prefill).
+    turn, cached = rec.get("turn", 0), rec.get("prompt_cached", 0)
+    if not isinstance(turn, int) or isinstance(turn, bool) or turn < 0:
+        errors.append(f"{where}: key 'turn': expected an integer >= 0, found {turn!r}")
+    elif not isinstance(cached, int) or isinstance(cached, bool) or cached < 0 or \
+            (cached > 0 and (turn == 0 or cached >= rec["prompt_tokens"])):
+        errors.append(f"{where}: key 'prompt_cached': expected 0 <= prompt_cached < "
+                      f"prompt_tokens, and 0 on turn 0, found {cached!r}")
     return errors
 
 

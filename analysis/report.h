@@ -130,6 +130,12 @@ bool mtp_report_gaps_complete(const struct mtp_report_gaps *g);
  * decoded, unfinished, missing rank logs), each starting with PREFIX, to F. */
 void mtp_report_gaps_print(FILE *f, const struct mtp_report_data *d, const char *prefix);
 
+/* For each run whose plan has a prompt of more than one turn, one line to F
+ * starting with PREFIX: how many prompts ran how many turns, and the later
+ * turns not run ("run a: 67 prompts x 2 turns, 10 x 1 turn; 10 later turns
+ * not run (position_limit)"). Nothing for single-turn runs. */
+void mtp_report_turns_print(FILE *f, const struct mtp_report_data *d, const char *prefix);
+
 /* The rule for a report: a missing rank log fails unless ALLOW_PARTIAL;
  * with STRICT, every gap (skips, requests never decoded, an unfinished or
  * unknown run, a missing rank log) fails. MTP_ERR with a message naming the
@@ -145,6 +151,7 @@ enum mtp_report_key {
     MTP_REPORT_KEY_DATASET,
     MTP_REPORT_KEY_RUN,
     MTP_REPORT_KEY_WIRING,      /* the MTP conventions (log key "wiring"; "-" for baseline) */
+    MTP_REPORT_KEY_TURN,        /* the turn of a multi-turn prompt (shown 1-based) */
     MTP_REPORT_KEY_COUNT,
 };
 
@@ -160,7 +167,7 @@ struct mtp_report_options {
 void mtp_report_options_default(struct mtp_report_options *opt);
 
 /* Parse "decoder,category,temperature" into OPT->by (names: decoder,
- * temperature, category, dataset, run, wiring; no repeats). MTP_ERR with a
+ * temperature, category, dataset, run, wiring, turn; no repeats). MTP_ERR with a
  * message. */
 int mtp_report_parse_by(const char *list, struct mtp_report_options *opt);
 const char *mtp_report_key_name(enum mtp_report_key k);
@@ -212,6 +219,7 @@ struct mtp_report_group {
     int top_k;
     const char *category, *dataset;
     int run;                            /* -1 unless grouped by run */
+    int turn;                           /* 0-based; -1 unless grouped by turn */
     char *wiring;                       /* owned "draft_hidden,position0,module_hidden" label
                                          * ("-" for baseline); NULL unless grouped by wiring */
     bool mixed;                         /* members differ in decoder, depth, drafting or

@@ -171,6 +171,45 @@ void mtp_report_gaps_print(FILE *f, const struct mtp_report_data *d, const char 
     }
 }
 
+/* Prompts of PL that run exactly N turns. */
+static int prompts_with_turns(const struct mtp_log_plan *pl, int n)
+{
+    int k = 0;
+    for (int i = 0; i < pl->n_prompts; i++)
+        k += pl->prompts[i].skip == MTP_PLAN_RUN && pl->prompts[i].turns == n;
+    return k;
+}
+
+void mtp_report_turns_print(FILE *f, const struct mtp_report_data *d, const char *prefix)
+{
+    for (int r = 0; r < d->n_runs; r++) {
+        const struct mtp_log_plan *pl = &d->runs[r].plan;
+        int most = 0, not_run = 0;
+        for (int i = 0; d->runs[r].has_plan && i < pl->n_prompts; i++) {
+            const struct mtp_plan_prompt *p = &pl->prompts[i];
+            if (p->skip != MTP_PLAN_RUN)
+                continue;
+            most = p->turns_total > most ? p->turns_total : most;
+            not_run += p->turns_total - p->turns;
+        }
+        if (most < 2)
+            continue;
+        fprintf(f, "%srun %s: ", prefix, d->runs[r].label);
+        const char *sep = "";
+        for (int n = most; n >= 1; n--) {
+            int k = prompts_with_turns(pl, n);
+            if (k > 0)
+                fprintf(f, "%s%d prompts x %d turn%s", sep, k, n, n == 1 ? "" : "s");
+            if (k > 0)
+                sep = ", ";
+        }
+        if (not_run > 0)
+            fprintf(f, "; %d later turns not run (%s: the conversation would not fit)", not_run,
+                    mtp_plan_skip_name(MTP_PLAN_SKIP_POSITIONS));
+        fprintf(f, "; each turn is a request (report --by turn)\n");
+    }
+}
+
 int mtp_report_check_complete(const struct mtp_report_data *d, bool strict, bool allow_partial)
 {
     int rc = MTP_OK;
@@ -259,6 +298,7 @@ static int new_group(struct placer *p, char *key, const struct mtp_report_reques
     g->category = by_has(opt, MTP_REPORT_KEY_CATEGORY) ? r->category : NULL;
     g->dataset = by_has(opt, MTP_REPORT_KEY_DATASET) ? r->dataset : NULL;
     g->run = by_has(opt, MTP_REPORT_KEY_RUN) ? q->run : -1;
+    g->turn = by_has(opt, MTP_REPORT_KEY_TURN) ? r->turn : -1;
     p->new_keys[gi] = key;
     p->run_stamp[gi] = p->prompt_stamp[gi] = -1;
     return gi;
@@ -338,17 +378,22 @@ static void place_plan(struct placer *p, int run, int n_missing)
         const struct mtp_plan_prompt *pr = &pl->prompts[pi];
         for (int k = 0; k < pl->n_decoders; k++)
             for (int s = 0; s < pl->n_sampling; s++) {
-                struct mtp_report_request q;
-                planned_request(run, t[k], pl->decoders[k], s, &pl->sampling[s], pr, &q);
-                int gi = place(p, &q, t[k] != NULL);
-                struct mtp_report_group *g = &p->out->groups[gi];
-                add_missing(p, gi, run, n_missing);
-                if (pr->skip == MTP_PLAN_RUN) {
-                    if (g->planned >= 0)
-                        g->planned += pl->repeats;
-                } else if (p->prompt_stamp[gi] != pi && g->skipped[pr->skip] >= 0) {
-                    p->prompt_stamp[gi] = pi; /* a prompt counts once per group */
-                    g->skipped[pr->skip]++;
+                /* Each planned turn is a request; a skipped prompt counts once. */
+                int turns = pr->skip == MTP_PLAN_RUN ? pr->turns : 1;
+                for (int turn = 0; turn < turns; turn++) {
+                    struct mtp_report_request q;
+                    planned_request(run, t[k], pl->decoders[k], s, &pl->sampling[s], pr, &q);
+                    q.rec.turn = turn;
+                    int gi = place(p, &q, t[k] != NULL);
+                    struct mtp_report_group *g = &p->out->groups[gi];
+                    add_missing(p, gi, run, n_missing);
+                    if (pr->skip == MTP_PLAN_RUN) {
+                        if (g->planned >= 0)
+                            g->planned += pl->repeats;
+                    } else if (p->prompt_stamp[gi] != pi && g->skipped[pr->skip] >= 0) {
+                        p->prompt_stamp[gi] = pi; /* a prompt counts once per group */
+                        g->skipped[pr->skip]++;
+                    }
                 }
             }
     }

@@ -114,6 +114,7 @@ static void md_header(FILE *f, const struct mtp_report_table *t, const struct mt
                 r->cpu, r->host, r->git_commit[0] ? r->git_commit : "unknown");
     }
     mtp_report_gaps_print(f, m->data, "- **left out**: ");
+    mtp_report_turns_print(f, m->data, "- **turns**: ");
     fprintf(f, "\n");
 }
 

@@ -24,6 +24,7 @@ static const char *const key_names[MTP_REPORT_KEY_COUNT] = {
     [MTP_REPORT_KEY_DECODER] = "decoder",   [MTP_REPORT_KEY_TEMPERATURE] = "temperature",
     [MTP_REPORT_KEY_CATEGORY] = "category", [MTP_REPORT_KEY_DATASET] = "dataset",
     [MTP_REPORT_KEY_RUN] = "run",           [MTP_REPORT_KEY_WIRING] = "wiring",
+    [MTP_REPORT_KEY_TURN] = "turn",
 };
 
 const char *mtp_report_key_name(enum mtp_report_key k) { return key_names[k]; }
@@ -50,7 +51,7 @@ int mtp_report_parse_by(const char *list, struct mtp_report_options *opt)
             k++;
         if (k == MTP_REPORT_KEY_COUNT)
             rc = mtp_error_set("--by: unknown key '%s' (known: decoder, temperature, category, "
-                               "dataset, run, wiring)", tok);
+                               "dataset, run, wiring, turn)", tok);
         for (int i = 0; i < n && rc == MTP_OK; i++)
             if (opt->by[i] == (enum mtp_report_key)k)
                 rc = mtp_error_set("--by: key '%s' given twice", tok);
@@ -80,8 +81,9 @@ static bool by_has(const struct mtp_report_options *opt, enum mtp_report_key k)
 static char *pair_key(const struct mtp_report_request *q)
 {
     const struct mtp_request_record *r = &q->rec;
-    return mtp_report_xprintf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d", q->run, r->sampling_index, r->dataset,
-                      r->prompt_id, r->repeat);
+    /* A turn pairs with the same turn of the baseline's conversation. */
+    return mtp_report_xprintf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d\x1f%08d", q->run,
+                              r->sampling_index, r->dataset, r->prompt_id, r->repeat, r->turn);
 }
 
 static char *unit_key(const struct mtp_report_request *q)
@@ -118,6 +120,7 @@ char *mtp_report_group_key(const struct mtp_report_request *q,
         case MTP_REPORT_KEY_DATASET: part = mtp_xstrdup(r->dataset); break;
         case MTP_REPORT_KEY_RUN: part = mtp_report_xprintf("%08d", q->run); break;
         case MTP_REPORT_KEY_WIRING: part = mtp_report_wiring_label(r); break;
+        case MTP_REPORT_KEY_TURN: part = mtp_report_xprintf("%08d", r->turn); break;
         default: part = mtp_xstrdup(""); break;
         }
         char *joined = mtp_report_xprintf("%s\x1e%s", s, part);
@@ -303,6 +306,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->category = by_has(opt, MTP_REPORT_KEY_CATEGORY) ? r0->category : NULL;
     g->dataset = by_has(opt, MTP_REPORT_KEY_DATASET) ? r0->dataset : NULL;
     g->run = by_has(opt, MTP_REPORT_KEY_RUN) ? q0->run : -1;
+    g->turn = by_has(opt, MTP_REPORT_KEY_TURN) ? q0->rec.turn : -1;
 }
 
 /* Groups of D by OPT->by: members listed, units summed. */

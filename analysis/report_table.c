@@ -192,6 +192,9 @@ void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report 
             kc->wiring = mtp_report_table_col(t, "wiring", "wiring", "wiring", 0,
                                               MTP_REPORT_FMT_PLAIN);
             break;
+        case MTP_REPORT_KEY_TURN:
+            kc->turn = mtp_report_table_col(t, "turn", "turn", "turn", 0, MTP_REPORT_FMT_PLAIN);
+            break;
         default: break;
         }
     }
@@ -224,6 +227,8 @@ void mtp_report_key_cells(struct mtp_report_table *t, int row, const struct mtp_
         mtp_report_put_text(t, row, kc->run, g->run >= 0 ? d->runs[g->run].label : NULL);
     if (kc->wiring >= 0)
         mtp_report_put_text(t, row, kc->wiring, g->wiring);
+    if (kc->turn >= 0 && g->turn >= 0)
+        mtp_report_put_int(t, row, kc->turn, g->turn + 1); /* "turn 1, 2" as Spec-Bench */
 }
 
 static int max_k(const struct mtp_report *r)

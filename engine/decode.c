@@ -269,33 +269,39 @@ int mtp_decode_step_begin(struct mtp_decode *d)
 
 /* Drafts one step may write past the pending position: the depth, or a
  * tree's node count. */
-static int step_drafts(const struct mtp_decode *d)
+int mtp_decode_step_drafts(const struct mtp_decode *d)
 {
     return d->tree ? mtp_tree_max_candidates(&d->p.tree) : d->K;
 }
 
-/* Host arrays by position for a request of N_PROMPT tokens; reset the result. */
-static void reset_request(struct mtp_decode *d, int n_prompt)
+/* Host arrays by position for a request of N_PROMPT tokens; reset the result.
+ * With KEEP the sequence, the hidden rows and the caches stay (the next turn
+ * of a conversation, decode_continue.c): the arrays only grow. */
+void mtp_decode_reset_request(struct mtp_decode *d, int n_prompt, bool keep)
 {
-    free_positions(d);
+    if (!keep)
+        free_positions(d);
     free_result_arrays(&d->r);
-    d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens, step_drafts(d));
-    d->seq = mtp_xmalloc((size_t)d->cap_pos * sizeof(int32_t));
+    d->cap_pos = mtp_decode_positions_needed(n_prompt, d->p.max_new_tokens,
+                                             mtp_decode_step_drafts(d));
+    d->seq = mtp_xrealloc(d->seq, (size_t)d->cap_pos * sizeof(int32_t));
     size_t hid_bytes = (size_t)d->cap_pos * d->dm * sizeof(float);
     if (d->p.drafting == MTP_DECODE_DRAFTING_EXACT)
         for (int k = 0; k <= d->K; k++)
-            d->hid[k] = mtp_xmalloc(hid_bytes);
+            d->hid[k] = mtp_xrealloc(d->hid[k], hid_bytes);
     if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
-        d->hid[0] = mtp_xmalloc(hid_bytes);
-        d->hid[d->module] = mtp_xmalloc(hid_bytes);
+        d->hid[0] = mtp_xrealloc(d->hid[0], hid_bytes);
+        d->hid[d->module] = mtp_xrealloc(d->hid[d->module], hid_bytes);
     }
     d->r.n_prompt = n_prompt;
     d->r.n_moe_layers = d->n_moe;
     d->r.tree_depth = d->tree ? d->K : 0;
     d->r.output = mtp_xmalloc((size_t)d->p.max_new_tokens * sizeof(int32_t));
     d->r.from_draft = mtp_xcalloc((size_t)d->p.max_new_tokens, 1);
-    d->n_seq = 0;
     d->last_K = 0;
+    if (keep)
+        return;
+    d->n_seq = 0;
     for (int k = 0; k <= d->D; k++)
         mtp_engine_seq_truncate(d->e, d->seq_id, k, 0);
 }
@@ -303,17 +309,17 @@ static void reset_request(struct mtp_decode *d, int n_prompt)
 /* The request must fit the engine before anything is sized by it: ids in the
  * vocabulary (the embedding has no other rows), positions within capacity
  * (computed in 64 bits: max_new_tokens near INT_MAX must not wrap). */
-static int check_request(const struct mtp_decode *d, const int32_t *prompt, int n)
+int mtp_decode_check_request(const struct mtp_decode *d, const int32_t *prompt, int n)
 {
     for (int i = 0; i < n; i++)
         if (prompt[i] < 0 || prompt[i] >= d->V)
             return mtp_error_set("decode: prompt token %d (position %d) is outside the "
                                  "vocabulary; expected 0 <= id < %d", prompt[i], i, d->V);
-    long long need = (long long)n + d->p.max_new_tokens + step_drafts(d) + 1;
+    long long need = (long long)n + d->p.max_new_tokens + mtp_decode_step_drafts(d) + 1;
     if (need > mtp_engine_max_positions(d->e))
         return mtp_error_set("decode: prompt %d + max_new_tokens %d + depth %d + 1 = %lld "
                              "positions; expected at most the engine's %d", n,
-                             d->p.max_new_tokens, step_drafts(d), need,
+                             d->p.max_new_tokens, mtp_decode_step_drafts(d), need,
                              mtp_engine_max_positions(d->e));
     return MTP_OK;
 }
@@ -322,9 +328,9 @@ int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n)
 {
     if (n < 1)
         return mtp_error_set("decode: the prompt is empty");
-    if (check_request(d, prompt, n))
+    if (mtp_decode_check_request(d, prompt, n))
         return MTP_ERR;
-    reset_request(d, n);
+    mtp_decode_reset_request(d, n, false);
     memcpy(d->seq, prompt, (size_t)n * sizeof(int32_t));
     d->n_seq = n;
     /* The engine is borrowed: another session may have left other conventions. */

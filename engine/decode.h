@@ -149,6 +149,16 @@ void mtp_decode_free(struct mtp_decode *d);
  * session's result, so one session can serve several requests in turn. */
 int mtp_decode_prefill(struct mtp_decode *d, const int32_t *prompt, int n);
 
+/* The next turn of a conversation (engine/decode_continue.c): PROMPT [n >= 1]
+ * is the whole conversation so far. The cache rows of the longest common
+ * prefix of PROMPT and the sequence the session holds (its last request's
+ * prompt and output) are kept, the rest of PROMPT runs through the
+ * batch-invariant forward, the MTP module caches are brought up to date, and
+ * the first token is chosen, as mtp_decode_prefill does. *CACHED receives the
+ * positions kept; 0 means a fresh prefill was done (nothing shared, a tree
+ * decoder, or no earlier request). Resets the result like mtp_decode_prefill. */
+int mtp_decode_continue(struct mtp_decode *d, const int32_t *prompt, int n, int *cached);
+
 /* One step (baseline: one token; MTP: draft, verify, accept, roll back).
  * Sets *DONE when the request has stopped (then further steps do nothing). */
 int mtp_decode_step(struct mtp_decode *d, bool *done);

@@ -77,6 +77,13 @@ int32_t mtp_decode_choose(struct mtp_decode *d, const float *logits, float *prob
 bool mtp_decode_emit(struct mtp_decode *d, int32_t token, bool from_draft);
 /* Start a step record; returns its index. */
 int mtp_decode_step_begin(struct mtp_decode *d);
+/* Drafts one step may write past the pending position (depth or tree nodes). */
+int mtp_decode_step_drafts(const struct mtp_decode *d);
+/* PROMPT [N] in the vocabulary and within the engine's positions. */
+int mtp_decode_check_request(const struct mtp_decode *d, const int32_t *prompt, int n);
+/* Size the host arrays for N_PROMPT and reset the result; KEEP keeps the
+ * sequence, hidden rows and caches (a conversation's next turn). */
+void mtp_decode_reset_request(struct mtp_decode *d, int n_prompt, bool keep);
 
 /* decode_draft.c: fill module caches over the prompt; choose draft K from
  * module logits ROW; the adaptive-depth test after draft I (*CUM carries the

@@ -108,24 +108,31 @@ static int read_id(const struct reader *rd, json_t *obj, char **out)
     return fail_found(rd, "question_id", "integer or non-empty string", v);
 }
 
-static int read_prompt_text(const struct reader *rd, json_t *obj, char **out)
+/* Every turn must be a non-empty string without NUL: a conversation cannot
+ * send an empty message, and turn t is named (1-based) with the prompt. */
+static int read_turns(const struct reader *rd, json_t *obj, const char *id, struct mtp_prompt *p)
 {
     json_t *turns = json_object_get(obj, "turns");
     if (!json_is_array(turns) || json_array_size(turns) == 0)
         return fail_found(rd, "turns", "non-empty array of strings", turns);
-    for (size_t i = 0; i < json_array_size(turns); i++) {
+    size_t n = json_array_size(turns);
+    for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(turns, i);
         char key[32];
         snprintf(key, sizeof key, "turns[%zu]", i);
         if (!json_is_string(t))
             return fail_found(rd, key, "string", t);
+        if (json_string_length(t) == 0)
+            return mtp_error_set("DATASET: %s:%d: prompt %s, turn %zu of %zu (key '%s'): "
+                                 "expected a non-empty string, found \"\"",
+                                 rd->path, rd->line, id, i + 1, n, key);
+        if (strlen(json_string_value(t)) != json_string_length(t))
+            return fail_found(rd, key, "string without NUL characters", t);
     }
-    json_t *first = json_array_get(turns, 0);
-    if (json_string_length(first) == 0)
-        return fail_found(rd, "turns[0]", "non-empty string (the prompt)", first);
-    if (strlen(json_string_value(first)) != json_string_length(first))
-        return fail_found(rd, "turns[0]", "string without NUL characters", first);
-    *out = mtp_xstrdup(json_string_value(first));
+    p->turns = mtp_xcalloc(n, sizeof *p->turns);
+    for (size_t i = 0; i < n; i++)
+        p->turns[p->n_turns++] = mtp_xstrdup(json_string_value(json_array_get(turns, i)));
+    p->text = p->turns[0];
     return MTP_OK;
 }
 
@@ -161,7 +168,7 @@ static int parse_line(const struct reader *rd, const char *line, size_t len, str
     if (!json_is_object(obj))
         rc = fail_found(rd, "(line)", "JSON object", obj);
     else if (read_id(rd, obj, &p->id) || read_category(rd, obj, &p->category) ||
-             read_prompt_text(rd, obj, &p->text))
+             read_turns(rd, obj, p->id, p))
         rc = MTP_ERR;
     p->line = rd->line;
     json_decref(obj);
@@ -172,7 +179,9 @@ static void free_prompt(struct mtp_prompt *p)
 {
     free(p->id);
     free(p->category);
-    free(p->text);
+    for (int i = 0; i < p->n_turns; i++)
+        free(p->turns[i]); /* text is turns[0] */
+    free(p->turns);
     memset(p, 0, sizeof *p);
 }
 

@@ -3,8 +3,10 @@
  * one JSON object per line,
  *   {"question_id": int | string, "category": string, "turns": [string, ...],
  *    "reference"?: ...}
- * The prompt is turns[0]; further turns and other keys are ignored. Empty
- * (whitespace-only) lines are skipped. "category" is optional and defaults to
+ * Every turn is kept (the runner runs them in order, experiments/conversation.h);
+ * turns[0] is the prompt of a single-turn run. Other keys are ignored. Empty
+ * (whitespace-only) lines are skipped. An empty turn is an error naming the
+ * prompt and the turn. "category" is optional and defaults to
  * the dataset name (the file stem: "data/code.jsonl" -> "code").
  *
  * Errors name the file and the 1-based line, what was expected and what was
@@ -17,7 +19,9 @@
 struct mtp_prompt {
     char *id;       /* question_id as a string (integers in decimal); unique in the file */
     char *category; /* "category", or the dataset name when absent */
-    char *text;     /* turns[0], valid UTF-8, non-empty */
+    char *text;     /* turns[0] (== turns[0] below), valid UTF-8, non-empty */
+    int n_turns;    /* >= 1 */
+    char **turns;   /* [n_turns] every turn, valid UTF-8, non-empty; turns[0] is text */
     int line;       /* 1-based line in the file, for messages */
 };
 

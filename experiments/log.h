@@ -94,7 +94,12 @@ struct mtp_request_record {
     char *category;
     char *prompt_id;
     int repeat;                     /* 0-based */
-    int prompt_tokens;              /* prompt length in tokens */
+    int turn;                       /* 0-based turn of a multi-turn prompt (older logs: 0) */
+    int prompt_tokens;              /* prompt length in tokens (a later turn: the whole
+                                     * conversation so far, rendered) */
+    int prompt_cached;              /* leading prompt positions whose cache rows were kept
+                                     * from the previous turn of the conversation (0: a fresh
+                                     * prefill; older logs: 0) */
     int32_t *prompt_ids;            /* [prompt_tokens] or NULL (omitted from the record) */
     int n_output;
     int32_t *output_tokens;         /* [n_output] */
@@ -204,7 +209,8 @@ int mtp_log_close(struct mtp_log_writer *w);
 
 /* ---- finished-request keys (for resume) ----------------------------------- */
 
-struct mtp_log_keyset; /* opaque set of (decoder, sampling_index, dataset, prompt_id, repeat) */
+struct mtp_log_keyset; /* opaque set of (decoder, sampling_index, dataset, prompt_id, repeat,
+                        * turn); the functions without _turn mean turn 0 */
 
 struct mtp_log_keyset *mtp_log_keyset_create(void);
 void mtp_log_keyset_free(struct mtp_log_keyset *s);
@@ -213,6 +219,11 @@ void mtp_log_keyset_add(struct mtp_log_keyset *s, const char *decoder, int sampl
 bool mtp_log_keyset_contains(const struct mtp_log_keyset *s, const char *decoder,
                              int sampling_index, const char *dataset, const char *prompt_id,
                              int repeat);
+void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                             const char *dataset, const char *prompt_id, int repeat, int turn);
+bool mtp_log_keyset_contains_turn(const struct mtp_log_keyset *s, const char *decoder,
+                                  int sampling_index, const char *dataset, const char *prompt_id,
+                                  int repeat, int turn);
 int mtp_log_keyset_size(const struct mtp_log_keyset *s);
 
 /* ---- reader ------------------------------------------------------------- */

@@ -144,6 +144,14 @@ int mtp_log_check_request(const struct mtp_request_record *r)
         check_non_negative("experts_touched", r->experts_touched,
                            (int64_t)r->n_steps * r->n_moe_layers))
         return MTP_ERR;
+    if (r->turn < 0 || r->prompt_cached < 0 ||
+        (r->prompt_cached > 0 && r->prompt_cached >= r->prompt_tokens))
+        return mtp_error_set("request record: key 'prompt_cached': expected 0 <= prompt_cached "
+                             "< prompt_tokens (%d) and turn >= 0, found %d (turn %d)",
+                             r->prompt_tokens, r->prompt_cached, r->turn);
+    if (r->prompt_cached > 0 && r->turn == 0)
+        return mtp_error_set("request record: key 'prompt_cached': expected 0 on turn 0 (no "
+                             "earlier turn to keep rows from), found %d", r->prompt_cached);
     if (r->total_ns < r->ttft_ns)
         return mtp_error_set("request record: key 'total_ns': expected >= ttft_ns (%" PRIu64
                              ", prefill included), found %" PRIu64, r->ttft_ns, r->total_ns);

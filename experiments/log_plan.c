@@ -30,7 +30,7 @@ static void pack_str(msgpack_packer *pk, const char *s)
 
 static void pack_prompt(msgpack_packer *pk, const struct mtp_plan_prompt *p)
 {
-    msgpack_pack_map(pk, p->skip == MTP_PLAN_RUN ? 4 : 5);
+    msgpack_pack_map(pk, p->skip == MTP_PLAN_RUN ? 6 : 5);
     pack_str(pk, "dataset");
     pack_str(pk, p->dataset);
     pack_str(pk, "prompt_id");
@@ -39,7 +39,12 @@ static void pack_prompt(msgpack_packer *pk, const struct mtp_plan_prompt *p)
     pack_str(pk, p->category);
     pack_str(pk, "prompt_tokens");
     msgpack_pack_int64(pk, p->prompt_tokens);
-    if (p->skip != MTP_PLAN_RUN) {
+    if (p->skip == MTP_PLAN_RUN) {
+        pack_str(pk, "turns");
+        msgpack_pack_int64(pk, p->turns);
+        pack_str(pk, "turns_total");
+        msgpack_pack_int64(pk, p->turns_total);
+    } else {
         pack_str(pk, "reason");
         pack_str(pk, mtp_plan_skip_name(p->skip));
     }
@@ -145,8 +150,18 @@ static int decode_prompt(const msgpack_object *o, const char *list, struct mtp_l
     else if ((skip == MTP_PLAN_RUN) != (strcmp(list, "prompts") == 0))
         rc = bad_key(list, "a reason (position_limit or max_prompt_tokens) exactly for the "
                            "skipped prompts");
-    if (rc == MTP_OK)
+    /* Plans written before multi-turn prompts ran read as one turn each. */
+    int turns = 1, total = 1;
+    if (rc == MTP_OK && skip == MTP_PLAN_RUN && mtp_log_map_get(o, "turns") &&
+        (get_count(o, "turns", &turns) || get_count(o, "turns_total", &total)))
+        rc = MTP_ERR;
+    else if (rc == MTP_OK && skip == MTP_PLAN_RUN && (turns < 1 || total < turns))
+        rc = bad_key("turns", "1 <= turns <= turns_total");
+    if (rc == MTP_OK) {
         mtp_log_plan_add_prompt(plan, ds, id, cat, tokens, skip);
+        plan->prompts[plan->n_prompts - 1].turns = turns;
+        plan->prompts[plan->n_prompts - 1].turns_total = total;
+    }
     free(ds);
     free(id);
     free(cat);
@@ -209,10 +224,10 @@ int mtp_log_plan_decode(const msgpack_object *rec, struct mtp_log_plan *out)
     /* The count is what a report compares the requests with: it must be the
      * product the lists give, or the plan is damaged. */
     int64_t product = (int64_t)out->n_decoders * out->n_sampling * out->repeats *
-                      mtp_log_plan_count(out, MTP_PLAN_RUN);
+                      mtp_log_plan_turns(out);
     if (product != out->requests)
         return mtp_error_set("plan record: key 'requests': expected decoders x sampling x "
-                             "prompts x repeats = %lld, found %lld",
+                             "planned turns x repeats = %lld, found %lld",
                              (long long)product, (long long)out->requests);
     return MTP_OK;
 }
@@ -226,8 +241,17 @@ void mtp_log_plan_add_prompt(struct mtp_log_plan *plan, const char *dataset,
         plan->prompts = mtp_xrealloc(plan->prompts, (size_t)(n ? 2 * n : 1) * sizeof *plan->prompts);
     plan->prompts[n] = (struct mtp_plan_prompt){
         .dataset = mtp_xstrdup(dataset), .prompt_id = mtp_xstrdup(prompt_id),
-        .category = mtp_xstrdup(category), .prompt_tokens = prompt_tokens, .skip = skip};
+        .category = mtp_xstrdup(category), .prompt_tokens = prompt_tokens, .skip = skip,
+        .turns = 1, .turns_total = 1};
     plan->n_prompts++;
+}
+
+int64_t mtp_log_plan_turns(const struct mtp_log_plan *plan)
+{
+    int64_t n = 0;
+    for (int i = 0; i < plan->n_prompts; i++)
+        n += plan->prompts[i].skip == MTP_PLAN_RUN ? plan->prompts[i].turns : 0;
+    return n;
 }
 
 int mtp_log_plan_count(const struct mtp_log_plan *plan, enum mtp_plan_skip skip)

@@ -32,8 +32,12 @@ const char *mtp_plan_skip_name(enum mtp_plan_skip reason);
 
 struct mtp_plan_prompt {
     char *dataset, *prompt_id, *category; /* owned */
-    int prompt_tokens;
+    int prompt_tokens;                    /* of the first turn */
     enum mtp_plan_skip skip;              /* MTP_PLAN_RUN for a planned prompt */
+    int turns;                            /* planned prompts: turns that run (>= 1); later
+                                           * turns whose bound on positions (conversation.h)
+                                           * exceeds the model's are not run */
+    int turns_total;                      /* the prompt's turns in the dataset (>= turns) */
 };
 
 struct mtp_plan_sampling {
@@ -69,6 +73,10 @@ void mtp_log_plan_add_prompt(struct mtp_log_plan *plan, const char *dataset,
 
 /* Prompts with SKIP (MTP_PLAN_RUN: the planned ones). */
 int mtp_log_plan_count(const struct mtp_log_plan *plan, enum mtp_plan_skip skip);
+
+/* The turns that run over all planned prompts (each planned prompt >= 1):
+ * requests = decoders x sampling x repeats x this. */
+int64_t mtp_log_plan_turns(const struct mtp_log_plan *plan);
 
 void mtp_log_plan_free(struct mtp_log_plan *plan);
 

@@ -544,6 +544,26 @@ static int decode_experts(const msgpack_object *rec, struct mtp_request_record *
     return MTP_OK;
 }
 
+/* "turn" and "prompt_cached" (multi-turn, issue 29): absent in older logs,
+ * which read as turn 0 with a fresh prefill. */
+static int decode_turn(const msgpack_object *rec, struct mtp_request_record *r)
+{
+    const msgpack_object *turn = mtp_log_map_get(rec, "turn");
+    const msgpack_object *cached = mtp_log_map_get(rec, "prompt_cached");
+    int64_t v;
+    if (turn) {
+        if (!mtp_log_obj_int(turn, &v) || v < 0 || v > INT32_MAX)
+            return bad_key("turn", "integer >= 0");
+        r->turn = (int)v;
+    }
+    if (cached) {
+        if (!mtp_log_obj_int(cached, &v) || v < 0 || v > INT32_MAX)
+            return bad_key("prompt_cached", "integer >= 0");
+        r->prompt_cached = (int)v;
+    }
+    return MTP_OK;
+}
+
 static int decode_head(const msgpack_object *rec, struct mtp_request_record *r)
 {
     int64_t t;
@@ -556,7 +576,8 @@ static int decode_head(const msgpack_object *rec, struct mtp_request_record *r)
         get_i(rec, "top_k", 0, &r->top_k) || get_u(rec, "seed", &r->seed) ||
         get_str(rec, "dataset", &r->dataset) || get_str(rec, "category", &r->category) ||
         get_str(rec, "prompt_id", &r->prompt_id) || get_i(rec, "repeat", 0, &r->repeat) ||
-        get_i(rec, "prompt_tokens", 0, &r->prompt_tokens) || decode_enums(rec, r) ||
+        get_i(rec, "prompt_tokens", 0, &r->prompt_tokens) || decode_turn(rec, r) ||
+        decode_enums(rec, r) ||
         get_u(rec, "ttft_ns", &r->ttft_ns) || get_u(rec, "total_ns", &r->total_ns))
         return MTP_ERR;
     if (!mtp_log_obj_int(mtp_log_map_get(rec, "time_unix_ns"), &t))
@@ -671,14 +692,18 @@ struct mtp_log_keyset {
 };
 
 static char *compose_key(const char *decoder, int sampling_index, const char *dataset,
-                         const char *prompt_id, int repeat)
+                         const char *prompt_id, int repeat, int turn)
 {
-    /* 0x1F (unit separator) cannot appear in decoder names or dataset stems. */
-    int n = snprintf(NULL, 0, "%s\x1f%d\x1f%s\x1f%s\x1f%d", decoder, sampling_index, dataset,
-                     prompt_id, repeat);
+    /* 0x1F (unit separator) cannot appear in decoder names or dataset stems.
+     * Turn 0 keeps the key of logs written before turns existed. */
+    char turn_part[24] = "";
+    if (turn > 0)
+        snprintf(turn_part, sizeof turn_part, "\x1f%d", turn);
+    int n = snprintf(NULL, 0, "%s\x1f%d\x1f%s\x1f%s\x1f%d%s", decoder, sampling_index, dataset,
+                     prompt_id, repeat, turn_part);
     char *s = mtp_xmalloc((size_t)n + 1);
-    snprintf(s, (size_t)n + 1, "%s\x1f%d\x1f%s\x1f%s\x1f%d", decoder, sampling_index, dataset,
-             prompt_id, repeat);
+    snprintf(s, (size_t)n + 1, "%s\x1f%d\x1f%s\x1f%s\x1f%d%s", decoder, sampling_index, dataset,
+             prompt_id, repeat, turn_part);
     return s;
 }
 
@@ -729,12 +754,12 @@ static void keyset_grow(struct mtp_log_keyset *s)
     s->cap = cap;
 }
 
-void mtp_log_keyset_add(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
-                        const char *dataset, const char *prompt_id, int repeat)
+void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                             const char *dataset, const char *prompt_id, int repeat, int turn)
 {
     if ((size_t)(s->n + 1) * 2 > s->cap)
         keyset_grow(s);
-    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat);
+    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn);
     size_t i = find_slot(s->slots, s->cap, key);
     if (s->slots[i]) {
         free(key);
@@ -744,14 +769,27 @@ void mtp_log_keyset_add(struct mtp_log_keyset *s, const char *decoder, int sampl
     s->n++;
 }
 
+bool mtp_log_keyset_contains_turn(const struct mtp_log_keyset *s, const char *decoder,
+                                  int sampling_index, const char *dataset, const char *prompt_id,
+                                  int repeat, int turn)
+{
+    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn);
+    bool found = s->slots[find_slot(s->slots, s->cap, key)] != NULL;
+    free(key);
+    return found;
+}
+
+void mtp_log_keyset_add(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                        const char *dataset, const char *prompt_id, int repeat)
+{
+    mtp_log_keyset_add_turn(s, decoder, sampling_index, dataset, prompt_id, repeat, 0);
+}
+
 bool mtp_log_keyset_contains(const struct mtp_log_keyset *s, const char *decoder,
                              int sampling_index, const char *dataset, const char *prompt_id,
                              int repeat)
 {
-    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat);
-    bool found = s->slots[find_slot(s->slots, s->cap, key)] != NULL;
-    free(key);
-    return found;
+    return mtp_log_keyset_contains_turn(s, decoder, sampling_index, dataset, prompt_id, repeat, 0);
 }
 
 int mtp_log_keyset_size(const struct mtp_log_keyset *s) { return s->n; }

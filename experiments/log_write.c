@@ -424,7 +424,9 @@ static void pack_request_head(msgpack_packer *pk, const struct mtp_request_recor
     kv_str(pk, "category", r->category);
     kv_str(pk, "prompt_id", r->prompt_id);
     kv_int(pk, "repeat", r->repeat);
+    kv_int(pk, "turn", r->turn);
     kv_int(pk, "prompt_tokens", r->prompt_tokens);
+    kv_int(pk, "prompt_cached", r->prompt_cached);
 }
 
 int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_record *r)
@@ -435,7 +437,7 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
     bool adaptive = r->adaptive_rule != NULL, drafted = r->drafted != NULL;
     bool vocab = r->draft_vocab > 0;
-    msgpack_pack_map(pk, 26 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted +
+    msgpack_pack_map(pk, 28 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted +
                              vocab + mtp_log_tree_keys(r));
     pack_request_head(pk, r);
     if (r->prompt_ids) {
@@ -577,8 +579,8 @@ static int scan_record(const char *path, const msgpack_object *rec, uint64_t off
         struct mtp_request_record r;
         int rc = mtp_log_decode_request(rec, &r);
         if (rc == MTP_OK) {
-            mtp_log_keyset_add(st->finished, r.decoder, r.sampling_index, r.dataset, r.prompt_id,
-                               r.repeat);
+            mtp_log_keyset_add_turn(st->finished, r.decoder, r.sampling_index, r.dataset,
+                                    r.prompt_id, r.repeat, r.turn);
             st->n_requests++;
         }
         mtp_log_request_free(&r);

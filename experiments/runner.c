@@ -32,6 +32,8 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+bool mtp_runner_interrupted(void) { return interrupted != 0; }
+
 char *mtp_runner_log_path(const char *out_dir, const char *spec_name)
 {
     size_t n = strlen(out_dir) + strlen(spec_name) + 16;
@@ -87,9 +89,9 @@ static int create_engine(struct mtp_runner *r)
     for (int i = 0; i < s->n_decoders; i++)
         if (mtp_spec_decoder_step_drafts(&s->decoders[i]) > max_depth)
             max_depth = mtp_spec_decoder_step_drafts(&s->decoders[i]); /* a tree: its nodes */
-    for (int i = 0; i < r->n_prompts; i++)
-        if (r->prompts[i].n > max_prompt)
-            max_prompt = r->prompts[i].n;
+    for (int i = 0; i < r->n_prompts; i++) /* the longest planned turn */
+        if (r->prompts[i].max_n > max_prompt)
+            max_prompt = r->prompts[i].max_n;
     /* The CUDA device is the runner's choice (one per MPI rank), not the spec's. */
     int rc = s->backend == MTP_SPEC_BACKEND_CUDA
                  ? mtp_backend_cuda_create(r->opt->device, &r->be)
@@ -119,12 +121,10 @@ static int check_mtp_present(const struct mtp_runner *r)
 
 /* Every decoder against the engine (e.g. a depth the backend cannot verify
  * batch-invariantly), before the first request. */
-static struct mtp_decode_params decode_params(const struct mtp_runner *r, int dec, int samp,
-                                              const struct mtp_run_prompt *p, int repeat);
 static int check_decoders(const struct mtp_runner *r)
 {
     for (int i = 0; i < r->spec.n_decoders; i++) {
-        struct mtp_decode_params dp = decode_params(r, i, 0, &r->prompts[0], 0);
+        struct mtp_decode_params dp = mtp_runner_decode_params(r, i, 0, &r->prompts[0], 0);
         if (mtp_decode_check(r->engine, &dp))
             return mtp_error_wrap("SPEC: %s: key 'decoders[%d]': ", r->spec.path, i);
     }
@@ -142,7 +142,7 @@ static int setup(struct mtp_runner *r, const char *spec_path)
         mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers) ||
         mtp_spec_check_draft_vocab(&r->spec, r->model->cfg.vocab_size))
         return MTP_ERR;
-    if (load_tokenizer(r) || mtp_runner_prepare_prompts(r))
+    if (load_tokenizer(r) || mtp_runner_load_templates(r) || mtp_runner_prepare_prompts(r))
         return MTP_ERR;
     if (mtp_runner_speaks(r))
         mtp_runner_print_skips(r, stderr);
@@ -160,6 +160,9 @@ static void teardown(struct mtp_runner *r)
     free(r->log_path);
     mtp_engine_free(r->engine);
     mtp_backend_free(r->be);
+    for (int i = 0; r->templates && i < r->spec.n_datasets; i++)
+        mtp_chat_template_free(&r->templates[i]);
+    free(r->templates);
     mtp_tokenizer_free(r->tok);
     mtp_model_free(r->model);
     for (int i = 0; i < r->n_prompts; i++)
@@ -265,8 +268,8 @@ static enum mtp_decode_drafting drafting_of(const struct mtp_spec_decoder *d)
                                                   : MTP_DECODE_DRAFTING_CHAIN;
 }
 
-static struct mtp_decode_params decode_params(const struct mtp_runner *r, int dec, int samp,
-                                              const struct mtp_run_prompt *p, int repeat)
+struct mtp_decode_params mtp_runner_decode_params(const struct mtp_runner *r, int dec, int samp,
+                                                  const struct mtp_run_prompt *p, int repeat)
 {
     const struct mtp_spec_decoder *d = &r->spec.decoders[dec];
     const struct mtp_spec_sampling *s = &r->spec.sampling[samp];
@@ -304,7 +307,7 @@ static int warm_up(struct mtp_runner *r)
         for (int samp = 0; samp < s->n_sampling && !interrupted; samp++)
             for (int dec = 0; dec < s->n_decoders && !interrupted; dec++) {
                 const struct mtp_run_prompt *p = &r->prompts[i % r->n_prompts];
-                struct mtp_decode_params dp = decode_params(r, dec, samp, p, 0);
+                struct mtp_decode_params dp = mtp_runner_decode_params(r, dec, samp, p, 0);
                 struct mtp_decode_result res;
                 if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
                     return mtp_error_wrap("warm-up request %d (%s): ", i, s->decoders[dec].name);
@@ -316,6 +319,7 @@ static int warm_up(struct mtp_runner *r)
 /* The log record of one finished request (pointers borrowed from RES). */
 static void fill_record(const struct mtp_runner *r, int dec, int samp,
                         const struct mtp_run_prompt *p, int repeat,
+                        const struct mtp_runner_turn *turn,
                         const struct mtp_decode_result *res, struct mtp_request_record *rec,
                         char *tree_text, size_t tree_cap)
 {
@@ -337,7 +341,10 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .category = p->p->category,
         .prompt_id = p->p->id,
         .repeat = repeat,
-        .prompt_tokens = p->n,
+        .turn = turn->index,
+        .prompt_tokens = turn->n,
+        .prompt_ids = (int32_t *)turn->ids, /* borrowed, like every pointer here */
+        .prompt_cached = turn->cached,
         .n_output = res->n_output,
         .output_tokens = res->output,
         .n_steps = res->n_steps,
@@ -372,23 +379,26 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         rec->wiring[f] = (char *)mtp_wiring_value_name(&w, f);
 }
 
-/* Decode and log one request. */
-static int run_request(struct mtp_runner *r, int dec, int samp, const struct mtp_run_prompt *p,
-                       int repeat)
+int mtp_runner_log_request(struct mtp_runner *r, int dec, int samp,
+                           const struct mtp_run_prompt *p, int repeat,
+                           const struct mtp_runner_turn *turn,
+                           const struct mtp_decode_result *res)
 {
-    struct mtp_decode_params dp = decode_params(r, dec, samp, p, repeat);
-    struct mtp_decode_result res;
-    if (mtp_decode_run(r->engine, &dp, p->ids, p->n, &res))
-        return mtp_error_wrap("request %s/%s/%s repeat %d: ", r->spec.decoders[dec].name,
-                              r->spec.dataset_names[p->dataset], p->p->id, repeat);
     struct mtp_request_record rec;
     char tree_text[MTP_TREE_TEXT_MAX]; /* never cut: issue 28, case 12 */
-    fill_record(r, dec, samp, p, repeat, &res, &rec, tree_text, sizeof tree_text);
-    int rc = mtp_log_write_request(r->log, &rec);
-    r->tokens += res.n_output > 0 ? res.n_output - 1 : 0;
-    r->steps += res.n_steps;
-    mtp_decode_result_free(&res);
-    return rc;
+    fill_record(r, dec, samp, p, repeat, turn, res, &rec, tree_text, sizeof tree_text);
+    if (mtp_log_write_request(r->log, &rec))
+        return MTP_ERR;
+    r->tokens += res->n_output > 0 ? res->n_output - 1 : 0;
+    r->steps += res->n_steps;
+    r->logged++;
+    r->done++;
+    if (r->shard)
+        mtp_runner_shard_progress(r, r->spec.decoders[dec].name);
+    else
+        mtp_progress_update(r->progress, r->done, r->tokens, r->steps,
+                            r->spec.decoders[dec].name);
+    return MTP_OK;
 }
 
 /* The Cartesian product, skipping finished keys; stops early on a signal or
@@ -406,24 +416,16 @@ static int run_all(struct mtp_runner *r)
                 for (int k = 0; k < s->n_decoders; k++) {
                     int dec = (k + pi * s->repeats + rep) % s->n_decoders;
                     const struct mtp_run_prompt *p = &r->prompts[pi];
-                    const char *dname = s->dataset_names[p->dataset];
                     if (r->shard && !mtp_runner_shard_owns(r, samp, pi, rep))
                         break; /* the unit is another shard's: all its decoders */
-                    if (mtp_log_keyset_contains(r->finished, s->decoders[dec].name, samp, dname,
-                                                p->p->id, rep))
+                    if (mtp_runner_conversation_done(r, dec, samp, p, rep))
                         continue;
                     if (interrupted ||
                         (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests))
                         return MTP_OK;
-                    if (run_request(r, dec, samp, p, rep))
+                    /* Every turn of the prompt, each logged as a request. */
+                    if (mtp_runner_run_conversation(r, dec, samp, p, rep))
                         return MTP_ERR;
-                    r->logged++;
-                    r->done++;
-                    if (r->shard)
-                        mtp_runner_shard_progress(r, s->decoders[dec].name);
-                    else
-                        mtp_progress_update(r->progress, r->done, r->tokens, r->steps,
-                                            s->decoders[dec].name);
                 }
     return MTP_OK;
 }
@@ -443,8 +445,7 @@ static void install_signals(struct sigaction *old_int, struct sigaction *old_ter
 static int run_body(struct mtp_runner *r)
 {
     uint64_t t0 = now_ns();
-    r->total = (int64_t)r->spec.n_decoders * r->spec.n_sampling * r->n_prompts *
-               r->spec.repeats;
+    r->total = r->plan.requests; /* every planned turn of every prompt */
     r->done = mtp_log_keyset_size(r->finished);
     int64_t shown_total = r->total, shown_done = r->done;
     bool quiet = r->opt->quiet;

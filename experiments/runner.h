@@ -7,7 +7,9 @@
  * decoding, so a typo fails in a second rather than an hour in. Then warm-up
  * requests (not logged), then the Cartesian product
  *     decoder x sampling x dataset x prompt x repeat
- * (outermost first), one "request" record each, flushed as it is written.
+ * (outermost first), one "request" record each, flushed as it is written;
+ * a prompt of several turns is a conversation: its turns run in order on one
+ * decoding session, one record per turn (runner_turns.c, conversation.h).
  * With resume, requests whose key is already in the log are skipped.
  * At the end: a "summary" record and a table per (sampling, decoder) on OUT:
  * tau, alpha_1..alpha_K, accept_rate, tokens/s and speedup over the baseline

@@ -9,6 +9,7 @@
 
 #include "../engine/decode.h"
 #include "../engine/tokenizer.h"
+#include "chat_template.h"
 #include "dataset.h"
 #include "log.h"
 #include "log_plan.h"
@@ -21,8 +22,10 @@ struct mtp_run_prompt {
     int dataset;              /* index into spec.datasets */
     const struct mtp_prompt *p;
     int index;                /* over all datasets, in spec order (not part of RNG keys) */
-    int32_t *ids;
+    int32_t *ids;             /* turn 0's ids (conversation.h) */
     int n;
+    int n_turns;              /* turns that run, in order (>= 1; later ones do not fit) */
+    int max_n;                /* a bound on the longest planned turn's prompt tokens */
 };
 
 struct mtp_runner {
@@ -33,6 +36,7 @@ struct mtp_runner {
     int n_prompts;
     struct mtp_model *model;
     struct mtp_tokenizer *tok;
+    struct mtp_chat_template *templates; /* [spec.n_datasets] (chat_template.h) */
     struct mtp_backend *be;
     struct mtp_engine *engine;
     int eos;
@@ -58,5 +62,37 @@ void mtp_runner_print_skips(const struct mtp_runner *r, FILE *f);
 bool mtp_runner_speaks(const struct mtp_runner *r);
 /* The deepest decoder's drafts per step (a tree: its nodes). */
 int mtp_runner_max_depth(const struct mtp_spec *s);
+/* Every dataset's chat template (r->templates), once the tokenizer is loaded. */
+int mtp_runner_load_templates(struct mtp_runner *r);
+
+/* runner.c: a request's decoding parameters (its random stream keyed by the
+ * request, turn 0 of a conversation), and whether SIGINT/SIGTERM arrived. */
+struct mtp_decode_params mtp_runner_decode_params(const struct mtp_runner *r, int dec, int samp,
+                                                  const struct mtp_run_prompt *p, int repeat);
+bool mtp_runner_interrupted(void);
+
+/* One decoded turn, as the request record gives it. */
+struct mtp_runner_turn {
+    int index;            /* 0-based */
+    const int32_t *ids;   /* the prompt as the model saw it [n] */
+    int n;
+    int cached;           /* leading positions kept from the previous turn (0: prefill) */
+};
+
+/* Log RES as the request (DEC, SAMP, P, REPEAT, TURN) and count it in the
+ * progress display. */
+int mtp_runner_log_request(struct mtp_runner *r, int dec, int samp,
+                           const struct mtp_run_prompt *p, int repeat,
+                           const struct mtp_runner_turn *turn,
+                           const struct mtp_decode_result *res);
+
+/* runner_turns.c: one conversation, every planned turn in order on one
+ * decoding session, each turn logged as a request (those already in the log
+ * are decoded again, not logged: later turns need their answers). */
+int mtp_runner_run_conversation(struct mtp_runner *r, int dec, int samp,
+                                const struct mtp_run_prompt *p, int repeat);
+/* Whether every planned turn of the conversation is in the log already. */
+bool mtp_runner_conversation_done(const struct mtp_runner *r, int dec, int samp,
+                                  const struct mtp_run_prompt *p, int repeat);
 
 #endif

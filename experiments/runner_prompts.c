@@ -12,6 +12,7 @@
 #include "../core/error.h"
 #include "../engine/limits.h"
 #include "../engine/rng.h" /* defines: mtp_rng_seed_request */
+#include "conversation.h"
 #include "runner_internal.h"
 #include "spec_tree.h" /* defines: mtp_spec_decoder_step_drafts */
 
@@ -34,12 +35,23 @@ int mtp_runner_load_datasets(struct mtp_runner *r)
     return MTP_OK;
 }
 
-/* Tokenize one prompt (BOS first when the tokenizer has one); ids must fit the model. */
-static int tokenize(struct mtp_runner *r, int di, const struct mtp_prompt *p, int32_t **ids,
-                    int *n)
+int mtp_runner_load_templates(struct mtp_runner *r)
 {
-    bool bos = mtp_tokenizer_bos_id(r->tok) >= 0;
-    if (mtp_tokenizer_encode(r->tok, p->text, strlen(p->text), bos, ids, n))
+    const struct mtp_spec *s = &r->spec;
+    r->templates = mtp_xcalloc((size_t)s->n_datasets, sizeof *r->templates);
+    for (int i = 0; i < s->n_datasets; i++)
+        if (mtp_chat_template_load(s->chat_templates[i], s->model_dir, r->tok, &r->templates[i]))
+            return mtp_error_wrap("SPEC: %s: datasets[%d] (%s): ", s->path, i,
+                                  s->dataset_names[i]);
+    return MTP_OK;
+}
+
+/* The ids of TURN of prompt P with empty ANSWERS (NULL: turn 0); ids must fit
+ * the model's vocabulary. */
+static int turn_ids(struct mtp_runner *r, int di, const struct mtp_prompt *p, int turn,
+                    const struct mtp_turn_answer *answers, int32_t **ids, int *n)
+{
+    if (mtp_conversation_ids(&r->templates[di], r->tok, p, turn, answers, ids, n))
         return mtp_error_wrap("DATASET: %s:%d: ", r->spec.datasets[di], p->line);
     int V = r->model->cfg.vocab_size;
     for (int i = 0; i < *n; i++)
@@ -47,10 +59,43 @@ static int tokenize(struct mtp_runner *r, int di, const struct mtp_prompt *p, in
             return mtp_error_set("DATASET: %s:%d: token id %d is outside the model's vocabulary "
                                  "(%d): tokenizer and model do not match",
                                  r->spec.datasets[di], p->line, (*ids)[i], V);
-    if (*n < 1)
-        return mtp_error_set("DATASET: %s:%d: the prompt has no tokens", r->spec.datasets[di],
-                             p->line);
     return MTP_OK;
+}
+
+/* Turn 0's ids, then how many turns run: turn t runs when its prompt, bounded
+ * by rendering it with empty answers plus max_new_tokens per earlier answer,
+ * fits the model's positions with its own max_new_tokens and drafts (exact
+ * for template "none", conversation.h; a template's re-encoded answers are
+ * checked again when the turn runs). Rendering every turn here also fails a
+ * broken template before any decoding. */
+static int plan_turns(struct mtp_runner *r, int di, const struct mtp_prompt *p,
+                      struct mtp_run_prompt *rp)
+{
+    const struct mtp_spec *s = &r->spec;
+    if (turn_ids(r, di, p, 0, NULL, &rp->ids, &rp->n))
+        return MTP_ERR;
+    rp->n_turns = 1;
+    rp->max_n = rp->n;
+    struct mtp_turn_answer *empty = mtp_xcalloc((size_t)p->n_turns, sizeof *empty);
+    int rc = MTP_OK;
+    bool fits = true;
+    for (int t = 1; rc == MTP_OK && t < p->n_turns; t++) {
+        int32_t *ids;
+        int n;
+        if ((rc = turn_ids(r, di, p, t, empty, &ids, &n)))
+            break;
+        free(ids);
+        long long bound = (long long)n + (long long)t * s->max_new_tokens;
+        fits = fits && bound <= INT32_MAX &&
+               mtp_limits_request_fits(&r->model->cfg, (int)bound, s->max_new_tokens,
+                                       mtp_runner_max_depth(s));
+        if (fits) {
+            rp->n_turns = t + 1;
+            rp->max_n = (int)bound;
+        }
+    }
+    free(empty);
+    return rc;
 }
 
 int mtp_runner_max_depth(const struct mtp_spec *s)
@@ -140,7 +185,7 @@ static int consider(struct mtp_runner *r, int di, int pi, int *taken)
     const struct mtp_spec *s = &r->spec;
     const struct mtp_prompt *p = &r->ds[di].prompts[pi];
     struct mtp_run_prompt *rp = &r->prompts[r->n_prompts];
-    if (tokenize(r, di, p, &rp->ids, &rp->n))
+    if (plan_turns(r, di, p, rp))
         return MTP_ERR;
     enum mtp_plan_skip why = MTP_PLAN_RUN;
     if (s->max_prompt_tokens > 0 && rp->n > s->max_prompt_tokens)
@@ -230,8 +275,11 @@ int mtp_runner_prepare_prompts(struct mtp_runner *r)
         r->prompts[i].index = i;
         mtp_log_plan_add_prompt(&r->plan, s->dataset_names[rp->dataset], rp->p->id,
                                 rp->p->category, rp->n, MTP_PLAN_RUN);
+        r->plan.prompts[r->plan.n_prompts - 1].turns = rp->n_turns;
+        r->plan.prompts[r->plan.n_prompts - 1].turns_total = rp->p->n_turns;
     }
-    r->plan.requests = (int64_t)s->n_decoders * s->n_sampling * r->n_prompts * s->repeats;
+    r->plan.requests = (int64_t)s->n_decoders * s->n_sampling * mtp_log_plan_turns(&r->plan) *
+                       s->repeats;
     if (r->n_prompts == 0)
         return mtp_error_set("SPEC: %s: no prompt to run (datasets empty, or every prompt is "
                              "longer than max_prompt_tokens = %d or than the model's %d "
@@ -276,11 +324,31 @@ static void print_categories(FILE *f, const struct mtp_log_plan *pl, enum mtp_pl
     free(cc);
 }
 
+/* "not running 12 later turns of 10 prompts: ..." (multi-turn prompts). */
+static void print_turn_skips(const struct mtp_runner *r, FILE *f)
+{
+    const struct mtp_log_plan *pl = &r->plan;
+    int turns = 0, prompts = 0;
+    for (int i = 0; i < pl->n_prompts; i++) {
+        const struct mtp_plan_prompt *p = &pl->prompts[i];
+        if (p->skip == MTP_PLAN_RUN && p->turns < p->turns_total) {
+            turns += p->turns_total - p->turns;
+            prompts++;
+        }
+    }
+    if (turns > 0)
+        fprintf(f, "not running %d later turns of %d prompts: the conversation would exceed the "
+                   "model's %d positions (earlier turns + %d new tokens per answer)\n",
+                turns, prompts, mtp_limits_max_positions(&r->model->cfg),
+                r->spec.max_new_tokens);
+}
+
 void mtp_runner_print_skips(const struct mtp_runner *r, FILE *f)
 {
     const struct mtp_log_plan *pl = &r->plan;
     int planned = mtp_log_plan_count(pl, MTP_PLAN_RUN);
     int skipped = pl->n_prompts - planned;
+    print_turn_skips(r, f);
     if (skipped == 0)
         return;
     fprintf(f, "skipped %d of %d prompts:", skipped, pl->n_prompts);

@@ -138,8 +138,8 @@ static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_lo
             rc = mtp_error_wrap("LOG %s: record at offset %llu: ", path, (unsigned long long)off);
             break;
         }
-        mtp_log_keyset_add(keys, rec.decoder, rec.sampling_index, rec.dataset, rec.prompt_id,
-                           rec.repeat);
+        mtp_log_keyset_add_turn(keys, rec.decoder, rec.sampling_index, rec.dataset,
+                                rec.prompt_id, rec.repeat, rec.turn);
         mtp_log_request_free(&rec);
     }
     mtp_log_reader_close(rd);
@@ -240,8 +240,10 @@ static int scan_logs(struct mtp_runner *r, const char *dir)
                 for (int dec = 0; dec < s->n_decoders; dec++) {
                     const struct mtp_run_prompt *p = &r->prompts[pi];
                     sh->done[(size_t)unit_of(r, samp, pi, rep) * (size_t)s->n_decoders + dec] =
-                        mtp_log_keyset_contains(keys, s->decoders[dec].name, samp,
-                                                s->dataset_names[p->dataset], p->p->id, rep);
+                        /* Turns are logged in order: the last one ends the unit. */
+                        mtp_log_keyset_contains_turn(keys, s->decoders[dec].name, samp,
+                                                     s->dataset_names[p->dataset], p->p->id,
+                                                     rep, p->n_turns - 1);
                 }
     mtp_log_keyset_free(keys);
     log_list_free(&logs);
@@ -349,8 +351,9 @@ int mtp_runner_shard_adopt(struct mtp_runner *r, bool own_complete, bool *comple
             int rep = u % s->repeats, pi = (u / s->repeats) % r->n_prompts;
             int samp = u / (s->repeats * r->n_prompts);
             const struct mtp_run_prompt *p = &r->prompts[pi];
-            mtp_log_keyset_add(r->finished, s->decoders[d].name, samp,
-                               s->dataset_names[p->dataset], p->p->id, rep);
+            for (int t = 0; t < p->n_turns; t++)
+                mtp_log_keyset_add_turn(r->finished, s->decoders[d].name, samp,
+                                        s->dataset_names[p->dataset], p->p->id, rep, t);
         }
     int64_t total = (int64_t)sh->n_units * s->n_decoders;
     /* Job-wide, so every MPI rank decides alike (they meet in collectives). */

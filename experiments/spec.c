@@ -40,8 +40,9 @@ struct parse {
 static const char *const root_keys[] = {
     "$schema", "name", "description", "model", "backend", "threads", "datasets",
     "max_prompts", "max_prompts_per_category", "max_prompt_tokens", "max_new_tokens", "warmup",
-    "repeats", "seed",
+    "repeats", "seed", "chat_template",
     "sampling", "decoders", "output_dir", NULL};
+static const char *const dataset_keys[] = {"path", "chat_template", NULL};
 static const char *const sampling_keys[] = {"temperature", "top_p", "top_k", NULL};
 static const char *const baseline_keys[] = {"name", "type", NULL};
 static const char *const mtp_keys[] = {"name", "type", "depth", "drafting", "module", "wiring",
@@ -60,6 +61,7 @@ const char *const *mtp_spec_keys(enum mtp_spec_object object)
     case MTP_SPEC_OBJECT_MTP: return mtp_keys;
     case MTP_SPEC_OBJECT_ADAPTIVE: return adaptive_keys;
     case MTP_SPEC_OBJECT_WIRING: return wiring_keys;
+    case MTP_SPEC_OBJECT_DATASET: return dataset_keys;
     }
     return NULL;
 }
@@ -241,6 +243,61 @@ static int check_readable(const struct parse *p, const char *key, const char *pa
     return MTP_OK;
 }
 
+/* "none", "model", or a template file (resolved, readable now) into *OUT;
+ * DEF when KEY is absent from OBJ. */
+static int parse_chat_template(const struct parse *p, json_t *obj, const char *prefix,
+                               const char *def, char **out)
+{
+    char *v = NULL;
+    if (get_string(p, obj, prefix, "chat_template", false, def, &v))
+        return MTP_ERR;
+    if (!json_object_get(obj, "chat_template") || !strcmp(v, "none") || !strcmp(v, "model")) {
+        *out = v;
+        return MTP_OK;
+    }
+    *out = resolve_path(p, v);
+    free(v);
+    char key[KEY_CAP];
+    key_join(key, prefix, "chat_template");
+    int fd = mtp_input_open(*out, NULL);
+    if (fd < 0)
+        return mtp_error_wrap("SPEC: %s: key '%s': expected \"none\", \"model\" or a Jinja "
+                              "template file; ", p->src, key);
+    close(fd);
+    return MTP_OK;
+}
+
+/* datasets[I]: a path, or {"path", "chat_template"}; into the spec's arrays. */
+static int parse_one_dataset(const struct parse *p, json_t *v, size_t i, const char *root_tpl,
+                             struct mtp_spec *spec)
+{
+    char key[KEY_CAP];
+    snprintf(key, sizeof key, "datasets[%zu]", i);
+    json_t *path = v;
+    if (json_is_object(v)) {
+        if (check_keys(p, v, key, dataset_keys))
+            return MTP_ERR;
+        path = json_object_get(v, "path");
+        if (!path)
+            return missing(p, key, "path");
+        snprintf(key, sizeof key, "datasets[%zu].path", i);
+    }
+    if (!json_is_string(path) || json_string_length(path) == 0)
+        return fail_expected(p, key, "non-empty string (a JSONL file path) or an object "
+                             "{\"path\", \"chat_template\"}", v);
+    spec->datasets[i] = resolve_path(p, json_string_value(path));
+    spec->dataset_names[i] = mtp_dataset_name_from_path(spec->datasets[i]);
+    spec->n_datasets = (int)i + 1;
+    if (check_readable(p, key, spec->datasets[i]))
+        return MTP_ERR;
+    snprintf(key, sizeof key, "datasets[%zu]", i);
+    if (!json_is_object(v)) {
+        spec->chat_templates[i] = mtp_xstrdup(root_tpl);
+        return MTP_OK;
+    }
+    return parse_chat_template(p, v, key, root_tpl, &spec->chat_templates[i]);
+}
+
 static int parse_datasets(const struct parse *p, json_t *root, struct mtp_spec *spec)
 {
     json_t *arr = json_object_get(root, "datasets");
@@ -248,27 +305,26 @@ static int parse_datasets(const struct parse *p, json_t *root, struct mtp_spec *
         return missing(p, "", "datasets");
     if (!json_is_array(arr) || json_array_size(arr) == 0)
         return fail_expected(p, "datasets", "non-empty array of file paths", arr);
+    char *root_tpl = NULL;
+    if (parse_chat_template(p, root, "", "none", &root_tpl)) {
+        free(root_tpl);
+        return MTP_ERR;
+    }
     size_t n = json_array_size(arr);
     spec->datasets = mtp_xcalloc(n, sizeof *spec->datasets);
     spec->dataset_names = mtp_xcalloc(n, sizeof *spec->dataset_names);
-    for (size_t i = 0; i < n; i++) {
-        char key[KEY_CAP];
-        snprintf(key, sizeof key, "datasets[%zu]", i);
-        json_t *v = json_array_get(arr, i);
-        if (!json_is_string(v) || json_string_length(v) == 0)
-            return fail_expected(p, key, "non-empty string (a JSONL file path)", v);
-        spec->datasets[i] = resolve_path(p, json_string_value(v));
-        spec->dataset_names[i] = mtp_dataset_name_from_path(spec->datasets[i]);
-        spec->n_datasets = (int)i + 1;
-        if (check_readable(p, key, spec->datasets[i]))
-            return MTP_ERR;
-        for (size_t j = 0; j < i; j++)
+    spec->chat_templates = mtp_xcalloc(n, sizeof *spec->chat_templates);
+    int rc = MTP_OK;
+    for (size_t i = 0; rc == MTP_OK && i < n; i++) {
+        rc = parse_one_dataset(p, json_array_get(arr, i), i, root_tpl, spec);
+        for (size_t j = 0; rc == MTP_OK && j < i; j++)
             if (strcmp(spec->dataset_names[j], spec->dataset_names[i]) == 0)
-                return mtp_error_set("SPEC: %s: key '%s': dataset name \"%s\" (the file stem) "
-                                     "repeats datasets[%zu]; logs key prompts by it",
-                                     p->src, key, spec->dataset_names[i], j);
+                rc = mtp_error_set("SPEC: %s: key 'datasets[%zu]': dataset name \"%s\" (the "
+                                   "file stem) repeats datasets[%zu]; logs key prompts by it",
+                                   p->src, i, spec->dataset_names[i], j);
     }
-    return MTP_OK;
+    free(root_tpl);
+    return rc;
 }
 
 static int get_number(const struct parse *p, json_t *obj, const char *prefix, const char *key,
@@ -745,6 +801,7 @@ void mtp_spec_free(struct mtp_spec *spec)
     free(spec->model_dir);
     free_strings(spec->datasets, spec->n_datasets);
     free_strings(spec->dataset_names, spec->n_datasets);
+    free_strings(spec->chat_templates, spec->n_datasets);
     free(spec->sampling);
     for (int i = 0; spec->decoders && i < spec->n_decoders; i++)
         free(spec->decoders[i].name);

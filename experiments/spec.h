@@ -57,8 +57,9 @@ enum mtp_spec_object {
     MTP_SPEC_OBJECT_MTP,      /* a decoder of type "mtp" (chains and trees) */
     MTP_SPEC_OBJECT_ADAPTIVE, /* a decoder of type "adaptive" */
     MTP_SPEC_OBJECT_WIRING,   /* a decoder's "wiring" object */
+    MTP_SPEC_OBJECT_DATASET,  /* an entry of "datasets" written as an object */
 };
-enum { MTP_SPEC_OBJECT_COUNT = MTP_SPEC_OBJECT_WIRING + 1 };
+enum { MTP_SPEC_OBJECT_COUNT = MTP_SPEC_OBJECT_DATASET + 1 };
 
 /* Upper bound on depth, only to catch typos (a depth of 1000 is never meant). */
 enum { MTP_SPEC_MAX_DEPTH = 64 };
@@ -101,6 +102,10 @@ struct mtp_spec {
     int n_datasets;
     char **datasets;      /* [n_datasets] JSONL paths, resolved; each readable at load */
     char **dataset_names; /* [n_datasets] file stems ("code.jsonl" -> "code"), unique */
+    char **chat_templates; /* [n_datasets] how prompts become the model's input
+                            * (experiments/chat_template.h): "none" (default), "model", or a
+                            * template file path, resolved and readable; the dataset's own
+                            * "chat_template", else the top-level one */
     int max_prompts;       /* per dataset; 0 = all (default) */
     int max_prompts_per_category; /* per (dataset, category), drawn with the seed; 0 = off */
     int max_prompt_tokens; /* prompts with more tokens are skipped by the runner; 0 = no limit */

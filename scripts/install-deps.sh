@@ -12,9 +12,11 @@ fi
 # python3-matplotlib and python3-msgpack: the plots (analysis/plots.py) of the main command, and
 # the test that the quick study writes them. Open MPI: `mpirun -n N mtpbench run` and
 # tests/test_mpi.c (the build works without it). python3-jsonschema: tests/test_spec_schema.sh
-# validates the shipped specs against spec/experiment-spec.schema.json.
+# validates the shipped specs against spec/experiment-spec.schema.json. python3-jinja2: chat
+# templates ("chat_template", experiments/render_chat_template.py) and tests/test_chat_template.c.
 packages=(build-essential cmake pkg-config libjansson-dev "$msgpack_pkg" libcmocka-dev libpcre2-dev
-          python3 python3-matplotlib python3-msgpack python3-jsonschema libopenmpi-dev openmpi-bin
+          python3 python3-matplotlib python3-msgpack python3-jsonschema python3-jinja2
+          libopenmpi-dev openmpi-bin
           "$@")
 
 missing=()

@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "experiments/log.h"
+#include "experiments/log_check.h"
 #include "support/test_files.h"
 
 static char tmp_dir[64];
@@ -73,6 +74,8 @@ static void make_request(int i, struct req_storage *st, struct mtp_request_recor
     for (int k = 0; k < 5; k++)
         st->prompt_ids[k] = 100 + k;
     r->prompt_ids = i == 0 ? st->prompt_ids : NULL;
+    r->turn = i == 1 ? 1 : 0;          /* a second turn ... */
+    r->prompt_cached = i == 1 ? 4 : 0; /* ... that kept 4 of its 5 prompt positions */
     r->n_steps = 3 + 2 * i;
     r->n_output = 1;
     st->out[0] = 7;
@@ -192,6 +195,8 @@ static void assert_request_equal(const struct mtp_request_record *got,
     assert_string_equal(got->prompt_id, want->prompt_id);
     assert_int_equal(got->repeat, want->repeat);
     assert_int_equal(got->prompt_tokens, want->prompt_tokens);
+    assert_int_equal(got->turn, want->turn);
+    assert_int_equal(got->prompt_cached, want->prompt_cached);
     assert_int_equal(got->prompt_ids != NULL, want->prompt_ids != NULL);
     if (want->prompt_ids)
         assert_i32s(got->prompt_ids, want->prompt_ids, want->prompt_tokens);
@@ -429,7 +434,8 @@ static void test_resume_after_cut(void **state)
     assert_true(st.cut_at == offs[3] && st.cut_bytes == cut - offs[3]);
     assert_int_equal(mtp_log_keyset_size(st.finished), 2);
     assert_true(mtp_log_keyset_contains(st.finished, "baseline", 0, "code", "q10", 0));
-    assert_true(mtp_log_keyset_contains(st.finished, "mtp-exact-k2", 0, "code", "q11", 1));
+    assert_true(
+        mtp_log_keyset_contains_turn(st.finished, "mtp-exact-k2", 0, "code", "q11", 1, 1));
     assert_false(mtp_log_keyset_contains(st.finished, "baseline", 1, "code", "q12", 2));
     assert_false(mtp_log_keyset_contains(st.finished, "baseline", 0, "code", "q10", 1));
     assert_int_equal(mtp_log_writer_requests(w), 2);
@@ -438,8 +444,8 @@ static void test_resume_after_cut(void **state)
         struct req_storage rs;
         struct mtp_request_record r;
         make_request(i, &rs, &r);
-        if (!mtp_log_keyset_contains(st.finished, r.decoder, r.sampling_index, r.dataset,
-                                     r.prompt_id, r.repeat))
+        if (!mtp_log_keyset_contains_turn(st.finished, r.decoder, r.sampling_index, r.dataset,
+                                          r.prompt_id, r.repeat, r.turn))
             assert_int_equal(mtp_log_write_request(w, &r), MTP_OK);
     }
     assert_int_equal(mtp_log_write_summary(w, &SUMMARY), MTP_OK);
@@ -622,7 +628,30 @@ static void test_keyset_many(void **state)
         assert_true(mtp_log_keyset_contains(s, i % 2 ? "a" : "b", i % 3, "set", id, i % 5));
         assert_false(mtp_log_keyset_contains(s, i % 2 ? "b" : "a", i % 3, "set", id, i % 5));
     }
+    /* Turns are part of the key; turn 0 is the key without a turn. */
+    mtp_log_keyset_add_turn(s, "a", 1, "set", "p1", 1, 1);
+    assert_int_equal(mtp_log_keyset_size(s), 5001);
+    assert_true(mtp_log_keyset_contains_turn(s, "a", 1, "set", "p1", 1, 1));
+    assert_true(mtp_log_keyset_contains_turn(s, "a", 1, "set", "p1", 1, 0));
+    assert_false(mtp_log_keyset_contains_turn(s, "a", 1, "set", "p1", 1, 2));
     mtp_log_keyset_free(s);
+}
+
+/* The turn fields' validity rules (log_check.h). */
+static void test_turn_fields_checked(void **state)
+{
+    (void)state;
+    struct req_storage st;
+    struct mtp_request_record r;
+    make_request(1, &st, &r);
+    assert_int_equal(mtp_log_check_request(&r), MTP_OK);
+    r.prompt_cached = r.prompt_tokens; /* at least the last prompt token is computed */
+    assert_int_equal(mtp_log_check_request(&r), MTP_ERR);
+    assert_non_null(strstr(mtp_error_message(), "prompt_cached"));
+    r.prompt_cached = 2;
+    r.turn = 0; /* a first turn has nothing to keep */
+    assert_int_equal(mtp_log_check_request(&r), MTP_ERR);
+    assert_non_null(strstr(mtp_error_message(), "turn 0"));
 }
 
 static int setup(void **state)
@@ -651,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_dev_full),
         cmocka_unit_test(test_partial_write_is_cut),
         cmocka_unit_test(test_keyset_many),
+        cmocka_unit_test(test_turn_fields_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

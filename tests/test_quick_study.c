@@ -3,7 +3,8 @@
  * it: `mtpbench run` (through system(), so the CLI is tested too) writes a
  * log, then the report reads it.
  *   - With models/mtp-mini present: experiments/quick.json (the default
- *     study's decoders on 3 prompts per category, 32 new tokens), logged to a
+ *     study's decoders on 3 prompts per category, 32 new tokens, and 3
+ *     two-turn conversations whose second turns must run), logged to a
  *     temporary directory (--out).
  *   - Otherwise: the same decoder grid cut to the fixture's D = 2 (exact K =
  *     1..2, chain K = 1..4, T = 0 and 1) on tests/fixtures/v3-f32 with a
@@ -147,6 +148,23 @@ static int count_requests(const struct mtp_report_data *d, const char *decoder, 
 }
 
 /* Greedy (sampling 0) output of every MTP request equals the baseline's. */
+/* The shipped quick study has two-turn conversations: their second turns
+ * ran, continuing the first turn's state (prompt_cached > 0). */
+static void check_second_turns(const struct mtp_report_data *d)
+{
+    int second = 0;
+    for (int i = 0; i < d->n_requests; i++) {
+        const struct mtp_request_record *r = &d->requests[i].rec;
+        if (r->turn == 0)
+            continue;
+        second++;
+        assert_int_equal(r->turn, 1);
+        assert_true(r->prompt_cached > 0 && r->prompt_cached < r->prompt_tokens);
+        assert_string_equal(r->dataset, "two-turn");
+    }
+    assert_true(second > 0);
+}
+
 static void check_greedy_equal(const struct mtp_report_data *d)
 {
     for (int i = 0; i < d->n_requests; i++) {
@@ -157,7 +175,8 @@ static void check_greedy_equal(const struct mtp_report_data *d)
         for (int j = 0; j < d->n_requests && !b; j++) {
             const struct mtp_request_record *c = &d->requests[j].rec;
             if (c->mode == MTP_SPEC_DECODER_BASELINE && c->sampling_index == r->sampling_index &&
-                strcmp(c->dataset, r->dataset) == 0 && strcmp(c->prompt_id, r->prompt_id) == 0)
+                strcmp(c->dataset, r->dataset) == 0 && strcmp(c->prompt_id, r->prompt_id) == 0 &&
+                c->turn == r->turn) /* two-turn prompts: each turn against its baseline */
                 b = c;
         }
         assert_non_null(b);
@@ -187,6 +206,8 @@ static void check_log(const struct mtp_report_data *d)
     snprintf(name, sizeof name, "mtp-chain-k%d", max_chain);
     assert_int_equal(count_requests(d, name, 1), prompts);
     check_greedy_equal(d);
+    if (real_model)
+        check_second_turns(d);
 }
 
 /* One acceptance-view row: baseline tau 1, MTP 1 <= tau <= K + 1. */

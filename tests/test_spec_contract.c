@@ -38,7 +38,7 @@
 
 static const char *const object_names[MTP_SPEC_OBJECT_COUNT] = {
     "top level", "sampling entry", "baseline decoder", "mtp decoder", "adaptive decoder",
-    "wiring object"};
+    "wiring object", "dataset object"};
 
 /* ---- the schema ------------------------------------------------------------- */
 
@@ -80,6 +80,22 @@ static const char *variant_type(json_t *variant)
     return json_string_value(t);
 }
 
+/* The properties of a "datasets" entry written as an object (the oneOf
+ * variant that is an object). */
+static json_t *dataset_object_properties(void)
+{
+    json_t *items = json_object_get(
+        json_object_get(json_object_get(schema, "properties"), "datasets"), "items");
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(items, "oneOf"), i, v) {
+        if (json_object_get(v, "properties"))
+            return json_object_get(v, "properties");
+    }
+    fail_msg("%s: datasets.items has no object variant", SCHEMA_PATH);
+    return NULL;
+}
+
 /* Decoder type name of a decoder object kind. */
 static const char *object_type(enum mtp_spec_object o)
 {
@@ -99,6 +115,8 @@ static json_t *schema_property(enum mtp_spec_object o, const char *key)
             json_object_get(json_object_get(json_object_get(props, "sampling"), "items"),
                             "properties"),
             key);
+    if (o == MTP_SPEC_OBJECT_DATASET)
+        return json_object_get(dataset_object_properties(), key);
     size_t i;
     json_t *variant;
     json_array_foreach(decoder_variants(), i, variant) {
@@ -131,6 +149,10 @@ static void for_schema_keys(enum mtp_spec_object o, void (*fn)(enum mtp_spec_obj
     json_t *val;
     size_t i;
     json_t *variant;
+    if (o == MTP_SPEC_OBJECT_DATASET) {
+        json_object_foreach(dataset_object_properties(), key, val) fn(o, key);
+        return;
+    }
     if (o == MTP_SPEC_OBJECT_ROOT || o == MTP_SPEC_OBJECT_SAMPLING) {
         json_t *obj = o == MTP_SPEC_OBJECT_ROOT
                           ? props
@@ -494,6 +516,14 @@ static void test_doc_keys_and_defaults(void **state)
     assert_true(t.default_col > 0);
     for (int r = 0; r < t.n; r++) {
         json_t *p = schema_property(root, t.rows[r].key);
+        expect_doc_default(t.rows[r].key, &t.rows[r], t.default_col, json_object_get(p, "default"));
+    }
+    enum mtp_spec_object dataset = MTP_SPEC_OBJECT_DATASET;
+    read_table("### Dataset object", &t);
+    expect_rows("### Dataset object", &t, &dataset, 1);
+    assert_true(t.default_col > 0);
+    for (int r = 0; r < t.n; r++) {
+        json_t *p = schema_property(dataset, t.rows[r].key);
         expect_doc_default(t.rows[r].key, &t.rows[r], t.default_col, json_object_get(p, "default"));
     }
     read_table("### Sampling object", &t);
