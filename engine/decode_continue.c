@@ -29,7 +29,7 @@
 #include <string.h> /* defines: memcpy */
 
 #include "decode_internal.h"
-#include "error.h"
+#include "../core/error.h"
 
 /* Tokens the main forward takes at once here: bounds the logits buffer. */
 enum { CONTINUE_CHUNK = 64 };

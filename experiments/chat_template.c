@@ -16,7 +16,7 @@
 #include <sys/wait.h> /* defines: waitpid */
 #include <unistd.h>   /* defines: fork, execvp, pipe */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 #define RENDERER MTP_SOURCE_DIR "/experiments/render_chat_template.py"
 

@@ -7,7 +7,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy, strlen */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 
 struct ids {
     int32_t *v;

@@ -11,7 +11,7 @@
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memcpy */
 
-#include "../engine/error.h"
+#include "../core/error.h"
 #include "../engine/limits.h"
 #include "conversation.h"
 #include "runner_internal.h"

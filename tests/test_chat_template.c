@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/tokenizer.h"
 #include "experiments/chat_template.h"
 #include "experiments/conversation.h"

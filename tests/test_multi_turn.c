@@ -33,7 +33,7 @@
 #include "engine/decode.h"
 #include "experiments/log.h"
 #include "experiments/runner.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "experiments/conversation.h"
 #include "experiments/dataset.h"
 #include "tests/support/shipped_model.h"
