@@ -6,8 +6,8 @@
  *   - GEMV (every forward outside a prefill, any n: decode, verification,
  *     drafts, the modules' pass over the prompt, catch-up rows; and prefill
  *     chunks of n <= MTP_CUDA_INVARIANT_N = 65): one warp per output row, 8 rows per block; the weight
- *     row is read once per tile of up to NT = 16 tokens (tiles are independent,
- *     so any n is batch invariant). Lane l accumulates, in F32 with one fused
+ *     row is read once per tile of up to NT = GEMV_MAX_TILE = 8 tokens (tiles are
+ *     independent, so any n is batch invariant; the register bound is below). Lane l accumulates, in F32 with one fused
  *     multiply-add per product, columns 256*i + 8*l + 0..7 for i = 0, 1, ...
  *     (i.e. its 8-column chunks in order), then the 32 lane sums are combined
  *     by an xor butterfly. That order depends only on cols: a token's output is
@@ -29,8 +29,26 @@
  *     greedy tokens then differ), MTP_CUDA_MATMUL=custom forces the GEMV.
  *
  * The GEMV is generic over a list of segments (cuda_internal.cuh): a plain
- * matmul is one segment; the MoE runs all its active experts as segments of
- * one launch, with row indirection for the gathered tokens.
+ * matmul is one segment passed by value; the MoE runs all its active experts as
+ * segments of one launch, with row indirection for the gathered tokens, from a
+ * segment table that its device-side plan writes (cuda_moe_plan.cu), so no
+ * descriptor crosses from the host.
+ *
+ * Registers (issue 22: 164-192 per thread at 9-16 tokens with NT = 16, one
+ * block per SM, and a spill at NT = 8 with SwiGLU). The per-thread state of
+ * gemv_row is a0[NT] and a1[NT] (a1 with SwiGLU), wv0[8] and wv1[8], xv[8] and
+ * xr[NT] pointers: at NT = 8 with SwiGLU 8+8+8+8+8 floats and 8 pointers (16
+ * registers), 56 registers of arrays, against 16+16+8+8+8+32 = 88 at NT = 16.
+ * Tokens 9..16 now run as a second tile of 8 (grid z), so no instantiation
+ * holds more than 8 tokens. The old kernel also chose its segment with
+ * `segs ? segs[y] : seg0`, a select between the parameter space and global
+ * memory that makes the compiler copy the 80-byte descriptor to local memory
+ * (the likely "spill" at 8 tokens); each source now has its own branch, read
+ * in place. This bound is reasoned, not measured here (no nvcc):
+ * scripts/gpu-check.sh builds with -Xptxas -v and reports every gemv_kernel's
+ * registers and spill bytes. Batch invariance does not depend on the tile:
+ * token i's sums run over the columns in the same lane order whatever tile it
+ * sits in, so the partition (tiles of 8 from token 0) changes no bit.
  */
 #include "cuda_internal.cuh"
 
@@ -38,6 +56,7 @@ enum {
     GEMV_WARPS = 8,         /* output rows per block (one warp each) */
     GEMV_CHUNK = 8,         /* consecutive columns per lane per step */
     GEMV_SPAN = 32 * 8,     /* columns covered by one warp step */
+    GEMV_MAX_TILE = 8,      /* tokens per block at most (the register bound above) */
 };
 
 /* 8 consecutive elements starting at column c (c % 8 == 0) of a row; LEN < 8
@@ -139,13 +158,10 @@ __device__ __forceinline__ void gemv_row(const struct mtp_cuda_gemv_seg &s, int 
     }
 }
 
-/* grid: x = row blocks, y = segment, z = token tile of NT. SEGS is a device
- * array, or NULL for the single segment SEG0 passed by value. */
+/* One block: GEMV_WARPS rows of segment S for the token tile blockIdx.z. */
 template <int NT, bool SWIGLU>
-__global__ void __launch_bounds__(GEMV_WARPS * 32)
-    gemv_kernel(struct mtp_cuda_gemv_seg seg0, const struct mtp_cuda_gemv_seg *segs)
+__device__ __forceinline__ void gemv_block(const struct mtp_cuda_gemv_seg &s)
 {
-    const struct mtp_cuda_gemv_seg s = segs ? segs[blockIdx.y] : seg0;
     int r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
     int t0 = blockIdx.z * NT;
     if (r >= s.rows || t0 >= s.m) /* warp-uniform exit */
@@ -157,56 +173,80 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         gemv_row<float, NT, SWIGLU>(s, r, t0, nt);
 }
 
+/* grid: x = row blocks, y = segment, z = token tile of NT. SEGS is a device
+ * array (the MoE's, written on the device; N_SEGS, a device count, says how
+ * many of the grid's y are in use), or NULL for the single segment SEG0 passed
+ * by value. Each source is read in its own branch (see the register note). */
+template <int NT, bool SWIGLU>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    gemv_kernel(struct mtp_cuda_gemv_seg seg0, const struct mtp_cuda_gemv_seg *segs,
+                const int *n_segs)
+{
+    if (!segs) {
+        gemv_block<NT, SWIGLU>(seg0);
+        return;
+    }
+    if ((int)blockIdx.y >= *n_segs) /* block-uniform: fewer experts were active */
+        return;
+    gemv_block<NT, SWIGLU>(segs[blockIdx.y]);
+}
+
+/* The token tile: the smallest power of two covering MAX_M, at most
+ * GEMV_MAX_TILE. It never changes results, only the weight re-reads and the
+ * register footprint. */
+static int gemv_tile(int max_m)
+{
+    int nt = 1;
+    while (nt < max_m && nt < GEMV_MAX_TILE)
+        nt *= 2;
+    return nt;
+}
+
 template <bool SWIGLU>
 static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
-                        const struct mtp_cuda_gemv_seg &seg0, const struct mtp_cuda_gemv_seg *dsegs)
+                        const struct mtp_cuda_gemv_seg &seg0, const struct mtp_cuda_gemv_seg *dsegs,
+                        const int *n_segs)
 {
     const unsigned block = GEMV_WARPS * 32;
     cudaStream_t st = ctx->stream;
     switch (nt) {
-    case 1: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU>)(seg0, dsegs); break;
-    case 2: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU>)(seg0, dsegs); break;
-    case 4: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU>)(seg0, dsegs); break;
-    case 8: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU>)(seg0, dsegs); break;
-    default: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<16, SWIGLU>)(seg0, dsegs); break;
+    case 1: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU>)(seg0, dsegs, n_segs); break;
+    case 2: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU>)(seg0, dsegs, n_segs); break;
+    case 4: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU>)(seg0, dsegs, n_segs); break;
+    default: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU>)(seg0, dsegs, n_segs); break;
     }
     CUDA_LAUNCH_CHECK();
 }
 
-void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *segs, int n_segs,
-                   bool swiglu)
+static void gemv_dispatch(struct mtp_cuda_ctx *ctx, bool swiglu, int max_rows, int y_segs,
+                          int max_m, const struct mtp_cuda_gemv_seg &seg0,
+                          const struct mtp_cuda_gemv_seg *dsegs, const int *n_segs)
 {
-    if (n_segs <= 0)
-        return;
-    int max_rows = 0, max_m = 0;
-    for (int i = 0; i < n_segs; i++) {
-        MTP_CHECK(segs[i].rows >= 0 && segs[i].cols >= 0 && segs[i].m >= 0);
-        MTP_CHECK(!swiglu || segs[i].w1);
-        max_rows = segs[i].rows > max_rows ? segs[i].rows : max_rows;
-        max_m = segs[i].m > max_m ? segs[i].m : max_m;
-    }
-    if (max_rows == 0 || max_m == 0)
-        return;
-    /* The token tile: the smallest power of two covering the largest segment, at
-     * most 16. It never changes results, only the register footprint. */
-    int nt = 1;
-    while (nt < max_m && nt < MTP_CUDA_SMALL_N)
-        nt *= 2;
+    int nt = gemv_tile(max_m);
     unsigned tiles = (unsigned)((max_m + nt - 1) / nt);
-    MTP_CHECK(n_segs <= 65535 && tiles <= 65535);
-    dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)n_segs, tiles);
-    const struct mtp_cuda_gemv_seg *dsegs = NULL;
-    if (n_segs > 1) {
-        size_t bytes = (size_t)n_segs * sizeof *segs;
-        struct mtp_cuda_gemv_seg *d =
-            (struct mtp_cuda_gemv_seg *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_GEMV_SEGS, bytes);
-        CUDA_CHECK(cudaMemcpyAsync(d, segs, bytes, cudaMemcpyHostToDevice, ctx->stream));
-        dsegs = d;
-    }
+    MTP_CHECK(y_segs <= 65535 && tiles <= 65535);
+    dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)y_segs, tiles);
     if (swiglu)
-        gemv_launch<true>(ctx, nt, grid, segs[0], dsegs);
+        gemv_launch<true>(ctx, nt, grid, seg0, dsegs, n_segs);
     else
-        gemv_launch<false>(ctx, nt, grid, segs[0], dsegs);
+        gemv_launch<false>(ctx, nt, grid, seg0, dsegs, n_segs);
+}
+
+void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg, bool swiglu)
+{
+    MTP_CHECK(seg->rows >= 0 && seg->cols >= 0 && seg->m >= 0);
+    MTP_CHECK(!swiglu || seg->w1);
+    if (seg->rows == 0 || seg->m == 0)
+        return;
+    gemv_dispatch(ctx, swiglu, seg->rows, 1, seg->m, *seg, NULL, NULL);
+}
+
+void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *dsegs,
+                         int max_segs, const int *n_segs, int max_rows, int max_m, bool swiglu)
+{
+    if (max_segs <= 0 || max_rows <= 0 || max_m <= 0)
+        return;
+    gemv_dispatch(ctx, swiglu, max_rows, max_segs, max_m, mtp_cuda_gemv_seg{}, dsegs, n_segs);
 }
 
 /* ------------------------------------------------------------------ cuBLAS */
@@ -275,7 +315,7 @@ void mtp_cuda_matmul_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, 
     s.x_stride = x_stride;
     s.y = y;
     s.y_stride = y_stride;
-    mtp_cuda_gemv(ctx, &s, 1, false);
+    mtp_cuda_gemv(ctx, &s, false);
 }
 
 extern "C" void mtp_cuda_matmul(void *vctx, const struct mtp_weight *w, const float *x,
@@ -343,6 +383,6 @@ extern "C" void mtp_cuda_ffn(void *vctx, const struct mtp_ffn *ffn, const float 
     s.x_stride = d;
     s.y = act;
     s.y_stride = I;
-    mtp_cuda_gemv(ctx, &s, 1, true);
+    mtp_cuda_gemv(ctx, &s, true);
     mtp_cuda_matmul(ctx, &ffn->down, act, I, n, y, d);
 }
