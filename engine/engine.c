@@ -31,11 +31,14 @@ static void scratch_alloc(struct mtp_engine *e)
     e->s.attn = be_alloc(e, B * c->num_attention_heads * c->v_head_dim * f);
     e->s.cat = be_alloc(e, B * 2 * c->hidden_size * f);
     e->s.logits = be_alloc(e, B * c->vocab_size * f);
-    e->s.idx = be_alloc(e, B * k * sizeof(int32_t));
+    /* One routing slice per main-model MoE layer: the experts touched are
+     * counted from one download after the forward (forward.c). */
+    size_t slices = (size_t)max_int(e->n_moe_main, 1);
+    e->s.idx = be_alloc(e, slices * B * k * sizeof(int32_t));
     e->s.weights = be_alloc(e, B * k * f);
     int row = max_int(max_int(c->vocab_size, 2 * c->hidden_size), e->cache_width);
     e->host_rows = mtp_xmalloc(B * row * f);
-    e->host_idx = mtp_xmalloc(B * k * sizeof(int32_t));
+    e->host_idx = mtp_xmalloc(slices * B * k * sizeof(int32_t));
 }
 
 static void scratch_free(struct mtp_engine *e)
@@ -261,10 +264,11 @@ static void main_chunk(struct mtp_engine *e, const int32_t *tokens, int n, int s
     int moe = 0, layers = e->opt.main_layers > 0 ? e->opt.main_layers : m->cfg.num_hidden_layers;
     for (int l = 0; l < layers; l++) {
         const struct mtp_layer *layer = &m->layers[l];
-        int *touched = layer->kind == MTP_LAYER_MOE ? &e->experts_touched[moe++] : NULL;
-        mtp_forward_block(e, layer, n, start_pos, e->cache[l], touched);
+        int slot = layer->kind == MTP_LAYER_MOE ? moe++ : -1;
+        mtp_forward_block(e, layer, n, start_pos, e->cache[l], slot);
         mtp_engine_diag_stage(e, e->s.x, n, d, "model.layers.%d (main model layer %d)", l, l);
     }
+    mtp_forward_count_experts(e, n, moe);
     emit_outputs(e, &m->final_norm, &m->lm_head, n, logits, hidden);
     mtp_engine_trace(e, "hidden", -1, e->s.xn, n, m->cfg.hidden_size, m->cfg.hidden_size);
 }
@@ -380,7 +384,7 @@ static void mtp_chunk(struct mtp_engine *e, int module, const int32_t *tokens,
                           "the input projection of MTP module %d (model.layers.%d: "
                           "embed_tokens, enorm, hnorm, eh_proj)", module, layer->index);
     mtp_engine_trace(e, "mtp_input", layer->index, e->s.x, n, d, d);
-    mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], NULL);
+    mtp_forward_block(e, layer, n, start_pos, e->cache[layer->index], -1);
     mtp_engine_diag_stage(e, e->s.x, n, d, "the decoder block of MTP module %d (model.layers.%d)",
                           module, layer->index);
     bool raw = e->mtp_hidden_before_norm && hidden_out;

@@ -21,7 +21,7 @@ struct mtp_scratch {
     float *attn;    /* [B, H*dv]     attention output per head, before o_proj */
     float *cat;     /* [B, 2d]       MTP input [enorm(emb) ; hnorm(h)] */
     float *logits;  /* [B, V] */
-    int32_t *idx;   /* [B, k]        routed experts */
+    int32_t *idx;   /* [n_moe_main, B, k] routed experts, one slice per main MoE layer */
     float *weights; /* [B, k]        routing weights */
 };
 
@@ -42,7 +42,7 @@ struct mtp_engine {
 
     struct mtp_scratch s;
     float *host_rows;   /* [B, max(V, 2d, cache_width)] host staging (trace, hidden) */
-    int32_t *host_idx;  /* [B, k] host copy of routing for experts-touched */
+    int32_t *host_idx;  /* [n_moe_main, B, k] host copy of routing for experts-touched */
 
     int n_moe_main;         /* MoE layers in the main model */
     int *experts_touched;   /* [n_moe_main] for the last main forward */
@@ -74,9 +74,15 @@ enum { MTP_MAX_DRAFT_HEADS = 64 };
 void mtp_engine_draft_vocabs_free(struct mtp_engine *e);
 
 /* forward.c: one decoder block (attention + FFN with residuals) over n tokens
- * whose residual stream is s.x, at positions start_pos.., using CACHE. */
+ * whose residual stream is s.x, at positions start_pos.., using CACHE.
+ * MOE_SLOT: the main model's MoE layer index (its routing is kept for
+ * mtp_forward_count_experts), or -1 (dense layers, MTP modules). */
 void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
-                       float *cache, int *experts_touched);
+                       float *cache, int moe_slot);
+
+/* forward.c: experts_touched[0..n_moe) of the forward just enqueued, from one
+ * download of every MoE layer's routing (not one wait per layer). */
+void mtp_forward_count_experts(struct mtp_engine *e, int n, int n_moe);
 
 /* Trace helper: downloads and reports a backend tensor when tracing is on. */
 void mtp_engine_trace(struct mtp_engine *e, const char *name, int layer, const float *data,

@@ -100,14 +100,13 @@ static void attention_forward(struct mtp_engine *e, const struct mtp_layer *laye
     e->be->matmul(e->bctx, &a->o, e->s.attn, attn_width, n, e->s.tmp, c->hidden_size);
 }
 
-/* Distinct experts selected by any of the n tokens (host copy of s.idx). */
-static int count_experts_touched(struct mtp_engine *e, int n)
+/* Distinct experts among the N*K ids of IDS. */
+static int count_distinct(struct mtp_engine *e, const int32_t *ids, int count)
 {
-    int k = e->route.top_k, touched = 0;
-    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+    int touched = 0;
     memset(e->expert_seen, 0, (size_t)e->route.n_experts);
-    for (int i = 0; i < n * k; i++) {
-        int x = e->host_idx[i];
+    for (int i = 0; i < count; i++) {
+        int x = ids[i];
         if (x >= 0 && x < e->route.n_experts && !e->expert_seen[x]) {
             e->expert_seen[x] = 1;
             touched++;
@@ -116,28 +115,38 @@ static int count_experts_touched(struct mtp_engine *e, int n)
     return touched;
 }
 
-/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. */
-static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n,
-                        int *experts_touched)
+void mtp_forward_count_experts(struct mtp_engine *e, int n, int n_moe)
+{
+    int nk = n * e->route.top_k;
+    if (n_moe <= 0 || nk <= 0)
+        return;
+    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n_moe * nk * sizeof(int32_t));
+    for (int l = 0; l < n_moe; l++)
+        e->experts_touched[l] = count_distinct(e, e->host_idx + (size_t)l * nk, nk);
+}
+
+/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. A main
+ * MoE layer routes into slice MOE_SLOT of s.idx (slices of n*k ids, packed
+ * for one download); MTP modules use slice 0. */
+static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int n, int moe_slot)
 {
     if (layer->kind == MTP_LAYER_DENSE) {
         e->be->ffn(e->bctx, &layer->dense, e->s.xn, n, e->s.tmp);
         return;
     }
     int k = e->route.top_k;
-    e->be->route(e->bctx, &layer->moe, &e->route, e->s.xn, n, e->s.idx, e->s.weights);
+    int32_t *idx = e->s.idx + (size_t)(moe_slot > 0 ? moe_slot : 0) * n * k;
+    e->be->route(e->bctx, &layer->moe, &e->route, e->s.xn, n, idx, e->s.weights);
     if (e->trace_i32) {
-        e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+        e->be->download(e->bctx, e->host_idx, idx, (size_t)n * k * sizeof(int32_t));
         e->trace_i32(e->trace_user, "router_idx", layer->index, e->host_idx, n, k);
     }
     mtp_engine_trace(e, "router_weights", layer->index, e->s.weights, n, k, k);
-    if (experts_touched)
-        *experts_touched = count_experts_touched(e, n);
-    e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, e->s.idx, e->s.weights, e->s.tmp);
+    e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, idx, e->s.weights, e->s.tmp);
 }
 
 void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int n, int start_pos,
-                       float *cache, int *experts_touched)
+                       float *cache, int moe_slot)
 {
     int d = e->model->cfg.hidden_size;
     float eps = (float)e->model->cfg.rms_norm_eps;
@@ -151,7 +160,7 @@ void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int 
 
     e->be->rmsnorm(e->bctx, e->s.x, d, &layer->ffn_norm, n, d, eps, e->s.xn, d);
     mtp_engine_trace(e, "ffn_norm", layer->index, e->s.xn, n, d, d);
-    ffn_forward(e, layer, n, experts_touched);
+    ffn_forward(e, layer, n, moe_slot);
     mtp_engine_trace(e, "ffn_out", layer->index, e->s.tmp, n, d, d);
     e->be->add(e->bctx, e->s.x, e->s.tmp, nd);
     mtp_engine_trace(e, "residual", layer->index, e->s.x, n, d, d);
