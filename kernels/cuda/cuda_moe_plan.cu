@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(PLAN_LANES)
 
 /* Expert E's two segments: gate+up with SwiGLU over its tokens, then down
  * into the (token, slot) rows of SLOTS. */
-__device__ void plan_write_segments(const struct moe_plan_args &a, int e, int base, int m,
+__device__ __forceinline__ void plan_write_segments(const struct moe_plan_args &a, int e, int base, int m,
                                     int slot)
 {
     const struct mtp_cuda_expert_ptrs &w = a.experts[e];
