@@ -36,7 +36,8 @@
 # --dry-run builds with -DMTP_CUDA_EMU=ON instead of nvcc (build-gpu-dry/),
 # runs the probe, the build, the register parser (on a ptxas log written
 # in ptxas's format, tests/fixtures/gpu-check/ptxas.log), a few quick CUDA tests, bench and a
-# one-prompt study, and the packaging: what CI runs (tests/test_gpu_check.sh).
+# one-prompt study, and the packaging: what CI runs (scripts/ci-robustness.sh).
+# Any step that FAILED fails the dry run.
 # Its figures are EMULATED, never GPU figures.
 # Exit status: 0 when the probe, the build and the CUDA tests pass.
 set -uo pipefail
@@ -48,7 +49,7 @@ while [ $# -gt 0 ]; do
   --prepare) MODE=prepare ;;
   --dry-run) MODE=dry ;;
   --out) OUTARG=${2:?--out needs a folder}; shift ;;
-  -h | --help) sed -n '2,41p' "$0"; exit 0 ;;
+  -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   -*) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
   *) OUTARG=$1 ;;
   esac
@@ -80,14 +81,16 @@ prepare() {
     dpkg-deb -x "$deb" "$PREFIX" || { echo "gpu-check --prepare: cannot unpack $deb" >&2; return 1; }
   done
   rm -rf "$PREFIX/usr/share/doc" "$PREFIX/usr/share/man" "$PREFIX/usr/share/lintian"
-  # prefix=/usr -> the prefix the .pc file sits in, wherever it travels.
-  local pc
+  # /usr in prefix=, -L and -I (cmocka.pc spells its paths out) -> the
+  # prefix the .pc file sits in, wherever it travels.
+  local pc up
   for pc in "$PREFIX"/usr/lib/$ARCH_DIR/pkgconfig/*.pc "$PREFIX"/usr/share/pkgconfig/*.pc; do
     [ -f "$pc" ] || continue
     case $pc in
-    */usr/share/pkgconfig/*) sed -i 's|^prefix=/usr$|prefix=${pcfiledir}/../..|' "$pc" ;;
-    *) sed -i 's|^prefix=/usr$|prefix=${pcfiledir}/../../..|' "$pc" ;;
+    */usr/share/pkgconfig/*) up='${pcfiledir}/../..' ;;
+    *) up='${pcfiledir}/../../..' ;;
     esac
+    sed -i -e "s|^prefix=/usr\$|prefix=$up|" -e "s|-L/usr/|-L$up/|g" -e "s|-I/usr/|-I$up/|g" "$pc"
   done
   {
     echo "prepared $(date -u +%FT%TZ) on $(. /etc/os-release && echo "$PRETTY_NAME"), $(ldd --version | head -1)"
@@ -367,5 +370,6 @@ else
   note memcheck skipped "dry run: no compute-sanitizer under emulation"
 fi
 
+[ "$MODE" = dry ] && grep -q ' FAILED ' "$SUMMARY" && STATUS=1
 note total "$([ $STATUS -eq 0 ] && echo ok || echo FAILED)" "$((SECONDS - START)) s"
 exit $STATUS
