@@ -279,7 +279,8 @@ void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg
 
 /* Run the first *N_SEGS (a device int) jobs of the device table DSEGS in one
  * launch with MAX_SEGS segment slots: every job has at most MAX_ROWS rows and
- * MAX_M tokens (the grid covers that much; blocks past a job's extent exit). */
+ * MAX_M tokens (MAX_M picks the token tile; each block loops over its job's
+ * tiles; blocks past *N_SEGS or a job's rows exit at once). */
 void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *dsegs,
                          int max_segs, const int *n_segs, int max_rows, int max_m, bool swiglu);
 

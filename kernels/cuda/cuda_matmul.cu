@@ -158,19 +158,24 @@ __device__ __forceinline__ void gemv_row(const struct mtp_cuda_gemv_seg &s, int 
     }
 }
 
-/* One block: GEMV_WARPS rows of segment S for the token tile blockIdx.z. */
+/* One block: GEMV_WARPS rows of segment S for the token tiles blockIdx.z,
+ * blockIdx.z + gridDim.z, ... (one tile per block when the grid covers them,
+ * every tile in the MoE's table launch, whose grid has z = 1: its segments'
+ * token counts are known only on the device, and a grid sized for the worst
+ * case would be mostly empty blocks in a prefill). */
 template <int NT, bool SWIGLU>
 __device__ __forceinline__ void gemv_block(const struct mtp_cuda_gemv_seg &s)
 {
     int r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    int t0 = blockIdx.z * NT;
-    if (r >= s.rows || t0 >= s.m) /* warp-uniform exit */
+    if (r >= s.rows) /* warp-uniform exit */
         return;
-    int nt = s.m - t0 < NT ? s.m - t0 : NT;
-    if (s.wtype == MTP_CUDA_W_BF16)
-        gemv_row<__nv_bfloat16, NT, SWIGLU>(s, r, t0, nt);
-    else
-        gemv_row<float, NT, SWIGLU>(s, r, t0, nt);
+    for (int t0 = blockIdx.z * NT; t0 < s.m; t0 += gridDim.z * NT) {
+        int nt = s.m - t0 < NT ? s.m - t0 : NT;
+        if (s.wtype == MTP_CUDA_W_BF16)
+            gemv_row<__nv_bfloat16, NT, SWIGLU>(s, r, t0, nt);
+        else
+            gemv_row<float, NT, SWIGLU>(s, r, t0, nt);
+    }
 }
 
 /* grid: x = row blocks, y = segment, z = token tile of NT. SEGS is a device
@@ -218,12 +223,13 @@ static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
     CUDA_LAUNCH_CHECK();
 }
 
+/* TILED: one block per token tile (grid z); else every block loops over them. */
 static void gemv_dispatch(struct mtp_cuda_ctx *ctx, bool swiglu, int max_rows, int y_segs,
-                          int max_m, const struct mtp_cuda_gemv_seg &seg0,
+                          int max_m, bool tiled, const struct mtp_cuda_gemv_seg &seg0,
                           const struct mtp_cuda_gemv_seg *dsegs, const int *n_segs)
 {
     int nt = gemv_tile(max_m);
-    unsigned tiles = (unsigned)((max_m + nt - 1) / nt);
+    unsigned tiles = tiled ? (unsigned)((max_m + nt - 1) / nt) : 1u;
     MTP_CHECK(y_segs <= 65535 && tiles <= 65535);
     dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)y_segs, tiles);
     if (swiglu)
@@ -238,7 +244,7 @@ void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg
     MTP_CHECK(!swiglu || seg->w1);
     if (seg->rows == 0 || seg->m == 0)
         return;
-    gemv_dispatch(ctx, swiglu, seg->rows, 1, seg->m, *seg, NULL, NULL);
+    gemv_dispatch(ctx, swiglu, seg->rows, 1, seg->m, true, *seg, NULL, NULL);
 }
 
 void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *dsegs,
@@ -246,7 +252,8 @@ void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_se
 {
     if (max_segs <= 0 || max_rows <= 0 || max_m <= 0)
         return;
-    gemv_dispatch(ctx, swiglu, max_rows, max_segs, max_m, mtp_cuda_gemv_seg{}, dsegs, n_segs);
+    gemv_dispatch(ctx, swiglu, max_rows, max_segs, max_m, false, mtp_cuda_gemv_seg{}, dsegs,
+                  n_segs);
 }
 
 /* ------------------------------------------------------------------ cuBLAS */

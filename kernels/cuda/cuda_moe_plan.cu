@@ -20,8 +20,9 @@
  * in a fixed order), and the combine kernel sums shared, slot 0..k-1 in that
  * order, so the results are bitwise those of the host plan and batch
  * invariant. A token names each expert at most once, so an expert has at
- * most n entries: the GEMV grid covers n tokens and first + min(E, n*k)
- * segments, and blocks past what the plan wrote exit at once.
+ * most n entries (the GEMV's token tile is chosen for n); the GEMV grid
+ * covers first + min(E, n*k) segments, blocks past what the plan wrote exit
+ * at once, and each block loops over its expert's token tiles.
  *
  * Expert tables: the per-expert device pointers a segment needs are uploaded
  * once per layer (the first call; the only wait) and found again by the
