@@ -178,7 +178,7 @@ __device__ __forceinline__ void gemv_block(const struct mtp_cuda_gemv_seg &s)
     }
 }
 
-/* grid: x = row blocks, y = segment, z = token tile of NT. SEGS is a device
+/* grid: x = row blocks, y = segment, z = token tiles (gemv_block). SEGS is a device
  * array (the MoE's, written on the device; N_SEGS, a device count, says how
  * many of the grid's y are in use), or NULL for the single segment SEG0 passed
  * by value. Each source is read in its own branch (see the register note). */
