@@ -35,7 +35,7 @@
 #
 # --dry-run builds with -DMTP_CUDA_EMU=ON instead of nvcc (build-gpu-dry/),
 # runs the probe, the build, the register parser (on a ptxas log written
-# in ptxas's format, tests/fixtures/gpu-check/ptxas.log), a few quick CUDA
+# by nvcc 13.0 for sm_90, tests/fixtures/gpu-check/ptxas.log), a few quick CUDA
 # tests, `bench --help` (an emulated bench takes minutes), a one-prompt study,
 # and the packaging: what CI runs (scripts/ci-robustness.sh).
 # Any step that FAILED fails the dry run.

@@ -34,21 +34,22 @@
  * segment table that its device-side plan writes (cuda_moe_plan.cu), so no
  * descriptor crosses from the host.
  *
- * Registers (issue 22: 164-192 per thread at 9-16 tokens with NT = 16, one
- * block per SM, and a spill at NT = 8 with SwiGLU). The per-thread state of
- * gemv_row is a0[NT] and a1[NT] (a1 with SwiGLU), wv0[8] and wv1[8], xv[8] and
- * xr[NT] pointers: at NT = 8 with SwiGLU 8+8+8+8+8 floats and 8 pointers (16
- * registers), 56 registers of arrays, against 16+16+8+8+8+32 = 88 at NT = 16.
- * Tokens 9..16 now run as a second tile of 8 (grid z), so no instantiation
- * holds more than 8 tokens. The old kernel also chose its segment with
- * `segs ? segs[y] : seg0`, a select between the parameter space and global
- * memory that makes the compiler copy the 80-byte descriptor to local memory
- * (the likely "spill" at 8 tokens); each source now has its own branch, read
- * in place. This bound is reasoned, not measured here (no nvcc):
- * scripts/gpu-check.sh builds with -Xptxas -v and reports every gemv_kernel's
- * registers and spill bytes. Batch invariance does not depend on the tile:
- * token i's sums run over the columns in the same lane order whatever tile it
- * sits in, so the partition (tiles of 8 from token 0) changes no bit.
+ * Registers (issue 22). With tiles of 16 tokens the kernel took 164 (plain)
+ * and 192 (SwiGLU) registers at 9-16 tokens, one block of 256 threads per SM,
+ * and the 8-token SwiGLU instantiation spilled 4 bytes. The per-thread state
+ * of gemv_row is sized by the tile: a0[NT], a1[NT] (SwiGLU), xr[NT] pointers,
+ * plus wv0[8], wv1[8], xv[8]; so tiles now hold at most GEMV_MAX_TILE = 8
+ * tokens (9..16 tokens are two tiles), and the single-segment and table
+ * launches are separate instantiations (TABLE), each reading its descriptor in
+ * place (the old `segs ? segs[y] : seg0` select between parameter and global
+ * memory forced a copy). Measured with nvcc 13.0.88 -arch=sm_90 -O3
+ * --fmad=false -Xptxas=-v (ptxas, no GPU needed): at most 120 registers
+ * (8 tokens, SwiGLU, single segment), 102 plain, 104 / 80 for the MoE table,
+ * 39-64 at 1-2 tokens, no spill in any instantiation; scripts/gpu-check.sh
+ * reports the same per kernel on the GPU machine. Batch invariance does not
+ * depend on the tile: token i's sums run over the columns in the same lane
+ * order whatever tile it sits in, so the partition (tiles of 8 from token 0)
+ * changes no bit.
  */
 #include "cuda_internal.cuh"
 
@@ -178,16 +179,18 @@ __device__ __forceinline__ void gemv_block(const struct mtp_cuda_gemv_seg &s)
     }
 }
 
-/* grid: x = row blocks, y = segment, z = token tiles (gemv_block). SEGS is a device
- * array (the MoE's, written on the device; N_SEGS, a device count, says how
- * many of the grid's y are in use), or NULL for the single segment SEG0 passed
- * by value. Each source is read in its own branch (see the register note). */
-template <int NT, bool SWIGLU>
+/* grid: x = row blocks, y = segment, z = token tiles (gemv_block). TABLE:
+ * segment blockIdx.y of the device array SEGS (the MoE's, written on the
+ * device; N_SEGS, a device count, says how many of the grid's y are in use);
+ * else the single segment SEG0 passed by value. Two instantiations, so each
+ * reads its descriptor in place and neither pays for the other's registers
+ * (see the register note). */
+template <int NT, bool SWIGLU, bool TABLE>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv_kernel(struct mtp_cuda_gemv_seg seg0, const struct mtp_cuda_gemv_seg *segs,
                 const int *n_segs)
 {
-    if (!segs) {
+    if (!TABLE) {
         gemv_block<NT, SWIGLU>(seg0);
         return;
     }
@@ -207,7 +210,7 @@ static int gemv_tile(int max_m)
     return nt;
 }
 
-template <bool SWIGLU>
+template <bool SWIGLU, bool TABLE>
 static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
                         const struct mtp_cuda_gemv_seg &seg0, const struct mtp_cuda_gemv_seg *dsegs,
                         const int *n_segs)
@@ -215,10 +218,18 @@ static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
     const unsigned block = GEMV_WARPS * 32;
     cudaStream_t st = ctx->stream;
     switch (nt) {
-    case 1: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU>)(seg0, dsegs, n_segs); break;
-    case 2: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU>)(seg0, dsegs, n_segs); break;
-    case 4: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU>)(seg0, dsegs, n_segs); break;
-    default: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU>)(seg0, dsegs, n_segs); break;
+    case 1:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    case 2:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    case 4:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    default:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
     }
     CUDA_LAUNCH_CHECK();
 }
@@ -232,10 +243,14 @@ static void gemv_dispatch(struct mtp_cuda_ctx *ctx, bool swiglu, int max_rows, i
     unsigned tiles = tiled ? (unsigned)((max_m + nt - 1) / nt) : 1u;
     MTP_CHECK(y_segs <= 65535 && tiles <= 65535);
     dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)y_segs, tiles);
-    if (swiglu)
-        gemv_launch<true>(ctx, nt, grid, seg0, dsegs, n_segs);
+    if (swiglu && dsegs)
+        gemv_launch<true, true>(ctx, nt, grid, seg0, dsegs, n_segs);
+    else if (swiglu)
+        gemv_launch<true, false>(ctx, nt, grid, seg0, dsegs, n_segs);
+    else if (dsegs)
+        gemv_launch<false, true>(ctx, nt, grid, seg0, dsegs, n_segs);
     else
-        gemv_launch<false>(ctx, nt, grid, seg0, dsegs, n_segs);
+        gemv_launch<false, false>(ctx, nt, grid, seg0, dsegs, n_segs);
 }
 
 void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg, bool swiglu)
