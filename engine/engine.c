@@ -35,11 +35,14 @@ static void scratch_alloc(struct mtp_engine *e)
     e->s.cat = be_alloc(e, B * 2 * c->hidden_size * f);
     e->s.kv = be_alloc(e, B * e->cache_width * f);
     e->s.logits = be_alloc(e, B * c->vocab_size * f);
-    e->s.idx = be_alloc(e, B * k * sizeof(int32_t));
+    /* One routing slice per main-model MoE layer: the experts touched are
+     * counted from one download after the forward (forward.c). */
+    size_t slices = (size_t)max_int(e->n_moe_main, 1);
+    e->s.idx = be_alloc(e, slices * B * k * sizeof(int32_t));
     e->s.weights = be_alloc(e, B * k * f);
     int row = max_int(max_int(c->vocab_size, 2 * c->hidden_size), e->cache_width);
     e->host_rows = mtp_xmalloc(B * row * f);
-    e->host_idx = mtp_xmalloc(B * k * sizeof(int32_t));
+    e->host_idx = mtp_xmalloc(slices * B * k * sizeof(int32_t));
     e->fw.pos = mtp_xmalloc(B * sizeof(int32_t));
 }
 
@@ -375,6 +378,7 @@ static void main_chunk(struct mtp_engine *e, const int32_t *tokens, float *logit
         mtp_forward_block(e, layer, layer->kind == MTP_LAYER_MOE ? moe++ : -1);
         mtp_engine_diag_stage(e, e->s.x, n, d, "model.layers.%d (main model layer %d)", l, l);
     }
+    mtp_forward_count_experts(e, moe);
     emit_outputs(e, &m->final_norm, &m->lm_head, n, logits, hidden);
     mtp_engine_trace(e, "hidden", -1, e->s.xn, n, m->cfg.hidden_size, m->cfg.hidden_size);
 }

@@ -23,7 +23,7 @@ struct mtp_scratch {
     float *kv;      /* [B, rkv+dr]   latent cache rows of this forward, before they go to
                      *               each sequence's cache */
     float *logits;  /* [B, V] */
-    int32_t *idx;   /* [B, k]        routed experts */
+    int32_t *idx;   /* [n_moe_main, B, k] routed experts, one slice per main MoE layer */
     float *weights; /* [B, k]        routing weights */
 };
 
@@ -61,7 +61,7 @@ struct mtp_engine {
 
     struct mtp_scratch s;
     float *host_rows;   /* [B, max(V, 2d, cache_width)] host staging (trace, hidden) */
-    int32_t *host_idx;  /* [B, k] host copy of routing for experts-touched */
+    int32_t *host_idx;  /* [n_moe_main, B, k] host copy of routing for experts-touched */
 
     int n_moe_main;         /* MoE layers in the main model */
     int *experts_touched;   /* [n_moe_main] for the last main forward, all its tokens */
@@ -94,6 +94,11 @@ void mtp_engine_draft_vocabs_free(struct mtp_engine *e);
  * and extends its own sequence's cache of LAYER. MOE_SLOT >= 0: a main-model
  * MoE layer, whose experts touched are recorded at that index. */
 void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot);
+
+/* forward.c: experts_touched[0..n_moe) and seg_touched of the forward just
+ * enqueued, from one download of every main MoE layer's routing (its slice
+ * of s.idx), not one wait per layer. */
+void mtp_forward_count_experts(struct mtp_engine *e, int n_moe);
 
 /* The cache rows a segment writes start here: its start position, or the
  * tree batch's start row. */

@@ -127,13 +127,13 @@ static void attention_forward(struct mtp_engine *e, const struct mtp_layer *laye
                   c->hidden_size);
 }
 
-/* Distinct experts among IDX [n, k] (host). */
-static int distinct_experts(struct mtp_engine *e, const int32_t *idx, int n)
+/* Distinct experts among the N*K ids of IDS. */
+static int count_distinct(struct mtp_engine *e, const int32_t *ids, int count)
 {
-    int k = e->route.top_k, touched = 0;
+    int touched = 0;
     memset(e->expert_seen, 0, (size_t)e->route.n_experts);
-    for (int i = 0; i < n * k; i++) {
-        int x = idx[i];
+    for (int i = 0; i < count; i++) {
+        int x = ids[i];
         if (x >= 0 && x < e->route.n_experts && !e->expert_seen[x]) {
             e->expert_seen[x] = 1;
             touched++;
@@ -142,23 +142,28 @@ static int distinct_experts(struct mtp_engine *e, const int32_t *idx, int n)
     return touched;
 }
 
-/* Experts touched by the whole forward and by each segment, at MOE_SLOT
- * (host copy of s.idx). */
-static void count_experts_touched(struct mtp_engine *e, int moe_slot)
+void mtp_forward_count_experts(struct mtp_engine *e, int n_moe)
 {
-    int k = e->route.top_k, n = e->fw.n;
-    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
-    e->experts_touched[moe_slot] = distinct_experts(e, e->host_idx, n);
-    size_t t = 0;
-    for (int i = 0; i < e->fw.n_segs; i++) {
-        int seg_n = e->fw.segs[i].n;
-        e->seg_touched[(size_t)i * e->n_moe_main + moe_slot] =
-            distinct_experts(e, e->host_idx + t * k, seg_n);
-        t += (size_t)seg_n;
+    int k = e->route.top_k, n = e->fw.n, nk = n * k;
+    if (n_moe <= 0 || nk <= 0)
+        return;
+    e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n_moe * nk * sizeof(int32_t));
+    for (int l = 0; l < n_moe; l++) {
+        const int32_t *slice = e->host_idx + (size_t)l * nk;
+        e->experts_touched[l] = count_distinct(e, slice, nk);
+        size_t t = 0;
+        for (int i = 0; i < e->fw.n_segs; i++) {
+            int seg_n = e->fw.segs[i].n;
+            e->seg_touched[(size_t)i * e->n_moe_main + l] =
+                count_distinct(e, slice + t * k, seg_n * k);
+            t += (size_t)seg_n;
+        }
     }
 }
 
-/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. */
+/* s.tmp = FFN(s.xn): dense SwiGLU, or routed experts + shared expert. A main
+ * MoE layer routes into slice MOE_SLOT of s.idx (slices of n*k ids, packed
+ * for one download after the forward); MTP modules use slice 0. */
 static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot)
 {
     int n = e->fw.n;
@@ -167,15 +172,14 @@ static void ffn_forward(struct mtp_engine *e, const struct mtp_layer *layer, int
         return;
     }
     int k = e->route.top_k;
-    e->be->route(e->bctx, &layer->moe, &e->route, e->s.xn, n, e->s.idx, e->s.weights);
+    int32_t *idx = e->s.idx + (size_t)(moe_slot > 0 ? moe_slot : 0) * n * k;
+    e->be->route(e->bctx, &layer->moe, &e->route, e->s.xn, n, idx, e->s.weights);
     if (e->trace_i32) {
-        e->be->download(e->bctx, e->host_idx, e->s.idx, (size_t)n * k * sizeof(int32_t));
+        e->be->download(e->bctx, e->host_idx, idx, (size_t)n * k * sizeof(int32_t));
         e->trace_i32(e->trace_user, "router_idx", layer->index, e->host_idx, n, k);
     }
     mtp_engine_trace(e, "router_weights", layer->index, e->s.weights, n, k, k);
-    if (moe_slot >= 0)
-        count_experts_touched(e, moe_slot);
-    e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, e->s.idx, e->s.weights, e->s.tmp);
+    e->be->moe_ffn(e->bctx, &layer->moe, k, e->s.xn, n, idx, e->s.weights, e->s.tmp);
 }
 
 void mtp_forward_block(struct mtp_engine *e, const struct mtp_layer *layer, int moe_slot)

@@ -93,6 +93,7 @@ static void cuda_free(void *vctx)
             cudaFreeAsync(ctx->scratch[i], ctx->stream);
     for (int i = 0; i < MTP_CUDA_HOST_COUNT; i++)
         free(ctx->host[i]);
+    mtp_cuda_expert_tables_free(ctx);
     for (int i = 0; i < ctx->n_weights; i++)
         cudaFree(ctx->weights[i]);
     free(ctx->weights);

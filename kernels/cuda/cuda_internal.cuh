@@ -93,7 +93,6 @@ enum mtp_cuda_matmul_mode {
     MTP_CUDA_MATMUL_CUSTOM,
     MTP_CUDA_MATMUL_CUBLAS,
 };
-enum { MTP_CUDA_SMALL_N = 16 };
 /* AUTO uses the GEMV up to this many tokens: every verification the decoder
  * allows (depth <= MTP_DECODE_MAX_DEPTH = 64, so 65 tokens) stays batch
  * invariant; only longer prefill chunks go to cuBLAS (issue 11). */
@@ -104,7 +103,8 @@ enum { MTP_CUDA_INVARIANT_N = 65 };
  * buffer move. */
 enum mtp_cuda_scratch_slot {
     MTP_CUDA_SCRATCH_X_BF16,    /* matmul (cuBLAS path): activations as BF16 [n, cols] */
-    MTP_CUDA_SCRATCH_GEMV_SEGS, /* gemv: segment descriptors */
+    MTP_CUDA_SCRATCH_MOE_SEGS,  /* moe_ffn: gate+up then down segment tables, segment count */
+    MTP_CUDA_SCRATCH_MOE_COUNTS, /* moe_ffn: entries per expert [E] */
     MTP_CUDA_SCRATCH_TOKENS,    /* embed: token ids [n] */
     MTP_CUDA_SCRATCH_ATTN,      /* mla_attention: scores [n*H, keys] when shared memory is short */
     MTP_CUDA_SCRATCH_LOGITS,    /* route: router logits [n, E] */
@@ -115,16 +115,31 @@ enum mtp_cuda_scratch_slot {
     MTP_CUDA_SCRATCH_MOE_SACT,  /* moe_ffn: shared-expert activations [n, Is] */
     MTP_CUDA_SCRATCH_MOE_SLOTS, /* moe_ffn: per (token, slot) expert outputs [n*k, d] */
     MTP_CUDA_SCRATCH_MOE_SHARED, /* moe_ffn: shared expert output [n, d] */
-    MTP_CUDA_SCRATCH_TREE_KEYS, /* mla_tree_attention: key offsets [n+1] then rows */
+    MTP_CUDA_SCRATCH_TREE_KEYS, /* mla_tree_attention: key offsets [n+1] then rows (cached) */
     MTP_CUDA_SCRATCH_COUNT,
 };
 
 /* Host staging (pageable), grown on demand. */
 enum mtp_cuda_host_slot {
-    MTP_CUDA_HOST_MOE_IDX,   /* moe_ffn: downloaded idx [n*k] */
-    MTP_CUDA_HOST_MOE_PLAN,  /* moe_ffn: per-expert lists */
-    MTP_CUDA_HOST_SEGS,      /* moe_ffn: segment descriptors */
+    MTP_CUDA_HOST_TREE_KEYS, /* mla_tree_attention: the lists last uploaded [n, off, rows] */
+    MTP_CUDA_HOST_EXPERTS,   /* moe_ffn: an expert table being built */
     MTP_CUDA_HOST_COUNT,
+};
+
+/* One MoE layer's expert weights on the device, for the device-side plan
+ * (cuda_moe_plan.cu): entry e holds expert e's device pointers and types. */
+struct mtp_cuda_expert_ptrs {
+    const void *gate, *up, *down;
+    int wtype_up, wtype_down; /* enum mtp_cuda_wtype of gate+up, of down */
+};
+
+/* Built once per layer: HOST is what DEV holds, compared in full before reuse
+ * (the key is the experts array and every device pointer in it). */
+struct mtp_cuda_expert_table {
+    const struct mtp_ffn *experts;
+    int n_experts;
+    struct mtp_cuda_expert_ptrs *host; /* [n_experts] */
+    struct mtp_cuda_expert_ptrs *dev;  /* [n_experts] device copy */
 };
 
 struct mtp_cuda_ctx {
@@ -144,6 +159,12 @@ struct mtp_cuda_ctx {
     size_t scratch_cap[MTP_CUDA_SCRATCH_COUNT]; /* bytes */
     void *host[MTP_CUDA_HOST_COUNT];
     size_t host_cap[MTP_CUDA_HOST_COUNT];
+
+    struct mtp_cuda_expert_table *expert_tables; /* one per MoE layer seen */
+    int n_expert_tables, cap_expert_tables;
+    /* Words of host[MTP_CUDA_HOST_TREE_KEYS] that match the device's
+     * MTP_CUDA_SCRATCH_TREE_KEYS (0: nothing cached). */
+    size_t tree_keys_words;
 };
 
 /* A device buffer of at least BYTES for SLOT (contents undefined), valid until
@@ -251,11 +272,45 @@ struct mtp_cuda_gemv_seg {
     const int *y_rows;     /* [m] or NULL */
 };
 
-/* Run N_SEGS jobs (host array) in one launch. Batch invariant: y[i, r] is the
- * same fixed-order reduction over c whatever m, the segment list or the token
- * tile are. */
-void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *segs, int n_segs,
-                   bool swiglu);
+/* Run one job (host descriptor, passed by value: nothing is uploaded). Batch
+ * invariant: y[i, r] is the same fixed-order reduction over c whatever m, the
+ * segment list or the token tile are. */
+void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg, bool swiglu);
+
+/* Run the first *N_SEGS (a device int) jobs of the device table DSEGS in one
+ * launch with MAX_SEGS segment slots: every job has at most MAX_ROWS rows and
+ * MAX_M tokens (MAX_M picks the token tile; each block loops over its job's
+ * tiles; blocks past *N_SEGS or a job's rows exit at once). */
+void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *dsegs,
+                         int max_segs, const int *n_segs, int max_rows, int max_m, bool swiglu);
+
+/* The device expert table of MOE (built and uploaded on first use, reused
+ * while every pointer in it is unchanged). Frees: mtp_cuda_expert_tables_free. */
+const struct mtp_cuda_expert_ptrs *mtp_cuda_expert_table(struct mtp_cuda_ctx *ctx,
+                                                         const struct mtp_moe *moe);
+void mtp_cuda_expert_tables_free(struct mtp_cuda_ctx *ctx);
+
+/* The inputs of the device-side expert plan of one moe_ffn call. */
+struct mtp_cuda_moe_plan_in {
+    const int32_t *idx; /* [n, k] expert ids (device) */
+    int n, k;
+    const float *x;     /* [n, d] */
+    float *act;         /* [n*k, I]: routed gate+up outputs */
+    float *slots;       /* [n*k, d]: routed down outputs, row t*k + j */
+    struct mtp_cuda_gemv_seg shared_up, shared_down; /* when moe->has_shared */
+};
+
+/* Device segment tables for mtp_cuda_gemv_table: slot 0 the shared expert
+ * (if any), then each expert with entries, by expert id. */
+struct mtp_cuda_moe_plan {
+    const struct mtp_cuda_gemv_seg *up, *down;
+    const int *n_segs; /* device count */
+    int max_segs;      /* slots the grid must cover */
+};
+
+/* Enqueue the plan (cuda_moe_plan.cu): no host wait. */
+void mtp_cuda_moe_plan(struct mtp_cuda_ctx *ctx, const struct mtp_moe *moe,
+                       const struct mtp_cuda_moe_plan_in *in, struct mtp_cuda_moe_plan *out);
 
 /* y = x W^T through the GEMV whatever n and MTP_CUDA_MATMUL are (router
  * logits: fp32 activations and batch invariant in prefill too). */

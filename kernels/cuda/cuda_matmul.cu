@@ -6,8 +6,8 @@
  *   - GEMV (every forward outside a prefill, any n: decode, verification,
  *     drafts, the modules' pass over the prompt, catch-up rows; and prefill
  *     chunks of n <= MTP_CUDA_INVARIANT_N = 65): one warp per output row, 8 rows per block; the weight
- *     row is read once per tile of up to NT = 16 tokens (tiles are independent,
- *     so any n is batch invariant). Lane l accumulates, in F32 with one fused
+ *     row is read once per tile of up to NT = GEMV_MAX_TILE = 8 tokens (tiles are
+ *     independent, so any n is batch invariant; the register bound is below). Lane l accumulates, in F32 with one fused
  *     multiply-add per product, columns 256*i + 8*l + 0..7 for i = 0, 1, ...
  *     (i.e. its 8-column chunks in order), then the 32 lane sums are combined
  *     by an xor butterfly. That order depends only on cols: a token's output is
@@ -29,8 +29,27 @@
  *     greedy tokens then differ), MTP_CUDA_MATMUL=custom forces the GEMV.
  *
  * The GEMV is generic over a list of segments (cuda_internal.cuh): a plain
- * matmul is one segment; the MoE runs all its active experts as segments of
- * one launch, with row indirection for the gathered tokens.
+ * matmul is one segment passed by value; the MoE runs all its active experts as
+ * segments of one launch, with row indirection for the gathered tokens, from a
+ * segment table that its device-side plan writes (cuda_moe_plan.cu), so no
+ * descriptor crosses from the host.
+ *
+ * Registers (issue 22). With tiles of 16 tokens the kernel took 164 (plain)
+ * and 192 (SwiGLU) registers at 9-16 tokens, one block of 256 threads per SM,
+ * and the 8-token SwiGLU instantiation spilled 4 bytes. The per-thread state
+ * of gemv_row is sized by the tile: a0[NT], a1[NT] (SwiGLU), xr[NT] pointers,
+ * plus wv0[8], wv1[8], xv[8]; so tiles now hold at most GEMV_MAX_TILE = 8
+ * tokens (9..16 tokens are two tiles), and the single-segment and table
+ * launches are separate instantiations (TABLE), each reading its descriptor in
+ * place (the old `segs ? segs[y] : seg0` select between parameter and global
+ * memory forced a copy). Measured with nvcc 13.0.88 -arch=sm_90 -O3
+ * --fmad=false -Xptxas=-v (ptxas, no GPU needed): at most 120 registers
+ * (8 tokens, SwiGLU, single segment), 102 plain, 104 / 80 for the MoE table,
+ * 39-64 at 1-2 tokens, no spill in any instantiation; scripts/gpu-check.sh
+ * reports the same per kernel on the GPU machine. Batch invariance does not
+ * depend on the tile: token i's sums run over the columns in the same lane
+ * order whatever tile it sits in, so the partition (tiles of 8 from token 0)
+ * changes no bit.
  */
 #include "cuda_internal.cuh"
 
@@ -38,6 +57,7 @@ enum {
     GEMV_WARPS = 8,         /* output rows per block (one warp each) */
     GEMV_CHUNK = 8,         /* consecutive columns per lane per step */
     GEMV_SPAN = 32 * 8,     /* columns covered by one warp step */
+    GEMV_MAX_TILE = 8,      /* tokens per block at most (the register bound above) */
 };
 
 /* 8 consecutive elements starting at column c (c % 8 == 0) of a row; LEN < 8
@@ -139,74 +159,116 @@ __device__ __forceinline__ void gemv_row(const struct mtp_cuda_gemv_seg &s, int 
     }
 }
 
-/* grid: x = row blocks, y = segment, z = token tile of NT. SEGS is a device
- * array, or NULL for the single segment SEG0 passed by value. */
+/* One block: GEMV_WARPS rows of segment S for the token tiles blockIdx.z,
+ * blockIdx.z + gridDim.z, ... (one tile per block when the grid covers them,
+ * every tile in the MoE's table launch, whose grid has z = 1: its segments'
+ * token counts are known only on the device, and a grid sized for the worst
+ * case would be mostly empty blocks in a prefill). */
 template <int NT, bool SWIGLU>
-__global__ void __launch_bounds__(GEMV_WARPS * 32)
-    gemv_kernel(struct mtp_cuda_gemv_seg seg0, const struct mtp_cuda_gemv_seg *segs)
+__device__ __forceinline__ void gemv_block(const struct mtp_cuda_gemv_seg &s)
 {
-    const struct mtp_cuda_gemv_seg s = segs ? segs[blockIdx.y] : seg0;
     int r = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
-    int t0 = blockIdx.z * NT;
-    if (r >= s.rows || t0 >= s.m) /* warp-uniform exit */
+    if (r >= s.rows) /* warp-uniform exit */
         return;
-    int nt = s.m - t0 < NT ? s.m - t0 : NT;
-    if (s.wtype == MTP_CUDA_W_BF16)
-        gemv_row<__nv_bfloat16, NT, SWIGLU>(s, r, t0, nt);
-    else
-        gemv_row<float, NT, SWIGLU>(s, r, t0, nt);
+    for (int t0 = blockIdx.z * NT; t0 < s.m; t0 += gridDim.z * NT) {
+        int nt = s.m - t0 < NT ? s.m - t0 : NT;
+        if (s.wtype == MTP_CUDA_W_BF16)
+            gemv_row<__nv_bfloat16, NT, SWIGLU>(s, r, t0, nt);
+        else
+            gemv_row<float, NT, SWIGLU>(s, r, t0, nt);
+    }
 }
 
-template <bool SWIGLU>
+/* grid: x = row blocks, y = segment, z = token tiles (gemv_block). TABLE:
+ * segment blockIdx.y of the device array SEGS (the MoE's, written on the
+ * device; N_SEGS, a device count, says how many of the grid's y are in use);
+ * else the single segment SEG0 passed by value. Two instantiations, so each
+ * reads its descriptor in place and neither pays for the other's registers
+ * (see the register note). */
+template <int NT, bool SWIGLU, bool TABLE>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    gemv_kernel(struct mtp_cuda_gemv_seg seg0, const struct mtp_cuda_gemv_seg *segs,
+                const int *n_segs)
+{
+    if (!TABLE) {
+        gemv_block<NT, SWIGLU>(seg0);
+        return;
+    }
+    if ((int)blockIdx.y >= *n_segs) /* block-uniform: fewer experts were active */
+        return;
+    gemv_block<NT, SWIGLU>(segs[blockIdx.y]);
+}
+
+/* The token tile: the smallest power of two covering MAX_M, at most
+ * GEMV_MAX_TILE. It never changes results, only the weight re-reads and the
+ * register footprint. */
+static int gemv_tile(int max_m)
+{
+    int nt = 1;
+    while (nt < max_m && nt < GEMV_MAX_TILE)
+        nt *= 2;
+    return nt;
+}
+
+template <bool SWIGLU, bool TABLE>
 static void gemv_launch(struct mtp_cuda_ctx *ctx, int nt, dim3 grid,
-                        const struct mtp_cuda_gemv_seg &seg0, const struct mtp_cuda_gemv_seg *dsegs)
+                        const struct mtp_cuda_gemv_seg &seg0, const struct mtp_cuda_gemv_seg *dsegs,
+                        const int *n_segs)
 {
     const unsigned block = GEMV_WARPS * 32;
     cudaStream_t st = ctx->stream;
     switch (nt) {
-    case 1: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU>)(seg0, dsegs); break;
-    case 2: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU>)(seg0, dsegs); break;
-    case 4: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU>)(seg0, dsegs); break;
-    case 8: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU>)(seg0, dsegs); break;
-    default: MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<16, SWIGLU>)(seg0, dsegs); break;
+    case 1:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<1, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    case 2:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<2, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    case 4:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<4, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
+    default:
+        MTP_CUDA_LAUNCH(grid, block, 0, st, gemv_kernel<8, SWIGLU, TABLE>)(seg0, dsegs, n_segs);
+        break;
     }
     CUDA_LAUNCH_CHECK();
 }
 
-void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *segs, int n_segs,
-                   bool swiglu)
+/* TILED: one block per token tile (grid z); else every block loops over them. */
+static void gemv_dispatch(struct mtp_cuda_ctx *ctx, bool swiglu, int max_rows, int y_segs,
+                          int max_m, bool tiled, const struct mtp_cuda_gemv_seg &seg0,
+                          const struct mtp_cuda_gemv_seg *dsegs, const int *n_segs)
 {
-    if (n_segs <= 0)
-        return;
-    int max_rows = 0, max_m = 0;
-    for (int i = 0; i < n_segs; i++) {
-        MTP_CHECK(segs[i].rows >= 0 && segs[i].cols >= 0 && segs[i].m >= 0);
-        MTP_CHECK(!swiglu || segs[i].w1);
-        max_rows = segs[i].rows > max_rows ? segs[i].rows : max_rows;
-        max_m = segs[i].m > max_m ? segs[i].m : max_m;
-    }
-    if (max_rows == 0 || max_m == 0)
-        return;
-    /* The token tile: the smallest power of two covering the largest segment, at
-     * most 16. It never changes results, only the register footprint. */
-    int nt = 1;
-    while (nt < max_m && nt < MTP_CUDA_SMALL_N)
-        nt *= 2;
-    unsigned tiles = (unsigned)((max_m + nt - 1) / nt);
-    MTP_CHECK(n_segs <= 65535 && tiles <= 65535);
-    dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)n_segs, tiles);
-    const struct mtp_cuda_gemv_seg *dsegs = NULL;
-    if (n_segs > 1) {
-        size_t bytes = (size_t)n_segs * sizeof *segs;
-        struct mtp_cuda_gemv_seg *d =
-            (struct mtp_cuda_gemv_seg *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_GEMV_SEGS, bytes);
-        CUDA_CHECK(cudaMemcpyAsync(d, segs, bytes, cudaMemcpyHostToDevice, ctx->stream));
-        dsegs = d;
-    }
-    if (swiglu)
-        gemv_launch<true>(ctx, nt, grid, segs[0], dsegs);
+    int nt = gemv_tile(max_m);
+    unsigned tiles = tiled ? (unsigned)((max_m + nt - 1) / nt) : 1u;
+    MTP_CHECK(y_segs <= 65535 && tiles <= 65535);
+    dim3 grid(mtp_cuda_blocks((size_t)max_rows, GEMV_WARPS), (unsigned)y_segs, tiles);
+    if (swiglu && dsegs)
+        gemv_launch<true, true>(ctx, nt, grid, seg0, dsegs, n_segs);
+    else if (swiglu)
+        gemv_launch<true, false>(ctx, nt, grid, seg0, dsegs, n_segs);
+    else if (dsegs)
+        gemv_launch<false, true>(ctx, nt, grid, seg0, dsegs, n_segs);
     else
-        gemv_launch<false>(ctx, nt, grid, segs[0], dsegs);
+        gemv_launch<false, false>(ctx, nt, grid, seg0, dsegs, n_segs);
+}
+
+void mtp_cuda_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *seg, bool swiglu)
+{
+    MTP_CHECK(seg->rows >= 0 && seg->cols >= 0 && seg->m >= 0);
+    MTP_CHECK(!swiglu || seg->w1);
+    if (seg->rows == 0 || seg->m == 0)
+        return;
+    gemv_dispatch(ctx, swiglu, seg->rows, 1, seg->m, true, *seg, NULL, NULL);
+}
+
+void mtp_cuda_gemv_table(struct mtp_cuda_ctx *ctx, const struct mtp_cuda_gemv_seg *dsegs,
+                         int max_segs, const int *n_segs, int max_rows, int max_m, bool swiglu)
+{
+    if (max_segs <= 0 || max_rows <= 0 || max_m <= 0)
+        return;
+    gemv_dispatch(ctx, swiglu, max_rows, max_segs, max_m, false, mtp_cuda_gemv_seg{}, dsegs,
+                  n_segs);
 }
 
 /* ------------------------------------------------------------------ cuBLAS */
@@ -275,7 +337,7 @@ void mtp_cuda_matmul_gemv(struct mtp_cuda_ctx *ctx, const struct mtp_weight *w, 
     s.x_stride = x_stride;
     s.y = y;
     s.y_stride = y_stride;
-    mtp_cuda_gemv(ctx, &s, 1, false);
+    mtp_cuda_gemv(ctx, &s, false);
 }
 
 extern "C" void mtp_cuda_matmul(void *vctx, const struct mtp_weight *w, const float *x,
@@ -343,6 +405,6 @@ extern "C" void mtp_cuda_ffn(void *vctx, const struct mtp_ffn *ffn, const float 
     s.x_stride = d;
     s.y = act;
     s.y_stride = I;
-    mtp_cuda_gemv(ctx, &s, 1, true);
+    mtp_cuda_gemv(ctx, &s, true);
     mtp_cuda_matmul(ctx, &ffn->down, act, I, n, y, d);
 }

@@ -4,7 +4,7 @@
  *
  * Router: logits = W_router x through the GEMV for every n (F32 activations
  * and accumulation as docs/model.md §9 recommends, batch invariant even in
- * prefill; the router is small, so re-reading it per 16-token tile is cheap),
+ * prefill; the router is small, so re-reading it per 8-token tile is cheap),
  * then one block per token:
  *   s = sigmoid(logits) (noaux_tc) or softmax(logits) (greedy,
  *   group_limited_greedy; max by reduction, the sum of exps sequential in
@@ -18,23 +18,19 @@
  *   the same logits the choices and weights agree up to the 2-ulp difference of
  *   CUDA's expf.
  *
- * Experts: the grouping by expert is planned on the host. moe_ffn downloads
- * idx [n, k] (n*k int32; the engine downloads it at every MoE layer anyway to
- * count the experts touched, so the synchronisation is already paid), builds
- * per-expert lists of (token, slot) entries in token order as the CPU does,
- * uploads them, and runs every active expert as one segment of two batched
- * GEMV launches (cuda_matmul.cu): gate+up with SwiGLU fused, then down,
- * writing one row per (token, slot). The shared expert is one more segment of
- * the same launches. Each expert's weights are read once per call (for up to
- * 16 tokens per expert; more tokens re-read them per tile of 16). A combine
+ * Experts: the grouping by expert is planned on the device
+ * (cuda_moe_plan.cu): per-expert lists of (token, slot) entries in token order
+ * as the CPU builds them, and the GEMV segment tables, with no host wait. Every
+ * active expert then runs as one segment of two batched GEMV launches
+ * (cuda_matmul.cu): gate+up with SwiGLU fused, then down, writing one row per
+ * (token, slot). The shared expert is segment 0 of the same launches. Each
+ * expert's weights are read once per tile of up to 8 tokens. A combine
  * kernel then sums y[t] = shared[t] + w[t,0] o[t,0] + ... + w[t,k-1] o[t,k-1]
  * left to right, each operation rounded once. Batch invariant: every row
- * depends only on its token. A device-side plan (histogram + scan over idx)
- * would remove the host round trip and allow CUDA Graph capture (README.md).
+ * depends only on its token. With no host step left, a layer could be
+ * captured in a CUDA Graph (README.md).
  */
 #include "cuda_internal.cuh"
-
-#include <string.h> /* defines: memset */
 
 enum { ROUTE_THREADS = 256 };
 
@@ -273,22 +269,27 @@ __global__ void moe_combine_kernel(const float *shared, const float *slots, cons
     }
 }
 
-/* Host plan: per-expert lists of entries e = t*k + j in token order (a
- * counting sort, as cpu_moe.c builds them). ORDER [n*k] receives the entries
- * grouped by expert, OFFSETS [E+1] the list bounds. */
-static void plan_build(const int32_t *idx, int n, int k, int E, int *offsets, int *order,
-                       int *fill)
+/* The shared expert's two segments: all n tokens, rows in order. */
+static void shared_segments(const struct mtp_ffn *f, const float *x, int n, int d, float *sact,
+                            float *shared, struct mtp_cuda_gemv_seg *up,
+                            struct mtp_cuda_gemv_seg *down)
 {
-    memset(offsets, 0, (size_t)(E + 1) * sizeof(int));
-    for (int i = 0; i < n * k; i++) {
-        MTP_CHECK(idx[i] >= 0 && idx[i] < E);
-        offsets[idx[i] + 1]++;
-    }
-    for (int e = 0; e < E; e++)
-        offsets[e + 1] += offsets[e];
-    memcpy(fill, offsets, (size_t)E * sizeof(int));
-    for (int i = 0; i < n * k; i++)
-        order[fill[idx[i]]++] = i;
+    const int Is = f->gate.rows;
+    MTP_CHECK(f->gate.cols == d && f->up.rows == Is && f->down.rows == d && f->down.cols == Is);
+    MTP_CHECK(mtp_cuda_weight_type(&f->gate) == mtp_cuda_weight_type(&f->up));
+    *up = mtp_cuda_gemv_seg{};
+    up->w0 = mtp_cuda_weight_ptr(&f->gate);
+    up->w1 = mtp_cuda_weight_ptr(&f->up);
+    up->wtype = mtp_cuda_weight_type(&f->gate);
+    up->rows = Is, up->cols = d, up->m = n;
+    up->x = x, up->x_stride = d;
+    up->y = sact, up->y_stride = Is;
+    *down = mtp_cuda_gemv_seg{};
+    down->w0 = mtp_cuda_weight_ptr(&f->down);
+    down->wtype = mtp_cuda_weight_type(&f->down);
+    down->rows = d, down->cols = Is, down->m = n;
+    down->x = sact, down->x_stride = Is;
+    down->y = shared, down->y_stride = d;
 }
 
 extern "C" void mtp_cuda_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_k, const float *x,
@@ -298,95 +299,41 @@ extern "C" void mtp_cuda_moe_ffn(void *vctx, const struct mtp_moe *moe, int top_
     if (n <= 0)
         return;
     const int E = moe->router.rows, d = moe->router.cols, k = top_k, nk = n * k;
-    const int I = E > 0 ? moe->experts[0].gate.rows : 0;
+    MTP_CHECK(E > 0 && k >= 1 && k <= E);
+    const int I = moe->experts[0].gate.rows;
     const int Is = moe->has_shared ? moe->shared.gate.rows : 0;
 
-    /* 1. the plan, on the host */
-    int32_t *hidx = (int32_t *)mtp_cuda_host_scratch(ctx, MTP_CUDA_HOST_MOE_IDX,
-                                                     (size_t)nk * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(hidx, idx, (size_t)nk * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                               ctx->stream));
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
-    /* lists: [0, nk) token of each sorted entry, [nk, 2nk) the entry ids,
-     * then offsets [E+1] and fill [E] (host only). */
-    int *plan = (int *)mtp_cuda_host_scratch(ctx, MTP_CUDA_HOST_MOE_PLAN,
-                                             (size_t)(2 * nk + 2 * E + 1) * sizeof(int));
-    int *tok = plan, *order = plan + nk, *offsets = plan + 2 * nk, *fill = offsets + E + 1;
-    plan_build(hidx, n, k, E, offsets, order, fill);
-    for (int i = 0; i < nk; i++)
-        tok[i] = order[i] / k;
-    int *dlists = (int *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_LISTS,
-                                          (size_t)2 * nk * sizeof(int));
-    CUDA_CHECK(cudaMemcpyAsync(dlists, plan, (size_t)2 * nk * sizeof(int), cudaMemcpyHostToDevice,
-                               ctx->stream));
-
-    /* 2. buffers */
-    float *act = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_ACT,
-                                           (size_t)nk * (I > 0 ? I : 1) * sizeof(float));
-    float *slots = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SLOTS,
-                                             (size_t)nk * d * sizeof(float));
-    float *sact = NULL, *shared = NULL;
+    /* 1. buffers */
+    struct mtp_cuda_moe_plan_in in = {};
+    in.idx = idx;
+    in.n = n;
+    in.k = k;
+    in.x = x;
+    in.act = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_ACT,
+                                       (size_t)nk * (I > 0 ? I : 1) * sizeof(float));
+    in.slots = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SLOTS,
+                                         (size_t)nk * d * sizeof(float));
+    float *shared = NULL;
     if (moe->has_shared) {
-        sact = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SACT,
-                                         (size_t)n * Is * sizeof(float));
+        float *sact = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SACT,
+                                                (size_t)n * Is * sizeof(float));
         shared = (float *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_MOE_SHARED,
                                            (size_t)n * d * sizeof(float));
+        shared_segments(&moe->shared, x, n, d, sact, shared, &in.shared_up, &in.shared_down);
     }
 
-    /* 3. segments: shared expert first (if any), then each active expert */
-    struct mtp_cuda_gemv_seg *up = (struct mtp_cuda_gemv_seg *)mtp_cuda_host_scratch(
-        ctx, MTP_CUDA_HOST_SEGS, (size_t)2 * (E + 1) * sizeof(struct mtp_cuda_gemv_seg));
-    struct mtp_cuda_gemv_seg *down = up + (E + 1);
-    int ns = 0;
-    if (moe->has_shared) {
-        const struct mtp_ffn *f = &moe->shared;
-        MTP_CHECK(f->gate.cols == d && f->up.rows == Is && f->down.rows == d && f->down.cols == Is);
-        MTP_CHECK(mtp_cuda_weight_type(&f->gate) == mtp_cuda_weight_type(&f->up));
-        up[ns] = (struct mtp_cuda_gemv_seg){};
-        up[ns].w0 = mtp_cuda_weight_ptr(&f->gate);
-        up[ns].w1 = mtp_cuda_weight_ptr(&f->up);
-        up[ns].wtype = mtp_cuda_weight_type(&f->gate);
-        up[ns].rows = Is, up[ns].cols = d, up[ns].m = n;
-        up[ns].x = x, up[ns].x_stride = d;
-        up[ns].y = sact, up[ns].y_stride = Is;
-        down[ns] = (struct mtp_cuda_gemv_seg){};
-        down[ns].w0 = mtp_cuda_weight_ptr(&f->down);
-        down[ns].wtype = mtp_cuda_weight_type(&f->down);
-        down[ns].rows = d, down[ns].cols = Is, down[ns].m = n;
-        down[ns].x = sact, down[ns].x_stride = Is;
-        down[ns].y = shared, down[ns].y_stride = d;
-        ns++;
-    }
-    for (int e = 0; e < E; e++) {
-        int off = offsets[e], m = offsets[e + 1] - offsets[e];
-        if (m == 0)
-            continue;
-        const struct mtp_ffn *f = &moe->experts[e];
-        MTP_CHECK(f->gate.rows == I && f->gate.cols == d && f->up.rows == I &&
-                  f->down.rows == d && f->down.cols == I);
-        MTP_CHECK(mtp_cuda_weight_type(&f->gate) == mtp_cuda_weight_type(&f->up));
-        up[ns] = (struct mtp_cuda_gemv_seg){};
-        up[ns].w0 = mtp_cuda_weight_ptr(&f->gate);
-        up[ns].w1 = mtp_cuda_weight_ptr(&f->up);
-        up[ns].wtype = mtp_cuda_weight_type(&f->gate);
-        up[ns].rows = I, up[ns].cols = d, up[ns].m = m;
-        up[ns].x = x, up[ns].x_stride = d, up[ns].x_rows = dlists + off;
-        up[ns].y = act + (size_t)off * I, up[ns].y_stride = I;
-        down[ns] = (struct mtp_cuda_gemv_seg){};
-        down[ns].w0 = mtp_cuda_weight_ptr(&f->down);
-        down[ns].wtype = mtp_cuda_weight_type(&f->down);
-        down[ns].rows = d, down[ns].cols = I, down[ns].m = m;
-        down[ns].x = act + (size_t)off * I, down[ns].x_stride = I;
-        down[ns].y = slots, down[ns].y_stride = d, down[ns].y_rows = dlists + nk + off;
-        ns++;
-    }
+    /* 2. the plan, on the device: segment tables (shared first, then each
+     * expert with entries) */
+    struct mtp_cuda_moe_plan plan;
+    mtp_cuda_moe_plan(ctx, moe, &in, &plan);
 
-    /* 4. experts, then the fixed-order sum */
-    mtp_cuda_gemv(ctx, up, ns, true);
-    mtp_cuda_gemv(ctx, down, ns, false);
+    /* 3. experts (an expert has at most n tokens: one slot per token), then
+     * the fixed-order sum */
+    mtp_cuda_gemv_table(ctx, plan.up, plan.max_segs, plan.n_segs, I > Is ? I : Is, n, true);
+    mtp_cuda_gemv_table(ctx, plan.down, plan.max_segs, plan.n_segs, d, n, false);
     size_t total = (size_t)n * d;
     unsigned blocks = mtp_cuda_blocks(total, 256);
     MTP_CUDA_LAUNCH(blocks < 8192 ? blocks : 8192, 256, 0, ctx->stream, moe_combine_kernel)(
-        shared, slots, weights, n, k, d, y);
+        shared, in.slots, weights, n, k, d, y);
     CUDA_LAUNCH_CHECK();
 }

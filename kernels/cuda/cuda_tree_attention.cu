@@ -11,10 +11,16 @@
  * (tests/test_cuda_paths.c checks it, on a GPU or emulated). Keep the two kernels
  * in step.
  *
- * The key lists are uploaded per call into one scratch buffer:
- * [off (n+1) | rows (off[n])].
+ * The key lists live on the device in one scratch buffer [off (n+1) | rows
+ * (off[n])]. The engine passes the same lists to every layer of a forward, so
+ * they are uploaded once per forward: the context keeps a host copy of what
+ * the buffer holds ([n | off | rows]) and compares the new lists with it in
+ * full (a few hundred words). Content, not the pointer, is the key: the
+ * engine rewrites its key arrays in place between forwards.
  */
 #include "cuda_internal.cuh"
+
+#include <string.h> /* defines: memcmp, memcpy */
 
 enum {
     TREE_THREADS = 256,
@@ -119,19 +125,32 @@ __global__ void __launch_bounds__(TREE_THREADS) mla_tree_attention_kernel(struct
     }
 }
 
-/* Upload KEYS' lists for N tokens; returns the device copy [off | rows]. */
-static int32_t *upload_keys(struct mtp_cuda_ctx *ctx, const struct mtp_tree_keys *keys, int n)
+/* The device copy [off | rows] of KEYS' lists for N tokens, uploaded only when
+ * they differ from the lists the buffer holds. */
+static const int32_t *device_keys(struct mtp_cuda_ctx *ctx, const struct mtp_tree_keys *keys,
+                                  int n)
 {
     size_t n_off = (size_t)n + 1, n_rows = (size_t)keys->off[n];
-    int32_t *dev = (int32_t *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_TREE_KEYS,
-                                               (n_off + n_rows) * sizeof(int32_t));
-    CUDA_CHECK(cudaMemcpyAsync(dev, keys->off, n_off * sizeof(int32_t), cudaMemcpyHostToDevice,
-                               ctx->stream));
-    if (n_rows)
-        CUDA_CHECK(cudaMemcpyAsync(dev + n_off, keys->rows, n_rows * sizeof(int32_t),
-                                   cudaMemcpyHostToDevice, ctx->stream));
-    /* The host lists may be reused by the caller once this returns. */
-    CUDA_CHECK(cudaStreamSynchronize(ctx->stream));
+    size_t words = 1 + n_off + n_rows;
+    int32_t *dev = (int32_t *)ctx->scratch[MTP_CUDA_SCRATCH_TREE_KEYS];
+    const int32_t *held = (const int32_t *)ctx->host[MTP_CUDA_HOST_TREE_KEYS];
+    if (ctx->tree_keys_words == words && held[0] == n &&
+        !memcmp(held + 1, keys->off, n_off * sizeof(int32_t)) &&
+        !memcmp(held + 1 + n_off, keys->rows, n_rows * sizeof(int32_t)))
+        return dev;
+    ctx->tree_keys_words = 0; /* nothing valid until the new copy is in place */
+    dev = (int32_t *)mtp_cuda_scratch(ctx, MTP_CUDA_SCRATCH_TREE_KEYS,
+                                      (n_off + n_rows) * sizeof(int32_t));
+    int32_t *copy = (int32_t *)mtp_cuda_host_scratch(ctx, MTP_CUDA_HOST_TREE_KEYS,
+                                                     words * sizeof(int32_t));
+    copy[0] = n;
+    memcpy(copy + 1, keys->off, n_off * sizeof(int32_t));
+    memcpy(copy + 1 + n_off, keys->rows, n_rows * sizeof(int32_t));
+    /* From the context's own copy, which stays untouched until the next
+     * upload is enqueued after this one: no wait for the copy to finish. */
+    CUDA_CHECK(cudaMemcpyAsync(dev, copy + 1, (n_off + n_rows) * sizeof(int32_t),
+                               cudaMemcpyHostToDevice, ctx->stream));
+    ctx->tree_keys_words = words;
     return dev;
 }
 
@@ -163,7 +182,7 @@ extern "C" void mtp_cuda_mla_tree_attention(void *vctx, const struct mtp_mla_dim
                                                              : longest;
     }
     struct tree_attn_params p = {};
-    int32_t *dev = upload_keys(ctx, keys, n);
+    const int32_t *dev = device_keys(ctx, keys, n);
     p.off = dev;
     p.rows = dev + n + 1;
     p.kv_b = mtp_cuda_weight_ptr(kv_b);

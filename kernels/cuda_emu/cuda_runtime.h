@@ -347,6 +347,10 @@ __device__ __forceinline__ uint32_t __float_as_uint(float f)
 __device__ __forceinline__ float __int_as_float(int i) { return mtp_emu::from_bits<float>((uint32_t)i); }
 __device__ __forceinline__ int __float_as_int(float f) { return (int)(uint32_t)mtp_emu::to_bits(f); }
 template <typename T> __device__ __forceinline__ T __ldg(const T *p) { return mtp_emu::ldg(p); }
+__device__ __forceinline__ int __popc(unsigned v) { return __builtin_popcount(v); }
+/* __trap: a GPU aborts the kernel and the context (the next call fails); here
+ * the process stops with the kernel, block and thread. */
+#define __trap() ::mtp_emu::device_fault("__trap at %s:%d", __FILE__, __LINE__)
 
 /* Atomics: one OS thread runs a block's fibers, and blocks run one after
  * another, so a plain read-modify-write is atomic here. */

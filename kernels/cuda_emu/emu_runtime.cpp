@@ -5,6 +5,7 @@
  * (work runs at once, in program order, which is all one stream promises),
  * function attributes, and the dynamic shared memory buffer.
  */
+#include "emu_counters.h"
 #include "emu_internal.h"
 
 #include <stdarg.h> /* defines: va_list */
@@ -13,6 +14,7 @@
 #include <string.h> /* defines: memset, memcpy, strcmp */
 #include <time.h>   /* defines: clock_gettime */
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
@@ -32,6 +34,9 @@ MTP_EMU_DYN_SMEM_NAME(float, rsm)  /* cuda_moe.cu route_kernel */
 namespace mtp_emu {
 
 unsigned char *dyn_smem(void) { return mtp_emu_dyn_smem_buf; }
+
+/* Host waits (emu_counters.h). */
+static std::atomic<long> g_syncs{0}, g_host_copies{0};
 
 /* ------------------------------------------------------------- settings */
 
@@ -264,6 +269,8 @@ static cudaError_t copy_checked(const char *api, void *dst, const void *src, siz
     ok = (dst_dev ? check_device_range(what, dst, bytes) : check_host(what, dst)) && ok;
     if (!ok)
         return set_error(cudaErrorInvalidValue);
+    if (src_dev != dst_dev)
+        g_host_copies++;
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -334,10 +341,15 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
      * as it would on a GPU. */
     if (!stream_valid(stream))
         return set_error(cudaErrorInvalidResourceHandle);
+    g_syncs++;
     return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void)
+{
+    g_syncs++;
+    return cudaSuccess;
+}
 
 cudaError_t cudaEventCreate(cudaEvent_t *event)
 {
@@ -363,6 +375,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
+    g_syncs++;
     return event ? cudaSuccess : set_error(cudaErrorInvalidResourceHandle);
 }
 
@@ -466,4 +479,10 @@ const char *cudaGetErrorString(cudaError_t err)
     case cudaErrorLaunchFailure: return "unspecified launch failure (emulated)";
     }
     return "unknown error (emulated)";
+}
+
+void mtp_emu_counters_get(struct mtp_emu_counters *out)
+{
+    out->syncs = mtp_emu::g_syncs.load();
+    out->host_copies = mtp_emu::g_host_copies.load();
 }
