@@ -32,10 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dtype.h"
+#include "core/dtype.h"
 #include "engine/engine.h"
 #include "engine/engine_tree.h"
-#include "engine/error.h"
+#include "core/error.h"
 #include "engine/model.h"
 #include "kernels/backend.h"
 #include "support/compare.h"
