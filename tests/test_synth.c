@@ -21,6 +21,7 @@
 #include <stdlib.h>  /* defines: free */
 #include <string.h>  /* defines: strstr, memcmp */
 
+#include "analysis/token_cost.h"
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "engine/model.h"
@@ -143,6 +144,18 @@ static void test_glm_shapes(void **state)
     assert_int_equal(mtp->kind, MTP_LAYER_MOE);
     assert_int_equal(mtp->attn.kv_b.dtype, MTP_DTYPE_BF16);
     assert_int_equal(mtp->nextn.eh_proj.cols, 2 * m->cfg.hidden_size);
+
+    /* Bytes per decoded token, by hand from the preset: every weight matrix a token reads,
+     * in BF16 (norm vectors and router biases are not counted: under 0.1%). */
+    const double d = 128, H = 2, rq = 48, rkv = 32, dn = 24, dr = 8, dv = 32, V = 600;
+    double attn = rq * d + H * (dn + dr) * rq + (rkv + dr) * d + H * (dn + dv) * rkv +
+                  d * H * dv;
+    double dense = 3 * 256 * d, expert = 3 * 64 * d, router = 8 * d;
+    double want = 2 * (3 * attn + dense + 2 * (router + expert /* shared */ + 2 * expert) +
+                       V * d);
+    struct mtp_token_cost k = mtp_token_cost_main(m, 0);
+    if (k.weight_bytes != want)
+        fail_msg("bytes per token %.0f, by hand %.0f", k.weight_bytes, want);
     mtp_model_free(m);
 }
 
