@@ -20,6 +20,7 @@
 #include <stdio.h>   /* defines: snprintf */
 #include <stdlib.h>  /* defines: free */
 #include <string.h>  /* defines: strstr, memcmp */
+#include <unistd.h>  /* defines: truncate */
 
 #include "analysis/token_cost.h"
 #include "engine/engine.h"
@@ -159,6 +160,26 @@ static void test_glm_shapes(void **state)
     mtp_model_free(m);
 }
 
+/* A shard cut short (an interrupted download) is refused, naming the shard. */
+static void test_truncated_shard_named(void **state)
+{
+    struct fixture *f = *state;
+    write_preset(f->out, "tiny-glm-4.7-flash", 3);
+    char shard[700];
+    snprintf(shard, sizeof shard, "%s/model-00003-of-00005.safetensors", f->out);
+    FILE *fp = fopen(shard, "r+b");
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    long size = ftell(fp);
+    fclose(fp);
+    assert_int_equal(truncate(shard, size - 4096), 0);
+    struct mtp_model *m = NULL;
+    mtp_error_clear();
+    assert_int_equal(mtp_model_load(f->out, &m), MTP_ERR);
+    if (!strstr(mtp_error_message(), "model-00003-of-00005.safetensors"))
+        fail_msg("message does not name the shard: %s", mtp_error_message());
+}
+
 /* Same seed, same bytes; another seed, other values. */
 static void test_seed_decides_values(void **state)
 {
@@ -231,6 +252,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_deepseek_v3_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_glm_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_shard_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_decides_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_cuts_and_sizes, setup, teardown),
     };
