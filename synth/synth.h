@@ -7,8 +7,8 @@
  * A checkpoint is a directory the engine loads like a downloaded one:
  * config.json (the release's values, with the cut counts and an
  * "mtpbench_synthetic" record of what was cut), one safetensors shard per
- * layer plus one for the embedding/head, model.safetensors.index.json and a
- * README.md. Every tensor's values come from (seed, tensor name) only.
+ * layer plus one for the embedding/head, model.safetensors.index.json, a
+ * token_frequencies.bin (for draft vocabularies) and a README.md. Every tensor's values come from (seed, tensor name) only.
  */
 #ifndef MTP_SYNTH_H
 #define MTP_SYNTH_H
@@ -57,6 +57,10 @@ int mtp_synth_plan(const struct mtp_synth_options *opt, struct mtp_synth_shape *
 
 /* Bytes the checkpoint of SHAPE takes (tensor data only). */
 uint64_t mtp_synth_bytes(const struct mtp_synth_shape *shape);
+
+/* token_frequencies.bin of DIR: Zipf counts over a seeded order of the VOCAB ids, so draft
+ * vocabularies can be timed (synth_freq.c). mtp_synth_write writes it too. */
+int mtp_synth_write_token_freq(const char *dir, int vocab, uint64_t seed);
 
 /* Write the checkpoint; progress and the cut go to LOG (may be NULL). */
 int mtp_synth_write(const struct mtp_synth_options *opt, FILE *log);

@@ -265,7 +265,8 @@ int mtp_synth_write(const struct mtp_synth_options *opt, FILE *log)
     free(buf);
     if (!rc)
         rc = write_index(opt->out_dir, t, n, shards) ||
-             write_readme(opt->out_dir, real, &s, opt->seed, bytes);
+             write_readme(opt->out_dir, real, &s, opt->seed, bytes) ||
+             mtp_synth_write_token_freq(opt->out_dir, s.vocab, opt->seed);
     /* config.json last: a directory without it is visibly unfinished. */
     if (!rc)
         rc = write_json(opt->out_dir, "config.json",

@@ -23,6 +23,7 @@
 #include <unistd.h>  /* defines: truncate */
 
 #include "analysis/token_cost.h"
+#include "engine/draft_vocab.h"
 #include "engine/engine.h"
 #include "engine/error.h"
 #include "engine/model.h"
@@ -145,6 +146,21 @@ static void test_glm_shapes(void **state)
     assert_int_equal(mtp->kind, MTP_LAYER_MOE);
     assert_int_equal(mtp->attn.kv_b.dtype, MTP_DTYPE_BF16);
     assert_int_equal(mtp->nextn.eh_proj.cols, 2 * m->cfg.hidden_size);
+
+    /* token_frequencies.bin loads, and its most frequent ids are not the first rows. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/token_frequencies.bin", f->out);
+    uint64_t *counts;
+    if (mtp_token_freq_load(path, m->cfg.vocab_size, &counts))
+        fail_msg("%s", mtp_error_message());
+    int32_t top[16];
+    mtp_draft_vocab_rank(counts, m->cfg.vocab_size, 16, top);
+    int first_rows = 0;
+    for (int i = 0; i < 16; i++)
+        first_rows += top[i] < 16;
+    assert_true(first_rows < 8);
+    assert_true(counts[top[0]] == 1000000000ull && counts[top[1]] == 500000000ull);
+    free(counts);
 
     /* Bytes per decoded token, by hand from the preset: every weight matrix a token reads,
      * in BF16 (norm vectors and router biases are not counted: under 0.1%). */
