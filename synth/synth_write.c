@@ -228,11 +228,30 @@ static int write_readme(const char *dir, const struct mtp_synth_shape *real,
     return fclose(f) ? mtp_error_set("synth: closing %s: %s", path, strerror(errno)) : MTP_OK;
 }
 
+/* mkdir -p DIR. */
+static int synth_mkdirs(const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return mtp_error_set("synth: --out: expected a path under %zu bytes", sizeof path);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0755) && errno != EEXIST)
+            return mtp_error_set("synth: cannot create %s: %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0755) && errno != EEXIST)
+        return mtp_error_set("synth: cannot create %s: %s", path, strerror(errno));
+    return MTP_OK;
+}
+
 static int synth_prepare_dir(const char *dir)
 {
     char path[4096];
-    if (mkdir(dir, 0755) && errno != EEXIST)
-        return mtp_error_set("synth: cannot create %s: %s", dir, strerror(errno));
+    if (synth_mkdirs(dir))
+        return MTP_ERR;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (access(path, F_OK) == 0)
         return mtp_error_set("synth: %s exists: expected an empty or new directory (remove it "

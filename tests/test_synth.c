@@ -9,6 +9,7 @@
  *
  *   ctest --test-dir build -R synth
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>   /* defines: snprintf */
 #include <stdlib.h>  /* defines: free */
 #include <string.h>  /* defines: strstr, memcmp */
+#include <ftw.h>     /* defines: nftw */
 #include <unistd.h>  /* defines: truncate */
 
 #include "analysis/token_cost.h"
@@ -42,15 +44,21 @@ static int setup(void **state)
     f->dir = tiny_make_tmpdir();
     if (!f->dir)
         return -1;
-    snprintf(f->out, sizeof f->out, "%s/ckpt", f->dir);
+    snprintf(f->out, sizeof f->out, "%s/cache/synthetic/ckpt", f->dir); /* parents created */
     *state = f;
     return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
 }
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    tiny_remove_dir(f->dir);
+    nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); /* checkpoints are directories */
     free(f->dir);
     free(f);
     return 0;
