@@ -454,10 +454,34 @@ static void depth_row(struct mtp_report_table *t, int row, const struct mtp_repo
 
 /* ---- the two tables -------------------------------------------------------- */
 
+/* The last component of a model directory path ("models/mtp-v3/" -> "mtp-v3"), so the
+ * same model named from two working directories still matches; "" stays "". */
+static size_t model_name(const char *dir, const char **start)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/')
+        b--;
+    *start = dir + b;
+    return n - b;
+}
+
+/* Costs from another model (a real-dimension synthetic checkpoint priced with the
+ * shipped models' acceptance, docs/synthetic.md) are a projection too. */
+static bool same_model(const char *a, const char *b)
+{
+    const char *sa, *sb;
+    size_t na = model_name(a ? a : "", &sa), nb = model_name(b ? b : "", &sb);
+    return na == 0 || nb == 0 || (na == nb && !memcmp(sa, sb, na)); /* unknown: no claim */
+}
+
 bool mtp_report_cost_is_projection(const struct mtp_report_data *d, const struct mtp_costs *costs)
 {
     for (int i = 0; i < d->n_runs; i++)
-        if (strcmp(d->runs[i].host, costs->host) || strcmp(d->runs[i].backend, costs->backend))
+        if (strcmp(d->runs[i].host, costs->host) || strcmp(d->runs[i].backend, costs->backend) ||
+            !same_model(d->runs[i].model_dir, costs->model_dir))
             return true;
     return false;
 }
@@ -514,8 +538,8 @@ static void titles(struct mtp_report_table *pred, struct mtp_report_table *depth
         "resample, so it carries the bench's own spread.%s Trees, mixed groups and depths or "
         "modules the bench file does not cover are not priced (the note says why).",
         w, boot, c->decode_over_verify1,
-        projection ? " PROJECTION: the costs come from another machine or backend, so the "
-                     "measured speedup is this machine's and is not compared."
+        projection ? " PROJECTION: the costs come from another machine, backend or model, so "
+                     "the measured speedup is the log's own and is not compared."
                    : " A note names the term furthest from the bench where the two "
                      "intervals do not overlap.");
     depth->note = mtp_report_xprintf(
@@ -524,7 +548,7 @@ static void titles(struct mtp_report_table *pred, struct mtp_report_table *depth
         "alpha_j of that family's deepest decoder (alpha from); adaptive and tree decoders "
         "have no fixed-K curve. Share: fraction of bootstrap resamples (prompts and bench "
         "rounds) choosing the same K*. Best K meas: the fastest decoder of the same family.%s",
-        w, projection ? " PROJECTION onto the cost file's machine." : "");
+        w, projection ? " PROJECTION onto the cost file's machine and model." : "");
     free(boot);
     free(w);
 }

@@ -16,21 +16,25 @@
 #include "engine/model.h"  /* defines: mtp_model_load, mtp_model_param_counts */
 #include "engine/weights_check.h" /* defines: mtp_weights_check_finite */
 #include "engine/wiring.h" /* defines: mtp_wiring_resolve, mtp_wiring_label */
+#include "inspect_cost.h"  /* defines: mtp_inspect_print_token_cost */
 
 static void inspect_usage(FILE *f)
 {
-    fprintf(f, "usage: mtpbench inspect [--check-weights] MODEL_DIR\n"
+    fprintf(f, "usage: mtpbench inspect [--check-weights] [--no-bandwidth] MODEL_DIR\n"
                "\n"
                "Load MODEL_DIR (config.json + model.safetensors or sharded safetensors),\n"
                "validate every tensor against the config, and print the architecture,\n"
-               "parameter counts, KV-cache bytes per token, tensor dtypes and the tensors\n"
-               "present but unused.\n"
+               "parameter counts, KV-cache bytes per token, tensor dtypes, the tensors\n"
+               "present but unused, the bytes one decoded token and one draft read, and\n"
+               "the decode time this machine's memory bandwidth (a triad, measured at 1\n"
+               "thread and at the default threads, about a second) bounds.\n"
                "\n"
                "options:\n"
                "  --check-weights  also read every tensor (all dtypes, FP8 scales included)\n"
                "                   and name each one holding NaN or Inf, and every FP8 block\n"
                "                   whose scale is not positive and normal or whose weights\n"
                "                   dequantise above 2^16; exit 1 if any does\n"
+               "  --no-bandwidth   print the bytes per token without measuring bandwidth\n"
                "  -h, --help       show this help\n");
 }
 
@@ -229,7 +233,7 @@ static int inspect_check_weights(struct mtp_model *m)
 int mtp_cmd_inspect(int argc, char **argv)
 {
     const char *dir = NULL;
-    bool check_weights = false;
+    bool check_weights = false, bandwidth = true;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             inspect_usage(stdout);
@@ -237,6 +241,10 @@ int mtp_cmd_inspect(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--check-weights")) {
             check_weights = true;
+            continue;
+        }
+        if (!strcmp(argv[i], "--no-bandwidth")) {
+            bandwidth = false;
             continue;
         }
         if (argv[i][0] == '-' || dir) {
@@ -256,6 +264,7 @@ int mtp_cmd_inspect(int argc, char **argv)
     inspect_print_config(m);
     inspect_print_params_cache(m);
     inspect_print_tensors(m);
+    mtp_inspect_print_token_cost(m, bandwidth);
     int rc = check_weights ? inspect_check_weights(m) : 0;
     mtp_model_free(m);
     return rc;

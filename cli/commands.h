@@ -11,5 +11,6 @@ int mtp_cmd_generate(int argc, char **argv);
 int mtp_cmd_report(int argc, char **argv);
 int mtp_cmd_run(int argc, char **argv);
 int mtp_cmd_bench(int argc, char **argv);
+int mtp_cmd_synth(int argc, char **argv);
 
 #endif

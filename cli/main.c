@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"report", mtp_cmd_report, "tables from experiment logs (acceptance, speedup, latency, CIs)"},
     {"run", mtp_cmd_run, "run an experiment spec and log every request"},
     {"bench", mtp_cmd_bench, "measure prefill, decode, verify and draft costs and rooflines"},
+    {"synth", mtp_cmd_synth, "write a random checkpoint of DeepSeek-V3 or GLM-4.7-Flash shapes"},
 };
 
 static void usage(FILE *f)

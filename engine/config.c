@@ -211,14 +211,25 @@ static int cfg_opt_string(const struct cfg_reader *r, json_t *obj, const char *k
     return MTP_OK;
 }
 
+/* transformers' Glm4MoeLiteConfig (GLM-4.7-Flash): DeepSeek-V3's architecture with
+ * its own defaults and its own way of stating the dense/MoE layout (docs/model.md §1.3). */
+static bool cfg_is_glm(const struct mtp_config *c)
+{
+    return strcmp(c->model_type, "glm4_moe_lite") == 0;
+}
+
+static int cfg_fail_int(const struct cfg_reader *r, const char *key, const char *expected);
+
 static int cfg_read_model_type(const struct cfg_reader *r, struct mtp_config *c)
 {
-    static const char expected[] = "\"deepseek_v3\", \"deepseek_v2\" or \"kimi_k2\"";
+    static const char expected[] =
+        "\"deepseek_v3\", \"deepseek_v2\", \"kimi_k2\" or \"glm4_moe_lite\"";
     json_t *v = cfg_get(r->root, "model_type");
     if (!json_is_string(v))
         return cfg_fail(r, "model_type", expected, json_object_get(r->root, "model_type"));
     const char *s = json_string_value(v);
-    if (strcmp(s, "deepseek_v3") && strcmp(s, "deepseek_v2") && strcmp(s, "kimi_k2"))
+    if (strcmp(s, "deepseek_v3") && strcmp(s, "deepseek_v2") && strcmp(s, "kimi_k2") &&
+        strcmp(s, "glm4_moe_lite"))
         return cfg_fail(r, "model_type", expected, v);
     snprintf(c->model_type, sizeof c->model_type, "%s", s);
     return MTP_OK;
@@ -256,7 +267,75 @@ static int cfg_read_routing(const struct cfg_reader *r, struct mtp_config *c)
     else
         return cfg_fail(r, "topk_method", "\"noaux_tc\", \"greedy\" or \"group_limited_greedy\"",
                         json_object_get(r->root, "topk_method"));
+    /* transformers' glm4_moe_lite router has no such keys: it always scores with a sigmoid
+     * and selects with the bias-corrected groups of noaux_tc, so any other value would make
+     * the engine disagree with the model's own code. */
+    if (cfg_is_glm(c) && c->scoring_func != MTP_SCORING_SIGMOID)
+        return cfg_fail(r, "scoring_func", "\"sigmoid\" or absent (glm4_moe_lite always scores "
+                        "experts with a sigmoid)", json_object_get(r->root, "scoring_func"));
+    if (cfg_is_glm(c) && c->topk_method != MTP_TOPK_NOAUX_TC)
+        return cfg_fail(r, "topk_method", "\"noaux_tc\" or absent (glm4_moe_lite always routes "
+                        "with noaux_tc)", json_object_get(r->root, "topk_method"));
     return MTP_OK;
+}
+
+/* mlp_layer_types (glm4_moe_lite): "dense" or "sparse" per main layer. The engine's layer
+ * rule is "dense before first_k_dense_replace, MoE after", so the list must be some dense
+ * layers followed by sparse ones; it sets first_k_dense_replace. Without the list,
+ * transformers makes only layer 0 dense, whatever first_k_dense_replace says, so a
+ * first_k_dense_replace that disagrees is refused rather than silently overridden. */
+static int cfg_read_mlp_layer_types(const struct cfg_reader *r, struct mtp_config *c)
+{
+    json_t *types = cfg_get(r->root, "mlp_layer_types");
+    int n = c->num_hidden_layers, dense = 1;
+    char expected[128];
+    if (types) {
+        if (!json_is_array(types) || json_array_size(types) != (size_t)n) {
+            snprintf(expected, sizeof expected, "an array of num_hidden_layers (%d) strings", n);
+            return cfg_fail(r, "mlp_layer_types", expected, types);
+        }
+        dense = 0;
+        while (dense < n && json_is_string(json_array_get(types, (size_t)dense)) &&
+               !strcmp(json_string_value(json_array_get(types, (size_t)dense)), "dense"))
+            dense++;
+        for (int i = dense; i < n; i++) {
+            json_t *t = json_array_get(types, (size_t)i);
+            if (!json_is_string(t) || strcmp(json_string_value(t), "sparse")) {
+                char key[48];
+                snprintf(key, sizeof key, "mlp_layer_types[%d]", i);
+                return cfg_fail(r, key, "\"sparse\" (supported: leading \"dense\" layers, then "
+                                "\"sparse\" ones)", t);
+            }
+        }
+    }
+    if (cfg_get(r->root, "first_k_dense_replace") && c->first_k_dense_replace != dense) {
+        snprintf(expected, sizeof expected, "%d, the leading dense layers %s", dense,
+                 types ? "of mlp_layer_types" : "transformers' glm4_moe_lite builds without "
+                 "mlp_layer_types");
+        return cfg_fail_int(r, "first_k_dense_replace", expected);
+    }
+    c->first_k_dense_replace = dense;
+    return MTP_OK;
+}
+
+/* The keys glm4_moe_lite states differently from DeepSeek (docs/model.md §1.3). Expert
+ * counts have transformers defaults (64 routed, 1 shared) that the engine does not guess:
+ * a config without them is refused. */
+static int cfg_read_glm_layout(const struct cfg_reader *r, struct mtp_config *c)
+{
+    if (!cfg_is_glm(c))
+        return MTP_OK;
+    static const char *const needed[] = {"n_routed_experts", "n_shared_experts"};
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
+        if (!cfg_get(r->root, needed[i]))
+            return cfg_fail(r, needed[i], "an integer (glm4_moe_lite needs its expert counts)",
+                            json_object_get(r->root, needed[i]));
+    if (c->n_routed_experts < 1)
+        return cfg_fail_int(r, "n_routed_experts", "an integer >= 1 (glm4_moe_lite is MoE)");
+    if (c->moe_layer_freq != 1)
+        return cfg_fail_int(r, "moe_layer_freq", "1 or absent (glm4_moe_lite has no such key; "
+                            "every layer after the dense ones is MoE)");
+    return cfg_read_mlp_layer_types(r, c);
 }
 
 /* q_lora_rank is required, and null is meaningful: "use a plain q_proj". */
@@ -296,11 +375,14 @@ static int cfg_read_token_id(const struct cfg_reader *r, const char *key, int vo
 
 static int cfg_read_scalars(const struct cfg_reader *r, struct mtp_config *c)
 {
-    if (cfg_opt_real(r, r->root, "routed_scaling_factor", "routed_scaling_factor", 1.0, 0.0,
-                     true, &c->routed_scaling_factor) ||
-        cfg_opt_real(r, r->root, "rms_norm_eps", "rms_norm_eps", 1e-6, 0.0, true,
+    /* Defaults are those of the model's own configuration class: glm4_moe_lite's
+     * (transformers) differ from the DeepSeek remote code's. */
+    bool glm = cfg_is_glm(c);
+    if (cfg_opt_real(r, r->root, "routed_scaling_factor", "routed_scaling_factor",
+                     glm ? 1.8 : 1.0, 0.0, true, &c->routed_scaling_factor) ||
+        cfg_opt_real(r, r->root, "rms_norm_eps", "rms_norm_eps", glm ? 1e-5 : 1e-6, 0.0, true,
                      &c->rms_norm_eps) ||
-        cfg_opt_bool(r, "norm_topk_prob", false, &c->norm_topk_prob) ||
+        cfg_opt_bool(r, "norm_topk_prob", glm, &c->norm_topk_prob) ||
         cfg_opt_bool(r, "tie_word_embeddings", false, &c->tie_word_embeddings) ||
         cfg_read_token_id(r, "bos_token_id", c->vocab_size, &c->bos_token_id) ||
         cfg_read_token_id(r, "eos_token_id", c->vocab_size, &c->eos_token_id))
@@ -357,6 +439,37 @@ static int cfg_read_yarn(const struct cfg_reader *r, json_t *rs, const char *nam
     return MTP_OK;
 }
 
+/* Rotary layouts the kernels do not implement are refused, not ignored:
+ * rope_interleave false (transformers: rotate halves instead of adjacent pairs) and a
+ * partial_rotary_factor below 1 (top level, or inside rope_parameters). */
+static int cfg_check_rope_layout(const struct cfg_reader *r, json_t *params)
+{
+    bool interleave = true;
+    if (cfg_opt_bool(r, "rope_interleave", true, &interleave))
+        return MTP_ERR;
+    if (!interleave)
+        return cfg_fail(r, "rope_interleave", "true or absent (rotated pairs (2i, 2i+1); the "
+                        "half-split layout is not implemented)",
+                        json_object_get(r->root, "rope_interleave"));
+    static const char full[] = "1 or absent (every qk_rope_head_dim dimension rotated)";
+    double f;
+    if (cfg_opt_real(r, r->root, "partial_rotary_factor", "partial_rotary_factor", 1.0, 0.0,
+                     true, &f))
+        return MTP_ERR;
+    if (f != 1.0)
+        return cfg_fail(r, "partial_rotary_factor", full,
+                        json_object_get(r->root, "partial_rotary_factor"));
+    if (params) {
+        if (cfg_opt_real(r, params, "partial_rotary_factor",
+                         "rope_parameters.partial_rotary_factor", 1.0, 0.0, true, &f))
+            return MTP_ERR;
+        if (f != 1.0)
+            return cfg_fail(r, "rope_parameters.partial_rotary_factor", full,
+                            json_object_get(params, "partial_rotary_factor"));
+    }
+    return MTP_OK;
+}
+
 /* rope_theta and rope scaling. Older configs have rope_scaling {type: ...};
  * newer transformers writes rope_parameters {rope_type: ..., rope_theta}. */
 static int cfg_read_rope(const struct cfg_reader *r, struct mtp_config *c)
@@ -370,6 +483,8 @@ static int cfg_read_rope(const struct cfg_reader *r, struct mtp_config *c)
     }
     if (params && !json_is_object(params))
         return cfg_fail(r, "rope_parameters", "an object or null", params);
+    if (cfg_check_rope_layout(r, params))
+        return MTP_ERR;
     /* rope_theta must exceed 1: YaRN divides by ln(rope_theta). */
     json_t *theta_obj = cfg_get(r->root, "rope_theta") ? r->root : params;
     const char *theta_key = theta_obj == r->root ? "rope_theta" : "rope_parameters.rope_theta";
@@ -532,7 +647,8 @@ int mtp_config_load(const char *path, struct mtp_config *cfg)
         goto out_root;
     }
     if (cfg_read_model_type(&r, cfg) || cfg_read_ints(&r, cfg) || cfg_read_q_lora(&r, cfg) ||
-        cfg_read_routing(&r, cfg) || cfg_read_scalars(&r, cfg) || cfg_read_rope(&r, cfg) ||
+        cfg_read_routing(&r, cfg) || cfg_read_glm_layout(&r, cfg) || cfg_read_scalars(&r, cfg) ||
+        cfg_read_rope(&r, cfg) ||
         cfg_read_quant(&r, cfg) || cfg_check_attention(&r, cfg) || cfg_check_moe(&r, cfg))
         goto out_root;
     if (cfg->first_k_dense_replace > cfg->num_hidden_layers) {

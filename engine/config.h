@@ -22,7 +22,7 @@ struct mtp_rope_scaling {
 };
 
 struct mtp_config {
-    char model_type[32];            /* "deepseek_v3" or "deepseek_v2" (also kimi_k2) */
+    char model_type[32];            /* "deepseek_v3", "deepseek_v2", "kimi_k2", "glm4_moe_lite" */
     int vocab_size;                 /* rows of embed_tokens and lm_head */
     int hidden_size;                /* d */
     int intermediate_size;          /* FFN width of dense layers */
@@ -37,7 +37,8 @@ struct mtp_config {
     enum mtp_topk_method topk_method;
     int n_group;                    /* expert groups */
     int topk_group;                 /* groups kept */
-    int first_k_dense_replace;      /* layers [0, first_k_dense_replace) are dense */
+    int first_k_dense_replace;      /* layers [0, first_k_dense_replace) are dense (glm4_moe_lite:
+                                     * the leading "dense" entries of mlp_layer_types) */
     int moe_layer_freq;             /* layer i >= first_k is MoE iff i % moe_layer_freq == 0 */
     bool norm_topk_prob;            /* renormalise the k selected weights to sum to 1 */
     enum mtp_scoring_func scoring_func;

@@ -41,9 +41,12 @@ static int run_cli(const char *args, char *out, size_t cap)
 static void test_inspect_fixture(void **state)
 {
     char out[16384];
-    int rc = run_cli("inspect " MTP_SOURCE_DIR "/tests/fixtures/v3-bf16", out, sizeof out);
+    int rc = run_cli("inspect --no-bandwidth " MTP_SOURCE_DIR "/tests/fixtures/v3-bf16", out,
+                     sizeof out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "MTP module 1"));
+    assert_non_null(strstr(out, "decode reads per token"));
+    assert_null(strstr(out, "triad")); /* --no-bandwidth measures nothing */
     assert_non_null(strstr(out, "own embedding")); /* v3-bf16's modules carry their own copies */
     assert_non_null(strstr(out, "present but unused: 0"));
 }

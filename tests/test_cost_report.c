@@ -442,6 +442,30 @@ static void test_bench_mismatch_warned(void **state)
     mtp_costs_free(&c);
 }
 
+/* Costs of another model (same host and backend) are a projection; the same model
+ * named by another path is not. */
+static void test_other_model_is_projection(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    make_costs(&c, 1, 3, NULL);
+    free(c.model_dir);
+    c.model_dir = strdup("data/synthetic/glm-4.7-flash");
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    assert_non_null(strstr(t.pred.title, "PROJECTION"));
+    assert_non_null(strstr(t.pred.note, "another machine, backend or model"));
+    release(&t);
+    free(c.model_dir);
+    c.model_dir = strdup("./runs/../m/");
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    assert_null(strstr(t.pred.title, "PROJECTION"));
+    release(&t);
+    mtp_costs_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -452,6 +476,7 @@ int main(void)
         cmocka_unit_test(test_interval_carries_bench_spread),
         cmocka_unit_test(test_point_is_a_round),
         cmocka_unit_test(test_bench_mismatch_warned),
+        cmocka_unit_test(test_other_model_is_projection),
     };
     return cmocka_run_group_tests(tests, write_log, remove_log);
 }
