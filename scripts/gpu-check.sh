@@ -25,8 +25,9 @@
 #                                           gzipped into .gpu-models, every model.safetensors
 #                                           out of the tree; prints the bytes that travel
 #   scripts/gpu-check.sh --unstage          here, after the calls: the checkpoints back
-#   scripts/gpu-check.sh --reuse-build ...  a later call on the warm machine: no configure,
-#                                           build or registers, only the checks needing a model
+#   scripts/gpu-check.sh --reuse-build ...  a later call on the warm machine: the earlier
+#                                           build as it is (built afresh only where there is
+#                                           none), only the checks needing a model
 #
 # A call sends at most 64 MiB (tree + carried paths) and the shipped
 # checkpoints are 134 MB, so each call carries one model (scripts/gpu-stage.sh).
@@ -291,7 +292,7 @@ probe() {
   if have gzip; then # unpacks .gpu-models; python3's gzip module stands in
     printf '%-18s %s\n' gzip "$(gzip --version 2>&1 | head -1)" >>"$PROBE"
   else
-    printf '%-18s missing (python3 -m gzip unpacks .gpu-models)\n' gzip >>"$PROBE"
+    printf '%-18s missing (the gzip module of python3 unpacks .gpu-models)\n' gzip >>"$PROBE"
   fi
   if have python3; then # the study's plots want these; their absence is reported, not fatal
     printf '%-18s %s\n' "python3 modules" "$(python3 -c 'import matplotlib, msgpack; print("matplotlib", matplotlib.__version__, "and msgpack present")' 2>&1 | tail -1)" >>"$PROBE"
