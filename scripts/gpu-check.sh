@@ -369,11 +369,13 @@ fi
 BUILT=1
 if [ $REUSE -eq 1 ]; then
   BUILT=0
-  for t in "${TARGETS[@]}"; do [ -x "$BUILD/$t" ] || BUILT=1; done
-  if [ $BUILT -eq 0 ]; then
+  absent=()
+  for t in "${TARGETS[@]}"; do [ -x "$BUILD/$t" ] || absent+=("$t"); done
+  if [ ${#absent[@]} -eq 0 ]; then
     note build reused "--reuse-build: $BUILD from the earlier call"
   else
-    note build rebuilt "--reuse-build found no earlier build in $BUILD (a fresh machine): building ${TARGETS[*]}"
+    BUILT=1
+    note build rebuilt "--reuse-build: no ${absent[*]} in $BUILD (a fresh machine?): building ${TARGETS[*]}"
   fi
 fi
 if [ $BUILT -eq 1 ]; then
