@@ -21,6 +21,21 @@
 #   scripts/gpu-check.sh --prepare          here, once: the C libraries into .gpu-deps/prefix
 #   scripts/gpu-check.sh [--out DIR]        on the GPU machine (DIR: $OUT there)
 #   scripts/gpu-check.sh --dry-run [--out DIR]   here: the same steps, CUDA emulated, small sizes
+#   scripts/gpu-check.sh --stage MODEL      here, before each call: MODEL's checkpoint
+#                                           gzipped into .gpu-models, every model.safetensors
+#                                           out of the tree; prints the bytes that travel
+#   scripts/gpu-check.sh --unstage          here, after the calls: the checkpoints back
+#   scripts/gpu-check.sh --reuse-build ...  a later call on the warm machine: the earlier
+#                                           build as it is (built afresh only where there is
+#                                           none), only the checks needing a model
+#
+# A call sends at most 64 MiB (tree + carried paths) and the shipped
+# checkpoints are 134 MB, so each call carries one model (scripts/gpu-stage.sh).
+# There, every .gpu-models/NAME.safetensors.gz is first unpacked into
+# models/NAME/model.safetensors; with .gpu-models present only the models
+# staged there count as present, else those in models/. A check runs only when
+# its models are present, and summary.txt names each one skipped for lack of a
+# model (NEEDS below: the CUDA tests, the bench and the quick study).
 #
 # --prepare downloads the Debian packages of the C libraries and pkg-config
 # (apt-get download: no root needed for the files) and unpacks them with
@@ -45,10 +60,14 @@ set -uo pipefail
 
 MODE=gpu
 OUTARG=
+REUSE=0
 while [ $# -gt 0 ]; do
   case $1 in
   --prepare) MODE=prepare ;;
   --dry-run) MODE=dry ;;
+  --reuse-build) REUSE=1 ;;
+  --stage) exec "$(dirname "$0")/gpu-stage.sh" stage "${2:?--stage needs MODEL[,MODEL...]}" ;;
+  --unstage) exec "$(dirname "$0")/gpu-stage.sh" unstage ;;
   --out) OUTARG=${2:?--out needs a folder}; shift ;;
   -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   -*) echo "gpu-check: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -165,6 +184,48 @@ step() {
 
 [ "$MODE" = dry ] && note mode dry-run "CUDA backend EMULATED on the CPU: no figure here is a GPU figure"
 
+# ------------------------------------------------------------------- models
+# Staged checkpoints back into models/ first (scripts/gpu-stage.sh). PRESENT:
+# the models this call may load; with .gpu-models there, only those staged
+# (a file left in models/ by an earlier call on a warm machine is not counted).
+PRESENT=()
+if compgen -G "$ROOT/.gpu-models/*.safetensors.gz" >/dev/null; then
+  step models-unpack 60 models-unpack.log scripts/gpu-stage.sh unpack || { STATUS=1; exit 1; }
+  mapfile -t PRESENT <"$LOGS/models-unpack.log"
+  note models ok "staged in .gpu-models: ${PRESENT[*]}"
+else
+  for f in models/*/model.safetensors; do
+    [ -f "$f" ] && PRESENT+=("$(basename "$(dirname "$f")")")
+  done
+  note models ok "nothing staged; in models/: ${PRESENT[*]:-none}"
+fi
+present() {
+  local m
+  for m in "${PRESENT[@]}"; do [ "$m" = "$1" ] && return 0; done
+  return 1
+}
+# The models each check loads; a check runs only when all of its are present.
+# test_cuda_paths decodes each shipped model it is given in
+# MTP_CUDA_SHIPPED_MODELS (the rest of it needs none), so it is not listed.
+QUICK_MODEL=$(sed -n 's/^ *"model": *"\([^"]*\)".*/\1/p' experiments/quick.json | head -1)
+declare -A NEEDS=([test_cuda_prefill]=mtp-mini [test_cuda_round_trips]=mtp-mini
+                  [bench]=mtp-mini [quick-study]=$(basename "${QUICK_MODEL:-mtp-mini}"))
+PATHS_MODELS=(mtp-mini mtp-v3) # test_cuda_paths' shipped_greedy cases
+lacking() { # CHECK: the models it needs that are not present
+  local m out=()
+  for m in ${NEEDS[$1]:-}; do present "$m" || out+=("$m"); done
+  echo "${out[*]}"
+}
+# A CUDA test that loads a model must be in NEEDS, or a staged call would run
+# it without its model and fail for the wrong reason.
+for f in tests/test_cuda_*.c; do
+  t=$(basename "$f" .c)
+  if grep -q 'models/' "$f" && [ -z "${NEEDS[$t]:-}" ] && [ "$t" != test_cuda_paths ]; then
+    note needs-table FAILED "$f loads a model but has no entry in NEEDS (scripts/gpu-check.sh)"
+    STATUS=1
+  fi
+done
+
 # -------------------------------------------------------------------- probe
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH="/usr/local/cuda/bin:$PATH"
@@ -228,6 +289,11 @@ probe() {
   [ "$mp" = missing ] && MISSING+=(msgpack-c)
   printf '%-18s %s\n' msgpack-c "$mp" >>"$PROBE"
   probe_tool python3 . python3 --version
+  if have gzip; then # unpacks .gpu-models; python3's gzip module stands in
+    printf '%-18s %s\n' gzip "$(gzip --version 2>&1 | head -1)" >>"$PROBE"
+  else
+    printf '%-18s missing (the gzip module of python3 unpacks .gpu-models)\n' gzip >>"$PROBE"
+  fi
   if have python3; then # the study's plots want these; their absence is reported, not fatal
     printf '%-18s %s\n' "python3 modules" "$(python3 -c 'import matplotlib, msgpack; print("matplotlib", matplotlib.__version__, "and msgpack present")' 2>&1 | tail -1)" >>"$PROBE"
   fi
@@ -263,6 +329,29 @@ for f in tests/test_cuda_*.c kernels/cuda_emu/selftest/emu_selftest.cu; do
   [ "$MODE" = gpu ] && [ "$t" = test_cuda_emu_selftest ] && continue # an emulation target
   [[ $t =~ $TESTS ]] && TARGETS+=("$t")
 done
+# Each test whose models are present; with --reuse-build only those that
+# need a model (the first call ran the others).
+SHIPPED=()
+for m in "${PATHS_MODELS[@]}"; do
+  if present "$m"; then
+    SHIPPED+=("$m")
+  elif [[ " ${TARGETS[*]} " == *" test_cuda_paths "* ]]; then
+    note "test_cuda_paths $m" skipped "model $m not present: its greedy decoding not run"
+  fi
+done
+export MTP_CUDA_SHIPPED_MODELS
+MTP_CUDA_SHIPPED_MODELS=$(IFS=,; echo "${SHIPPED[*]}")
+RUN_TESTS=()
+for t in "${TARGETS[@]}"; do
+  [[ $t =~ ^test_cuda_ ]] || continue
+  miss=$(lacking "$t")
+  if [ -n "$miss" ]; then
+    note "$t" skipped "model $miss not present"
+  elif [ $REUSE -eq 0 ] || [ -n "${NEEDS[$t]:-}" ] || { [ "$t" = test_cuda_paths ] && [ ${#SHIPPED[@]} -gt 0 ]; }; then
+    RUN_TESTS+=("$t")
+  fi
+done
+[ $REUSE -eq 1 ] && TARGETS=(mtpbench "${RUN_TESTS[@]}") # nothing else runs
 CONF=(-DCMAKE_BUILD_TYPE=Release -DMTP_MPI=OFF)
 if [ "$MODE" = gpu ]; then
   CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
@@ -274,12 +363,29 @@ if [ -f "$PREFIX/usr/include/msgpack.h" ]; then
   CONF+=(-DMSGPACK_INCLUDE_DIR="$PREFIX/usr/include"
          -DMSGPACK_LIBRARY="$(ls "$PREFIX"/usr/lib/$ARCH_DIR/libmsgpack*.so | head -1)")
 fi
-step configure 90 configure.log cmake -S . -B "$BUILD" "${CONF[@]}" || { STATUS=1; exit 1; }
-BUILD_LIMIT=300
-[ "$MODE" = dry ] && BUILD_LIMIT=900 # host C++ of the emulation, on CI's 2 cores
-step build $BUILD_LIMIT build.log cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}" ||
-  { STATUS=1; exit 1; }
-if [ -d "$PREFIX/usr" ]; then
+# --reuse-build, on the warm machine: the earlier call's build as it is (the
+# copied sources are newer, a build would start over). On a fresh machine
+# (the last one went back while idle) it builds what this call runs.
+BUILT=1
+if [ $REUSE -eq 1 ]; then
+  BUILT=0
+  absent=()
+  for t in "${TARGETS[@]}"; do [ -x "$BUILD/$t" ] || absent+=("$t"); done
+  if [ ${#absent[@]} -eq 0 ]; then
+    note build reused "--reuse-build: $BUILD from the earlier call"
+  else
+    BUILT=1
+    note build rebuilt "--reuse-build: no ${absent[*]} in $BUILD (a fresh machine?): building ${TARGETS[*]}"
+  fi
+fi
+if [ $BUILT -eq 1 ]; then
+  step configure 90 configure.log cmake -S . -B "$BUILD" "${CONF[@]}" || { STATUS=1; exit 1; }
+  BUILD_LIMIT=300
+  [ "$MODE" = dry ] && BUILD_LIMIT=900 # host C++ of the emulation, on CI's 2 cores
+  step build $BUILD_LIMIT build.log cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}" ||
+    { STATUS=1; exit 1; }
+fi
+if [ $BUILT -eq 1 ] && [ -d "$PREFIX/usr" ]; then
   linked=$(ldd "$BUILD/mtpbench" 2>/dev/null | grep -c "$PREFIX")
   note carried-libs "$([ "$linked" -gt 0 ] && echo ok || echo unused)" "mtpbench loads $linked libraries from .gpu-deps/prefix (ldd in build.log)"
   ldd "$BUILD/mtpbench" >>"$LOGS/build.log" 2>&1
@@ -311,15 +417,22 @@ registers() { # PTXAS_LOG
   fi
   note registers ok "$kernels kernels, $spills with spills, gemv at most $gemv_worst registers (registers.txt)"
 }
-if [ "$MODE" = gpu ]; then
+if [ $BUILT -eq 0 ]; then
+  note registers skipped "--reuse-build: the first call's registers.txt holds them"
+elif [ "$MODE" = gpu ]; then
   registers "$LOGS/build.log" || STATUS=1
 else
   registers "$ROOT/tests/fixtures/gpu-check/ptxas.log" || STATUS=1 # the parser, on a recorded log
 fi
 
 # ---------------------------------------------------------------- CUDA tests
-step ctest-cuda 200 ctest-cuda.log \
-  ctest --test-dir "$BUILD" -R "$TESTS" --output-on-failure -V || STATUS=1
+if [ ${#RUN_TESTS[@]} -eq 0 ]; then
+  note ctest-cuda skipped "no CUDA test to run with the models present (${PRESENT[*]:-none})"
+  : >"$LOGS/ctest-cuda.log"
+else
+  step ctest-cuda 200 ctest-cuda.log \
+    ctest --test-dir "$BUILD" -R "^($(IFS='|'; echo "${RUN_TESTS[*]}"))\$" --output-on-failure -V || STATUS=1
+fi
 if [ "$MODE" = gpu ] && grep -q "Skipped\|SKIPPED" "$LOGS/ctest-cuda.log"; then
   note ctest-cuda-skips FAILED "CUDA tests skipped on a GPU machine: see ctest-cuda.log"
   STATUS=1
@@ -328,7 +441,9 @@ grep -h "INFO" "$LOGS/ctest-cuda.log" >"$LOGS/measured-errors.txt" 2>/dev/null |
 
 # --------------------------------------------------------------------- bench
 MTPB=$BUILD/mtpbench
-if [ "$MODE" = gpu ]; then
+if [ -n "$(lacking bench)" ]; then
+  note bench-cuda skipped "model $(lacking bench) not present"
+elif [ "$MODE" = gpu ]; then
   step bench-cuda 90 bench-cuda.txt "$MTPB" bench --model models/mtp-mini --backend cuda \
     --json "$LOGS/bench-cuda.json" || true
 else # emulated, even one round takes minutes of CPU: check that the command is there
@@ -338,7 +453,9 @@ fi
 
 # ---------------------------------------------------------------- quick study
 QUICK=experiments/quick.json
-if ! have python3; then
+if [ -n "$(lacking quick-study)" ]; then
+  note quick-study skipped "model $(lacking quick-study) not present"
+elif ! have python3; then
   note quick-study skipped "python3 is needed to rewrite the spec"
 else
   # The same spec with backend cuda, paths made absolute, output under LOGS;
@@ -364,7 +481,10 @@ EOF
 fi
 
 # ------------------------------------------------ cuBLAS forced, memcheck
-if [ "$MODE" = gpu ]; then
+if [ $REUSE -eq 1 ]; then
+  note test-cuda-cublas skipped "--reuse-build: needs no model, the first call ran it"
+  note memcheck skipped "--reuse-build: needs no model, the first call ran it"
+elif [ "$MODE" = gpu ]; then
   step test-cuda-cublas 60 test_cuda_ops-cublas.log \
     env MTP_CUDA_MATMUL=cublas "$BUILD/test_cuda_ops" || true # informative: cuBLAS breaks batch invariance
   grep -h "greedy\|rows differ" "$LOGS/ctest-cuda.log" "$LOGS/test_cuda_ops-cublas.log" \

@@ -8,7 +8,9 @@
  *     kernel parameters): bitwise the CPU's rows;
  *   - attention whose shared memory exceeds 48 KiB (needs the opt-in);
  *   - both shipped models: greedy decoding, and greedy MTP decoding (exact,
- *     K = 3), give the CPU's greedy tokens (mtp-mini 64, mtp-v3 16 tokens).
+ *     K = 3), give the CPU's greedy tokens (mtp-mini 64, mtp-v3 16 tokens);
+ *     MTP_CUDA_SHIPPED_MODELS, a comma-separated list, names the ones to
+ *     decode (scripts/gpu-check.sh: those staged for its call; unset: both).
  * Every case prints its measured error. Without a usable GPU (or the
  * emulation build) the tests are skipped and the program exits 77.
  *   ctest --test-dir build -R cuda_paths
@@ -256,10 +258,33 @@ static void greedy(struct mtp_engine *e, const int32_t *prompt, int np, int gen,
         fail_msg("%s", mtp_error_message());
 }
 
+/* Whether NAME is in MTP_CUDA_SHIPPED_MODELS (every model when it is unset). */
+static bool shipped_selected(const char *name)
+{
+    const char *list = getenv("MTP_CUDA_SHIPPED_MODELS");
+    if (!list)
+        return true;
+    const size_t n = strlen(name);
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        const size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && !strncmp(p, name, n))
+            return true;
+        if (!comma)
+            return false;
+        p = comma + 1;
+    }
+}
+
 static void shipped_greedy(const char *name, int gen)
 {
     char dir[600];
     struct stat st;
+    if (!shipped_selected(name)) { /* gpu-check.sh names the skipped model in its summary */
+        printf("[  INFO    ] %s: not decoded, not in MTP_CUDA_SHIPPED_MODELS=%s\n", name,
+               getenv("MTP_CUDA_SHIPPED_MODELS"));
+        return;
+    }
     snprintf(dir, sizeof dir, "%s/models/%s", MTP_SOURCE_DIR, name);
     if (stat(dir, &st) != 0)
         fail_msg("shipped model %s is missing", dir);
