@@ -39,6 +39,7 @@
 #include <time.h>   /* defines: clock_gettime */
 
 #include "analysis/roofline.h"
+#include "analysis/token_cost.h"
 #include "bench/bench_batch.h"
 #include "bench/bench_costs.h"
 #include "bench/bench_json.h"
@@ -159,75 +160,6 @@ static int bench_parse(int argc, char **argv, struct bench_args *a)
     return 0;
 }
 
-/* ---- analytic cost of one token ------------------------------------------ */
-
-struct cost {
-    double bytes; /* weight bytes read + latent cache bytes read */
-    double flops; /* 2 per multiply-add */
-};
-
-static void add_weight(struct cost *k, const struct mtp_weight *w)
-{
-    if (!w->data || w->rows <= 0)
-        return;
-    double elems = (double)w->rows * w->cols;
-    k->bytes += elems * (double)mtp_dtype_size(w->dtype);
-    if (w->rows > 1)
-        k->flops += 2 * elems;
-}
-
-static void add_ffn(struct cost *k, const struct mtp_ffn *f)
-{
-    add_weight(k, &f->gate);
-    add_weight(k, &f->up);
-    add_weight(k, &f->down);
-}
-
-/* One decoder block for one token attending to P positions: every attention
- * weight, the dense FFN or router + shared + top_k experts (an expert is read
- * whole; which ones does not matter for the count), the latent cache rows. */
-static void add_block(struct cost *k, const struct mtp_config *c, const struct mtp_layer *l,
-                      int P)
-{
-    const struct mtp_attention *at = &l->attn;
-    const struct mtp_weight *ws[] = {&at->q_a, &at->q_b, &at->q, &at->kv_a, &at->kv_b, &at->o};
-    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-        add_weight(k, ws[i]);
-    /* Absorbed attention over P cached rows of rkv + dr floats: scores and
-     * values per head (kv_b is counted once above as the absorb matrices). */
-    double H = c->num_attention_heads, rkv = c->kv_lora_rank, dr = c->qk_rope_head_dim;
-    k->flops += 2.0 * H * P * (rkv + dr) + 2.0 * H * P * rkv;
-    k->bytes += (double)P * (rkv + dr) * sizeof(float);
-    if (l->kind == MTP_LAYER_DENSE) {
-        add_ffn(k, &l->dense);
-        return;
-    }
-    add_weight(k, &l->moe.router);
-    if (l->moe.has_shared)
-        add_ffn(k, &l->moe.shared);
-    for (int x = 0; x < c->num_experts_per_tok; x++)
-        add_ffn(k, &l->moe.experts[0]);
-}
-
-static struct cost main_token_cost(const struct mtp_model *m, int P)
-{
-    struct cost k = {0, 0};
-    for (int i = 0; i < m->cfg.num_hidden_layers; i++)
-        add_block(&k, &m->cfg, &m->layers[i], P);
-    add_weight(&k, &m->lm_head);
-    return k;
-}
-
-static struct cost module_token_cost(const struct mtp_model *m, int module, int P)
-{
-    struct cost k = {0, 0};
-    const struct mtp_layer *l = mtp_model_module(m, module);
-    add_block(&k, &m->cfg, l, P);
-    add_weight(&k, &l->nextn.eh_proj);
-    add_weight(&k, l->nextn.head);
-    return k;
-}
-
 /* ---- measurements -------------------------------------------------------- */
 
 static double now_ns(void)
@@ -267,8 +199,12 @@ static void print_machine(const struct bench_args *a, double *bw, double *peak)
            *bw * 1e-9, bytes >> 20, llc >> 20, *peak * 1e-9);
 }
 
-static void print_roofline(const char *what, struct cost k, double ns, double bw, double peak)
+static void print_roofline(const char *what, struct mtp_token_cost c, double ns, double bw,
+                           double peak)
 {
+    struct {
+        double bytes, flops;
+    } k = {c.weight_bytes + c.cache_bytes, c.flops};
     double s = ns * 1e-9;
     printf("  %-22s %8.2f MB  %9.2f MFLOP  -> %6.1f GB/s (%5.1f%% of triad), "
            "%7.2f GFLOP/s (%5.2f%% of peak); bandwidth bound %.3f ms\n",
@@ -360,10 +296,12 @@ static int bench_curve(const struct bench_args *a, struct mtp_bench_ctx *x, doub
            1e9 / dec.mean);
     print_curve(x, *cases, res);
     printf("roofline per token at context %d (analytic bytes and FLOPs, median times):\n", P);
-    print_roofline("decode (main model)", main_token_cost(m, P), dec.median, bw, peak);
+    print_roofline("decode (main model)", mtp_token_cost_main(m, P), dec.median, bw, peak);
     if (m->cfg.num_nextn_predict_layers >= 1) {
         case_stats(*cases, res, "draft/module=1/n=1", &mod, &r);
-        print_roofline("draft (module 1)", module_token_cost(m, 1, P), mod.median, bw, peak);
+        int head_rows = mtp_model_module(m, 1)->nextn.head->rows;
+        print_roofline("draft (module 1)", mtp_token_cost_module(m, 1, P, head_rows), mod.median,
+                       bw, peak);
     }
     return MTP_OK;
 }
