@@ -17,6 +17,7 @@
 #ifndef MTP_DECODE_BATCH_H
 #define MTP_DECODE_BATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "decode.h"
@@ -50,14 +51,28 @@ void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log);
  * (chain or exact depth; baseline K = 0). */
 int mtp_decode_batch_max_tokens(const struct mtp_decode_params *p, int batch_size);
 
+/* What a caller may observe of a batch run while it goes (all optional):
+ * DONE is called as each request retires, with its index and its result
+ * (the caller may log it; the run still owns RESULTS); a non-zero return
+ * stops the run with MTP_ERR. STOP is asked before each admission: once it
+ * returns true no waiting request is admitted, the requests in flight run
+ * to their end, and the rest keep zeroed results (n_output = 0, n_steps = 0)
+ * - how an interrupted run ends at a request boundary. */
+struct mtp_decode_batch_hooks {
+    void *ctx;
+    int (*done)(void *ctx, int request, const struct mtp_decode_result *result);
+    bool (*stop)(void *ctx);
+};
+
 /* Decode REQS[0..n_reqs) at BATCH_SIZE (1..MTP_DECODE_MAX_BATCH, at most the
  * engine's max_seqs) with parameters P (chain or exact drafting, or baseline;
  * not tree-shaped; P->rng is ignored: each request brings its own). RESULTS
  * [n_reqs] receive each request's result (free each with
  * mtp_decode_result_free); LOG (may be NULL) the batch records. MTP_OK, or
- * MTP_ERR naming the request that failed. */
+ * MTP_ERR naming the request that failed. HOOKS may be NULL. */
 int mtp_decode_batch_run(struct mtp_engine *e, const struct mtp_decode_params *p, int batch_size,
                          const struct mtp_decode_request *reqs, int n_reqs,
-                         struct mtp_decode_result *results, struct mtp_decode_batch_log *log);
+                         struct mtp_decode_result *results, struct mtp_decode_batch_log *log,
+                         const struct mtp_decode_batch_hooks *hooks);
 
 #endif

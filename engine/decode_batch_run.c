@@ -76,15 +76,26 @@ struct batch {
     int req_of_slot[MTP_DECODE_MAX_BATCH]; /* -1: free */
     struct mtp_decode_result *results;
     struct mtp_decode_work work;
+    const struct mtp_decode_batch_hooks *hooks; /* may be NULL */
 };
 
-/* Move slot I's finished request to its result and free the slot. */
-static void retire(struct batch *b, int i)
+/* Move slot I's finished request to its result, tell the caller, and free
+ * the slot. */
+static int retire(struct batch *b, int i)
 {
     struct mtp_decode *d = b->slot[i];
-    b->results[b->req_of_slot[i]] = d->r;
+    int r = b->req_of_slot[i];
+    b->results[r] = d->r;
     memset(&d->r, 0, sizeof d->r);
     b->req_of_slot[i] = -1;
+    if (b->hooks && b->hooks->done && b->hooks->done(b->hooks->ctx, r, &b->results[r]))
+        return mtp_error_wrap("batch: request %d: ", r);
+    return MTP_OK;
+}
+
+static bool stopping(const struct batch *b)
+{
+    return b->hooks && b->hooks->stop && b->hooks->stop(b->hooks->ctx);
 }
 
 /* Prefill waiting requests into free slots (a request that stops at its
@@ -92,15 +103,15 @@ static void retire(struct batch *b, int i)
 static int admit(struct batch *b)
 {
     for (int i = 0; i < b->B; i++) {
-        while (b->req_of_slot[i] < 0 && b->next < b->n_reqs) {
+        while (b->req_of_slot[i] < 0 && b->next < b->n_reqs && !stopping(b)) {
             int r = b->next++;
             struct mtp_decode *d = b->slot[i];
             d->p.rng = b->reqs[r].rng;
             b->req_of_slot[i] = r;
             if (mtp_decode_prefill(d, b->reqs[r].prompt, b->reqs[r].n_prompt))
                 return mtp_error_wrap("batch: request %d: ", r);
-            if (d->r.stop != MTP_DECODE_STOP_NONE)
-                retire(b, i);
+            if (d->r.stop != MTP_DECODE_STOP_NONE && retire(b, i))
+                return MTP_ERR;
         }
     }
     return MTP_OK;
@@ -153,8 +164,9 @@ static int step(struct batch *b, struct mtp_decode_batch_log *log, uint64_t pref
         log->accept_ns[ls] = t3 - t2;
     }
     for (int i = 0; i < b->B; i++)
-        if (b->req_of_slot[i] >= 0 && b->slot[i]->r.stop != MTP_DECODE_STOP_NONE)
-            retire(b, i);
+        if (b->req_of_slot[i] >= 0 && b->slot[i]->r.stop != MTP_DECODE_STOP_NONE &&
+            retire(b, i))
+            return MTP_ERR;
     return MTP_OK;
 }
 
@@ -197,14 +209,15 @@ static int run(struct batch *b, const struct mtp_decode_params *p,
 
 int mtp_decode_batch_run(struct mtp_engine *e, const struct mtp_decode_params *p, int batch_size,
                          const struct mtp_decode_request *reqs, int n_reqs,
-                         struct mtp_decode_result *results, struct mtp_decode_batch_log *log)
+                         struct mtp_decode_result *results, struct mtp_decode_batch_log *log,
+                         const struct mtp_decode_batch_hooks *hooks)
 {
     memset(results, 0, (size_t)n_reqs * sizeof *results);
     if (check_batch(e, p, batch_size) || mtp_decode_check(e, p))
         return MTP_ERR;
     struct batch *b = mtp_xcalloc(1, sizeof *b);
     *b = (struct batch){.e = e, .reqs = reqs, .n_reqs = n_reqs, .B = batch_size,
-                        .results = results};
+                        .results = results, .hooks = hooks};
     int rc = run(b, p, log);
     for (int i = 0; i < b->B; i++)
         mtp_decode_free(b->slot[i]);

@@ -11,7 +11,9 @@
  *   - the batch records are consistent with the requests' step records
  *     (members, tokens verified, experts touched by the batch at least those
  *     of each member);
- *   - a bad batch size is refused, naming it.
+ *   - a bad batch size is refused, naming it;
+ *   - the hooks: each request reported once as it retires; a stop admits
+ *     nothing more and lets the requests in flight finish.
  * Models: models/mtp-mini and models/mtp-v3; CPU, one thread.
  *
  *   ctest --test-dir build -R batch_decode
@@ -176,7 +178,7 @@ static void run_batch_ok(struct fixture *f, const struct mtp_decode_params *p, i
 {
     struct mtp_decode_request reqs[MAX_REQS];
     requests(f, reqs);
-    if (mtp_decode_batch_run(f->e, p, B, reqs, f->n_reqs, res, log))
+    if (mtp_decode_batch_run(f->e, p, B, reqs, f->n_reqs, res, log, NULL))
         fail_msg("%s", mtp_error_message());
 }
 
@@ -241,13 +243,66 @@ static void test_sampled_equals_batch_one(void **state)
     }
 }
 
+/* The hooks: DONE sees each request once, as it retires, with its final
+ * result; once STOP says so no waiting request is admitted, the ones in
+ * flight finish, and the rest stay empty. */
+struct hook_state {
+    int calls, seen[MAX_REQS], stop_after;
+    int32_t first_token[MAX_REQS];
+};
+
+static int on_done(void *ctx, int r, const struct mtp_decode_result *res)
+{
+    struct hook_state *h = ctx;
+    assert_true(r >= 0 && r < MAX_REQS);
+    assert_int_equal(h->seen[r], 0);
+    assert_true(res->n_output > 0);
+    h->seen[r] = 1;
+    h->first_token[r] = res->output[0];
+    h->calls++;
+    return 0;
+}
+
+static bool on_stop(void *ctx)
+{
+    const struct hook_state *h = ctx;
+    return h->stop_after > 0 && h->calls >= h->stop_after;
+}
+
+static void test_hooks(void **state)
+{
+    struct fixture *f = *state;
+    struct mtp_decode_params p = params(f, MTP_DECODE_DRAFTING_CHAIN, 2, 0.0f);
+    struct mtp_decode_request reqs[MAX_REQS];
+    struct mtp_decode_result res[MAX_REQS];
+    requests(f, reqs);
+    struct hook_state h = {0};
+    struct mtp_decode_batch_hooks hooks = {.ctx = &h, .done = on_done, .stop = on_stop};
+    assert_int_equal(mtp_decode_batch_run(f->e, &p, 2, reqs, f->n_reqs, res, NULL, &hooks), MTP_OK);
+    assert_int_equal(h.calls, f->n_reqs);
+    for (int r = 0; r < f->n_reqs; r++) {
+        assert_int_equal(h.first_token[r], res[r].output[0]);
+        mtp_decode_result_free(&res[r]);
+    }
+    /* Stop after the first retirement: the other request in flight ends,
+     * nothing else is admitted. */
+    memset(&h, 0, sizeof h);
+    h.stop_after = 1;
+    assert_int_equal(mtp_decode_batch_run(f->e, &p, 2, reqs, f->n_reqs, res, NULL, &hooks), MTP_OK);
+    assert_int_equal(h.calls, 2);
+    for (int r = 0; r < f->n_reqs; r++) {
+        assert_int_equal(res[r].n_output > 0, h.seen[r]);
+        mtp_decode_result_free(&res[r]);
+    }
+}
+
 static void expect_refused(struct fixture *f, const struct mtp_decode_params *p, int B,
                            const char *part)
 {
     struct mtp_decode_request reqs[MAX_REQS];
     struct mtp_decode_result res[MAX_REQS];
     requests(f, reqs);
-    assert_int_equal(mtp_decode_batch_run(f->e, p, B, reqs, f->n_reqs, res, NULL), MTP_ERR);
+    assert_int_equal(mtp_decode_batch_run(f->e, p, B, reqs, f->n_reqs, res, NULL, NULL), MTP_ERR);
     if (!strstr(mtp_error_message(), part))
         fail_msg("message \"%s\" lacks \"%s\"", mtp_error_message(), part);
 }
@@ -268,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_greedy_every_batch_size),
         cmocka_unit_test(test_sampled_equals_batch_one),
         cmocka_unit_test(test_bad_batch_size),
+        cmocka_unit_test(test_hooks),
     };
     int failed = cmocka_run_group_tests_name("mtp-mini", tests, open_mini, close_model);
     failed += cmocka_run_group_tests_name("mtp-v3", tests, open_v3, close_model);
