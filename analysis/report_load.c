@@ -163,8 +163,9 @@ static void report_add_request(struct mtp_report_data *d, int run,
     size_t n = strlen(tag) + strlen(req->decoder) + 1;
     char *dec = mtp_xmalloc(n);
     snprintf(dec, n, "%s%s", tag, req->decoder);
-    bool dup = mtp_log_keyset_contains_turn(d->seen, dec, req->sampling_index, req->dataset,
-                                            req->prompt_id, req->repeat, req->turn);
+    bool dup = mtp_log_keyset_contains_batch(d->seen, dec, req->sampling_index, req->dataset,
+                                             req->prompt_id, req->repeat, req->turn,
+                                             req->batch_size);
     if (dup) {
         if (warn && d->n_duplicates == 0)
             fprintf(warn, "mtpbench: warning: %s: request at offset %llu (%s, prompt %s) is "
@@ -175,8 +176,8 @@ static void report_add_request(struct mtp_report_data *d, int run,
         free(dec);
         return;
     }
-    mtp_log_keyset_add_turn(d->seen, dec, req->sampling_index, req->dataset, req->prompt_id,
-                            req->repeat, req->turn);
+    mtp_log_keyset_add_batch(d->seen, dec, req->sampling_index, req->dataset, req->prompt_id,
+                             req->repeat, req->turn, req->batch_size);
     free(dec);
     if (d->n_requests == d->cap_requests) {
         d->cap_requests = d->cap_requests ? 2 * d->cap_requests : 64;

@@ -4,7 +4,9 @@
  *
  * A log is a stream of MessagePack maps, each with a "type":
  *   "run"      first: schema, spec, model summary, provenance, start time
- *   "request"  one per (decoder, sampling, dataset, prompt, repeat)
+ *   "plan"     what the run set out to do (log_plan.h)
+ *   "request"  one per (decoder, sampling, batch size, dataset, prompt, repeat, turn)
+ *   "batch"    one per batch run at batch size > 1: its steps (log_batch.h)
  *   "resume"   optional, each time an interrupted run is continued
  *   "summary"  last: request count, wall time, finished flag
  * Readers skip types they do not know. In /2 every record is framed: a
@@ -95,6 +97,9 @@ struct mtp_request_record {
     char *prompt_id;
     int repeat;                     /* 0-based */
     int turn;                       /* 0-based turn of a multi-turn prompt (older logs: 0) */
+    int batch_size;                 /* B of the batch run that decoded it (runner.h); the key
+                                     * is omitted at 1, and 0 means 1 to the writer; readers
+                                     * give 1 when it is absent */
     int prompt_tokens;              /* prompt length in tokens (a later turn: the whole
                                      * conversation so far, rendered) */
     int prompt_cached;              /* leading prompt positions whose cache rows were kept
@@ -210,7 +215,8 @@ int mtp_log_close(struct mtp_log_writer *w);
 /* ---- finished-request keys (for resume) ----------------------------------- */
 
 struct mtp_log_keyset; /* opaque set of (decoder, sampling_index, dataset, prompt_id, repeat,
-                        * turn); the functions without _turn mean turn 0 */
+                        * turn, batch_size); the functions without _turn mean turn 0, those
+                        * without _batch batch size 1 */
 
 struct mtp_log_keyset *mtp_log_keyset_create(void);
 void mtp_log_keyset_free(struct mtp_log_keyset *s);
@@ -224,6 +230,16 @@ void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int 
 bool mtp_log_keyset_contains_turn(const struct mtp_log_keyset *s, const char *decoder,
                                   int sampling_index, const char *dataset, const char *prompt_id,
                                   int repeat, int turn);
+void mtp_log_keyset_add_batch(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                              const char *dataset, const char *prompt_id, int repeat, int turn,
+                              int batch_size);
+bool mtp_log_keyset_contains_batch(const struct mtp_log_keyset *s, const char *decoder,
+                                   int sampling_index, const char *dataset,
+                                   const char *prompt_id, int repeat, int turn, int batch_size);
+/* The key of a decoded request record R. */
+void mtp_log_keyset_add_record(struct mtp_log_keyset *s, const struct mtp_request_record *r);
+bool mtp_log_keyset_contains_record(const struct mtp_log_keyset *s,
+                                    const struct mtp_request_record *r);
 int mtp_log_keyset_size(const struct mtp_log_keyset *s);
 
 /* ---- reader ------------------------------------------------------------- */

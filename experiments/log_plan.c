@@ -62,10 +62,15 @@ static void pack_prompts(msgpack_packer *pk, const struct mtp_log_plan *plan, bo
             pack_prompt(pk, &plan->prompts[i]);
 }
 
+static bool batch_default(const struct mtp_log_plan *plan)
+{
+    return plan->n_batch_sizes <= 1 && (plan->n_batch_sizes == 0 || plan->batch_sizes[0] == 1);
+}
+
 static void pack_plan(msgpack_packer *pk, const void *arg)
 {
     const struct mtp_log_plan *plan = arg;
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 8 + !batch_default(plan));
     pack_str(pk, "type");
     pack_str(pk, "plan");
     pack_str(pk, "requests");
@@ -86,6 +91,12 @@ static void pack_plan(msgpack_packer *pk, const void *arg)
         msgpack_pack_double(pk, plan->sampling[i].top_p);
         pack_str(pk, "top_k");
         msgpack_pack_int64(pk, plan->sampling[i].top_k);
+    }
+    if (!batch_default(plan)) {
+        pack_str(pk, "batch_sizes");
+        msgpack_pack_array(pk, (size_t)plan->n_batch_sizes);
+        for (int i = 0; i < plan->n_batch_sizes; i++)
+            msgpack_pack_int64(pk, plan->batch_sizes[i]);
     }
     pack_str(pk, "prompts");
     pack_prompts(pk, plan, false);
@@ -206,6 +217,39 @@ static int decode_lists(const msgpack_object *rec, struct mtp_log_plan *plan)
     return MTP_OK;
 }
 
+/* "batch_sizes": distinct integers 1..MTP_SPEC_MAX_BATCH; absent: [1]. */
+static int decode_batch_sizes(const msgpack_object *rec, struct mtp_log_plan *plan)
+{
+    const msgpack_object *a = mtp_log_map_get(rec, "batch_sizes");
+    if (!a) {
+        mtp_log_plan_set_batch_sizes(plan, NULL, 0);
+        return MTP_OK;
+    }
+    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size == 0 ||
+        a->via.array.size > MTP_SPEC_MAX_BATCH)
+        return bad_key("batch_sizes", "a non-empty array of at most 256 batch sizes");
+    plan->batch_sizes = mtp_xcalloc(a->via.array.size, sizeof *plan->batch_sizes);
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        int64_t v;
+        if (!mtp_log_obj_int(&a->via.array.ptr[i], &v) || v < 1 || v > MTP_SPEC_MAX_BATCH)
+            return bad_key("batch_sizes", "integers 1..256");
+        for (uint32_t j = 0; j < i; j++)
+            if (plan->batch_sizes[j] == v)
+                return bad_key("batch_sizes", "distinct batch sizes");
+        plan->batch_sizes[plan->n_batch_sizes++] = (int)v;
+    }
+    return MTP_OK;
+}
+
+void mtp_log_plan_set_batch_sizes(struct mtp_log_plan *plan, const int *sizes, int n)
+{
+    free(plan->batch_sizes);
+    plan->n_batch_sizes = n > 0 ? n : 1;
+    plan->batch_sizes = mtp_xcalloc((size_t)plan->n_batch_sizes, sizeof *plan->batch_sizes);
+    for (int i = 0; i < plan->n_batch_sizes; i++)
+        plan->batch_sizes[i] = n > 0 ? sizes[i] : 1;
+}
+
 int mtp_log_plan_decode(const msgpack_object *rec, struct mtp_log_plan *out)
 {
     memset(out, 0, sizeof *out);
@@ -213,7 +257,8 @@ int mtp_log_plan_decode(const msgpack_object *rec, struct mtp_log_plan *out)
     if (!mtp_log_obj_int(mtp_log_map_get(rec, "requests"), &requests) || requests < 0)
         return bad_key("requests", "a non-negative integer");
     out->requests = requests;
-    if (get_count(rec, "repeats", &out->repeats) || decode_lists(rec, out))
+    if (get_count(rec, "repeats", &out->repeats) || decode_lists(rec, out) ||
+        decode_batch_sizes(rec, out))
         return MTP_ERR;
     const msgpack_object *sel = mtp_log_map_get(rec, "selection");
     if (sel && (get_count(sel, "max_prompts", &out->max_prompts) ||
@@ -223,11 +268,11 @@ int mtp_log_plan_decode(const msgpack_object *rec, struct mtp_log_plan *out)
         mtp_log_obj_uint(mtp_log_map_get(sel, "seed"), &out->seed);
     /* The count is what a report compares the requests with: it must be the
      * product the lists give, or the plan is damaged. */
-    int64_t product = (int64_t)out->n_decoders * out->n_sampling * out->repeats *
-                      mtp_log_plan_turns(out);
+    int64_t product = (int64_t)out->n_decoders * out->n_sampling * out->n_batch_sizes *
+                      out->repeats * mtp_log_plan_turns(out);
     if (product != out->requests)
         return mtp_error_set("plan record: key 'requests': expected decoders x sampling x "
-                             "planned turns x repeats = %lld, found %lld",
+                             "batch sizes x planned turns x repeats = %lld, found %lld",
                              (long long)product, (long long)out->requests);
     return MTP_OK;
 }
@@ -268,6 +313,7 @@ void mtp_log_plan_free(struct mtp_log_plan *plan)
         free(plan->decoders[i]);
     free(plan->decoders);
     free(plan->sampling);
+    free(plan->batch_sizes);
     for (int i = 0; i < plan->n_prompts; i++) {
         free(plan->prompts[i].dataset);
         free(plan->prompts[i].prompt_id);

@@ -6,7 +6,7 @@
  * a sharded run carries the plan of the whole job). It lists the decoders,
  * the sampling settings, the repeats, every prompt that was selected to run,
  * and every prompt the runner skipped with the reason. The planned requests
- * are decoders x sampling settings x selected prompts x repeats.
+ * are decoders x sampling settings x batch sizes x planned turns x repeats.
  *
  * Logs written before the record existed have none: readers then report the
  * plan as unknown rather than guessing it from the requests present.
@@ -54,6 +54,10 @@ struct mtp_log_plan {
     struct mtp_plan_sampling *sampling; /* [n_sampling], spec order */
     int n_prompts;
     struct mtp_plan_prompt *prompts;   /* planned prompts, then skipped ones (owned) */
+    int n_batch_sizes;
+    int *batch_sizes;                  /* [n_batch_sizes] the spec's batch_size axis (owned);
+                                        * the key is omitted when it is [1], and plans
+                                        * without it read as [1] */
     int max_prompts, max_prompts_per_category; /* the selection that chose the prompts */
     uint64_t seed;                     /* the spec's seed (per-category sampling uses it) */
 };
@@ -75,8 +79,11 @@ void mtp_log_plan_add_prompt(struct mtp_log_plan *plan, const char *dataset,
 int mtp_log_plan_count(const struct mtp_log_plan *plan, enum mtp_plan_skip skip);
 
 /* The turns that run over all planned prompts (each planned prompt >= 1):
- * requests = decoders x sampling x repeats x this. */
+ * requests = decoders x sampling x batch sizes x repeats x this. */
 int64_t mtp_log_plan_turns(const struct mtp_log_plan *plan);
+
+/* PLAN's batch sizes: N copied from SIZES (the default [1] when N = 0). */
+void mtp_log_plan_set_batch_sizes(struct mtp_log_plan *plan, const int *sizes, int n);
 
 void mtp_log_plan_free(struct mtp_log_plan *plan);
 

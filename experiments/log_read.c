@@ -35,6 +35,7 @@
 
 #include "../core/error.h"
 #include "../engine/input_file.h" /* defines: mtp_input_open */
+#include "log_batch.h"
 #include "log_check.h" /* defines: mtp_log_check_request, mtp_log_obj_describe */
 #include "log_frame.h" /* defines: mtp_log_frame_* */
 #include "log_skim.h"  /* defines: mtp_log_skim_object */
@@ -101,16 +102,22 @@ void mtp_log_reader_damage(const struct mtp_log_reader *r, struct mtp_log_damage
 static const char TOO_DEEP[] = "MessagePack nested more than 32 levels deep; readers take at "
                                "most 32 (msgpack-c's limit)";
 
-/* Is the record just parsed into r->result sound? A "request" must decode
- * and pass its checks; WHY gets the reason when not. */
+/* Is the record just parsed into r->result sound? A "request" or a "batch"
+ * must decode and pass its checks; WHY gets the reason when not. */
 static bool record_sound(const struct mtp_log_reader *r, char *why, size_t cap)
 {
     char type[32];
-    if (strcmp(mtp_log_record_type(&r->result.data, type, sizeof type), "request") != 0)
-        return true;
-    struct mtp_request_record req;
-    int rc = mtp_log_decode_request(&r->result.data, &req);
-    mtp_log_request_free(&req);
+    mtp_log_record_type(&r->result.data, type, sizeof type);
+    int rc = MTP_OK;
+    if (strcmp(type, "request") == 0) {
+        struct mtp_request_record req;
+        rc = mtp_log_decode_request(&r->result.data, &req);
+        mtp_log_request_free(&req);
+    } else if (strcmp(type, "batch") == 0) {
+        struct mtp_log_batch_record b;
+        rc = mtp_log_batch_decode(&r->result.data, &b);
+        mtp_log_batch_free(&b);
+    }
     if (rc)
         snprintf(why, cap, "%s", mtp_error_message());
     return rc == MTP_OK;
@@ -544,13 +551,21 @@ static int decode_experts(const msgpack_object *rec, struct mtp_request_record *
     return MTP_OK;
 }
 
-/* "turn" and "prompt_cached" (multi-turn, issue 29): absent in older logs,
- * which read as turn 0 with a fresh prefill. */
+/* "turn" and "prompt_cached" (multi-turn, issue 29) and "batch_size"
+ * (issue 25): absent in older logs, which read as turn 0 with a fresh
+ * prefill, decoded alone. */
 static int decode_turn(const msgpack_object *rec, struct mtp_request_record *r)
 {
     const msgpack_object *turn = mtp_log_map_get(rec, "turn");
     const msgpack_object *cached = mtp_log_map_get(rec, "prompt_cached");
+    const msgpack_object *batch = mtp_log_map_get(rec, "batch_size");
     int64_t v;
+    r->batch_size = 1;
+    if (batch) {
+        if (!mtp_log_obj_int(batch, &v) || v < 1 || v > MTP_SPEC_MAX_BATCH)
+            return bad_key("batch_size", "integer 1..256 (MTP_SPEC_MAX_BATCH)");
+        r->batch_size = (int)v;
+    }
     if (turn) {
         if (!mtp_log_obj_int(turn, &v) || v < 0 || v > INT32_MAX)
             return bad_key("turn", "integer >= 0");
@@ -692,18 +707,21 @@ struct mtp_log_keyset {
 };
 
 static char *compose_key(const char *decoder, int sampling_index, const char *dataset,
-                         const char *prompt_id, int repeat, int turn)
+                         const char *prompt_id, int repeat, int turn, int batch_size)
 {
     /* 0x1F (unit separator) cannot appear in decoder names or dataset stems.
-     * Turn 0 keeps the key of logs written before turns existed. */
-    char turn_part[24] = "";
-    if (turn > 0)
-        snprintf(turn_part, sizeof turn_part, "\x1f%d", turn);
+     * Turn 0 and batch size 1 keep the key of logs written before turns and
+     * batches existed. */
+    char tail[48] = "";
+    if (turn > 0 || batch_size > 1)
+        snprintf(tail, sizeof tail, "\x1f%d", turn);
+    if (batch_size > 1)
+        snprintf(tail + strlen(tail), sizeof tail - strlen(tail), "\x1f" "b%d", batch_size);
     int n = snprintf(NULL, 0, "%s\x1f%d\x1f%s\x1f%s\x1f%d%s", decoder, sampling_index, dataset,
-                     prompt_id, repeat, turn_part);
+                     prompt_id, repeat, tail);
     char *s = mtp_xmalloc((size_t)n + 1);
     snprintf(s, (size_t)n + 1, "%s\x1f%d\x1f%s\x1f%s\x1f%d%s", decoder, sampling_index, dataset,
-             prompt_id, repeat, turn_part);
+             prompt_id, repeat, tail);
     return s;
 }
 
@@ -754,12 +772,13 @@ static void keyset_grow(struct mtp_log_keyset *s)
     s->cap = cap;
 }
 
-void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
-                             const char *dataset, const char *prompt_id, int repeat, int turn)
+void mtp_log_keyset_add_batch(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                              const char *dataset, const char *prompt_id, int repeat, int turn,
+                              int batch_size)
 {
     if ((size_t)(s->n + 1) * 2 > s->cap)
         keyset_grow(s);
-    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn);
+    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn, batch_size);
     size_t i = find_slot(s->slots, s->cap, key);
     if (s->slots[i]) {
         free(key);
@@ -769,14 +788,41 @@ void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int 
     s->n++;
 }
 
+bool mtp_log_keyset_contains_batch(const struct mtp_log_keyset *s, const char *decoder,
+                                   int sampling_index, const char *dataset,
+                                   const char *prompt_id, int repeat, int turn, int batch_size)
+{
+    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn, batch_size);
+    bool found = s->slots[find_slot(s->slots, s->cap, key)] != NULL;
+    free(key);
+    return found;
+}
+
+void mtp_log_keyset_add_turn(struct mtp_log_keyset *s, const char *decoder, int sampling_index,
+                             const char *dataset, const char *prompt_id, int repeat, int turn)
+{
+    mtp_log_keyset_add_batch(s, decoder, sampling_index, dataset, prompt_id, repeat, turn, 1);
+}
+
 bool mtp_log_keyset_contains_turn(const struct mtp_log_keyset *s, const char *decoder,
                                   int sampling_index, const char *dataset, const char *prompt_id,
                                   int repeat, int turn)
 {
-    char *key = compose_key(decoder, sampling_index, dataset, prompt_id, repeat, turn);
-    bool found = s->slots[find_slot(s->slots, s->cap, key)] != NULL;
-    free(key);
-    return found;
+    return mtp_log_keyset_contains_batch(s, decoder, sampling_index, dataset, prompt_id, repeat,
+                                         turn, 1);
+}
+
+void mtp_log_keyset_add_record(struct mtp_log_keyset *s, const struct mtp_request_record *r)
+{
+    mtp_log_keyset_add_batch(s, r->decoder, r->sampling_index, r->dataset, r->prompt_id,
+                             r->repeat, r->turn, r->batch_size);
+}
+
+bool mtp_log_keyset_contains_record(const struct mtp_log_keyset *s,
+                                    const struct mtp_request_record *r)
+{
+    return mtp_log_keyset_contains_batch(s, r->decoder, r->sampling_index, r->dataset,
+                                         r->prompt_id, r->repeat, r->turn, r->batch_size);
 }
 
 void mtp_log_keyset_add(struct mtp_log_keyset *s, const char *decoder, int sampling_index,

@@ -436,9 +436,9 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     msgpack_packer *pk = &w->pk;
     bool uncut = r->accepted_uncut && r->n_steps >= 0, wired = r->wiring[0] != NULL;
     bool adaptive = r->adaptive_rule != NULL, drafted = r->drafted != NULL;
-    bool vocab = r->draft_vocab > 0;
+    bool vocab = r->draft_vocab > 0, batched = r->batch_size > 1;
     msgpack_pack_map(pk, 28 + (r->prompt_ids ? 1 : 0) + uncut + wired + 2 * adaptive + drafted +
-                             vocab + mtp_log_tree_keys(r));
+                             vocab + batched + mtp_log_tree_keys(r));
     pack_request_head(pk, r);
     if (r->prompt_ids) {
         pack_key(pk, "prompt_ids");
@@ -462,6 +462,8 @@ int mtp_log_write_request(struct mtp_log_writer *w, const struct mtp_request_rec
     }
     if (vocab)
         kv_int(pk, "draft_vocab", r->draft_vocab);
+    if (batched)
+        kv_int(pk, "batch_size", r->batch_size);
     if (wired)
         pack_wiring(pk, r);
     mtp_log_pack_tree(pk, r);
@@ -579,8 +581,7 @@ static int scan_record(const char *path, const msgpack_object *rec, uint64_t off
         struct mtp_request_record r;
         int rc = mtp_log_decode_request(rec, &r);
         if (rc == MTP_OK) {
-            mtp_log_keyset_add_turn(st->finished, r.decoder, r.sampling_index, r.dataset,
-                                    r.prompt_id, r.repeat, r.turn);
+            mtp_log_keyset_add_record(st->finished, &r);
             st->n_requests++;
         }
         mtp_log_request_free(&r);

@@ -98,9 +98,13 @@ static int create_engine(struct mtp_runner *r)
                  : mtp_backend_create(mtp_spec_backend_name(s->backend), s->threads, &r->be);
     if (rc)
         return MTP_ERR;
+    /* B sequences of their own caches; a verification over all of them in
+     * one forward (B x (K+1) tokens). */
+    int max_b = mtp_spec_max_batch_size(s);
     struct mtp_engine_options eo = {
         .max_positions = mtp_decode_positions_needed(max_prompt, s->max_new_tokens, max_depth),
-        .max_batch = 128,
+        .max_batch = max_b * (max_depth + 1) > 128 ? max_b * (max_depth + 1) : 128,
+        .max_seqs = max_b,
     };
     return mtp_engine_create(r->model, r->be, &eo, &r->engine);
 }
@@ -131,6 +135,23 @@ static int check_decoders(const struct mtp_runner *r)
     return MTP_OK;
 }
 
+/* Multi-turn conversations carry one session from turn to turn; a batch
+ * run decodes single requests, so they run at batch size 1 only. */
+static int check_batch_turns(const struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    if (mtp_spec_max_batch_size(s) == 1)
+        return MTP_OK;
+    for (int i = 0; i < r->n_prompts; i++)
+        if (r->prompts[i].n_turns > 1)
+            return mtp_error_set("SPEC: %s: key 'batch_size': prompt %s of dataset %s has %d "
+                                 "turns; expected batch_size 1 for multi-turn prompts (a "
+                                 "conversation runs on one session), found %d", s->path,
+                                 r->prompts[i].p->id, s->dataset_names[r->prompts[i].dataset],
+                                 r->prompts[i].n_turns, mtp_spec_max_batch_size(s));
+    return MTP_OK;
+}
+
 /* Everything that can fail on bad input, before any decoding. */
 static int setup(struct mtp_runner *r, const char *spec_path)
 {
@@ -142,7 +163,8 @@ static int setup(struct mtp_runner *r, const char *spec_path)
         mtp_spec_check_model(&r->spec, r->model->cfg.num_nextn_predict_layers) ||
         mtp_spec_check_draft_vocab(&r->spec, r->model->cfg.vocab_size))
         return MTP_ERR;
-    if (load_tokenizer(r) || mtp_runner_load_templates(r) || mtp_runner_prepare_prompts(r))
+    if (load_tokenizer(r) || mtp_runner_load_templates(r) || mtp_runner_prepare_prompts(r) ||
+        check_batch_turns(r))
         return MTP_ERR;
     if (mtp_runner_speaks(r))
         mtp_runner_print_skips(r, stderr);
@@ -345,6 +367,7 @@ static void fill_record(const struct mtp_runner *r, int dec, int samp,
         .prompt_tokens = turn->n,
         .prompt_ids = (int32_t *)turn->ids, /* borrowed, like every pointer here */
         .prompt_cached = turn->cached,
+        .batch_size = turn->batch_size > 0 ? turn->batch_size : 1,
         .n_output = res->n_output,
         .output_tokens = res->output,
         .n_steps = res->n_steps,
@@ -401,32 +424,59 @@ int mtp_runner_log_request(struct mtp_runner *r, int dec, int samp,
     return MTP_OK;
 }
 
-/* The Cartesian product, skipping finished keys; stops early on a signal or
- * the max_requests limit. */
-static int run_all(struct mtp_runner *r)
+static bool should_stop(const struct mtp_runner *r)
+{
+    return interrupted || (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests);
+}
+
+/* Batch size > 1: decoders one after another, each over every prompt
+ * (runner_batch.c); a batch run keeps B requests in flight, so there is no
+ * prompt-by-prompt interleaving of decoders to do. */
+static int run_batched(struct mtp_runner *r, int samp, int B)
+{
+    for (int dec = 0; dec < r->spec.n_decoders && !should_stop(r); dec++)
+        if (mtp_runner_run_batch(r, dec, samp, B))
+            return MTP_ERR;
+    return MTP_OK;
+}
+
+/* Batch size 1: the product of prompts, repeats and decoders, skipping
+ * finished keys; stops early on a signal or the max_requests limit. */
+static int run_single(struct mtp_runner *r, int samp)
 {
     const struct mtp_spec *s = &r->spec;
     /* Decoders innermost: every decoder runs a prompt back to back, so slow
      * drifts of machine load hit the baseline and the MTP decoders alike and
      * cancel in the speedup ratios; the order is rotated per (prompt,
      * repeat), so no decoder always runs first (on a warm or cold cache). */
-    for (int samp = 0; samp < s->n_sampling; samp++)
-        for (int pi = 0; pi < r->n_prompts; pi++)
-            for (int rep = 0; rep < s->repeats; rep++)
-                for (int k = 0; k < s->n_decoders; k++) {
-                    int dec = (k + pi * s->repeats + rep) % s->n_decoders;
-                    const struct mtp_run_prompt *p = &r->prompts[pi];
-                    if (r->shard && !mtp_runner_shard_owns(r, samp, pi, rep))
-                        break; /* the unit is another shard's: all its decoders */
-                    if (mtp_runner_conversation_done(r, dec, samp, p, rep))
-                        continue;
-                    if (interrupted ||
-                        (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests))
-                        return MTP_OK;
-                    /* Every turn of the prompt, each logged as a request. */
-                    if (mtp_runner_run_conversation(r, dec, samp, p, rep))
-                        return MTP_ERR;
-                }
+    for (int pi = 0; pi < r->n_prompts; pi++)
+        for (int rep = 0; rep < s->repeats; rep++)
+            for (int k = 0; k < s->n_decoders; k++) {
+                int dec = (k + pi * s->repeats + rep) % s->n_decoders;
+                const struct mtp_run_prompt *p = &r->prompts[pi];
+                if (r->shard && !mtp_runner_shard_owns(r, samp, pi, rep))
+                    break; /* the unit is another shard's: all its decoders */
+                if (mtp_runner_conversation_done(r, dec, samp, p, rep))
+                    continue;
+                if (should_stop(r))
+                    return MTP_OK;
+                /* Every turn of the prompt, each logged as a request. */
+                if (mtp_runner_run_conversation(r, dec, samp, p, rep))
+                    return MTP_ERR;
+            }
+    return MTP_OK;
+}
+
+/* Sampling settings outermost, then batch sizes in spec order. */
+static int run_all(struct mtp_runner *r)
+{
+    const struct mtp_spec *s = &r->spec;
+    for (int samp = 0; samp < s->n_sampling && !should_stop(r); samp++)
+        for (int bi = 0; bi < s->n_batch_sizes && !should_stop(r); bi++) {
+            int B = s->batch_sizes[bi];
+            if (B == 1 ? run_single(r, samp) : run_batched(r, samp, B))
+                return MTP_ERR;
+        }
     return MTP_OK;
 }
 

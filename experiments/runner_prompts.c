@@ -250,6 +250,7 @@ static void plan_header(struct mtp_runner *r)
     for (int i = 0; i < s->n_sampling; i++)
         pl->sampling[i] = (struct mtp_plan_sampling){s->sampling[i].temperature,
                                                      s->sampling[i].top_p, s->sampling[i].top_k};
+    mtp_log_plan_set_batch_sizes(pl, s->batch_sizes, s->n_batch_sizes);
     pl->max_prompts = s->max_prompts;
     pl->max_prompts_per_category = s->max_prompts_per_category;
     pl->seed = s->seed;
@@ -278,8 +279,8 @@ int mtp_runner_prepare_prompts(struct mtp_runner *r)
         r->plan.prompts[r->plan.n_prompts - 1].turns = rp->n_turns;
         r->plan.prompts[r->plan.n_prompts - 1].turns_total = rp->p->n_turns;
     }
-    r->plan.requests = (int64_t)s->n_decoders * s->n_sampling * mtp_log_plan_turns(&r->plan) *
-                       s->repeats;
+    r->plan.requests = (int64_t)s->n_decoders * s->n_sampling * s->n_batch_sizes *
+                       mtp_log_plan_turns(&r->plan) * s->repeats;
     if (r->n_prompts == 0)
         return mtp_error_set("SPEC: %s: no prompt to run (datasets empty, or every prompt is "
                              "longer than max_prompt_tokens = %d or than the model's %d "

@@ -22,7 +22,7 @@ struct mtp_runner_shard {
     bool mpi;
     int n_units;           /* sampling x prompts x repeats, in run_all's order */
     int *owner;            /* [n_units] rank that runs the unit (-1: nothing left) */
-    unsigned char *done;   /* [n_units * n_decoders] 1 = in some rank log at the start */
+    unsigned char *done;   /* [n_units * n_configs] 1 = in some rank log at the start */
     int64_t done0;         /* requests in the rank logs at the start (whole job) */
     int64_t mine_total;    /* requests of the units this process owns */
     int64_t mine_done0;    /* ... of which already in a log */
@@ -47,6 +47,23 @@ static uint64_t shard_now_ns(void)
 static int unit_of(const struct mtp_runner *r, int samp, int prompt, int rep)
 {
     return (samp * r->n_prompts + prompt) * r->spec.repeats + rep;
+}
+
+/* A unit runs every configuration: each decoder at each batch size
+ * (configuration c = batch index x decoders + decoder). */
+static int n_configs(const struct mtp_runner *r)
+{
+    return r->spec.n_batch_sizes * r->spec.n_decoders;
+}
+
+static const char *config_decoder(const struct mtp_runner *r, int c)
+{
+    return r->spec.decoders[c % r->spec.n_decoders].name;
+}
+
+static int config_batch(const struct mtp_runner *r, int c)
+{
+    return r->spec.batch_sizes[c / r->spec.n_decoders];
 }
 
 /* ---- the rank logs of the run in DIR --------------------------------------- */
@@ -138,8 +155,7 @@ static int read_keys(const struct mtp_runner *r, const char *path, struct mtp_lo
             rc = mtp_error_wrap("LOG %s: record at offset %llu: ", path, (unsigned long long)off);
             break;
         }
-        mtp_log_keyset_add_turn(keys, rec.decoder, rec.sampling_index, rec.dataset,
-                                rec.prompt_id, rec.repeat, rec.turn);
+        mtp_log_keyset_add_record(keys, &rec);
         mtp_log_request_free(&rec);
     }
     mtp_log_reader_close(rd);
@@ -237,13 +253,13 @@ static int scan_logs(struct mtp_runner *r, const char *dir)
     for (int samp = 0; samp < s->n_sampling; samp++)
         for (int pi = 0; pi < r->n_prompts; pi++)
             for (int rep = 0; rep < s->repeats; rep++)
-                for (int dec = 0; dec < s->n_decoders; dec++) {
+                for (int c = 0; c < n_configs(r); c++) {
                     const struct mtp_run_prompt *p = &r->prompts[pi];
-                    sh->done[(size_t)unit_of(r, samp, pi, rep) * (size_t)s->n_decoders + dec] =
+                    sh->done[(size_t)unit_of(r, samp, pi, rep) * (size_t)n_configs(r) + c] =
                         /* Turns are logged in order: the last one ends the unit. */
-                        mtp_log_keyset_contains_turn(keys, s->decoders[dec].name, samp,
-                                                     s->dataset_names[p->dataset], p->p->id,
-                                                     rep, p->n_turns - 1);
+                        mtp_log_keyset_contains_batch(keys, config_decoder(r, c), samp,
+                                                      s->dataset_names[p->dataset], p->p->id,
+                                                      rep, p->n_turns - 1, config_batch(r, c));
                 }
     mtp_log_keyset_free(keys);
     log_list_free(&logs);
@@ -289,7 +305,7 @@ static int remap_open_ranks(struct mtp_runner_shard *sh, int n_units)
 static void split(struct mtp_runner *r)
 {
     struct mtp_runner_shard *sh = r->shard;
-    int n_dec = r->spec.n_decoders;
+    int n_dec = n_configs(r);
     double *cost = mtp_xcalloc((size_t)sh->n_units, sizeof *cost);
     for (int u = 0; u < sh->n_units; u++) {
         int pi = (u / r->spec.repeats) % r->n_prompts;
@@ -324,7 +340,7 @@ int mtp_runner_shard_prepare(struct mtp_runner *r, const char *dir)
     sh->me = r->opt->shard;
     sh->mpi = r->opt->mpi;
     sh->n_units = r->spec.n_sampling * r->n_prompts * r->spec.repeats;
-    size_t n_req = (size_t)sh->n_units * (size_t)r->spec.n_decoders;
+    size_t n_req = (size_t)sh->n_units * (size_t)n_configs(r);
     sh->done = mtp_xcalloc(n_req > 0 ? n_req : 1, 1);
     sh->closed = mtp_xcalloc((size_t)sh->me.size, 1);
     r->log_path = mtp_shard_log_path(dir, r->spec.name, sh->me.rank, sh->me.size);
@@ -345,17 +361,18 @@ int mtp_runner_shard_adopt(struct mtp_runner *r, bool own_complete, bool *comple
     mtp_log_keyset_free(r->finished);
     r->finished = mtp_log_keyset_create();
     for (int u = 0; u < sh->n_units; u++)
-        for (int d = 0; d < s->n_decoders; d++) {
-            if (!sh->done[(size_t)u * (size_t)s->n_decoders + d])
+        for (int c = 0; c < n_configs(r); c++) {
+            if (!sh->done[(size_t)u * (size_t)n_configs(r) + c])
                 continue;
             int rep = u % s->repeats, pi = (u / s->repeats) % r->n_prompts;
             int samp = u / (s->repeats * r->n_prompts);
             const struct mtp_run_prompt *p = &r->prompts[pi];
             for (int t = 0; t < p->n_turns; t++)
-                mtp_log_keyset_add_turn(r->finished, s->decoders[d].name, samp,
-                                        s->dataset_names[p->dataset], p->p->id, rep, t);
+                mtp_log_keyset_add_batch(r->finished, config_decoder(r, c), samp,
+                                         s->dataset_names[p->dataset], p->p->id, rep, t,
+                                         config_batch(r, c));
         }
-    int64_t total = (int64_t)sh->n_units * s->n_decoders;
+    int64_t total = (int64_t)sh->n_units * n_configs(r);
     /* Job-wide, so every MPI rank decides alike (they meet in collectives). */
     *complete = sh->done0 == total;
     /* With --allow-partial (check_missing let a missing rank log pass), this
@@ -398,7 +415,7 @@ void mtp_runner_shard_progress_setup(struct mtp_runner *r, int64_t *total, int64
 {
     struct mtp_runner_shard *sh = r->shard;
     if (sh->mpi) { /* rank 0 shows the whole job */
-        *total = (int64_t)sh->n_units * r->spec.n_decoders;
+        *total = (int64_t)sh->n_units * n_configs(r);
         *done = sh->done0;
         *quiet = r->opt->quiet || sh->me.rank != 0;
     } else { /* a --shard task shows its share */

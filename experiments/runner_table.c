@@ -1,8 +1,9 @@
 /*
  * runner_table.c - the table `mtpbench run` prints at the end: per sampling
- * setting and decoder, tau, alpha_1..alpha_K, accept_rate, tokens/s and the
- * speedup over the baseline decoder of the same sampling setting
- * (spec/metrics.md; point estimates only, `mtpbench report` adds intervals).
+ * setting, batch size and decoder, tau, alpha_1..alpha_K, accept_rate,
+ * tokens/s per request and the speedup over the baseline decoder of the same
+ * sampling setting and batch size (spec/metrics.md; point estimates only,
+ * `mtpbench report` adds intervals and the batch view its throughput).
  * It reads the log back, so a resumed run reports on every request in it.
  */
 #include <math.h>   /* defines: isnan */
@@ -17,6 +18,7 @@
 struct table_row {
     char *decoder;
     int sampling_index;
+    int batch_size;
     double temperature, top_p;
     int top_k;
     enum mtp_spec_decoder_type mode;
@@ -28,13 +30,14 @@ struct table {
     struct table_row *rows;
     int n, cap, max_k;
     int name_width; /* the decoder column: its longest name */
+    bool batched;   /* some row has a batch size > 1: print the B column */
 };
 
 static struct table_row *row_for(struct table *t, const struct mtp_request_record *rec)
 {
     for (int i = 0; i < t->n; i++)
         if (t->rows[i].sampling_index == rec->sampling_index &&
-            !strcmp(t->rows[i].decoder, rec->decoder))
+            t->rows[i].batch_size == rec->batch_size && !strcmp(t->rows[i].decoder, rec->decoder))
             return &t->rows[i];
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 16;
@@ -43,11 +46,13 @@ static struct table_row *row_for(struct table *t, const struct mtp_request_recor
     struct table_row *row = &t->rows[t->n++];
     *row = (struct table_row){.decoder = mtp_xstrdup(rec->decoder),
                               .sampling_index = rec->sampling_index,
+                              .batch_size = rec->batch_size,
                               .temperature = rec->temperature, .top_p = rec->top_p,
                               .top_k = rec->top_k, .mode = rec->mode,
                               .drafting = rec->drafting};
     int K = rec->depth < MTP_METRICS_MAX_DEPTH ? rec->depth : MTP_METRICS_MAX_DEPTH;
     mtp_metrics_init(&row->m, K);
+    t->batched |= rec->batch_size > 1;
     if (K > t->max_k)
         t->max_k = K;
     return row;
@@ -97,25 +102,36 @@ static void print_header(FILE *out, const struct table *t, const struct table_ro
 {
     fprintf(out, "\nsampling %d (temperature %g, top_p %g, top_k %d)\n", r->sampling_index,
             r->temperature, r->top_p, r->top_k);
-    fprintf(out, "%-*s %2s %-8s %5s %6s", t->name_width, "decoder", "K", "drafting", "reqs",
-            "tau");
+    fprintf(out, "%-*s", t->name_width, "decoder");
+    if (t->batched)
+        fprintf(out, " %3s", "B");
+    fprintf(out, " %2s %-8s %5s %6s", "K", "drafting", "reqs", "tau");
     for (int j = 1; j <= t->max_k; j++)
         fprintf(out, " %5s%-2d", "alpha", j);
     fprintf(out, " %7s %9s %7s\n", "accept", "tok/s", "speedup");
 }
 
+/* The baseline row of sampling setting SAMP at batch size B, or NULL. */
+static const struct table_row *baseline_of(const struct table *t, int samp, int B)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->rows[i].sampling_index == samp && t->rows[i].batch_size == B &&
+            t->rows[i].mode == MTP_SPEC_DECODER_BASELINE)
+            return &t->rows[i];
+    return NULL;
+}
+
 static void print_rows(FILE *out, const struct table *t, int samp)
 {
-    const struct table_row *base = NULL;
-    for (int i = 0; i < t->n && !base; i++)
-        if (t->rows[i].sampling_index == samp && t->rows[i].mode == MTP_SPEC_DECODER_BASELINE)
-            base = &t->rows[i];
     for (int i = 0; i < t->n; i++) {
         const struct table_row *r = &t->rows[i];
         if (r->sampling_index != samp)
             continue;
-        fprintf(out, "%-*s %2d %-8s %5lld", t->name_width, r->decoder, r->m.K, drafting_label(r),
-                (long long)r->m.requests);
+        const struct table_row *base = baseline_of(t, samp, r->batch_size);
+        fprintf(out, "%-*s", t->name_width, r->decoder);
+        if (t->batched)
+            fprintf(out, " %3d", r->batch_size);
+        fprintf(out, " %2d %-8s %5lld", r->m.K, drafting_label(r), (long long)r->m.requests);
         print_num(out, mtp_metrics_tau(&r->m), 6, 3);
         for (int j = 1; j <= t->max_k; j++)
             print_num(out, mtp_metrics_alpha(&r->m, j), 7, 3);
@@ -136,17 +152,25 @@ static int order_of(const char *decoder, const char *const *order, int n_order)
     return n_order;
 }
 
-/* Rows by sampling index, then by the spec's decoder order: rank logs are
- * read one after another, so order of appearance would depend on the split. */
+/* Rows by sampling index, batch size, then the spec's decoder order: rank
+ * logs are read one after another, so order of appearance would depend on
+ * the split. Without ORDER, appearance order within a batch size. */
+static bool row_before_or_equal(const struct table_row *a, const struct table_row *b,
+                                const char *const *order, int n_order)
+{
+    if (a->sampling_index != b->sampling_index)
+        return a->sampling_index < b->sampling_index;
+    if (a->batch_size != b->batch_size)
+        return a->batch_size < b->batch_size;
+    return !order || order_of(a->decoder, order, n_order) <= order_of(b->decoder, order, n_order);
+}
+
 static void sort_rows(struct table *t, const char *const *order, int n_order)
 {
     for (int i = 1; i < t->n; i++)
         for (int j = i; j > 0; j--) {
             struct table_row *a = &t->rows[j - 1], *b = &t->rows[j];
-            int ka = order_of(a->decoder, order, n_order);
-            int kb = order_of(b->decoder, order, n_order);
-            if (a->sampling_index < b->sampling_index ||
-                (a->sampling_index == b->sampling_index && ka <= kb))
+            if (row_before_or_equal(a, b, order, n_order))
                 break;
             struct table_row tmp = *a;
             *a = *b;
@@ -161,8 +185,7 @@ int mtp_runner_print_table_files(const char *const *paths, int n_paths, const ch
     int rc = MTP_OK;
     for (int f = 0; rc == MTP_OK && f < n_paths; f++)
         rc = collect(paths[f], &t);
-    if (order)
-        sort_rows(&t, order, n_order);
+    sort_rows(&t, order, n_order);
     t.name_width = (int)strlen("decoder");
     for (int i = 0; i < t.n; i++)
         if ((int)strlen(t.rows[i].decoder) > t.name_width)

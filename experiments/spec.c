@@ -40,7 +40,7 @@ struct parse {
 static const char *const root_keys[] = {
     "$schema", "name", "description", "model", "backend", "threads", "datasets",
     "max_prompts", "max_prompts_per_category", "max_prompt_tokens", "max_new_tokens", "warmup",
-    "repeats", "seed", "chat_template",
+    "repeats", "seed", "chat_template", "batch_size",
     "sampling", "decoders", "output_dir", NULL};
 static const char *const dataset_keys[] = {"path", "chat_template", NULL};
 static const char *const sampling_keys[] = {"temperature", "top_p", "top_k", NULL};
@@ -630,6 +630,74 @@ static int parse_scalars(const struct parse *p, json_t *root, struct mtp_spec *s
     return MTP_OK;
 }
 
+/* "batch_size": one integer or a non-empty list of distinct ones, each
+ * 1..MTP_SPEC_MAX_BATCH (absent: [1]). */
+static int parse_one_batch_size(const struct parse *p, json_t *v, const char *key, int *out)
+{
+    char expected[96];
+    snprintf(expected, sizeof expected, "integer 1..%d (the largest batch the decoder runs)",
+             MTP_SPEC_MAX_BATCH);
+    if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+        json_integer_value(v) > MTP_SPEC_MAX_BATCH)
+        return fail_expected(p, key, expected, v);
+    *out = (int)json_integer_value(v);
+    return MTP_OK;
+}
+
+static int parse_batch_sizes(const struct parse *p, json_t *root, struct mtp_spec *spec)
+{
+    json_t *v = json_object_get(root, "batch_size");
+    size_t n = !v ? 1 : json_is_array(v) ? json_array_size(v) : 1;
+    if (v && json_is_array(v) && n == 0)
+        return fail_expected(p, "batch_size", "an integer or a non-empty list of integers", v);
+    spec->batch_sizes = mtp_xcalloc(n, sizeof *spec->batch_sizes);
+    spec->n_batch_sizes = (int)n;
+    if (!v) {
+        spec->batch_sizes[0] = 1;
+        return MTP_OK;
+    }
+    if (!json_is_array(v))
+        return parse_one_batch_size(p, v, "batch_size", &spec->batch_sizes[0]);
+    for (size_t i = 0; i < n; i++) {
+        char key[KEY_CAP];
+        snprintf(key, sizeof key, "batch_size[%zu]", i);
+        if (parse_one_batch_size(p, json_array_get(v, i), key, &spec->batch_sizes[i]))
+            return MTP_ERR;
+        for (size_t j = 0; j < i; j++)
+            if (spec->batch_sizes[j] == spec->batch_sizes[i])
+                return mtp_error_set("SPEC: %s: key '%s': batch size %d is listed twice (also "
+                                     "batch_size[%zu])", p->src, key, spec->batch_sizes[i], j);
+    }
+    return MTP_OK;
+}
+
+/* Tree-shaped verification and adaptive depth run one sequence at a time
+ * (engine/decode_batch.h). */
+static int check_batch_decoders(const struct parse *p, const struct mtp_spec *spec)
+{
+    if (mtp_spec_max_batch_size(spec) == 1)
+        return MTP_OK;
+    for (int i = 0; i < spec->n_decoders; i++) {
+        const struct mtp_spec_decoder *d = &spec->decoders[i];
+        if (d->tree.kind != MTP_TREE_NONE || d->type == MTP_SPEC_DECODER_ADAPTIVE)
+            return mtp_error_set("SPEC: %s: keys 'batch_size' and 'decoders[%d]': %s decoders "
+                                 "run at batch size 1 only; expected batch_size 1 or a chain "
+                                 "or exact decoder, found batch size %d", p->src, i,
+                                 d->tree.kind != MTP_TREE_NONE ? "tree" : "adaptive",
+                                 mtp_spec_max_batch_size(spec));
+    }
+    return MTP_OK;
+}
+
+int mtp_spec_max_batch_size(const struct mtp_spec *spec)
+{
+    int m = 1;
+    for (int i = 0; i < spec->n_batch_sizes; i++)
+        if (spec->batch_sizes[i] > m)
+            m = spec->batch_sizes[i];
+    return m;
+}
+
 static int parse_output(const struct parse *p, json_t *root, struct mtp_spec *spec)
 {
     char *rel;
@@ -663,6 +731,7 @@ static int parse_root(const struct parse *p, json_t *root, struct mtp_spec *spec
     if (parse_model(p, root, spec) || parse_backend(p, root, spec) ||
         parse_scalars(p, root, spec) || parse_datasets(p, root, spec) ||
         parse_sampling(p, root, spec) || parse_decoders(p, root, spec) ||
+        parse_batch_sizes(p, root, spec) || check_batch_decoders(p, spec) ||
         parse_output(p, root, spec))
         return MTP_ERR;
     spec->json_text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
@@ -806,6 +875,7 @@ void mtp_spec_free(struct mtp_spec *spec)
     for (int i = 0; spec->decoders && i < spec->n_decoders; i++)
         free(spec->decoders[i].name);
     free(spec->decoders);
+    free(spec->batch_sizes);
     free(spec->output_dir);
     free(spec->json_text);
     memset(spec, 0, sizeof *spec);

@@ -64,6 +64,10 @@ enum { MTP_SPEC_OBJECT_COUNT = MTP_SPEC_OBJECT_DATASET + 1 };
 /* Upper bound on depth, only to catch typos (a depth of 1000 is never meant). */
 enum { MTP_SPEC_MAX_DEPTH = 64 };
 
+/* The largest batch size a spec may ask for: the decoder's own limit
+ * (MTP_DECODE_MAX_BATCH; a test holds the two equal). */
+enum { MTP_SPEC_MAX_BATCH = 256 };
+
 struct mtp_spec_sampling {
     double temperature; /* >= 0; 0 = greedy (argmax), top_p/top_k then unused */
     double top_p;       /* in (0, 1]; 1 = off (default) */
@@ -117,6 +121,10 @@ struct mtp_spec {
     struct mtp_spec_sampling *sampling; /* [n_sampling], >= 1 entry, no duplicates */
     int n_decoders;
     struct mtp_spec_decoder *decoders;  /* [n_decoders], >= 1 entry */
+    int n_batch_sizes;
+    int *batch_sizes;      /* [n_batch_sizes] "batch_size": requests decoded together
+                            * (engine/decode_batch.h), a sweep axis; distinct, each
+                            * 1..MTP_SPEC_MAX_BATCH; default [1] */
     char *output_dir;      /* resolved; created by the runner */
     char *json_text;       /* the spec as compact JSON with sorted keys (embedded in run records) */
 };
@@ -148,6 +156,9 @@ int mtp_spec_check_draft_vocab(const struct mtp_spec *spec, int vocab_size);
  * a test can hold spec/experiment-spec.schema.json and spec/experiment-spec.md
  * to them. Static storage; never NULL for a valid OBJECT. */
 const char *const *mtp_spec_keys(enum mtp_spec_object object);
+
+/* The largest of SPEC's batch sizes (1 when it has none). */
+int mtp_spec_max_batch_size(const struct mtp_spec *spec);
 
 /* Free everything SPEC owns and zero it (safe on a zeroed or half-built spec). */
 void mtp_spec_free(struct mtp_spec *spec);

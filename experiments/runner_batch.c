@@ -1,0 +1,164 @@
+/*
+ * runner_batch.c - the request loop at batch size B > 1 (runner.h): one batch
+ * run per (sampling setting, batch size, decoder) over every planned prompt
+ * and repeat not yet in the log, B in flight with continuous batching
+ * (engine/decode_batch.h). Each request is logged as it retires, with its
+ * batch size, so a killed run loses at most the requests in flight; the
+ * run's steps follow as one "batch" record (log_batch.h).
+ *
+ * A request's random stream is keyed exactly as at batch 1 (the batch size
+ * is not part of the key), so a sampled request emits the same tokens at
+ * every batch size: the engine's forward is batch invariant.
+ */
+#include <stdlib.h> /* defines: free */
+#include <string.h> /* defines: memset */
+#include <time.h>   /* defines: clock_gettime */
+
+#include "../core/error.h"
+#include "../engine/decode_batch.h"
+#include "log_batch.h"
+#include "runner_internal.h"
+#include "runner_shard.h"
+
+/* One batch run: the requests it decodes, in admission order. */
+struct batch_run {
+    struct mtp_runner *r;
+    int dec, samp, B;
+    int n;
+    const struct mtp_run_prompt **prompt; /* [n] */
+    int *repeat;                          /* [n] */
+    bool *logged;                         /* [n] retired and logged */
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int on_done(void *ctx, int i, const struct mtp_decode_result *res)
+{
+    struct batch_run *b = ctx;
+    const struct mtp_run_prompt *p = b->prompt[i];
+    struct mtp_runner_turn turn = {.index = 0, .ids = p->ids, .n = p->n, .cached = 0,
+                                   .batch_size = b->B};
+    if (mtp_runner_log_request(b->r, b->dec, b->samp, p, b->repeat[i], &turn, res))
+        return MTP_ERR;
+    b->logged[i] = true;
+    return MTP_OK;
+}
+
+/* Admit nothing more after a signal or once max_requests are logged; the
+ * requests in flight still finish and are logged. */
+static bool on_stop(void *ctx)
+{
+    const struct batch_run *b = ctx;
+    const struct mtp_runner *r = b->r;
+    return mtp_runner_interrupted() ||
+           (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests);
+}
+
+/* The planned (prompt, repeat) pairs this process owns and the log lacks. */
+static void collect(struct batch_run *b)
+{
+    struct mtp_runner *r = b->r;
+    const struct mtp_spec *s = &r->spec;
+    size_t cap = (size_t)r->n_prompts * (size_t)s->repeats + 1;
+    b->prompt = mtp_xcalloc(cap, sizeof *b->prompt);
+    b->repeat = mtp_xcalloc(cap, sizeof *b->repeat);
+    b->logged = mtp_xcalloc(cap, sizeof *b->logged);
+    for (int pi = 0; pi < r->n_prompts; pi++)
+        for (int rep = 0; rep < s->repeats; rep++) {
+            const struct mtp_run_prompt *p = &r->prompts[pi];
+            if (r->shard && !mtp_runner_shard_owns(r, b->samp, pi, rep))
+                continue;
+            if (mtp_log_keyset_contains_batch(r->finished, s->decoders[b->dec].name, b->samp,
+                                              s->dataset_names[p->dataset], p->p->id, rep, 0,
+                                              b->B))
+                continue;
+            b->prompt[b->n] = p;
+            b->repeat[b->n++] = rep;
+        }
+}
+
+/* The batch record of LOG: its requests are those that ran (logged), the
+ * members renumbered into that list. */
+static int write_record(struct batch_run *b, const struct mtp_decode_batch_log *log,
+                        uint64_t wall_ns)
+{
+    const struct mtp_spec *s = &b->r->spec;
+    const struct mtp_spec_decoder *d = &s->decoders[b->dec];
+    int *index = mtp_xcalloc((size_t)b->n + 1, sizeof *index);
+    struct mtp_log_batch_request *reqs = mtp_xcalloc((size_t)b->n + 1, sizeof *reqs);
+    int n = 0;
+    for (int i = 0; i < b->n; i++) {
+        index[i] = -1;
+        if (!b->logged[i])
+            continue;
+        index[i] = n;
+        reqs[n++] = (struct mtp_log_batch_request){
+            .dataset = s->dataset_names[b->prompt[i]->dataset],
+            .prompt_id = (char *)b->prompt[i]->p->id, .repeat = b->repeat[i]};
+    }
+    int n_members = log->n_steps > 0 ? log->member_off[log->n_steps] : 0;
+    int32_t *members = mtp_xcalloc((size_t)n_members + 1, sizeof *members);
+    for (int m = 0; m < n_members; m++)
+        members[m] = index[log->members[m]];
+    struct mtp_log_batch_record rec = {
+        .decoder = d->name, .sampling_index = b->samp, .batch_size = b->B,
+        .depth = mtp_spec_decoder_drafts(d->type) ? d->depth : 0,
+        .n_requests = n, .requests = reqs, .n_steps = log->n_steps,
+        .n_moe_layers = log->n_moe_layers, .n_seqs = log->n_seqs, .tokens = log->tokens,
+        .members = members, .experts_touched = log->n_moe_layers > 0 ? log->experts_touched : NULL,
+        .prefill_ns = log->prefill_ns, .draft_ns = log->draft_ns, .verify_ns = log->verify_ns,
+        .accept_ns = log->accept_ns, .wall_ns = wall_ns};
+    int rc = mtp_log_write_batch(b->r->log, &rec);
+    free(members);
+    free(reqs);
+    free(index);
+    return rc;
+}
+
+static int run_requests(struct batch_run *b)
+{
+    struct mtp_runner *r = b->r;
+    struct mtp_decode_request *reqs = mtp_xcalloc((size_t)b->n, sizeof *reqs);
+    struct mtp_decode_result *res = mtp_xcalloc((size_t)b->n, sizeof *res);
+    for (int i = 0; i < b->n; i++) {
+        struct mtp_decode_params dp =
+            mtp_runner_decode_params(r, b->dec, b->samp, b->prompt[i], b->repeat[i]);
+        reqs[i] = (struct mtp_decode_request){.prompt = b->prompt[i]->ids,
+                                              .n_prompt = b->prompt[i]->n, .rng = dp.rng};
+    }
+    /* The parameters of any request but its stream: each brings its own. */
+    struct mtp_decode_params dp = mtp_runner_decode_params(r, b->dec, b->samp, b->prompt[0], 0);
+    struct mtp_decode_batch_log log;
+    memset(&log, 0, sizeof log);
+    struct mtp_decode_batch_hooks hooks = {.ctx = b, .done = on_done, .stop = on_stop};
+    uint64_t t0 = mono_ns();
+    int rc = mtp_decode_batch_run(r->engine, &dp, b->B, reqs, b->n, res, &log, &hooks);
+    uint64_t wall = mono_ns() - t0;
+    if (rc)
+        rc = mtp_error_wrap("%s at batch size %d, sampling %d: ",
+                            r->spec.decoders[b->dec].name, b->B, b->samp);
+    else
+        rc = write_record(b, &log, wall);
+    for (int i = 0; rc == MTP_OK && i < b->n; i++)
+        mtp_decode_result_free(&res[i]);
+    mtp_decode_batch_log_free(&log);
+    free(res);
+    free(reqs);
+    return rc;
+}
+
+int mtp_runner_run_batch(struct mtp_runner *r, int dec, int samp, int B)
+{
+    struct batch_run b = {.r = r, .dec = dec, .samp = samp, .B = B};
+    collect(&b);
+    int rc = b.n > 0 && !on_stop(&b) ? run_requests(&b) : MTP_OK;
+    free(b.prompt);
+    free(b.repeat);
+    free(b.logged);
+    return rc;
+}
