@@ -20,6 +20,7 @@
 #include <unistd.h>   /* defines: unlink, rmdir */
 
 #include "core/error.h"
+#include "engine/decode.h" /* defines: MTP_DECODE_MAX_BATCH */
 #include "experiments/spec.h"
 
 static char tmp_dir[64];
@@ -160,7 +161,37 @@ static void test_defaults(void **state)
     assert_int_equal(s.repeats, 1);
     assert_int_equal(s.warmup, 0);
     assert_true(s.seed == 0);
+    assert_int_equal(s.n_batch_sizes, 1);
+    assert_int_equal(s.batch_sizes[0], 1);
     assert_string_equal(s.output_dir, "/tmp/o");
+    mtp_spec_free(&s);
+}
+
+/* batch_size: one value, or a list that becomes a sweep axis in spec order. */
+static void test_batch_sizes(void **state)
+{
+    (void)state;
+    struct mtp_spec s;
+    assert_int_equal(load_text("{\"model\": \"model\", \"datasets\": [\"code.jsonl\"], "
+                               "\"max_new_tokens\": 4, \"sampling\": [{\"temperature\": 0}], "
+                               "\"batch_size\": [8, 1, 256], \"decoders\": [{\"type\": "
+                               "\"baseline\"}], \"output_dir\": \"/tmp/o\"}", &s),
+                     MTP_OK);
+    assert_int_equal(s.n_batch_sizes, 3);
+    assert_int_equal(s.batch_sizes[0], 8);
+    assert_int_equal(s.batch_sizes[1], 1);
+    assert_int_equal(s.batch_sizes[2], 256);
+    assert_int_equal(mtp_spec_max_batch_size(&s), 256);
+    assert_int_equal(MTP_SPEC_MAX_BATCH, MTP_DECODE_MAX_BATCH);
+    mtp_spec_free(&s);
+    assert_int_equal(load_text("{\"model\": \"model\", \"datasets\": [\"code.jsonl\"], "
+                               "\"max_new_tokens\": 4, \"sampling\": [{\"temperature\": 0}], "
+                               "\"batch_size\": 4, \"decoders\": [{\"type\": \"mtp\", "
+                               "\"depth\": 2, \"drafting\": \"chain\"}], \"output_dir\": "
+                               "\"/tmp/o\"}", &s),
+                     MTP_OK);
+    assert_int_equal(s.n_batch_sizes, 1);
+    assert_int_equal(s.batch_sizes[0], 4);
     mtp_spec_free(&s);
 }
 
@@ -217,6 +248,22 @@ static const struct bad_case BAD[] = {
      "\"chain\", \"draft_vocab\": \"1k\"}", "", "'decoders[0].draft_vocab'", "\"1k\""},
     {"baseline with draft_vocab", CODE, "{\"type\": \"baseline\", \"draft_vocab\": 512}", "",
      "'decoders[0].draft_vocab'", "unknown key"},
+    {"batch_size 0", CODE, BASELINE, ", \"batch_size\": 0", "'batch_size'", "found 0"},
+    {"batch_size negative", CODE, BASELINE, ", \"batch_size\": [1, -4]", "'batch_size[1]'",
+     "found -4"},
+    {"batch_size above the limit", CODE, BASELINE, ", \"batch_size\": 257", "'batch_size'",
+     "1..256"},
+    {"batch_size wrong type", CODE, BASELINE, ", \"batch_size\": \"8\"", "'batch_size'",
+     "\"8\""},
+    {"batch_size empty list", CODE, BASELINE, ", \"batch_size\": []", "'batch_size'",
+     "non-empty"},
+    {"batch_size repeated", CODE, BASELINE, ", \"batch_size\": [2, 4, 2]", "'batch_size[2]'",
+     "twice"},
+    {"batch_size with a tree", CODE, "{\"type\": \"mtp\", \"drafting\": \"exact\", "
+     "\"tree\": {\"widths\": [3]}}", ", \"batch_size\": [1, 2]", "'batch_size'",
+     "'decoders[0]'"},
+    {"batch_size with adaptive depth", CODE, "{\"type\": \"adaptive\", \"depth\": 3, "
+     "\"threshold\": 0.5}", ", \"batch_size\": 4", "'batch_size'", "adaptive"},
 };
 
 static void build_spec(char *buf, size_t cap, const struct bad_case *c, const char *sampling)
@@ -379,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_bad_sampling_and_structure),
+        cmocka_unit_test(test_batch_sizes),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_check_model),
         cmocka_unit_test(test_wiring),
