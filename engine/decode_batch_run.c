@@ -179,10 +179,6 @@ static int check_batch(const struct mtp_engine *e, const struct mtp_decode_param
                              "(max_seqs)", B, mtp_engine_max_seqs(e));
     if (p->tree.kind != MTP_TREE_NONE)
         return mtp_error_set("batch: tree-shaped decoders run at batch size 1 only");
-    /* Batched drafting runs every sequence to depth K (decode_batch.c); a
-     * per-sequence stopping rule would change the step's shape. */
-    if (p->adaptive != MTP_DECODE_ADAPTIVE_OFF)
-        return mtp_error_set("batch: adaptive-depth decoders run at batch size 1 only");
     return MTP_OK;
 }
 

@@ -671,19 +671,17 @@ static int parse_batch_sizes(const struct parse *p, json_t *root, struct mtp_spe
     return MTP_OK;
 }
 
-/* Tree-shaped verification and adaptive depth run one sequence at a time
- * (engine/decode_batch.h). */
+/* Tree-shaped verification runs one sequence at a time (engine/decode_batch.h). */
 static int check_batch_decoders(const struct parse *p, const struct mtp_spec *spec)
 {
     if (mtp_spec_max_batch_size(spec) == 1)
         return MTP_OK;
     for (int i = 0; i < spec->n_decoders; i++) {
         const struct mtp_spec_decoder *d = &spec->decoders[i];
-        if (d->tree.kind != MTP_TREE_NONE || d->type == MTP_SPEC_DECODER_ADAPTIVE)
-            return mtp_error_set("SPEC: %s: keys 'batch_size' and 'decoders[%d]': %s decoders "
-                                 "run at batch size 1 only; expected batch_size 1 or a chain "
-                                 "or exact decoder, found batch size %d", p->src, i,
-                                 d->tree.kind != MTP_TREE_NONE ? "tree" : "adaptive",
+        if (d->tree.kind != MTP_TREE_NONE)
+            return mtp_error_set("SPEC: %s: keys 'batch_size' and 'decoders[%d]': tree decoders "
+                                 "run at batch size 1 only; expected batch_size 1 or a chain, "
+                                 "exact or adaptive decoder, found batch size %d", p->src, i,
                                  mtp_spec_max_batch_size(spec));
     }
     return MTP_OK;

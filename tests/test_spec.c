@@ -262,8 +262,6 @@ static const struct bad_case BAD[] = {
     {"batch_size with a tree", CODE, "{\"type\": \"mtp\", \"drafting\": \"exact\", "
      "\"tree\": {\"widths\": [3]}}", ", \"batch_size\": [1, 2]", "'batch_size'",
      "'decoders[0]'"},
-    {"batch_size with adaptive depth", CODE, "{\"type\": \"adaptive\", \"depth\": 3, "
-     "\"threshold\": 0.5}", ", \"batch_size\": 4", "'batch_size'", "adaptive"},
 };
 
 static void build_spec(char *buf, size_t cap, const struct bad_case *c, const char *sampling)
