@@ -6,8 +6,8 @@
  * (tests/support/log_edit.h), which is what a buggy writer leaves.
  *
  * Input: byte 0 picks the base log (tests/fixtures/logs/v2-trees.msgpack:
- * tree, adaptive, draft-vocabulary, chain and baseline records; or
- * v2-tiny.msgpack), read once from the repository root, where ctest and
+ * tree, adaptive, draft-vocabulary, chain and baseline records; v2-tiny.msgpack;
+ * or v2-batch.msgpack: requests at batch sizes 1 and 2 and "batch" records), read once from the repository root, where ctest and
  * scripts/fuzz.sh run. Then every 6 bytes are one edit: record (modulo the
  * log's records), key index (modulo the record's keys),
  * element (0xff: the value itself), sub-element (>= 0x80: none), value (a
@@ -67,13 +67,16 @@ static const struct log_edit VALUES[] = {
     {.value = LOG_EDIT_STR, .s = "baseline"},
     {.value = LOG_EDIT_STR, .s = "adaptive"},
     {.value = LOG_EDIT_STR, .s = "none"},
+    {.value = LOG_EDIT_STR, .s = "batch"},
+    {.value = LOG_EDIT_INT, .i = 257},
     {.value = LOG_EDIT_EMPTY},
     {.value = LOG_EDIT_DELETE},
 };
 enum { N_VALUES = sizeof VALUES / sizeof VALUES[0] };
 
 static const char *const BASES[] = {"tests/fixtures/logs/v2-trees.msgpack",
-                                    "tests/fixtures/logs/v2-tiny.msgpack"};
+                                    "tests/fixtures/logs/v2-tiny.msgpack",
+                                    "tests/fixtures/logs/v2-batch.msgpack"};
 enum { N_BASES = sizeof BASES / sizeof BASES[0] };
 
 struct base {
