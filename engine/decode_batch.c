@@ -16,6 +16,7 @@
 #include <string.h> /* defines: memcpy */
 
 #include "decode_internal.h"
+#include "decode_tree.h" /* defines: mtp_decode_tree_draft, mtp_decode_tree_segment */
 #include "draft_vocab.h" /* defines: struct mtp_draft_vocab */
 #include "../core/error.h"
 
@@ -178,10 +179,26 @@ static int draft_chain(struct mtp_decode **S, int *idx, int n, struct mtp_decode
     return MTP_OK;
 }
 
+/* Tree drafting: each session grows its own tree (its module forwards are
+ * tree-shaped over its own rows, decode_tree_draft.c), one after another. */
+static int draft_trees(struct mtp_decode **S, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct mtp_decode *d = S[i];
+        if (mtp_decode_tree_draft(d))
+            return mtp_error_wrap("tree drafting: ");
+        d->k_step = d->tree->t.n - 1;
+        d->r.drafted[d->r.n_steps - 1] = d->k_step;
+    }
+    return MTP_OK;
+}
+
 int mtp_decode_draft_sessions(struct mtp_decode **S, int n, struct mtp_decode_work *w)
 {
     int idx[MTP_DECODE_MAX_BATCH];
     MTP_CHECK(n >= 1 && n <= MTP_DECODE_MAX_BATCH);
+    if (S[0]->tree)
+        return draft_trees(S, n);
     for (int i = 0; i < n; i++) {
         idx[i] = i;
         S[i]->k_step = S[i]->K;
@@ -195,10 +212,43 @@ int mtp_decode_draft_sessions(struct mtp_decode **S, int n, struct mtp_decode_wo
     return rc;
 }
 
+/* Tree verification: every session's tree is one tree-shaped segment of one
+ * main forward (engine.h); each takes its nodes' logits and hidden rows. */
+static int verify_trees(struct mtp_decode **S, const int *s_step, int n,
+                        struct mtp_decode_work *w, int32_t *all_touched)
+{
+    struct mtp_decode *d0 = S[0];
+    int dm = d0->dm, V = d0->V, total = 0, n_moe = d0->n_moe;
+    for (int i = 0; i < n; i++)
+        total += S[i]->tree->t.n;
+    work_reserve(w, total, dm, total, V, n);
+    for (int i = 0, t = 0; i < n; i++) {
+        w->segs[i] = mtp_decode_tree_segment(S[i]);
+        memcpy(w->tokens + t, S[i]->tree->lists.tokens, (size_t)w->segs[i].n * sizeof(int32_t));
+        t += w->segs[i].n;
+    }
+    if (mtp_engine_forward_batch(d0->e, w->tokens, w->segs, n, w->logits, w->hout))
+        return n == 1 ? mtp_error_wrap("decode: step %d: tree verification at position %d: ",
+                                       s_step[0], w->segs[0].start_pos)
+                      : mtp_error_wrap("decode: tree verification of %d sequences: ", n);
+    if (all_touched)
+        mtp_engine_last_experts_touched(d0->e, all_touched, n_moe);
+    for (int i = 0, t = 0; i < n; i++) {
+        struct mtp_decode *d = S[i];
+        mtp_decode_tree_take(d, w->logits + (size_t)t * V, w->hout + (size_t)t * dm);
+        mtp_engine_last_experts_touched_segment(
+            d->e, i, d->r.experts_touched + (size_t)s_step[i] * n_moe, n_moe);
+        t += w->segs[i].n;
+    }
+    return MTP_OK;
+}
+
 int mtp_decode_verify_sessions(struct mtp_decode **S, const int *s_step, int n,
                                struct mtp_decode_work *w, int32_t *all_touched)
 {
     struct mtp_decode *d0 = S[0];
+    if (d0->tree)
+        return verify_trees(S, s_step, n, w, all_touched);
     int dm = d0->dm, V = d0->V, total = 0;
     bool mtp = d0->K > 0;
     for (int i = 0; i < n; i++)

@@ -48,7 +48,7 @@ struct mtp_decode_batch_log {
 void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log);
 
 /* The engine options a batch needs: max_seqs >= B and max_batch >= B * (K+1)
- * (chain or exact depth; baseline K = 0). */
+ * (chain or exact depth; baseline K = 0; a tree: its drafted nodes). */
 int mtp_decode_batch_max_tokens(const struct mtp_decode_params *p, int batch_size);
 
 /* What a caller may observe of a batch run while it goes (all optional):
@@ -65,8 +65,10 @@ struct mtp_decode_batch_hooks {
 };
 
 /* Decode REQS[0..n_reqs) at BATCH_SIZE (1..MTP_DECODE_MAX_BATCH, at most the
- * engine's max_seqs) with parameters P (chain or exact drafting, or baseline;
- * not tree-shaped; P->rng is ignored: each request brings its own). RESULTS
+ * engine's max_seqs) with parameters P (chain, exact or tree drafting, fixed or
+ * adaptive depth, or baseline; P->rng is ignored: each request brings its
+ * own). Trees: each session drafts its own tree, and one main forward
+ * verifies every session's tree as a tree-shaped segment. RESULTS
  * [n_reqs] receive each request's result (free each with
  * mtp_decode_result_free); LOG (may be NULL) the batch records. MTP_OK, or
  * MTP_ERR naming the request that failed. HOOKS may be NULL. */

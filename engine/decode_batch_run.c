@@ -10,6 +10,7 @@
 #include <string.h> /* defines: memset */
 
 #include "decode_internal.h"
+#include "decode_tree.h" /* defines: mtp_decode_finish_tree */
 #include "../core/error.h"
 
 void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log)
@@ -30,7 +31,9 @@ void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log)
 
 int mtp_decode_batch_max_tokens(const struct mtp_decode_params *p, int batch_size)
 {
-    int K = p->drafting == MTP_DECODE_DRAFTING_NONE ? 0 : p->depth;
+    int K = p->tree.kind != MTP_TREE_NONE               ? mtp_tree_max_drafts(&p->tree)
+            : p->drafting == MTP_DECODE_DRAFTING_NONE ? 0
+                                                      : p->depth;
     return batch_size * (K + 1);
 }
 
@@ -149,7 +152,9 @@ static int step(struct batch *b, struct mtp_decode_batch_log *log, uint64_t pref
     for (int i = 0; i < *n; i++) {
         S[i]->r.draft_ns[s_step[i]] = t1 - t0;
         S[i]->r.verify_ns[s_step[i]] = t2 - t1;
-        if (mtp)
+        if (S[i]->tree)
+            mtp_decode_finish_tree(S[i], s_step[i]);
+        else if (mtp)
             mtp_decode_finish_mtp(S[i], s_step[i]);
         else
             mtp_decode_finish_baseline(S[i], s_step[i]);
@@ -177,8 +182,6 @@ static int check_batch(const struct mtp_engine *e, const struct mtp_decode_param
     if (B > mtp_engine_max_seqs(e))
         return mtp_error_set("batch: batch_size %d but the engine holds %d sequences "
                              "(max_seqs)", B, mtp_engine_max_seqs(e));
-    if (p->tree.kind != MTP_TREE_NONE)
-        return mtp_error_set("batch: tree-shaped decoders run at batch size 1 only");
     return MTP_OK;
 }
 

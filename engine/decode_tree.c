@@ -145,10 +145,12 @@ void mtp_decode_tree_lists(struct mtp_tree_lists *l, const struct mtp_tree *t, c
     };
 }
 
-/* Step 2: every node, one forward from row m. */
-static int verify_tree(struct mtp_decode *d, int m)
+/* Step 2: every node, one forward from row m: the session's segment of a
+ * batched verification (decode_batch.c), its tokens in T->lists.tokens. */
+struct mtp_segment mtp_decode_tree_segment(struct mtp_decode *d)
 {
     struct mtp_decode_tree *T = d->tree;
+    int m = d->n_seq - 1;
     int nodes[MTP_TREE_MAX_NODES];
     int16_t row_of[MTP_TREE_MAX_NODES];
     for (int i = 0; i < T->t.n; i++) {
@@ -156,8 +158,15 @@ static int verify_tree(struct mtp_decode *d, int m)
         row_of[i] = (int16_t)(m + i);
     }
     mtp_decode_tree_lists(&T->lists, &T->t, nodes, T->t.n, m, m, m, row_of);
-    return mtp_engine_forward_tree(d->e, T->lists.tokens, T->t.n, &T->lists.b, T->logits,
-                                   T->hid_main);
+    return (struct mtp_segment){.seq = d->seq_id, .n = T->t.n, .start_pos = m,
+                                .tree = &T->lists.b};
+}
+
+void mtp_decode_tree_take(struct mtp_decode *d, const float *logits, const float *hidden)
+{
+    struct mtp_decode_tree *T = d->tree;
+    memcpy(T->logits, logits, (size_t)T->t.n * d->V * sizeof(float));
+    memcpy(T->hid_main, hidden, (size_t)T->t.n * d->dm * sizeof(float));
 }
 
 /* The child of X whose token is TOKEN, or -1. */
@@ -232,8 +241,8 @@ static void compact_main(struct mtp_decode *d, int m, int a)
         memcpy(d->hid[0] + (size_t)(m + k) * d->dm, T->hid_main + (size_t)T->path[k] * d->dm,
                (size_t)d->dm * sizeof(float));
     }
-    mtp_engine_move_rows(d->e, 0, src + 1, dst + 1, a);
-    mtp_engine_truncate(d->e, 0, m + a + 1);
+    mtp_engine_seq_move_rows(d->e, d->seq_id, 0, src + 1, dst + 1, a);
+    mtp_engine_seq_truncate(d->e, d->seq_id, 0, m + a + 1);
 }
 
 /* Step 4 for exact module K: its row of the path node at depth r sits at
@@ -245,8 +254,8 @@ static void compact_module(struct mtp_decode *d, int k, int m, int a)
     /* True rows 0..m-k exist if the module ran this step (a dynamic tree may
      * stop expanding before module k; then its old length bounds them). */
     int valid = m - k + 1 > 0 ? m - k + 1 : 0;
-    if (valid > mtp_engine_cache_len(d->e, k))
-        valid = mtp_engine_cache_len(d->e, k);
+    if (valid > mtp_engine_seq_cache_len(d->e, d->seq_id, k))
+        valid = mtp_engine_seq_cache_len(d->e, d->seq_id, k);
     int32_t src[MTP_TREE_MAX_DEPTH], dst[MTP_TREE_MAX_DEPTH];
     int n = 0;
     for (int r = 1; r <= a && r <= k - 1; r++) {
@@ -261,13 +270,13 @@ static void compact_module(struct mtp_decode *d, int k, int m, int a)
                (size_t)d->dm * sizeof(float));
         valid = pos + 1;
     }
-    mtp_engine_move_rows(d->e, k, src, dst, n);
+    mtp_engine_seq_move_rows(d->e, d->seq_id, k, src, dst, n);
     int m_next = m + a + 1, c = valid;
     if (c > m)
         c = m;
     if (c > m_next - k)
         c = m_next - k > 0 ? m_next - k : 0;
-    mtp_engine_truncate(d->e, k, c);
+    mtp_engine_seq_truncate(d->e, d->seq_id, k, c);
 }
 
 static void compact_modules(struct mtp_decode *d, int m, int a)
@@ -275,7 +284,7 @@ static void compact_modules(struct mtp_decode *d, int m, int a)
     if (d->p.drafting == MTP_DECODE_DRAFTING_CHAIN) {
         /* Draft rows read the module's own hidden, true rows the main one:
          * they differ, so every draft row goes (decode_draft.c). */
-        mtp_engine_truncate(d->e, d->module, m);
+        mtp_engine_seq_truncate(d->e, d->seq_id, d->module, m);
         return;
     }
     for (int k = 1; k <= d->tree->L; k++)
@@ -293,20 +302,11 @@ static void record_tree(struct mtp_decode *d, int s, int a)
         r->tree_ranks[(size_t)s * r->tree_depth + k] = k < a ? T->t.rank[T->path[k + 1]] : -1;
 }
 
-int mtp_decode_step_tree(struct mtp_decode *d)
+void mtp_decode_finish_tree(struct mtp_decode *d, int s)
 {
     struct mtp_decode_result *r = &d->r;
-    int m = d->n_seq - 1, s = mtp_decode_step_begin(d);
-    uint64_t t0 = mtp_decode_now_ns();
-    if (mtp_decode_tree_draft(d))
-        return mtp_error_wrap("decode: step %d: tree drafting: ", s);
-    uint64_t t1 = mtp_decode_now_ns();
-    r->drafted[s] = d->tree->t.n - 1;
-    if (verify_tree(d, m))
-        return mtp_error_wrap("decode: step %d: tree verification at position %d: ", s, m);
+    int m = d->n_seq - 1;
     uint64_t t2 = mtp_decode_now_ns();
-    mtp_engine_last_experts_touched(d->e, r->experts_touched + (size_t)s * d->n_moe, d->n_moe);
-
     int32_t final_token;
     int a = mtp_sampling_is_greedy(&d->p.sampling) ? accept_greedy(d, &final_token)
                                                   : accept_sampled(d, &final_token);
@@ -320,9 +320,23 @@ int mtp_decode_step_tree(struct mtp_decode *d)
     compact_main(d, m, a);
     compact_modules(d, m, a);
     uint64_t t4 = mtp_decode_now_ns();
-    r->draft_ns[s] = t1 - t0;
-    r->verify_ns[s] = t2 - t1;
     r->accept_ns[s] = t3 - t2;
     r->update_ns[s] = t4 - t3;
+}
+
+int mtp_decode_step_tree(struct mtp_decode *d)
+{
+    struct mtp_decode_result *r = &d->r;
+    int s = mtp_decode_step_begin(d);
+    uint64_t t0 = mtp_decode_now_ns();
+    if (mtp_decode_draft_sessions(&d, 1, &d->batch_work))
+        return mtp_error_wrap("decode: step %d: ", s);
+    uint64_t t1 = mtp_decode_now_ns();
+    if (mtp_decode_verify_sessions(&d, &s, 1, &d->batch_work, NULL))
+        return MTP_ERR;
+    uint64_t t2 = mtp_decode_now_ns();
+    r->draft_ns[s] = t1 - t0;
+    r->verify_ns[s] = t2 - t1;
+    mtp_decode_finish_tree(d, s);
     return MTP_OK;
 }

@@ -46,6 +46,14 @@ int mtp_decode_tree_check(const struct mtp_engine *e, const struct mtp_decode_pa
 int mtp_decode_tree_create(struct mtp_decode *d);
 void mtp_decode_tree_free(struct mtp_decode *d);
 int mtp_decode_step_tree(struct mtp_decode *d);
+/* The phases of a tree step that decode_batch.c batches across sessions:
+ * the session's verification segment (every node of this step's tree, from
+ * row m; its tokens in tree->lists.tokens), taking its rows of the batched
+ * forward's LOGITS [nodes, V] and HIDDEN [nodes, d], and acceptance, emission
+ * and compaction of step S. */
+struct mtp_segment mtp_decode_tree_segment(struct mtp_decode *d);
+void mtp_decode_tree_take(struct mtp_decode *d, const float *logits, const float *hidden);
+void mtp_decode_finish_tree(struct mtp_decode *d, int s);
 /* Fill LISTS for the tree nodes NODES[0..n) written from START_ROW with
  * prefix N_PREFIX: positions BASE + depth, keys the ancestors' rows ROW_OF
  * (node -> row) then the node's own row. */

@@ -190,13 +190,14 @@ static int true_rows(struct mtp_decode *d, int module, int end, int shift, const
 {
     /* Normally at most K+1 rows (a+1 newly accepted); more only if a module
      * sat out steps (a dynamic tree that stopped early): then in chunks. */
-    for (int c = mtp_engine_cache_len(d->e, module); c <= end;) {
+    for (int c = mtp_engine_seq_cache_len(d->e, d->seq_id, module); c <= end;) {
         int rows = end - c + 1 < d->batch_cap ? end - c + 1 : d->batch_cap;
         for (int r = 0; r < rows; r++)
             d->batch_tokens[r] = d->seq[c + r + shift];
-        if (mtp_engine_mtp_forward_last(d->e, module, d->batch_tokens, in + (size_t)c * d->dm,
-                                        rows, c, c + rows > end ? last : NULL,
-                                        out + (size_t)c * d->dm))
+        if (mtp_engine_seq_mtp_forward_draft(d->e, d->seq_id, module, NULL, d->batch_tokens,
+                                             in + (size_t)c * d->dm, rows, c,
+                                             c + rows > end ? last : NULL,
+                                             out + (size_t)c * d->dm))
             return mtp_error_wrap("MTP module %d at positions %d..%d: ", module, c, end);
         c += rows;
     }
@@ -215,8 +216,8 @@ static int tree_rows(struct mtp_decode *d, int module, const int *nodes, int n, 
     for (int i = 0; i < n; i++)
         row_of[nodes[i]] = (int16_t)(start + i);
     mtp_decode_tree_lists(&T->lists, &T->t, nodes, n, start, prefix, base, row_of);
-    if (mtp_engine_mtp_forward_tree(d->e, module, T->lists.tokens, T->in_rows, n, &T->lists.b,
-                                    first, T->mod_logits, T->out_rows))
+    if (mtp_engine_seq_mtp_forward_tree(d->e, d->seq_id, module, T->lists.tokens, T->in_rows, n,
+                                        &T->lists.b, first, T->mod_logits, T->out_rows))
         return mtp_error_wrap("MTP module %d over %d tree nodes at row %d: ", module, n, start);
     for (int i = 0; i < n; i++)
         memcpy(T->mod_hid[module] + (size_t)nodes[i] * d->dm, T->out_rows + (size_t)i * d->dm,
@@ -316,7 +317,7 @@ static int draft_chain(struct mtp_decode *d, int *tmpl)
             memcpy(T->in_rows + (size_t)i * d->dm, in, (size_t)d->dm * sizeof(float));
             row[i] = i;
         }
-        if (tree_rows(d, M, E, ne, mtp_engine_cache_len(d->e, M), m, m - 1, 0))
+        if (tree_rows(d, M, E, ne, mtp_engine_seq_cache_len(d->e, d->seq_id, M), m, m - 1, 0))
             return MTP_ERR;
         grow(d, E, ne, T->mod_logits, row, tmpl);
     }

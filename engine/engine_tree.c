@@ -1,6 +1,6 @@
 /*
  * engine_tree.c - tree-shaped forwards and row moves (engine_tree.h). A tree
- * forward is a batch of one tree-shaped segment of sequence 0 (engine.h):
+ * forward is a batch of one tree-shaped segment of one sequence (engine.h):
  * forward.c takes RoPE positions and attention keys from the segment (so
  * diagnosis reruns of a failed chunk see the same tree).
  */
@@ -57,9 +57,18 @@ int mtp_engine_mtp_forward_tree(struct mtp_engine *e, int module, const int32_t 
                                 const float *hidden_in, int n, const struct mtp_tree_batch *b,
                                 int first_logit, float *logits, float *hidden_out)
 {
+    return mtp_engine_seq_mtp_forward_tree(e, 0, module, tokens, hidden_in, n, b, first_logit,
+                                           logits, hidden_out);
+}
+
+int mtp_engine_seq_mtp_forward_tree(struct mtp_engine *e, int seq, int module,
+                                    const int32_t *tokens, const float *hidden_in, int n,
+                                    const struct mtp_tree_batch *b, int first_logit,
+                                    float *logits, float *hidden_out)
+{
     if (first_logit < 0 || first_logit > n)
         return mtp_error_set("engine: tree forward: logits from row %d of %d", first_logit, n);
-    struct mtp_segment seg = {.seq = 0, .n = n, .tree = b};
+    struct mtp_segment seg = {.seq = seq, .n = n, .tree = b};
     int rc = mtp_engine_mtp_forward_batch(e, module, NULL, tokens, hidden_in, &seg, 1, false,
                                           NULL, hidden_out);
     if (!rc && logits && first_logit < n)
@@ -78,6 +87,13 @@ static void module_layers(const struct mtp_engine *e, int module, int *first, in
 void mtp_engine_move_rows(struct mtp_engine *e, int module, const int32_t *src,
                           const int32_t *dst, int n)
 {
+    mtp_engine_seq_move_rows(e, 0, module, src, dst, n);
+}
+
+void mtp_engine_seq_move_rows(struct mtp_engine *e, int seq, int module, const int32_t *src,
+                              const int32_t *dst, int n)
+{
+    MTP_CHECK(seq >= 0 && seq < e->n_seqs);
     MTP_CHECK(module >= 0 && module <= e->model->cfg.num_nextn_predict_layers);
     int first, last;
     module_layers(e, module, &first, &last);
@@ -88,8 +104,8 @@ void mtp_engine_move_rows(struct mtp_engine *e, int module, const int32_t *src,
         if (src[i] == dst[i])
             continue;
         for (int l = first; l < last; l++)
-            e->be->copy(e->bctx, e->seqs[0].cache[l] + (size_t)dst[i] * e->cache_width,
-                        e->seqs[0].cache[l] + (size_t)src[i] * e->cache_width, bytes);
+            e->be->copy(e->bctx, e->seqs[seq].cache[l] + (size_t)dst[i] * e->cache_width,
+                        e->seqs[seq].cache[l] + (size_t)src[i] * e->cache_width, bytes);
     }
 }
 

@@ -54,4 +54,14 @@ void mtp_engine_move_rows(struct mtp_engine *e, int module, const int32_t *src,
  * left the rows below it valid; unlike truncate, it may grow the length. */
 void mtp_engine_set_cache_len(struct mtp_engine *e, int module, int length);
 
+/* mtp_engine_mtp_forward_tree and mtp_engine_move_rows on sequence SEQ
+ * (0..max_seqs-1; the forms above act on sequence 0): a session of a batch
+ * drafts and compacts its own tree (engine/decode_batch.c). */
+int mtp_engine_seq_mtp_forward_tree(struct mtp_engine *e, int seq, int module,
+                                    const int32_t *tokens, const float *hidden_in, int n,
+                                    const struct mtp_tree_batch *b, int first_logit,
+                                    float *logits, float *hidden_out);
+void mtp_engine_seq_move_rows(struct mtp_engine *e, int seq, int module, const int32_t *src,
+                              const int32_t *dst, int n);
+
 #endif

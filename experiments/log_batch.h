@@ -32,7 +32,8 @@ struct mtp_log_batch_record {
     char *decoder;
     int sampling_index;
     int batch_size;            /* B: sequences in flight at most (1..MTP_SPEC_MAX_BATCH) */
-    int depth;                 /* K drafts per sequence and step; 0 for the baseline */
+    int depth;                 /* the most drafts a sequence verifies in a step: K (a tree:
+                                * its drafted nodes); 0 for the baseline */
     int n_requests;
     struct mtp_log_batch_request *requests; /* [n_requests] what members index */
     int n_steps;

@@ -19,6 +19,7 @@
 #include "log_batch.h"
 #include "runner_internal.h"
 #include "runner_shard.h"
+#include "spec_tree.h" /* defines: mtp_spec_decoder_step_drafts */
 
 /* One batch run: the requests it decodes, in admission order. */
 struct batch_run {
@@ -107,7 +108,7 @@ static int write_record(struct batch_run *b, const struct mtp_decode_batch_log *
         members[m] = index[log->members[m]];
     struct mtp_log_batch_record rec = {
         .decoder = d->name, .sampling_index = b->samp, .batch_size = b->B,
-        .depth = mtp_spec_decoder_drafts(d->type) ? d->depth : 0,
+        .depth = mtp_spec_decoder_step_drafts(d), /* a tree: its drafted nodes */
         .n_requests = n, .requests = reqs, .n_steps = log->n_steps,
         .n_moe_layers = log->n_moe_layers, .n_seqs = log->n_seqs, .tokens = log->tokens,
         .members = members, .experts_touched = log->n_moe_layers > 0 ? log->experts_touched : NULL,

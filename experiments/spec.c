@@ -671,22 +671,6 @@ static int parse_batch_sizes(const struct parse *p, json_t *root, struct mtp_spe
     return MTP_OK;
 }
 
-/* Tree-shaped verification runs one sequence at a time (engine/decode_batch.h). */
-static int check_batch_decoders(const struct parse *p, const struct mtp_spec *spec)
-{
-    if (mtp_spec_max_batch_size(spec) == 1)
-        return MTP_OK;
-    for (int i = 0; i < spec->n_decoders; i++) {
-        const struct mtp_spec_decoder *d = &spec->decoders[i];
-        if (d->tree.kind != MTP_TREE_NONE)
-            return mtp_error_set("SPEC: %s: keys 'batch_size' and 'decoders[%d]': tree decoders "
-                                 "run at batch size 1 only; expected batch_size 1 or a chain, "
-                                 "exact or adaptive decoder, found batch size %d", p->src, i,
-                                 mtp_spec_max_batch_size(spec));
-    }
-    return MTP_OK;
-}
-
 int mtp_spec_max_batch_size(const struct mtp_spec *spec)
 {
     int m = 1;
@@ -729,7 +713,7 @@ static int parse_root(const struct parse *p, json_t *root, struct mtp_spec *spec
     if (parse_model(p, root, spec) || parse_backend(p, root, spec) ||
         parse_scalars(p, root, spec) || parse_datasets(p, root, spec) ||
         parse_sampling(p, root, spec) || parse_decoders(p, root, spec) ||
-        parse_batch_sizes(p, root, spec) || check_batch_decoders(p, spec) ||
+        parse_batch_sizes(p, root, spec) ||
         parse_output(p, root, spec))
         return MTP_ERR;
     spec->json_text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);

@@ -12,6 +12,9 @@
  *     (members, tokens verified, experts touched by the batch at least those
  *     of each member);
  *   - a bad batch size is refused, naming it;
+ *   - tree-shaped verification (static and dynamic trees, exact and
+ *     chained) at B = 3: greedy tokens equal the batch-1 baseline's, sampled
+ *     requests equal themselves alone;
  *   - the hooks: each request reported once as it retires; a stop admits
  *     nothing more and lets the requests in flight finish.
  * Models: models/mtp-mini and models/mtp-v3; CPU, one thread.
@@ -31,6 +34,7 @@
 
 #include "core/error.h"
 #include "engine/decode_batch.h"
+#include "engine/tree.h"
 #include "engine/tokenizer.h"
 #include "experiments/dataset.h"
 
@@ -243,6 +247,52 @@ static void test_sampled_equals_batch_one(void **state)
     }
 }
 
+/* Tree-shaped verification inside a batch: static trees (widths 2, 1: three
+ * drafts) and a dynamic tree (budget 3), exact and chained, greedy at B = 3
+ * emit the batch-1 baseline's tokens, and sampled at B = 3 each request's
+ * tokens, acceptance and accepted tree nodes are those of the request alone. */
+static void test_trees_in_a_batch(void **state)
+{
+    struct fixture *f = *state;
+    struct mtp_tree_shape shapes[2];
+    const int widths[2] = {2, 1};
+    assert_int_equal(mtp_tree_from_widths(widths, 2, &shapes[0]), MTP_OK);
+    assert_int_equal(mtp_tree_dynamic(3, 2, 2, &shapes[1]), MTP_OK);
+    struct mtp_decode_params bp = params(f, MTP_DECODE_DRAFTING_NONE, 0, 0.0f);
+    struct mtp_decode_result base[MAX_REQS], res[MAX_REQS], alone[MAX_REQS];
+    run_alone(f, &bp, base);
+    const enum mtp_decode_drafting kinds[2] = {MTP_DECODE_DRAFTING_EXACT,
+                                               MTP_DECODE_DRAFTING_CHAIN};
+    for (int sh = 0; sh < 2; sh++)
+        for (int k = 0; k < 2; k++)
+            for (int sampled = 0; sampled < 2; sampled++) {
+                struct mtp_decode_params p = params(f, kinds[k], 0, sampled ? 0.8f : 0.0f);
+                p.tree = shapes[sh];
+                struct mtp_decode_batch_log log;
+                run_batch_ok(f, &p, 3, res, &log);
+                if (sampled)
+                    run_alone(f, &p, alone);
+                for (int r = 0; r < f->n_reqs; r++) {
+                    const struct mtp_decode_result *want = sampled ? &alone[r] : &base[r];
+                    expect_same(&res[r], want, sh ? "dynamic tree" : "static tree", r, 3);
+                    if (sampled) {
+                        assert_int_equal(res[r].n_steps, want->n_steps);
+                        assert_memory_equal(res[r].accepted, want->accepted,
+                                            (size_t)res[r].n_steps * sizeof(int32_t));
+                        assert_memory_equal(res[r].tree_node, want->tree_node,
+                                            (size_t)res[r].n_steps * sizeof(int32_t));
+                        mtp_decode_result_free(&alone[r]);
+                    }
+                    mtp_decode_result_free(&res[r]);
+                }
+                assert_int_equal(log.n_seqs[0], 3);
+                assert_true(log.tokens[0] > 3); /* trees of several nodes, one forward */
+                mtp_decode_batch_log_free(&log);
+            }
+    for (int r = 0; r < f->n_reqs; r++)
+        mtp_decode_result_free(&base[r]);
+}
+
 /* The hooks: DONE sees each request once, as it retires, with its final
  * result; once STOP says so no waiting request is admitted, the ones in
  * flight finish, and the rest stay empty. */
@@ -324,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_sampled_equals_batch_one),
         cmocka_unit_test(test_bad_batch_size),
         cmocka_unit_test(test_hooks),
+        cmocka_unit_test(test_trees_in_a_batch),
     };
     int failed = cmocka_run_group_tests_name("mtp-mini", tests, open_mini, close_model);
     failed += cmocka_run_group_tests_name("mtp-v3", tests, open_v3, close_model);

@@ -2,8 +2,8 @@
  * test_runner_batch.c - `mtpbench run` with batch_size as a sweep axis, on
  * models/mtp-mini and two prompts of every category in datasets/:
  *   - batch_size [1, 3]: every request at B = 3 (baseline, exact K = 2,
- *     chained K = 3, adaptive depth up to 4; greedy and T = 1) emits the
- *     tokens and acceptance of the same request at B = 1 (batch invariance
+ *     chained K = 3, adaptive depth up to 4, a tree; greedy and T = 1) emits
+ *     the tokens and acceptance of the same request at B = 1 (batch invariance
  *     through the runner, RNG keys included); each request record carries
  *     its batch size;
  *   - one "batch" record per (sampling, decoder) at B = 3, whose steps agree
@@ -44,7 +44,8 @@ static const char *spec_text =
     " \"decoders\": [{\"type\": \"baseline\"},"
     " {\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"exact\"},"
     " {\"type\": \"mtp\", \"depth\": 3, \"drafting\": \"chain\"},"
-    " {\"type\": \"adaptive\", \"depth\": 4, \"threshold\": 0.3}],"
+    " {\"type\": \"adaptive\", \"depth\": 4, \"threshold\": 0.3},"
+    " {\"type\": \"mtp\", \"drafting\": \"exact\", \"tree\": {\"widths\": [2, 1]}}],"
     " \"output_dir\": \"out\"}";
 
 #define CATEGORIES                                                                       \
@@ -52,7 +53,7 @@ static const char *spec_text =
     "\"" MTP_SOURCE_DIR "/datasets/quotes.jsonl\", \"" MTP_SOURCE_DIR                     \
     "/datasets/technical.jsonl\""
 
-enum { N_PROMPTS = 8, N_CONFIG = 4 * 2, MAX_OUT = 24, MAX_REQ = 2 * N_CONFIG * N_PROMPTS };
+enum { N_PROMPTS = 8, N_CONFIG = 5 * 2, MAX_OUT = 24, MAX_REQ = 2 * N_CONFIG * N_PROMPTS };
 
 struct entry {
     char key[160]; /* decoder|sampling|dataset|prompt|repeat (no batch size) */

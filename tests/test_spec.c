@@ -259,9 +259,6 @@ static const struct bad_case BAD[] = {
      "non-empty"},
     {"batch_size repeated", CODE, BASELINE, ", \"batch_size\": [2, 4, 2]", "'batch_size[2]'",
      "twice"},
-    {"batch_size with a tree", CODE, "{\"type\": \"mtp\", \"drafting\": \"exact\", "
-     "\"tree\": {\"widths\": [3]}}", ", \"batch_size\": [1, 2]", "'batch_size'",
-     "'decoders[0]'"},
 };
 
 static void build_spec(char *buf, size_t cap, const struct bad_case *c, const char *sampling)
