@@ -429,17 +429,6 @@ static bool should_stop(const struct mtp_runner *r)
     return interrupted || (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests);
 }
 
-/* Batch size > 1: decoders one after another, each over every prompt
- * (runner_batch.c); a batch run keeps B requests in flight, so there is no
- * prompt-by-prompt interleaving of decoders to do. */
-static int run_batched(struct mtp_runner *r, int samp, int B)
-{
-    for (int dec = 0; dec < r->spec.n_decoders && !should_stop(r); dec++)
-        if (mtp_runner_run_batch(r, dec, samp, B))
-            return MTP_ERR;
-    return MTP_OK;
-}
-
 /* Batch size 1: the product of prompts, repeats and decoders, skipping
  * finished keys; stops early on a signal or the max_requests limit. */
 static int run_single(struct mtp_runner *r, int samp)
@@ -474,7 +463,7 @@ static int run_all(struct mtp_runner *r)
     for (int samp = 0; samp < s->n_sampling && !should_stop(r); samp++)
         for (int bi = 0; bi < s->n_batch_sizes && !should_stop(r); bi++) {
             int B = s->batch_sizes[bi];
-            if (B == 1 ? run_single(r, samp) : run_batched(r, samp, B))
+            if (B == 1 ? run_single(r, samp) : mtp_runner_run_batches(r, samp, B))
                 return MTP_ERR;
         }
     return MTP_OK;

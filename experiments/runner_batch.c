@@ -1,10 +1,14 @@
 /*
- * runner_batch.c - the request loop at batch size B > 1 (runner.h): one batch
- * run per (sampling setting, batch size, decoder) over every planned prompt
- * and repeat not yet in the log, B in flight with continuous batching
- * (engine/decode_batch.h). Each request is logged as it retires, with its
- * batch size, so a killed run loses at most the requests in flight; the
- * run's steps follow as one "batch" record (log_batch.h).
+ * runner_batch.c - the request loop at batch size B > 1 (runner.h): for each
+ * (sampling setting, batch size), every decoder's planned prompts and repeats
+ * not yet in the log, B in flight with continuous batching
+ * (engine/decode_batch.h), in batch runs of at most BATCH_RUN_PER_B x B
+ * requests with the decoders taking turns run by run (the first one rotated),
+ * so that slow drifts of machine load hit every decoder alike, as the
+ * prompt-by-prompt interleaving does at B = 1. Each request is logged as it
+ * retires, with its batch size, so a killed run loses at most the requests
+ * in flight; each batch run's steps follow as one "batch" record
+ * (log_batch.h).
  *
  * A request's random stream is keyed exactly as at batch 1 (the batch size
  * is not part of the key), so a sampled request emits the same tokens at
@@ -21,14 +25,21 @@
 #include "runner_shard.h"
 #include "spec_tree.h" /* defines: mtp_spec_decoder_step_drafts */
 
-/* One batch run: the requests it decodes, in admission order. */
+/* Requests per batch run, in units of B: enough that the run spends most of
+ * its steps with B in flight (the last requests drain with fewer), few
+ * enough that decoders alternate every few seconds. */
+enum { BATCH_RUN_PER_B = 4 };
+
+/* One decoder's pending requests, in admission order, and the slice
+ * [first, first + n) that the current batch run decodes. */
 struct batch_run {
     struct mtp_runner *r;
     int dec, samp, B;
-    int n;
-    const struct mtp_run_prompt **prompt; /* [n] */
-    int *repeat;                          /* [n] */
-    bool *logged;                         /* [n] retired and logged */
+    int total;                            /* pending requests */
+    int first, n;                         /* the current run's slice */
+    const struct mtp_run_prompt **prompt; /* [total] */
+    int *repeat;                          /* [total] */
+    bool *logged;                         /* [total] retired and logged */
 };
 
 static uint64_t mono_ns(void)
@@ -41,6 +52,7 @@ static uint64_t mono_ns(void)
 static int on_done(void *ctx, int i, const struct mtp_decode_result *res)
 {
     struct batch_run *b = ctx;
+    i += b->first;
     const struct mtp_run_prompt *p = b->prompt[i];
     struct mtp_runner_turn turn = {.index = 0, .ids = p->ids, .n = p->n, .cached = 0,
                                    .batch_size = b->B};
@@ -78,8 +90,8 @@ static void collect(struct batch_run *b)
                                               s->dataset_names[p->dataset], p->p->id, rep, 0,
                                               b->B))
                 continue;
-            b->prompt[b->n] = p;
-            b->repeat[b->n++] = rep;
+            b->prompt[b->total] = p;
+            b->repeat[b->total++] = rep;
         }
 }
 
@@ -94,13 +106,14 @@ static int write_record(struct batch_run *b, const struct mtp_decode_batch_log *
     struct mtp_log_batch_request *reqs = mtp_xcalloc((size_t)b->n + 1, sizeof *reqs);
     int n = 0;
     for (int i = 0; i < b->n; i++) {
+        int q = b->first + i;
         index[i] = -1;
-        if (!b->logged[i])
+        if (!b->logged[q])
             continue;
         index[i] = n;
         reqs[n++] = (struct mtp_log_batch_request){
-            .dataset = s->dataset_names[b->prompt[i]->dataset],
-            .prompt_id = (char *)b->prompt[i]->p->id, .repeat = b->repeat[i]};
+            .dataset = s->dataset_names[b->prompt[q]->dataset],
+            .prompt_id = (char *)b->prompt[q]->p->id, .repeat = b->repeat[q]};
     }
     int n_members = log->n_steps > 0 ? log->member_off[log->n_steps] : 0;
     int32_t *members = mtp_xcalloc((size_t)n_members + 1, sizeof *members);
@@ -127,13 +140,14 @@ static int run_requests(struct batch_run *b)
     struct mtp_decode_request *reqs = mtp_xcalloc((size_t)b->n, sizeof *reqs);
     struct mtp_decode_result *res = mtp_xcalloc((size_t)b->n, sizeof *res);
     for (int i = 0; i < b->n; i++) {
+        const struct mtp_run_prompt *p = b->prompt[b->first + i];
         struct mtp_decode_params dp =
-            mtp_runner_decode_params(r, b->dec, b->samp, b->prompt[i], b->repeat[i]);
-        reqs[i] = (struct mtp_decode_request){.prompt = b->prompt[i]->ids,
-                                              .n_prompt = b->prompt[i]->n, .rng = dp.rng};
+            mtp_runner_decode_params(r, b->dec, b->samp, p, b->repeat[b->first + i]);
+        reqs[i] = (struct mtp_decode_request){.prompt = p->ids, .n_prompt = p->n, .rng = dp.rng};
     }
     /* The parameters of any request but its stream: each brings its own. */
-    struct mtp_decode_params dp = mtp_runner_decode_params(r, b->dec, b->samp, b->prompt[0], 0);
+    struct mtp_decode_params dp =
+        mtp_runner_decode_params(r, b->dec, b->samp, b->prompt[b->first], 0);
     struct mtp_decode_batch_log log;
     memset(&log, 0, sizeof log);
     struct mtp_decode_batch_hooks hooks = {.ctx = b, .done = on_done, .stop = on_stop};
@@ -153,13 +167,30 @@ static int run_requests(struct batch_run *b)
     return rc;
 }
 
-int mtp_runner_run_batch(struct mtp_runner *r, int dec, int samp, int B)
+int mtp_runner_run_batches(struct mtp_runner *r, int samp, int B)
 {
-    struct batch_run b = {.r = r, .dec = dec, .samp = samp, .B = B};
-    collect(&b);
-    int rc = b.n > 0 && !on_stop(&b) ? run_requests(&b) : MTP_OK;
-    free(b.prompt);
-    free(b.repeat);
-    free(b.logged);
+    int n_dec = r->spec.n_decoders, per_run = BATCH_RUN_PER_B * B, n_runs = 0;
+    struct batch_run *runs = mtp_xcalloc((size_t)n_dec, sizeof *runs);
+    for (int d = 0; d < n_dec; d++) {
+        runs[d] = (struct batch_run){.r = r, .dec = d, .samp = samp, .B = B};
+        collect(&runs[d]);
+        int k = (runs[d].total + per_run - 1) / per_run;
+        n_runs = k > n_runs ? k : n_runs;
+    }
+    int rc = MTP_OK;
+    for (int c = 0; rc == MTP_OK && c < n_runs; c++)
+        for (int k = 0; rc == MTP_OK && k < n_dec; k++) {
+            struct batch_run *b = &runs[(k + c) % n_dec];
+            b->first = c * per_run;
+            b->n = b->total - b->first < per_run ? b->total - b->first : per_run;
+            if (b->n > 0 && !on_stop(b))
+                rc = run_requests(b);
+        }
+    for (int d = 0; d < n_dec; d++) {
+        free(runs[d].prompt);
+        free(runs[d].repeat);
+        free(runs[d].logged);
+    }
+    free(runs);
     return rc;
 }

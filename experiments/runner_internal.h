@@ -92,11 +92,12 @@ int mtp_runner_log_request(struct mtp_runner *r, int dec, int samp,
  * are decoded again, not logged: later turns need their answers). */
 int mtp_runner_run_conversation(struct mtp_runner *r, int dec, int samp,
                                 const struct mtp_run_prompt *p, int repeat);
-/* runner_batch.c: decoder DEC under sampling setting SAMP at batch size B > 1
- * over every planned prompt and repeat this process owns and the log lacks
- * (first turns: multi-turn prompts run at batch size 1), each request logged
- * as it retires, then the run's "batch" record. */
-int mtp_runner_run_batch(struct mtp_runner *r, int dec, int samp, int B);
+/* runner_batch.c: every decoder under sampling setting SAMP at batch size
+ * B > 1 over every planned prompt and repeat this process owns and the log
+ * lacks (multi-turn prompts run at batch size 1 only), in batch runs that
+ * alternate between the decoders; each request logged as it retires, each
+ * batch run followed by its "batch" record. */
+int mtp_runner_run_batches(struct mtp_runner *r, int samp, int B);
 
 /* Whether every planned turn of the conversation is in the log already. */
 bool mtp_runner_conversation_done(const struct mtp_runner *r, int dec, int samp,

@@ -13,6 +13,7 @@
  *     flight finish and are logged) and resumed holds the same requests and
  *     tokens as the uninterrupted run;
  *   - two --shard tasks together hold every request once;
+ *   - batch runs of at most 4B requests alternate between the decoders;
  *   - multi-turn prompts at batch size > 1 are refused naming batch_size.
  *
  *   ctest --test-dir build -R runner_batch
@@ -234,6 +235,48 @@ static void test_shards(void **state)
     expect_same(&v, "two shards");
 }
 
+/* Batch runs of at most 4B requests, the decoders taking turns run by run
+ * with the first one rotated: 12 prompts at B = 2 are runs of 8 and 4, in
+ * the order baseline, chain, chain, baseline. */
+static void test_runs_alternate(void **state)
+{
+    (void)state;
+    test_write_file(tmp, "alt.json",
+                    "{\"name\": \"alt\", \"model\": \"" MTP_SOURCE_DIR "/models/mtp-mini\","
+                    " \"datasets\": [" CATEGORIES "], \"threads\": 1, \"max_prompts\": 3,"
+                    " \"max_new_tokens\": 6, \"batch_size\": 2,"
+                    " \"sampling\": [{\"temperature\": 0}], \"decoders\": [{\"type\": "
+                    "\"baseline\"}, {\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"chain\"}],"
+                    " \"output_dir\": \"out\"}");
+    if (run("alt", false, 0, 0, 0))
+        fail_msg("%s", mtp_error_message());
+    char path[512];
+    log_path(path, sizeof path, "alt");
+    struct mtp_log_reader *rd;
+    assert_int_equal(mtp_log_reader_open(path, &rd), MTP_OK);
+    const msgpack_object *o;
+    char type[32], order[8][32];
+    int n_runs = 0, sizes[8];
+    while (mtp_log_reader_next(rd, &o, NULL) == MTP_OK && o) {
+        if (strcmp(mtp_log_record_type(o, type, sizeof type), "batch"))
+            continue;
+        struct mtp_log_batch_record b;
+        assert_int_equal(mtp_log_batch_decode(o, &b), MTP_OK);
+        assert_true(n_runs < 8);
+        snprintf(order[n_runs], sizeof order[0], "%s", b.decoder);
+        sizes[n_runs++] = b.n_requests;
+        mtp_log_batch_free(&b);
+    }
+    mtp_log_reader_close(rd);
+    assert_int_equal(n_runs, 4);
+    const char *want[4] = {"baseline", "mtp-chain-k2", "mtp-chain-k2", "baseline"};
+    const int want_sizes[4] = {8, 8, 4, 4};
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(order[i], want[i]);
+        assert_int_equal(sizes[i], want_sizes[i]);
+    }
+}
+
 static void test_multi_turn_refused(void **state)
 {
     (void)state;
@@ -265,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_batch_equals_batch_one),
         cmocka_unit_test(test_resume_inside_batch_run),
         cmocka_unit_test(test_shards),
+        cmocka_unit_test(test_runs_alternate),
         cmocka_unit_test(test_multi_turn_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
