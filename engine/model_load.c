@@ -416,7 +416,10 @@ int mtp_model_load(const char *dir, struct mtp_model **out)
     m->dir = mtp_xstrdup(dir);
     int rc = mtp_config_load(cfg_path, &m->cfg);
     free(cfg_path);
-    if (rc || mtp_checkpoint_open_dir(dir, &m->ckpt) || ml_bind_globals(m))
+    if (rc || mtp_checkpoint_open_dir(dir, &m->ckpt))
+        goto fail;
+    mtp_checkpoint_advise_random(m->ckpt, true);
+    if (ml_bind_globals(m))
         goto fail;
     ml_check_mtp_present(m);
     m->n_layers = mtp_config_num_layers_total(&m->cfg);
@@ -425,6 +428,7 @@ int mtp_model_load(const char *dir, struct mtp_model **out)
         if (ml_bind_layer(m, &m->layers[L], L))
             goto fail;
     ml_collect_unused(m);
+    mtp_checkpoint_advise_random(m->ckpt, false);
     *out = m;
     return MTP_OK;
 fail:

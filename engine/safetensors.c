@@ -362,6 +362,14 @@ struct mtp_tensor_info *mtp_checkpoint_tensor(struct mtp_checkpoint *ck, size_t 
 
 size_t mtp_checkpoint_data_bytes(const struct mtp_checkpoint *ck) { return ck->data_bytes; }
 
+void mtp_checkpoint_advise_random(struct mtp_checkpoint *ck, bool random)
+{
+    for (size_t i = 0; ck && i < ck->n_files; i++)
+        if (ck->files[i].map) /* advice only: a failure changes nothing that matters */
+            (void)madvise(ck->files[i].map, ck->files[i].size,
+                          random ? MADV_RANDOM : MADV_NORMAL);
+}
+
 void mtp_checkpoint_free(struct mtp_checkpoint *ck)
 {
     if (!ck)

@@ -11,6 +11,7 @@
 #ifndef MTP_SAFETENSORS_H
 #define MTP_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,13 @@ int mtp_checkpoint_open_dir(const char *dir, struct mtp_checkpoint **out);
 
 /* Open one safetensors file. */
 int mtp_checkpoint_open_file(const char *path, struct mtp_checkpoint **out);
+
+/* Page-cache advice for every file's mapping: RANDOM while the loader reads
+ * small tensors scattered over the files (norms, FP8 scales, routers), so
+ * that each first touch does not read ahead megabytes of the weights around
+ * it (on a checkpoint larger than memory that read half of the file at
+ * load); NORMAL afterwards, for decoding's sequential weight reads. */
+void mtp_checkpoint_advise_random(struct mtp_checkpoint *ck, bool random);
 
 void mtp_checkpoint_free(struct mtp_checkpoint *ck);
 
