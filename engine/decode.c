@@ -367,8 +367,7 @@ int mtp_decode_step(struct mtp_decode *d, bool *done)
     if (d->n_seq == 0)
         return mtp_error_set("decode: step before prefill");
     uint64_t t0 = mtp_decode_now_ns();
-    int rc = d->tree ? mtp_decode_step_tree(d) : d->K > 0 ? mtp_decode_step_mtp(d)
-                                                          : step_baseline(d);
+    int rc = d->tree || d->K > 0 ? mtp_decode_step_mtp(d) : step_baseline(d);
     d->r.total_ns += mtp_decode_now_ns() - t0;
     *done = d->r.stop != MTP_DECODE_STOP_NONE;
     return rc;

@@ -111,7 +111,8 @@ int mtp_decode_verify_sessions(struct mtp_decode **S, const int *s_step, int n,
                                struct mtp_decode_work *w, int32_t *all_touched);
 
 /* decode_mtp.c: accept, emit and roll back after verification (step S of
- * session D); the baseline's emission; a whole step of one session. */
+ * session D); the baseline's emission; a whole speculative step of one
+ * session (chain or tree). */
 void mtp_decode_finish_mtp(struct mtp_decode *d, int s);
 void mtp_decode_finish_baseline(struct mtp_decode *d, int s);
 int mtp_decode_step_mtp(struct mtp_decode *d);

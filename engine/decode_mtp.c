@@ -12,6 +12,7 @@
  * verification run in decode_batch.c, here as a batch of one session.
  */
 #include "decode_internal.h"
+#include "decode_tree.h" /* defines: mtp_decode_finish_tree */
 #include "../core/error.h"
 
 /* Step 3: the acceptance pass; returns a and writes the final token. */
@@ -73,6 +74,8 @@ void mtp_decode_finish_baseline(struct mtp_decode *d, int s)
     d->r.emitted[s] = 1;
 }
 
+/* One session's speculative step, chain or tree: the batched phases with a
+ * batch of one. */
 int mtp_decode_step_mtp(struct mtp_decode *d)
 {
     struct mtp_decode_result *r = &d->r;
@@ -86,6 +89,9 @@ int mtp_decode_step_mtp(struct mtp_decode *d)
     uint64_t t2 = mtp_decode_now_ns();
     r->draft_ns[s] = t1 - t0;
     r->verify_ns[s] = t2 - t1;
-    mtp_decode_finish_mtp(d, s);
+    if (d->tree)
+        mtp_decode_finish_tree(d, s);
+    else
+        mtp_decode_finish_mtp(d, s);
     return MTP_OK;
 }

@@ -323,20 +323,3 @@ void mtp_decode_finish_tree(struct mtp_decode *d, int s)
     r->accept_ns[s] = t3 - t2;
     r->update_ns[s] = t4 - t3;
 }
-
-int mtp_decode_step_tree(struct mtp_decode *d)
-{
-    struct mtp_decode_result *r = &d->r;
-    int s = mtp_decode_step_begin(d);
-    uint64_t t0 = mtp_decode_now_ns();
-    if (mtp_decode_draft_sessions(&d, 1, &d->batch_work))
-        return mtp_error_wrap("decode: step %d: ", s);
-    uint64_t t1 = mtp_decode_now_ns();
-    if (mtp_decode_verify_sessions(&d, &s, 1, &d->batch_work, NULL))
-        return MTP_ERR;
-    uint64_t t2 = mtp_decode_now_ns();
-    r->draft_ns[s] = t1 - t0;
-    r->verify_ns[s] = t2 - t1;
-    mtp_decode_finish_tree(d, s);
-    return MTP_OK;
-}

@@ -45,8 +45,8 @@ struct mtp_decode_tree {
 int mtp_decode_tree_check(const struct mtp_engine *e, const struct mtp_decode_params *p);
 int mtp_decode_tree_create(struct mtp_decode *d);
 void mtp_decode_tree_free(struct mtp_decode *d);
-int mtp_decode_step_tree(struct mtp_decode *d);
-/* The phases of a tree step that decode_batch.c batches across sessions:
+/* The phases of a tree step (decode_mtp.c runs them for one session,
+ * decode_batch.c for many):
  * the session's verification segment (every node of this step's tree, from
  * row m; its tokens in tree->lists.tokens), taking its rows of the batched
  * forward's LOGITS [nodes, V] and HIDDEN [nodes, d], and acceptance, emission

@@ -10,6 +10,7 @@
 
 #include "../core/error.h"
 #include "log_check.h" /* defines: mtp_log_obj_describe */
+#include "log_pack.h"  /* defines: mtp_log_pack_str, mtp_log_pack_i32s */
 
 /* ---- checks ------------------------------------------------------------------ */
 
@@ -70,47 +71,24 @@ int mtp_log_batch_check(const struct mtp_log_batch_record *r)
 
 /* ---- packing ------------------------------------------------------------------ */
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-static void pack_i32s(msgpack_packer *pk, const char *key, const int32_t *v, size_t n)
-{
-    pack_str(pk, key);
-    msgpack_pack_array(pk, n);
-    for (size_t i = 0; i < n; i++)
-        msgpack_pack_int32(pk, v[i]);
-}
-
-static void pack_u64s(msgpack_packer *pk, const char *key, const uint64_t *v, int n)
-{
-    pack_str(pk, key);
-    msgpack_pack_array(pk, (size_t)n);
-    for (int i = 0; i < n; i++)
-        msgpack_pack_uint64(pk, v[i]);
-}
-
 static void pack_requests(msgpack_packer *pk, const struct mtp_log_batch_record *r)
 {
-    pack_str(pk, "requests");
+    mtp_log_pack_str(pk, "requests");
     msgpack_pack_array(pk, (size_t)r->n_requests);
     for (int i = 0; i < r->n_requests; i++) {
         msgpack_pack_map(pk, 3);
-        pack_str(pk, "dataset");
-        pack_str(pk, r->requests[i].dataset);
-        pack_str(pk, "prompt_id");
-        pack_str(pk, r->requests[i].prompt_id);
-        pack_str(pk, "repeat");
+        mtp_log_pack_str(pk, "dataset");
+        mtp_log_pack_str(pk, r->requests[i].dataset);
+        mtp_log_pack_str(pk, "prompt_id");
+        mtp_log_pack_str(pk, r->requests[i].prompt_id);
+        mtp_log_pack_str(pk, "repeat");
         msgpack_pack_int64(pk, r->requests[i].repeat);
     }
 }
 
 static void pack_experts(msgpack_packer *pk, const struct mtp_log_batch_record *r)
 {
-    pack_str(pk, "experts_touched");
+    mtp_log_pack_str(pk, "experts_touched");
     if (!r->experts_touched || r->n_moe_layers == 0) {
         msgpack_pack_nil(pk);
         return;
@@ -137,28 +115,29 @@ static void pack_batch(msgpack_packer *pk, const void *arg)
     for (int s = 0; s < r->n_steps; s++)
         n_members += (size_t)r->n_seqs[s];
     msgpack_pack_map(pk, 16);
-    pack_str(pk, "type");
-    pack_str(pk, "batch");
-    pack_str(pk, "decoder");
-    pack_str(pk, r->decoder);
-    pack_str(pk, "sampling_index");
+    mtp_log_pack_str(pk, "type");
+    mtp_log_pack_str(pk, "batch");
+    mtp_log_pack_str(pk, "decoder");
+    mtp_log_pack_str(pk, r->decoder);
+    mtp_log_pack_str(pk, "sampling_index");
     msgpack_pack_int64(pk, r->sampling_index);
-    pack_str(pk, "batch_size");
+    mtp_log_pack_str(pk, "batch_size");
     msgpack_pack_int64(pk, r->batch_size);
-    pack_str(pk, "depth");
+    mtp_log_pack_str(pk, "depth");
     msgpack_pack_int64(pk, r->depth);
     pack_requests(pk, r);
-    pack_i32s(pk, "n_seqs", r->n_seqs, (size_t)r->n_steps);
-    pack_i32s(pk, "tokens", r->tokens, (size_t)r->n_steps);
-    pack_i32s(pk, "members", r->members, n_members);
+    mtp_log_pack_i32s(pk, "n_seqs", r->n_seqs, (size_t)r->n_steps);
+    mtp_log_pack_i32s(pk, "tokens", r->tokens, (size_t)r->n_steps);
+    mtp_log_pack_i32s(pk, "members", r->members, n_members);
     pack_experts(pk, r);
-    pack_u64s(pk, "prefill_ns", r->prefill_ns, r->n_steps);
-    pack_u64s(pk, "draft_ns", r->draft_ns, r->n_steps);
-    pack_u64s(pk, "verify_ns", r->verify_ns, r->n_steps);
-    pack_u64s(pk, "accept_ns", r->accept_ns, r->n_steps);
-    pack_str(pk, "wall_ns");
+    size_t n = (size_t)r->n_steps;
+    mtp_log_pack_u64s(pk, "prefill_ns", r->prefill_ns, n);
+    mtp_log_pack_u64s(pk, "draft_ns", r->draft_ns, n);
+    mtp_log_pack_u64s(pk, "verify_ns", r->verify_ns, n);
+    mtp_log_pack_u64s(pk, "accept_ns", r->accept_ns, n);
+    mtp_log_pack_str(pk, "wall_ns");
     msgpack_pack_uint64(pk, r->wall_ns);
-    pack_str(pk, "time_unix_ns");
+    mtp_log_pack_str(pk, "time_unix_ns");
     msgpack_pack_int64(pk, r->time_unix_ns ? r->time_unix_ns : now_unix_ns());
 }
 

@@ -8,6 +8,7 @@
 #include <string.h> /* defines: strlen, strcmp, memset */
 
 #include "../core/error.h"
+#include "log_pack.h" /* defines: mtp_log_pack_str */
 
 static const char *const skip_names[MTP_PLAN_SKIP_COUNT] = {
     [MTP_PLAN_SKIP_POSITIONS] = "position_limit",
@@ -21,32 +22,25 @@ const char *mtp_plan_skip_name(enum mtp_plan_skip reason)
 
 /* ---- packing ---------------------------------------------------------------- */
 
-static void pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 static void pack_prompt(msgpack_packer *pk, const struct mtp_plan_prompt *p)
 {
     msgpack_pack_map(pk, p->skip == MTP_PLAN_RUN ? 6 : 5);
-    pack_str(pk, "dataset");
-    pack_str(pk, p->dataset);
-    pack_str(pk, "prompt_id");
-    pack_str(pk, p->prompt_id);
-    pack_str(pk, "category");
-    pack_str(pk, p->category);
-    pack_str(pk, "prompt_tokens");
+    mtp_log_pack_str(pk, "dataset");
+    mtp_log_pack_str(pk, p->dataset);
+    mtp_log_pack_str(pk, "prompt_id");
+    mtp_log_pack_str(pk, p->prompt_id);
+    mtp_log_pack_str(pk, "category");
+    mtp_log_pack_str(pk, p->category);
+    mtp_log_pack_str(pk, "prompt_tokens");
     msgpack_pack_int64(pk, p->prompt_tokens);
     if (p->skip == MTP_PLAN_RUN) {
-        pack_str(pk, "turns");
+        mtp_log_pack_str(pk, "turns");
         msgpack_pack_int64(pk, p->turns);
-        pack_str(pk, "turns_total");
+        mtp_log_pack_str(pk, "turns_total");
         msgpack_pack_int64(pk, p->turns_total);
     } else {
-        pack_str(pk, "reason");
-        pack_str(pk, mtp_plan_skip_name(p->skip));
+        mtp_log_pack_str(pk, "reason");
+        mtp_log_pack_str(pk, mtp_plan_skip_name(p->skip));
     }
 }
 
@@ -71,44 +65,44 @@ static void pack_plan(msgpack_packer *pk, const void *arg)
 {
     const struct mtp_log_plan *plan = arg;
     msgpack_pack_map(pk, 8 + !batch_default(plan));
-    pack_str(pk, "type");
-    pack_str(pk, "plan");
-    pack_str(pk, "requests");
+    mtp_log_pack_str(pk, "type");
+    mtp_log_pack_str(pk, "plan");
+    mtp_log_pack_str(pk, "requests");
     msgpack_pack_int64(pk, plan->requests);
-    pack_str(pk, "repeats");
+    mtp_log_pack_str(pk, "repeats");
     msgpack_pack_int64(pk, plan->repeats);
-    pack_str(pk, "decoders");
+    mtp_log_pack_str(pk, "decoders");
     msgpack_pack_array(pk, (size_t)plan->n_decoders);
     for (int i = 0; i < plan->n_decoders; i++)
-        pack_str(pk, plan->decoders[i]);
-    pack_str(pk, "sampling");
+        mtp_log_pack_str(pk, plan->decoders[i]);
+    mtp_log_pack_str(pk, "sampling");
     msgpack_pack_array(pk, (size_t)plan->n_sampling);
     for (int i = 0; i < plan->n_sampling; i++) {
         msgpack_pack_map(pk, 3);
-        pack_str(pk, "temperature");
+        mtp_log_pack_str(pk, "temperature");
         msgpack_pack_double(pk, plan->sampling[i].temperature);
-        pack_str(pk, "top_p");
+        mtp_log_pack_str(pk, "top_p");
         msgpack_pack_double(pk, plan->sampling[i].top_p);
-        pack_str(pk, "top_k");
+        mtp_log_pack_str(pk, "top_k");
         msgpack_pack_int64(pk, plan->sampling[i].top_k);
     }
     if (!batch_default(plan)) {
-        pack_str(pk, "batch_sizes");
+        mtp_log_pack_str(pk, "batch_sizes");
         msgpack_pack_array(pk, (size_t)plan->n_batch_sizes);
         for (int i = 0; i < plan->n_batch_sizes; i++)
             msgpack_pack_int64(pk, plan->batch_sizes[i]);
     }
-    pack_str(pk, "prompts");
+    mtp_log_pack_str(pk, "prompts");
     pack_prompts(pk, plan, false);
-    pack_str(pk, "skipped");
+    mtp_log_pack_str(pk, "skipped");
     pack_prompts(pk, plan, true);
-    pack_str(pk, "selection");
+    mtp_log_pack_str(pk, "selection");
     msgpack_pack_map(pk, 3);
-    pack_str(pk, "max_prompts");
+    mtp_log_pack_str(pk, "max_prompts");
     msgpack_pack_int64(pk, plan->max_prompts);
-    pack_str(pk, "max_prompts_per_category");
+    mtp_log_pack_str(pk, "max_prompts_per_category");
     msgpack_pack_int64(pk, plan->max_prompts_per_category);
-    pack_str(pk, "seed");
+    mtp_log_pack_str(pk, "seed");
     msgpack_pack_uint64(pk, plan->seed);
 }
 
