@@ -13,6 +13,7 @@
  *   - a request at B > 1 that no batch record lists is counted in the note;
  *   - the full report groups by batch on its own when the logs hold two
  *     batch sizes, and prints a B column;
+ *   - the view renders in md, csv, tex and json (json parsed back);
  *   - a batch record with a member out of range, or more sequences in a step
  *     than its batch size, is refused naming the key.
  * The numbers are chosen so each check fails without the code it tests.
@@ -25,6 +26,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h> /* defines: json_loads */
 #include <math.h>   /* defines: isnan */
 #include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: mkdtemp, free */
@@ -348,6 +350,69 @@ static void test_batch_key_added(void **state)
     mtp_report_data_free(&one);
 }
 
+static char *render(const struct mtp_report_table *t, const struct mtp_report_data *d,
+                    enum mtp_report_format fmt)
+{
+    struct mtp_report_options opt;
+    mtp_report_options_default(&opt);
+    struct mtp_report_meta meta = {d, &opt};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(mtp_report_write(f, t, fmt, &meta), MTP_OK);
+    fclose(f);
+    return buf;
+}
+
+static void test_formats(void **state)
+{
+    (void)state;
+    write_log("fmt.msgpack", REQS, 8, true, false);
+    struct mtp_report_data d = {0};
+    load(&d, "fmt.msgpack");
+    struct mtp_report_table t;
+    batch_table(&d, &t);
+    /* CSV: a header and one line per row, every line as many fields. */
+    char *csv = render(&t, &d, MTP_REPORT_FORMAT_CSV);
+    int lines = 0, want = -1;
+    for (const char *line = csv; *line; lines++) {
+        const char *end = strchr(line, '\n');
+        assert_non_null(end);
+        int fields = 1;
+        for (const char *c = line; c < end; c++)
+            fields += *c == ',';
+        if (want < 0)
+            want = fields;
+        assert_int_equal(fields, want);
+        line = end + 1;
+    }
+    assert_int_equal(lines, t.n_rows + 1);
+    assert_non_null(strstr(csv, "throughput_tok_s,throughput_tok_s_lo"));
+    free(csv);
+    char *md = render(&t, &d, MTP_REPORT_FORMAT_MD);
+    assert_non_null(strstr(md, "| B "));
+    free(md);
+    char *tex = render(&t, &d, MTP_REPORT_FORMAT_TEX);
+    assert_non_null(strstr(tex, "\\begin{tabular}"));
+    free(tex);
+    char *js = render(&t, &d, MTP_REPORT_FORMAT_JSON);
+    json_error_t err;
+    json_t *root = json_loads(js, 0, &err);
+    if (!root)
+        fail_msg("JSON does not parse: %s", err.text);
+    assert_string_equal(json_string_value(json_object_get(root, "table")), "batch");
+    json_t *rows = json_object_get(root, "rows");
+    assert_int_equal(json_array_size(rows), 4);
+    json_t *mtp2 = json_array_get(rows, 3); /* mtp-k2 at B = 2 */
+    assert_int_equal(json_integer_value(json_object_get(mtp2, "batch_size")), 2);
+    json_t *sp = json_object_get(json_object_get(mtp2, "speedup"), "value");
+    assert_float_equal(json_real_value(sp), 8000.0 / 6000.0, 1e-9);
+    json_decref(root);
+    free(js);
+    mtp_report_table_free(&t);
+    mtp_report_data_free(&d);
+}
+
 /* Record 2 + 8 requests = the baseline's batch record (0 run, 1 plan). */
 enum { BATCH_RECORD = 10 };
 
@@ -398,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_throughput_and_experts),
         cmocka_unit_test(test_uncovered_requests_counted),
         cmocka_unit_test(test_batch_key_added),
+        cmocka_unit_test(test_formats),
         cmocka_unit_test(test_hostile_batch_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
