@@ -71,6 +71,7 @@ struct batch_row {
     const struct mtp_report_group *g;
     const struct mtp_report_group *base; /* the baseline at the same sampling and B */
     double tok, ns;                      /* throughput: output tokens after the first, time */
+    double prefill_ns;                   /* the part of NS that prefilled admitted requests */
     double exp_sum, exp_n;               /* distinct experts: sum and (step, layer) cells */
     double steps, seqs;                  /* batch steps and the sequences in them */
 };
@@ -93,6 +94,7 @@ static void row_add_steps(struct batch_row *row, const struct mtp_log_batch_reco
 {
     for (int s = 0; s < b->n_steps; s++) {
         row->ns += step_ns(b, s);
+        row->prefill_ns += (double)b->prefill_ns[s];
         row->steps += 1;
         row->seqs += b->n_seqs[s];
         for (int l = 0; b->experts_touched && l < b->n_moe_layers; l++)
@@ -222,6 +224,12 @@ static double throughput(const struct batch_row *row)
     return row->tok > 0 ? ratio(row->tok, row->ns * 1e-9) : NAN;
 }
 
+/* Throughput without the prefills: B = 1's decode times have none. */
+static double decode_throughput(const struct batch_row *row)
+{
+    return row->tok > 0 ? ratio(row->tok, (row->ns - row->prefill_ns) * 1e-9) : NAN;
+}
+
 static double experts(const struct batch_row *row)
 {
     return ratio(row->exp_sum, row->exp_n);
@@ -245,6 +253,7 @@ static void batch_columns(struct mtp_report_table *t)
         {"tpot_ms", "TPOT/request ms", "TPOT ms", MTP_REPORT_FMT_2},
         {"throughput_tok_s", "throughput tok/s", "tok/s", MTP_REPORT_FMT_1},
         {"throughput_ratio", "throughput vs baseline", "tok/s ratio", MTP_REPORT_FMT_2},
+        {"decode_tok_s", "decode tok/s", "decode tok/s", MTP_REPORT_FMT_1},
         {"speedup", "speedup", "speedup", MTP_REPORT_FMT_2},
         {"seqs_per_step", "seqs/step", "seqs/step", MTP_REPORT_FMT_2},
         {"experts_per_verify", "experts/verify", "experts/verify", MTP_REPORT_FMT_1},
@@ -271,6 +280,7 @@ static void batch_cells(struct mtp_report_table *t, int row, int c, const struct
     mtp_report_put_stat(t, row, c++, tpot_ms(g), 1);
     mtp_report_put_num(t, row, c++, throughput(x));
     mtp_report_put_num(t, row, c++, base ? ratio(throughput(x), throughput(base)) : NAN);
+    mtp_report_put_num(t, row, c++, decode_throughput(x));
     mtp_report_put_metric(t, row, c++, g, MTP_REPORT_M_SPEEDUP, 1);
     mtp_report_put_num(t, row, c++, ratio(x->seqs, x->steps));
     mtp_report_put_num(t, row, c++, experts(x));
@@ -305,7 +315,8 @@ static char *batch_note(const struct mtp_report_options *opt, const struct batch
         "requests (ratio of sums; at B > 1 a request's decode time is the wall time of the "
         "batch steps it was in). throughput: tokens after the first of the batch runs' "
         "requests over the sum of their steps' prefill + draft + verify + accept times (B = "
-        "1: the requests' own decode times; no interval). speedup: per-request tokens/s over "
+        "1: the requests' own decode times; no interval); decode tok/s: the same without the "
+        "prefills of admitted requests (B = 1's decode times hold none). speedup: per-request tokens/s over "
         "the baseline's at the same B on the same prompts (the interval is this one's). "
         "experts/verify: distinct routed experts per verification step and MoE layer, whole "
         "batch (B = 1: per request); vs baseline: over the baseline's at the same B "

@@ -266,6 +266,8 @@ static void test_throughput_and_experts(void **state)
     assert_float_equal(num(&t, "mtp-k2", 2, "throughput_tok_s"), 8 / 3100e-9, 1e-3);
     assert_float_equal(num(&t, "mtp-k2", 2, "throughput_ratio"), 4100.0 / 3100.0, 1e-9);
     assert_float_equal(num(&t, "mtp-k2", 2, "seqs_per_step"), 2.0, 1e-12);
+    /* Without the 100 ns prefill of step 0. */
+    assert_float_equal(num(&t, "mtp-k2", 2, "decode_tok_s"), 8 / 3000e-9, 1e-3);
     /* B = 1: the requests' own decode times, 8 tokens in 4000 ns. */
     assert_float_equal(num(&t, "mtp-k2", 1, "throughput_tok_s"), 8 / 4000e-9, 1e-3);
     /* Experts: batch records at B = 2 (6 vs 4), request records at B = 1
