@@ -14,6 +14,8 @@
  *   - the full report groups by batch on its own when the logs hold two
  *     batch sizes, and prints a B column;
  *   - the view renders in md, csv, tex and json (json parsed back);
+ *   - `mtpbench report` adds the key and says so on stderr, not when --by
+ *     names batch, and --table batch runs;
  *   - a batch record with a member out of range, or more sequences in a step
  *     than its batch size, is refused naming the key.
  * The numbers are chosen so each check fails without the code it tests.
@@ -27,6 +29,9 @@
 #include <cmocka.h>
 
 #include <jansson.h> /* defines: json_loads */
+#include <libgen.h>  /* defines: dirname */
+#include <sys/wait.h> /* defines: WIFEXITED */
+#include <unistd.h>  /* defines: readlink */
 #include <math.h>   /* defines: isnan */
 #include <stdio.h>  /* defines: snprintf */
 #include <stdlib.h> /* defines: mkdtemp, free */
@@ -39,7 +44,7 @@
 #include "experiments/log_plan.h"
 #include "support/log_edit.h"
 
-static char tmp[64];
+static char tmp[64], mtpbench[1024];
 
 enum { LAYERS = 2 };
 
@@ -415,6 +420,40 @@ static void test_formats(void **state)
     mtp_report_data_free(&d);
 }
 
+/* `mtpbench ARGS` with stderr into OUT; returns the exit status. */
+static int run_cli(const char *args, char *out, size_t cap)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", mtpbench, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_cli_adds_batch_key(void **state)
+{
+    (void)state;
+    write_log("cli.msgpack", REQS, 8, true, false);
+    char args[512], out[4096];
+    snprintf(args, sizeof args, "report %s/cli.msgpack --bootstrap 0", tmp);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    if (!strstr(out, "the logs hold batch sizes 1, 2: grouping by batch too"))
+        fail_msg("stderr: %s", out);
+    snprintf(args, sizeof args, "report %s/cli.msgpack --bootstrap 0 --by decoder,batch", tmp);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    assert_null(strstr(out, "grouping by batch too"));
+    snprintf(args, sizeof args, "report %s/cli.msgpack --bootstrap 0 --table acceptance", tmp);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+    if (!strstr(out, "this view merges them"))
+        fail_msg("stderr: %s", out);
+    snprintf(args, sizeof args, "report %s/cli.msgpack --bootstrap 0 --table batch --format csv",
+             tmp);
+    assert_int_equal(run_cli(args, out, sizeof out), 0);
+}
+
 /* Record 2 + 8 requests = the baseline's batch record (0 run, 1 plan). */
 enum { BATCH_RECORD = 10 };
 
@@ -446,6 +485,12 @@ static void test_hostile_batch_record(void **state)
 static int setup(void **state)
 {
     (void)state;
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    snprintf(mtpbench, sizeof mtpbench, "%s/mtpbench", dirname(self));
     snprintf(tmp, sizeof tmp, "/tmp/mtp_report_batch_XXXXXX");
     return mkdtemp(tmp) ? 0 : -1;
 }
@@ -466,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_uncovered_requests_counted),
         cmocka_unit_test(test_batch_key_added),
         cmocka_unit_test(test_formats),
+        cmocka_unit_test(test_cli_adds_batch_key),
         cmocka_unit_test(test_hostile_batch_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
