@@ -45,7 +45,7 @@ struct report_args {
 static void report_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
+            "usage: mtpbench report LOG... [--by KEYS] [--table VIEW]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
             "                       [--out FILE] [--skip-damaged] [--strict] [--allow-partial]\n"
             "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
