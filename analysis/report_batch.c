@@ -316,8 +316,9 @@ static char *batch_note(const struct mtp_report_options *opt, const struct batch
         "batch steps it was in). throughput: tokens after the first of the batch runs' "
         "requests over the sum of their steps' prefill + draft + verify + accept times (B = "
         "1: the requests' own decode times; no interval); decode tok/s: the same without the "
-        "prefills of admitted requests (B = 1's decode times hold none). speedup: per-request tokens/s over "
-        "the baseline's at the same B on the same prompts (the interval is this one's). "
+        "prefills of admitted requests (B = 1's decode times hold none). speedup: per-request "
+        "tokens/s over the baseline's at the same B on the same prompts (the interval is this "
+        "one's). "
         "experts/verify: distinct routed experts per verification step and MoE layer, whole "
         "batch (B = 1: per request); vs baseline: over the baseline's at the same B "
         "(spec/metrics.md).%s%s%s%s",

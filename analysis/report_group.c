@@ -7,8 +7,8 @@
  * of the baseline decoder from the same run with the same sampling index,
  * dataset, prompt, repeat, turn and batch size (a request decoded in a batch
  * of 4 against the baseline in a batch of 4: the per-request speed of a
- * batch is not the speed of a lone request); same run means same machine, backend and spec,
- * so the ratio is never across runs. A request without such a partner is left
+ * batch is not the speed of a lone request); same run means same machine,
+ * backend and spec, so the ratio is never across runs. A request without such a partner is left
  * out of the speedup (on both sides), never compared with another run.
  * Requests that never decoded (EOS in the prefill) are no group's members and
  * no baseline's partner: they are counted, not measured (report_complete.c).
