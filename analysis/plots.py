@@ -28,6 +28,11 @@ Figures:
   tree_ablation.png           (logs with tree decoders) tau and speedup against the tokens
                               verified per step, chains vs static vs dynamic trees, per
                               temperature (`mtpbench report --table tree`)
+  batch_size.png              (logs with more than one batch size) speedup against the
+                              baseline at the same B, and distinct experts per verification
+                              step over the baseline's, against the batch size B, one line
+                              per decoder (K, drafting), per temperature
+                              (`mtpbench report --table batch`)
   cost_model.png              (--costs) predicted vs measured speedup per family, and the
                               alpha_j the model uses; the title says when the bench was
                               noisy, and why (plot_bench_noise.py)
@@ -61,11 +66,19 @@ SINGLE_OFFSET = 0.12  # x offset of a point of its own, so it does not hide a li
 
 
 def report_json(mtpbench, logs, by, bootstrap):
-    """Run `mtpbench report --format json` and return its rows."""
+    """Run `mtpbench report --format json` and return its rows. Logs of several batch sizes
+    give rows per B (the report adds the key): the depth and acceptance figures take the
+    smallest B, and batch_size.png compares them."""
     cmd = [mtpbench, "report", *logs, "--format", "json", "--by", by,
            "--bootstrap", str(bootstrap)]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
-    return json.loads(out)["rows"]
+    return smallest_batch(json.loads(out)["rows"])
+
+
+def smallest_batch(rows):
+    """The rows of the smallest batch size (all rows when they carry none)."""
+    sizes = {val(r.get("batch_size"))[0] for r in rows} - {None}
+    return [r for r in rows if val(r.get("batch_size"))[0] in (None, min(sizes))] if sizes else rows
 
 
 def val(cell):
@@ -365,6 +378,51 @@ def fig_tree(rows):
     return fig
 
 
+def fig_batch(rows, decoders):
+    """batch_size.png from `report --table batch` rows: speedup (with its interval) and the
+    experts ratio against B, one line per MTP decoder and temperature; None with fewer than
+    two batch sizes. The baseline is the line at 1 it is measured against."""
+    sizes = {val(r.get("batch_size"))[0] for r in rows} - {None}
+    if len(sizes) < 2:
+        return None
+    temps = temperatures(rows)
+    rows = [r for r in rows if val(r.get("depth"))[0]]
+    ds = {r["decoder"]: decoder_of_row(r, decoders) for r in rows}
+    labels = pd.decoder_labels(list(ds.values()))
+    styles = family_styles({pd.family(d) for d in ds.values()})
+    names = sorted(ds, key=lambda n: (family_order(pd.family(ds[n])), ds[n].depth))
+    ks = sorted({d.depth for d in ds.values()})
+    cmap = plt.get_cmap("viridis")
+    kcolor = {k: cmap(i / max(1, len(ks) - 1) * 0.85) for i, k in enumerate(ks)}
+    fig, axes = plt.subplots(2, len(temps), figsize=(5 * len(temps), 7), squeeze=False)
+    for col, t in enumerate(temps):
+        for name in names:
+            sel = sorted((r for r in rows if r["decoder"] == name
+                          and val(r["temperature"])[0] == t),
+                         key=lambda r: val(r["batch_size"])[0])
+            bs = [val(r["batch_size"])[0] for r in sel]
+            style = styles[pd.family(ds[name])]
+            for row, key in ((0, "speedup"), (1, "experts_ratio")):
+                errbar(axes[row][col], bs, [r.get(key) for r in sel], [name] * len(sel),
+                       color=kcolor[ds[name].depth], linestyle=style[0] if len(sel) > 1 else "none",
+                       marker=style[1], label=labels[name])
+        for row, what in ((0, "speedup vs baseline at the same B"),
+                          (1, "experts per verification / baseline's")):
+            ax = axes[row][col]
+            ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(sizes))
+            ax.set_xticklabels([str(b) for b in sorted(sizes)])
+            ax.set_xlabel("batch size B")
+            ax.set_ylabel(what)
+            ax.set_title("T = %g" % t)
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.suptitle("Speculative decoding by batch size: one line per decoder (K, drafting)")
+    fig.tight_layout()
+    return fig
+
+
 def fig_context(rows):
     """acceptance_by_context.png from `report --table position` rows: tau and alpha_1 against the
     context-length bin and the generation-position bin, one line per decoder and temperature (a
@@ -444,6 +502,12 @@ def main():
     context = fig_context(json.loads(pos.stdout)["rows"]) if pos.returncode == 0 else None
     if context is not None:
         written.append(save(context, os.path.join(out, "acceptance_by_context.png")))
+    cmd = [args.mtpbench, "report", *logs, "--format", "json", "--table", "batch",
+           "--bootstrap", str(args.bootstrap)]
+    batch = fig_batch(json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout)
+                      ["rows"], decoders)
+    if batch is not None:
+        written.append(save(batch, os.path.join(out, "batch_size.png")))
     if args.costs:
         written.append(save(cost_figure(args, logs, rows_all, decoders),
                             os.path.join(out, "cost_model.png")))

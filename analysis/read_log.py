@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """read_log.py - read an mtpbench MessagePack log (schema mtpbench-log/2, framed,
 or the older unframed mtpbench-log/1), check every frame's length and CRC-32 and
-every record's required keys and types, and print record counts.
+every record's required keys and types (and the per-step rules of "request" and
+"batch" records), and print record counts.
 
     /usr/bin/python3 analysis/read_log.py runs/x/log.msgpack [more logs...]
 
@@ -9,7 +10,8 @@ Exit status: 0 when every log is valid (a cut-off last record is only a
 warning, as in the C reader; a damaged record is an error naming its byte
 offset), 1 otherwise. The format is spec/log-format.md;
 this script is also the worked example of reading a log from Python with the
-`msgpack` package. CI does not run it: the C tests (tests/test_log.c) are the gate.
+`msgpack` package. The C tests (tests/test_log.c) are the gate for the log
+format; tests/test_read_log.py checks this script's batch-record rules.
 """
 import collections
 import os
@@ -48,6 +50,12 @@ REQUIRED = {
         "draft_ns": (list,), "verify_ns": (list,), "accept_ns": (list,), "update_ns": (list,),
         "ttft_ns": INT, "total_ns": INT, "experts_touched": (list,) + NONE,
         "stop_reason": STR, "time_unix_ns": INT,
+    },
+    "batch": {
+        "type": STR, "decoder": STR, "sampling_index": INT, "batch_size": INT, "depth": INT,
+        "requests": (list,), "n_seqs": (list,), "tokens": (list,), "members": (list,),
+        "experts_touched": (list,) + NONE, "prefill_ns": (list,), "draft_ns": (list,),
+        "verify_ns": (list,), "accept_ns": (list,), "wall_ns": INT, "time_unix_ns": INT,
     },
     "resume": {"type": STR, "time": STR, "unix_ns": INT, "host": STR,
                "git_commit": STR + NONE, "requests_before": INT},
@@ -98,6 +106,53 @@ def check_request(rec, where):
     return errors
 
 
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_batch_steps(rec, where):
+    """The per-step rules of a batch record (spec/log-format.md, "Validity of batch records")."""
+    errors, b, k, off = [], rec["batch_size"], rec["depth"], 0
+    members, n_req = rec["members"], len(rec["requests"])
+    for s, n in enumerate(rec["n_seqs"]):
+        if not is_int(n) or not 1 <= n <= b:
+            return errors + [f"{where}: key 'n_seqs': step {s}: expected 1..{b}, found {n!r}"]
+        t = rec["tokens"][s]
+        if not is_int(t) or not n <= t <= n * (k + 1):
+            errors.append(f"{where}: key 'tokens': step {s}: expected {n}..{n * (k + 1)}, found {t!r}")
+        step = members[off:off + n]
+        if any(not is_int(m) or not 0 <= m < n_req for m in step) or len(set(step)) != len(step):
+            errors.append(f"{where}: key 'members': step {s}: expected {n} distinct indices "
+                          f"0..{n_req - 1}, found {step!r}")
+        off += n
+    if off != len(members):
+        errors.append(f"{where}: key 'members': expected sum(n_seqs) = {off} entries, "
+                      f"found {len(members)}")
+    return errors
+
+
+def check_batch(rec, where):
+    errors = []
+    if not 1 <= rec["batch_size"] <= 256 or not 0 <= rec["depth"] <= 64:
+        return [f"{where}: batch_size {rec['batch_size']} (1..256) or depth {rec['depth']} "
+                "(0..64) out of range"]
+    for i, q in enumerate(rec["requests"]):
+        if not isinstance(q, dict) or not isinstance(q.get("dataset"), str) or \
+                not isinstance(q.get("prompt_id"), str) or not is_int(q.get("repeat")) or \
+                q["repeat"] < 0:
+            errors.append(f"{where}: key 'requests': element {i}: expected dataset, prompt_id "
+                          "and repeat >= 0")
+    steps = len(rec["n_seqs"])
+    for key in ("tokens", "prefill_ns", "draft_ns", "verify_ns", "accept_ns"):
+        if len(rec[key]) != steps:
+            errors.append(f"{where}: key '{key}': {len(rec[key])} entries for {steps} steps")
+    ex = rec["experts_touched"]
+    if ex is not None and (len(ex) != steps or any(
+            not isinstance(row, list) or len(row) != len(ex[0]) for row in ex)):
+        errors.append(f"{where}: key 'experts_touched': expected {steps} rows of equal length")
+    return errors + (check_batch_steps(rec, where) if not errors else [])
+
+
 def check_record(rec, index, offset):
     where = f"record {index} (byte {offset})"
     if not isinstance(rec, dict) or not isinstance(rec.get("type"), str):
@@ -116,6 +171,8 @@ def check_record(rec, index, offset):
             errors.append(f"{where}: schema_version {rec['schema_version']!r}, expected one of {SCHEMAS}")
     elif kind == "request":
         errors += check_request(rec, where)
+    elif kind == "batch":
+        errors += check_batch(rec, where)
     return kind, errors
 
 

@@ -13,11 +13,13 @@
  *   report_group.c     requests -> groups by the --by keys, prompts
  *                      ("units") inside each group, the baseline request
  *                      each request is paired with (same run, sampling,
- *                      dataset, prompt, repeat)
+ *                      dataset, prompt, repeat, turn, batch size)
  *   report_stats.c     one group + prompt weights -> its metric vector
  *   report_bootstrap.c point estimates and percentile intervals
  *   report_table.c     groups -> tables (full report, acceptance view,
  *                      exact-vs-chain ablation)
+ *   report_batch.c     groups by batch size + the "batch" records -> the
+ *                      batch view (throughput, experts per verification)
  *   report_format.c    tables -> md / csv / tex;  report_json.c -> json
  *
  * Bootstrap procedure (tests/test_report.c reimplements it): a group's units
@@ -45,6 +47,7 @@
 
 #include "engine/rng.h"      /* defines: struct mtp_rng */
 #include "experiments/log.h" /* defines: struct mtp_request_record */
+#include "experiments/log_batch.h" /* defines: struct mtp_log_batch_record */
 #include "experiments/log_plan.h" /* defines: struct mtp_log_plan */
 
 #define MTP_REPORT_SCHEMA "mtpbench-report/1"
@@ -81,6 +84,12 @@ struct mtp_report_request {
     struct mtp_request_record rec; /* decoded and owned */
 };
 
+/* One "batch" record (experiments/log_batch.h) of run RUN. */
+struct mtp_report_batch {
+    int run;                         /* index into mtp_report_data.runs */
+    struct mtp_log_batch_record rec; /* decoded and owned */
+};
+
 struct mtp_report_data {
     int n_files;
     char **files;
@@ -88,6 +97,8 @@ struct mtp_report_data {
     struct mtp_report_run *runs;
     int n_requests, cap_requests;
     struct mtp_report_request *requests;
+    int n_batches;
+    struct mtp_report_batch *batches; /* every "batch" record, in file order */
     int n_duplicates;          /* request records skipped: same run and request key seen before */
     bool skip_damaged;         /* set before loading: skip damaged records (report --skip-damaged) */
     int n_damaged;             /* records skipped as damaged, all files */
@@ -152,6 +163,7 @@ enum mtp_report_key {
     MTP_REPORT_KEY_RUN,
     MTP_REPORT_KEY_WIRING,      /* the MTP conventions (log key "wiring"; "-" for baseline) */
     MTP_REPORT_KEY_TURN,        /* the turn of a multi-turn prompt (shown 1-based) */
+    MTP_REPORT_KEY_BATCH,       /* the batch size B the request was decoded at (column "B") */
     MTP_REPORT_KEY_COUNT,
 };
 
@@ -167,9 +179,17 @@ struct mtp_report_options {
 void mtp_report_options_default(struct mtp_report_options *opt);
 
 /* Parse "decoder,category,temperature" into OPT->by (names: decoder,
- * temperature, category, dataset, run, wiring, turn; no repeats). MTP_ERR with a
- * message. */
+ * temperature, category, dataset, run, wiring, turn, batch; no repeats).
+ * MTP_ERR with a message. */
 int mtp_report_parse_by(const char *list, struct mtp_report_options *opt);
+
+/* The distinct batch sizes of D's requests and of its runs' plans, ascending,
+ * into OUT (at most CAP); returns how many there are (may exceed CAP). */
+int mtp_report_batch_sizes(const struct mtp_report_data *d, int *out, int cap);
+
+/* When D holds more than one batch size and OPT->by does not name batch,
+ * append batch to OPT->by (so no group merges batch sizes) and return true. */
+bool mtp_report_add_batch_key(const struct mtp_report_data *d, struct mtp_report_options *opt);
 const char *mtp_report_key_name(enum mtp_report_key k);
 
 enum { MTP_REPORT_NPCT = 3 }; /* p50, p90, p99 */
@@ -220,6 +240,7 @@ struct mtp_report_group {
     const char *category, *dataset;
     int run;                            /* -1 unless grouped by run */
     int turn;                           /* 0-based; -1 unless grouped by turn */
+    int batch_size;                     /* B; -1 unless grouped by batch */
     char *wiring;                       /* owned "draft_hidden,position0,module_hidden" label
                                          * ("-" for baseline); NULL unless grouped by wiring */
     bool mixed;                         /* members differ in decoder, depth, drafting or
@@ -357,6 +378,15 @@ int mtp_report_table_tree(const struct mtp_report_data *d, const struct mtp_repo
  * bootstrap intervals over prompts. */
 int mtp_report_table_position(const struct mtp_report_data *d,
                               const struct mtp_report_options *opt, struct mtp_report_table *t);
+
+/* Batch sizes (report_batch.c): rows sampling setting x batch size x decoder
+ * (baseline first at each B, then by K); tau, TPOT per request, throughput
+ * of the batch runs, speedup against the baseline at the same B, and the
+ * distinct experts per verification step against the baseline's; a note
+ * counts the requests at B > 1 no batch record covers. Groups D itself by
+ * decoder, temperature and batch (OPT's keys are not used). */
+int mtp_report_table_batch(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                           struct mtp_report_table *t);
 
 void mtp_report_table_free(struct mtp_report_table *t);
 

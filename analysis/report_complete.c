@@ -5,7 +5,9 @@
  * that are not in the logs, and the rank logs that were not read.
  *
  * The source is the "plan" record (experiments/log_plan.h): its decoders,
- * sampling settings, prompts and repeats are the planned requests, and each
+ * sampling settings, batch sizes, prompts and repeats are the planned
+ * requests (a request per batch size: a group of one B plans the decoders'
+ * requests at that B alone), and each
  * is put in the group its record would be in. A planned request has no record
  * of its own, so its decoder's mode, depth and wiring come from a request of
  * the same run and decoder that is present; a decoder none of whose requests
@@ -299,6 +301,7 @@ static int new_group(struct placer *p, char *key, const struct mtp_report_reques
     g->dataset = by_has(opt, MTP_REPORT_KEY_DATASET) ? r->dataset : NULL;
     g->run = by_has(opt, MTP_REPORT_KEY_RUN) ? q->run : -1;
     g->turn = by_has(opt, MTP_REPORT_KEY_TURN) ? r->turn : -1;
+    g->batch_size = by_has(opt, MTP_REPORT_KEY_BATCH) ? r->batch_size : -1;
     p->new_keys[gi] = key;
     p->run_stamp[gi] = p->prompt_stamp[gi] = -1;
     return gi;
@@ -368,34 +371,47 @@ static void add_missing(struct placer *p, int gi, int run, int n_missing)
     p->out->groups[gi].missing_ranks += n_missing;
 }
 
+/* Count the planned request Q (prompt PI of plan PL) in its group. */
+static void place_planned(struct placer *p, const struct mtp_log_plan *pl, int pi,
+                          const struct mtp_report_request *q, bool has_template, int n_missing)
+{
+    const struct mtp_plan_prompt *pr = &pl->prompts[pi];
+    int gi = place(p, q, has_template);
+    struct mtp_report_group *g = &p->out->groups[gi];
+    add_missing(p, gi, q->run, n_missing);
+    if (pr->skip == MTP_PLAN_RUN) {
+        if (g->planned >= 0)
+            g->planned += pl->repeats;
+    } else if (p->prompt_stamp[gi] != pi && g->skipped[pr->skip] >= 0) {
+        p->prompt_stamp[gi] = pi; /* a prompt counts once per group */
+        g->skipped[pr->skip]++;
+    }
+}
+
 static void place_plan(struct placer *p, int run, int n_missing)
 {
     const struct mtp_log_plan *pl = &p->d->runs[run].plan;
     const struct mtp_request_record **t = templates(p->d, run);
+    static const int one = 1; /* a plan without batch sizes ran at B = 1 */
+    int n_b = pl->n_batch_sizes > 0 ? pl->n_batch_sizes : 1;
+    const int *sizes = pl->n_batch_sizes > 0 ? pl->batch_sizes : &one;
     for (int gi = 0; gi < p->out->n_groups; gi++)
         p->prompt_stamp[gi] = -1;
     for (int pi = 0; pi < pl->n_prompts; pi++) {
         const struct mtp_plan_prompt *pr = &pl->prompts[pi];
+        /* Each planned turn is a request; a skipped prompt counts once. */
+        int turns = pr->skip == MTP_PLAN_RUN ? pr->turns : 1;
         for (int k = 0; k < pl->n_decoders; k++)
-            for (int s = 0; s < pl->n_sampling; s++) {
-                /* Each planned turn is a request; a skipped prompt counts once. */
-                int turns = pr->skip == MTP_PLAN_RUN ? pr->turns : 1;
-                for (int turn = 0; turn < turns; turn++) {
-                    struct mtp_report_request q;
-                    planned_request(run, t[k], pl->decoders[k], s, &pl->sampling[s], pr, &q);
-                    q.rec.turn = turn;
-                    int gi = place(p, &q, t[k] != NULL);
-                    struct mtp_report_group *g = &p->out->groups[gi];
-                    add_missing(p, gi, run, n_missing);
-                    if (pr->skip == MTP_PLAN_RUN) {
-                        if (g->planned >= 0)
-                            g->planned += pl->repeats;
-                    } else if (p->prompt_stamp[gi] != pi && g->skipped[pr->skip] >= 0) {
-                        p->prompt_stamp[gi] = pi; /* a prompt counts once per group */
-                        g->skipped[pr->skip]++;
+            for (int s = 0; s < pl->n_sampling; s++)
+                for (int b = 0; b < n_b; b++)
+                    for (int turn = 0; turn < turns; turn++) {
+                        struct mtp_report_request q;
+                        planned_request(run, t[k], pl->decoders[k], s, &pl->sampling[s], pr,
+                                        &q);
+                        q.rec.turn = turn;
+                        q.rec.batch_size = sizes[b];
+                        place_planned(p, pl, pi, &q, t[k] != NULL, n_missing);
                     }
-                }
-            }
     }
     free(t);
 }

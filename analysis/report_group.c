@@ -5,8 +5,10 @@
  *
  * Pairing (spec/metrics.md "speedup"): a request is compared with the request
  * of the baseline decoder from the same run with the same sampling index,
- * dataset, prompt and repeat; same run means same machine, backend and spec,
- * so the ratio is never across runs. A request without such a partner is left
+ * dataset, prompt, repeat, turn and batch size (a request decoded in a batch
+ * of 4 against the baseline in a batch of 4: the per-request speed of a
+ * batch is not the speed of a lone request); same run means same machine,
+ * backend and spec, so the ratio is never across runs. A request without such a partner is left
  * out of the speedup (on both sides), never compared with another run.
  * Requests that never decoded (EOS in the prefill) are no group's members and
  * no baseline's partner: they are counted, not measured (report_complete.c).
@@ -24,7 +26,7 @@ static const char *const key_names[MTP_REPORT_KEY_COUNT] = {
     [MTP_REPORT_KEY_DECODER] = "decoder",   [MTP_REPORT_KEY_TEMPERATURE] = "temperature",
     [MTP_REPORT_KEY_CATEGORY] = "category", [MTP_REPORT_KEY_DATASET] = "dataset",
     [MTP_REPORT_KEY_RUN] = "run",           [MTP_REPORT_KEY_WIRING] = "wiring",
-    [MTP_REPORT_KEY_TURN] = "turn",
+    [MTP_REPORT_KEY_TURN] = "turn",         [MTP_REPORT_KEY_BATCH] = "batch",
 };
 
 const char *mtp_report_key_name(enum mtp_report_key k) { return key_names[k]; }
@@ -51,7 +53,7 @@ int mtp_report_parse_by(const char *list, struct mtp_report_options *opt)
             k++;
         if (k == MTP_REPORT_KEY_COUNT)
             rc = mtp_error_set("--by: unknown key '%s' (known: decoder, temperature, category, "
-                               "dataset, run, wiring, turn)", tok);
+                               "dataset, run, wiring, turn, batch)", tok);
         for (int i = 0; i < n && rc == MTP_OK; i++)
             if (opt->by[i] == (enum mtp_report_key)k)
                 rc = mtp_error_set("--by: key '%s' given twice", tok);
@@ -74,6 +76,42 @@ static bool by_has(const struct mtp_report_options *opt, enum mtp_report_key k)
     return false;
 }
 
+/* Batch sizes are 1..MTP_SPEC_MAX_BATCH in both records (the log readers
+ * check them), so a table of flags holds the set. */
+int mtp_report_batch_sizes(const struct mtp_report_data *d, int *out, int cap)
+{
+    bool seen[MTP_SPEC_MAX_BATCH + 1] = {false};
+    for (int i = 0; i < d->n_requests; i++) {
+        int b = d->requests[i].rec.batch_size;
+        if (b >= 1 && b <= MTP_SPEC_MAX_BATCH)
+            seen[b] = true;
+    }
+    for (int r = 0; r < d->n_runs; r++) {
+        const struct mtp_log_plan *pl = &d->runs[r].plan;
+        for (int i = 0; d->runs[r].has_plan && i < pl->n_batch_sizes; i++)
+            if (pl->batch_sizes[i] >= 1 && pl->batch_sizes[i] <= MTP_SPEC_MAX_BATCH)
+                seen[pl->batch_sizes[i]] = true;
+    }
+    int n = 0;
+    for (int b = 1; b <= MTP_SPEC_MAX_BATCH; b++)
+        if (seen[b]) {
+            if (n < cap)
+                out[n] = b;
+            n++;
+        }
+    return n;
+}
+
+bool mtp_report_add_batch_key(const struct mtp_report_data *d, struct mtp_report_options *opt)
+{
+    int sizes[2];
+    if (by_has(opt, MTP_REPORT_KEY_BATCH) || mtp_report_batch_sizes(d, sizes, 2) < 2 ||
+        opt->n_by >= MTP_REPORT_KEY_COUNT)
+        return false;
+    opt->by[opt->n_by++] = MTP_REPORT_KEY_BATCH;
+    return true;
+}
+
 /* ---- string keys ---------------------------------------------------------- */
 
 /* Fields are joined with 0x1f, which no decoder name, stem or id contains in
@@ -81,9 +119,11 @@ static bool by_has(const struct mtp_report_options *opt, enum mtp_report_key k)
 static char *pair_key(const struct mtp_report_request *q)
 {
     const struct mtp_request_record *r = &q->rec;
-    /* A turn pairs with the same turn of the baseline's conversation. */
-    return mtp_report_xprintf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d\x1f%08d", q->run,
-                              r->sampling_index, r->dataset, r->prompt_id, r->repeat, r->turn);
+    /* A turn pairs with the same turn of the baseline's conversation, a
+     * request of a batch run with the baseline's request at the same B. */
+    return mtp_report_xprintf("%08d\x1f%08d\x1f%s\x1f%s\x1f%08d\x1f%08d\x1f%08d", q->run,
+                              r->sampling_index, r->dataset, r->prompt_id, r->repeat, r->turn,
+                              r->batch_size);
 }
 
 static char *unit_key(const struct mtp_report_request *q)
@@ -121,6 +161,7 @@ char *mtp_report_group_key(const struct mtp_report_request *q,
         case MTP_REPORT_KEY_RUN: part = mtp_report_xprintf("%08d", q->run); break;
         case MTP_REPORT_KEY_WIRING: part = mtp_report_wiring_label(r); break;
         case MTP_REPORT_KEY_TURN: part = mtp_report_xprintf("%08d", r->turn); break;
+        case MTP_REPORT_KEY_BATCH: part = mtp_report_xprintf("%08d", r->batch_size); break;
         default: part = mtp_xstrdup(""); break;
         }
         char *joined = mtp_report_xprintf("%s\x1e%s", s, part);
@@ -307,6 +348,7 @@ static void group_describe(const struct mtp_report_data *d, struct mtp_report_gr
     g->dataset = by_has(opt, MTP_REPORT_KEY_DATASET) ? r0->dataset : NULL;
     g->run = by_has(opt, MTP_REPORT_KEY_RUN) ? q0->run : -1;
     g->turn = by_has(opt, MTP_REPORT_KEY_TURN) ? q0->rec.turn : -1;
+    g->batch_size = by_has(opt, MTP_REPORT_KEY_BATCH) ? q0->rec.batch_size : -1;
 }
 
 /* Groups of D by OPT->by: members listed, units summed. */
@@ -383,6 +425,8 @@ int mtp_report_group_cmp(const struct mtp_report_group *a, const struct mtp_repo
         c = cmp_str(a->dataset, b->dataset);
     if (!c)
         c = cmp_str(a->wiring, b->wiring);
+    if (!c)
+        c = (a->batch_size > b->batch_size) - (a->batch_size < b->batch_size);
     return c ? c : (a->run > b->run) - (a->run < b->run);
 }
 

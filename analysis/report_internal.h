@@ -120,7 +120,8 @@ void mtp_report_put_acceptance(struct mtp_report_table *t, int row, int col,
 
 /* Column indices of the key columns of a table (-1: absent). */
 struct mtp_report_key_cols {
-    int decoder, depth, drafting, temperature, top_p, top_k, category, dataset, run, wiring, turn;
+    int decoder, depth, drafting, temperature, top_p, top_k, category, dataset, run, wiring, turn,
+        batch;
 };
 void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report *r,
                             const enum mtp_report_key *by, int n_by,

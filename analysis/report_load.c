@@ -11,6 +11,10 @@
  * whole records are kept and the cut is reported with the byte offset. Other
  * damage fails the load, or with skip_damaged is skipped and counted.
  *
+ * The "batch" records (experiments/log_batch.h) are kept too, tagged with
+ * their run, for the batch view (report_batch.c); one seen before (the same
+ * log given twice) is counted once, as requests are.
+ *
  * For completeness (report_complete.c) each run keeps its first "plan"
  * record, whether a summary says it finished, and which rank logs (R of N)
  * were read. Rank logs of one run must embed one spec: two specs that share
@@ -188,6 +192,47 @@ static void report_add_request(struct mtp_report_data *d, int run,
     d->n_requests++;
 }
 
+/* Is B (of run RUN) the same batch run as one kept already? The end time,
+ * the wall time and the step count together name a batch run. */
+static bool batch_seen(const struct mtp_report_data *d, int run,
+                       const struct mtp_log_batch_record *b)
+{
+    for (int i = 0; i < d->n_batches; i++) {
+        const struct mtp_log_batch_record *o = &d->batches[i].rec;
+        if (d->batches[i].run == run && o->time_unix_ns == b->time_unix_ns &&
+            o->wall_ns == b->wall_ns && o->n_steps == b->n_steps &&
+            o->sampling_index == b->sampling_index && o->batch_size == b->batch_size &&
+            strcmp(o->decoder, b->decoder) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Decode and keep the "batch" record REC at OFF of PATH (run RUN). */
+static int report_take_batch(struct mtp_report_data *d, const msgpack_object *rec,
+                             const char *path, uint64_t off, int run)
+{
+    if (run < 0)
+        return mtp_error_set("REPORT %s: batch record at offset %llu comes before any \"run\" "
+                             "record", path, (unsigned long long)off);
+    struct mtp_log_batch_record b;
+    if (mtp_log_batch_decode(rec, &b)) {
+        mtp_log_batch_free(&b);
+        return mtp_error_wrap("REPORT %s: record at offset %llu: ", path,
+                              (unsigned long long)off);
+    }
+    if (batch_seen(d, run, &b)) {
+        d->n_duplicates++;
+        mtp_log_batch_free(&b);
+        return MTP_OK;
+    }
+    d->batches = mtp_xrealloc(d->batches, (size_t)(d->n_batches + 1) * sizeof *d->batches);
+    d->batches[d->n_batches].run = run;
+    d->batches[d->n_batches].rec = b;
+    d->n_batches++;
+    return MTP_OK;
+}
+
 /* The first plan of a run is its plan: every rank log holds the whole job's. */
 static int report_take_plan(struct mtp_report_run *run, const msgpack_object *rec,
                             const char *path, uint64_t off)
@@ -222,6 +267,8 @@ static int report_take_record(struct mtp_report_data *d, const msgpack_object *r
     }
     if (strcmp(type, "plan") == 0 && *run >= 0)
         return report_take_plan(&d->runs[*run], rec, path, off);
+    if (strcmp(type, "batch") == 0)
+        return report_take_batch(d, rec, path, off, *run);
     if (strcmp(type, "request") != 0)
         return MTP_OK; /* resume, summary, and types this reader does not know */
     if (*run < 0)
@@ -302,6 +349,9 @@ void mtp_report_data_free(struct mtp_report_data *d)
     for (int i = 0; i < d->n_requests; i++)
         mtp_log_request_free(&d->requests[i].rec);
     free(d->requests);
+    for (int i = 0; i < d->n_batches; i++)
+        mtp_log_batch_free(&d->batches[i].rec);
+    free(d->batches);
     mtp_log_keyset_free(d->seen);
     memset(d, 0, sizeof *d);
 }

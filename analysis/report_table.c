@@ -195,6 +195,10 @@ void mtp_report_key_columns(struct mtp_report_table *t, const struct mtp_report 
         case MTP_REPORT_KEY_TURN:
             kc->turn = mtp_report_table_col(t, "turn", "turn", "turn", 0, MTP_REPORT_FMT_PLAIN);
             break;
+        case MTP_REPORT_KEY_BATCH:
+            kc->batch = mtp_report_table_col(t, "batch_size", "B", "$B$", 0,
+                                             MTP_REPORT_FMT_PLAIN);
+            break;
         default: break;
         }
     }
@@ -229,6 +233,8 @@ void mtp_report_key_cells(struct mtp_report_table *t, int row, const struct mtp_
         mtp_report_put_text(t, row, kc->wiring, g->wiring);
     if (kc->turn >= 0 && g->turn >= 0)
         mtp_report_put_int(t, row, kc->turn, g->turn + 1); /* "turn 1, 2" as Spec-Bench */
+    if (kc->batch >= 0 && g->batch_size >= 0)
+        mtp_report_put_int(t, row, kc->batch, g->batch_size);
 }
 
 static int max_k(const struct mtp_report *r)

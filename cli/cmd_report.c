@@ -7,6 +7,7 @@
  *   mtpbench report runs/default --table acceptance
  *   mtpbench report a.msgpack b.msgpack --by decoder,category --format csv --out t.csv
  *   mtpbench report runs/default --table cost-model --costs bench.json
+ *   mtpbench report runs/batch --table batch
  *
  * A directory argument stands for every *.msgpack file in it (sorted).
  */
@@ -24,7 +25,9 @@
 #include "core/error.h"    /* defines: mtp_error_message */
 #include "report_cost_out.h" /* defines: mtp_report_cost_output */
 
-enum report_view { VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE, VIEW_POSITION };
+enum report_view {
+    VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE, VIEW_POSITION, VIEW_BATCH,
+};
 
 struct report_args {
     struct mtp_report_options opt;
@@ -42,7 +45,7 @@ struct report_args {
 static void report_usage(FILE *f)
 {
     fprintf(f,
-            "usage: mtpbench report LOG... [--by KEYS] [--table full|acceptance|ablation]\n"
+            "usage: mtpbench report LOG... [--by KEYS] [--table VIEW]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
             "                       [--out FILE] [--skip-damaged] [--strict] [--allow-partial]\n"
             "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
@@ -54,7 +57,8 @@ static void report_usage(FILE *f)
             "options:\n"
             "  --by KEYS        group by these comma-separated keys, in column order:\n"
             "                   decoder, temperature, category, dataset, run, wiring,\n"
-            "                   turn (multi-turn prompts, 1-based)\n"
+            "                   turn (multi-turn prompts, 1-based), batch (the batch\n"
+            "                   size B; added when the logs hold more than one)\n"
             "                   (default decoder,temperature)\n"
             "  --table VIEW     full (default): every metric per group;\n"
             "                   acceptance: tau and alpha_1 per category, overall speedup;\n"
@@ -64,7 +68,9 @@ static void report_usage(FILE *f)
             "                   tree: tau and speedup against tokens verified per step\n"
             "                   for chains, static and dynamic trees;\n"
             "                   position: tau and alpha_j by context length and by\n"
-            "                   position in the generation\n"
+            "                   position in the generation;\n"
+            "                   batch: tau, TPOT per request, throughput, speedup and\n"
+            "                   experts per verification step per batch size B\n"
             "  --costs FILE     `mtpbench bench --json` output (another machine's file\n"
             "                   gives a projection onto that machine)\n"
             "  --format FMT     md (default), csv, tex, json\n"
@@ -86,15 +92,15 @@ static void report_usage(FILE *f)
 
 static int report_parse_view(const char *s, enum report_view *v)
 {
-    static const char *const names[] = {"full",     "acceptance", "ablation",
-                                         "cost-model", "tree",     "position"};
-    for (int i = 0; i < 6; i++)
+    static const char *const names[] = {"full", "acceptance", "ablation", "cost-model",
+                                         "tree", "position",   "batch"};
+    for (int i = 0; i < 7; i++)
         if (strcmp(s, names[i]) == 0) {
             *v = (enum report_view)i;
             return 0;
         }
     fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation, "
-                    "cost-model, tree or position, found '%s'\n", s);
+                    "cost-model, tree, position or batch, found '%s'\n", s);
     return -1;
 }
 
@@ -230,6 +236,30 @@ static int report_load_all(struct mtp_report_data *d, const struct report_args *
     return MTP_OK;
 }
 
+/* The full report groups by batch size whenever the logs hold several (a
+ * group must never merge B = 1 with B = 4 silently); the other views keep
+ * their own keys, and say on standard error when they merge batch sizes
+ * (their speedups stay paired at the same B). */
+static void report_batch_key(const struct mtp_report_data *d, struct report_args *a)
+{
+    int sizes[8];
+    int n = mtp_report_batch_sizes(d, sizes, 8);
+    if (n < 2 || a->view == VIEW_BATCH)
+        return;
+    char list[64] = "";
+    for (int i = 0; i < n && i < 8; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "",
+                 sizes[i]);
+    const char *more = n > 8 ? ", ..." : "";
+    if (a->view == VIEW_FULL && mtp_report_add_batch_key(d, &a->opt))
+        fprintf(stderr, "mtpbench: note: the logs hold batch sizes %s%s: grouping by batch too "
+                        "(--by ...,batch; --table batch compares them)\n", list, more);
+    else if (a->view != VIEW_FULL)
+        fprintf(stderr, "mtpbench: note: the logs hold batch sizes %s%s; this view merges "
+                        "them (speedups stay paired at the same B): --table batch shows them "
+                        "apart\n", list, more);
+}
+
 /* Build the requested view of D into T. */
 static int report_make_table(const struct mtp_report_data *d, const struct report_args *a,
                              struct mtp_report_table *t)
@@ -242,6 +272,8 @@ static int report_make_table(const struct mtp_report_data *d, const struct repor
         return mtp_report_table_tree(d, &a->opt, t);
     if (a->view == VIEW_POSITION)
         return mtp_report_table_position(d, &a->opt, t);
+    if (a->view == VIEW_BATCH)
+        return mtp_report_table_batch(d, &a->opt, t);
     struct mtp_report r;
     if (mtp_report_build(d, &a->opt, &r))
         return MTP_ERR;
@@ -278,6 +310,8 @@ int mtp_cmd_report(int argc, char **argv)
         mtp_report_gaps_print(stderr, &d, "mtpbench: warning: left out: ");
         status = mtp_report_check_complete(&d, a.strict, a.allow_partial);
     }
+    if (status == MTP_OK)
+        report_batch_key(&d, &a);
     if (status == MTP_OK && a.view != VIEW_COST)
         status = report_make_table(&d, &a, &t);
     if (status == MTP_OK)

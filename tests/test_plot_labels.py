@@ -6,6 +6,8 @@
   - a line that joins decoders of different kinds (each data line's gid lists
     the decoders of its points; the kind comes from this test, not plots.py);
   - a cost-model figure that does not flag a noisy bench, or flags a quiet one;
+  - a batch-size figure (batch view rows) without one speedup and one experts-ratio line
+    per MTP decoder over every batch size, or drawn for logs of one batch size;
   - plots.py under a python3 without matplotlib ending in a traceback instead of
     naming the missing module and the interpreter to use.
 
@@ -152,6 +154,7 @@ def check_synthetic():
     check_figure(fig, kind_of, "acceptance (synthetic)")
     check_acceptance_entries(fig, rows_all, "acceptance (synthetic)")
     check_figure(plots.fig_depth(rows_all, rows_cat, ds), kind_of, "depth (synthetic)")
+    check_batch(ds, kind_of)
     cost_doc = {"tables": {"cost-model": {"rows": [
         dict(r, category="all", speedup_pred=r["speedup"], speedup_meas=r["speedup"])
         for r in rows_all]}}}
@@ -165,6 +168,31 @@ def check_synthetic():
         if flagged != noisy:
             fail("cost model (synthetic, %s): noisy bench %s in the title" %
                  (what, "flagged" if flagged else "not flagged"))
+
+
+def check_batch(ds, kind_of):
+    """batch_size.png from synthetic `--table batch` rows at B = 1, 4, 16."""
+    sizes = (1, 4, 16)
+    rows = [dict(synth_row(d, t), batch_size=b, experts_ratio=1 + 0.1 * d.depth / b)
+            for b in sizes for t in (0.0, 1.0) for d in ds.values()]
+    if plots.fig_batch([r for r in rows if r["batch_size"] == 4], ds) is not None:
+        fail("batch (synthetic): a figure for logs of one batch size")
+    fig = plots.fig_batch(rows, ds)
+    if fig is None:
+        fail("batch (synthetic): no figure for three batch sizes")
+        return
+    check_figure(fig, kind_of, "batch (synthetic)")
+    mtp = sorted(n for n, d in ds.items() if d.depth)
+    for i, ax in enumerate(fig.axes):
+        lines = [l for l in ax.get_lines() if l.get_gid()]
+        got = sorted(json.loads(l.get_gid())[0] for l in lines)
+        if got != mtp:
+            fail("batch (synthetic): axes %d: lines of %s, expected one per MTP decoder %s" %
+                 (i, got, mtp))
+        for l in lines:
+            if list(l.get_xdata()) != list(sizes):
+                fail("batch (synthetic): axes %d: a line over B = %s, expected %s" %
+                     (i, list(l.get_xdata()), list(sizes)))
 
 
 def check_real(args):

@@ -14,7 +14,9 @@
  *   - rank logs of two specs that share a name are refused ("different spec");
  *   - a log without a plan record (older logs) reports its plan as unknown,
  *     or as what it holds when its summary says finished;
- *   - the adaptive decoder's drafting column says "adaptive", not "chain".
+ *   - the adaptive decoder's drafting column says "adaptive", not "chain";
+ *   - a plan of two batch sizes plans each decoder's requests once per B: a
+ *     group of one B is planned that B's share, a group over both all of it.
  *
  *   ctest --test-dir build -R report_complete
  */
@@ -42,6 +44,10 @@ struct req {
     const char *dataset, *category, *id;
     int steps; /* 0: ended at EOS in the prefill */
 };
+
+/* Batch sizes of the plans written (1: [1]; 2: [1, 2]), and the first
+ * request written at B = 2 (-1: none). */
+static int plan_batches = 1, batch2_from = -1;
 
 static void fill(struct mtp_request_record *r, const struct req *q)
 {
@@ -86,7 +92,9 @@ static void make_plan(struct mtp_log_plan *p)
     p->sampling = &samp;
     p->n_sampling = 1;
     p->repeats = 1;
-    p->requests = 6;
+    p->requests = 6 * plan_batches;
+    if (plan_batches == 2)
+        mtp_log_plan_set_batch_sizes(p, (const int[]){1, 2}, 2);
     p->seed = 7;
     p->max_prompts_per_category = 3;
     mtp_log_plan_add_prompt(p, "d", "1", "code", 3, MTP_PLAN_RUN);
@@ -133,6 +141,7 @@ static void write_log(const char *name, const char *spec, bool no_plan, const st
     for (int i = 0; i < n; i++) {
         struct mtp_request_record rec;
         fill(&rec, &q[i]);
+        rec.batch_size = batch2_from >= 0 && i >= batch2_from ? 2 : 1;
         if (mtp_log_write_request(w, &rec))
             fail_msg("%s", mtp_error_message());
     }
@@ -496,6 +505,58 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The group of DEC at batch size B in R (grouped by batch). */
+static const struct mtp_report_group *group_at(const struct mtp_report *r, const char *dec, int b)
+{
+    for (int i = 0; i < r->n_groups; i++)
+        if (strcmp(r->groups[i].decoder, dec) == 0 && r->groups[i].batch_size == b)
+            return &r->groups[i];
+    fail_msg("no group %s at B = %d", dec, b);
+    return NULL;
+}
+
+static void test_two_batch_sizes(void **state)
+{
+    (void)state;
+    /* Every prompt at B = 1; at B = 2 prose/3 is missing (both decoders). */
+    struct req q[10];
+    for (int i = 0; i < 6; i++)
+        q[i] = FULL[i];
+    for (int i = 0; i < 4; i++)
+        q[6 + i] = FULL[i];
+    plan_batches = 2;
+    batch2_from = 6;
+    write_log("batch.msgpack", SPEC, false, q, 10, false);
+    plan_batches = 1;
+    batch2_from = -1;
+    struct mtp_report_data d = {0};
+    load(&d, "batch.msgpack");
+    struct mtp_report_gaps g;
+    mtp_report_gaps(&d, 0, &g);
+    assert_int_equal(g.present, 10);
+    assert_int_equal(g.planned, 12);
+    mtp_report_gaps_free(&g);
+    /* By batch: each B is planned its own 3 prompts per decoder. */
+    struct mtp_report r;
+    build(&d, "decoder,temperature,batch", &r);
+    assert_int_equal(r.n_groups, 4);
+    for (int k = 0; k < 2; k++) {
+        const char *dec = k ? "mtp-k2" : "baseline";
+        assert_int_equal(group_at(&r, dec, 1)->planned, 3);
+        assert_int_equal(group_at(&r, dec, 1)->present, 3);
+        assert_int_equal(group_at(&r, dec, 2)->planned, 3);
+        assert_int_equal(group_at(&r, dec, 2)->present, 2);
+    }
+    mtp_report_free(&r);
+    /* Over both batch sizes: 6 planned per decoder, 5 present. */
+    build(&d, "decoder,temperature", &r);
+    assert_int_equal(r.n_groups, 2);
+    assert_int_equal(group_of(&r, "baseline", NULL)->planned, 6);
+    assert_int_equal(group_of(&r, "baseline", NULL)->present, 5);
+    mtp_report_free(&r);
+    mtp_report_data_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_two_specs_one_name),
         cmocka_unit_test(test_old_log_unknown),
         cmocka_unit_test(test_adaptive_label),
+        cmocka_unit_test(test_two_batch_sizes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

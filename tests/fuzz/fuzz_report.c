@@ -2,7 +2,8 @@
  * fuzz_report.c - libFuzzer target: an experiment log through the whole
  * report: load (skipping damaged records, so damaged inputs still reach the
  * tables), group, every metric with a small bootstrap, the full,
- * acceptance, ablation, tree and position views, rendered as markdown and
+ * acceptance, ablation, tree, position and batch views (the batch key added
+ * as `report` adds it), rendered as markdown and
  * JSON to /dev/null (fuzz_report_all).
  */
 #include "fuzz.h"

@@ -72,15 +72,17 @@ void fuzz_report_all(const char *path, int bootstrap)
         opt.bootstrap = bootstrap;
         struct mtp_report r;
         struct mtp_report_table t = {0};
+        (void)mtp_report_add_batch_key(&d, &opt); /* as `report` does with several B */
         if (mtp_report_build(&d, &opt, &r) == 0) {
             render(&d, &opt, &t, mtp_report_table_full(&r, &t));
             mtp_report_free(&r);
         }
-        struct mtp_report_table a = {0}, b = {0}, c = {0}, e = {0};
+        struct mtp_report_table a = {0}, b = {0}, c = {0}, e = {0}, f = {0};
         render(&d, &opt, &a, mtp_report_table_acceptance(&d, &opt, &a));
         render(&d, &opt, &b, mtp_report_table_ablation(&d, &opt, &b));
         render(&d, &opt, &c, mtp_report_table_tree(&d, &opt, &c));
         render(&d, &opt, &e, mtp_report_table_position(&d, &opt, &e));
+        render(&d, &opt, &f, mtp_report_table_batch(&d, &opt, &f));
     }
     mtp_report_data_free(&d);
 }
