@@ -24,8 +24,9 @@ def main():
     failures = []
     recs = [r for _, r in read_log.read_log(FIXTURE)]
     batches = [r for r in recs if r.get("type") == "batch"]
-    if len(batches) != 2:
-        failures.append(f"{FIXTURE}: {len(batches)} batch records, expected 2")
+    # One batch run per (sampling, decoder) at B = 2: 2 x 3 (tests/fixtures/logs/v2-batch.json).
+    if len(batches) != 6:
+        failures.append(f"{FIXTURE}: {len(batches)} batch records, expected 6")
     for i, r in enumerate(recs):
         errors = read_log.check_record(r, i, 0)[1]
         if errors:
