@@ -19,7 +19,7 @@ const char *mtp_cost_batch_unpriceable(const struct mtp_costs *costs,
                "--json FILE`)";
     if (K < 0 || K > MTP_COST_BATCH_MAX_K)
         return "its depth is outside the batch curve (K = 0..3)";
-    if (d->draft_vocab > 0)
+    if (K > 0 && d->draft_vocab > 0)
         return "the batch curve times the full draft head only, not a draft vocabulary";
     if (K > 0 && d->drafting == MTP_SPEC_DRAFTING_EXACT && K > b->modules)
         return "exact drafting of this depth needs more MTP modules than the batch curve times";
