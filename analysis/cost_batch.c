@@ -77,6 +77,11 @@ int mtp_cost_batch_best_depth(const struct mtp_costs *costs, int bi,
     return k_best;
 }
 
+bool mtp_cost_batch_noisy(const struct mtp_cost_batch *b)
+{
+    return b->forward1_spread > 0.10;
+}
+
 void mtp_cost_batch_free(struct mtp_cost_batch *b)
 {
     free(b);

@@ -43,7 +43,13 @@ struct mtp_cost_batch {
     double unit[MTP_COST_BATCH_N_B];             /* F(1, 0) / F(B, 0): one V(1) at batch B */
     double experts[MTP_COST_BATCH_N_B][MTP_COST_BATCH_MAX_K + 1]; /* per MoE layer, mean */
     double singles_over_forward; /* median over rounds of 8 single decodes / F(8, 0); NaN: none */
+    double forward1_spread;      /* (p10..p90) / median of F(1, 0)'s ns over rounds: the batch
+                                  * curve's own noise (nearest rank) */
 };
+
+/* Whether the batch curve looks noisy: F(1, 0) varies by more than 10% (p10..p90) over its
+ * rounds (the batch-1 curve's test, mtp_costs_noisy). */
+bool mtp_cost_batch_noisy(const struct mtp_cost_batch *b);
 
 /* The "batch" section of a parsed cost file ROOT into OUT->batch (left NULL
  * when the file has none). Every value is checked: B in the bench's set, K in

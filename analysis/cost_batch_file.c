@@ -143,11 +143,13 @@ static int read_case(struct reader *rd, json_t *c, int i)
         return mtp_error_set("COSTS %s: key '%s': expected an object", rd->file, where);
     json_t *bv = json_object_get(c, "B");
     int bi = json_is_integer(bv) ? b_index(json_integer_value(bv)) : -1;
+    if (bi < 0 && json_is_integer(bv))
+        return mtp_error_set("COSTS %s: key '%s.B': expected one of 1, 2, 4, 8, 16, 32 (the "
+                             "bench's batch sizes), found %lld", rd->file, where,
+                             (long long)json_integer_value(bv));
     if (bi < 0)
         return mtp_error_set("COSTS %s: key '%s.B': expected one of 1, 2, 4, 8, 16, 32 (the "
-                             "bench's batch sizes), found %s%lld", rd->file, where,
-                             json_is_integer(bv) ? "" : "no integer ",
-                             json_is_integer(bv) ? json_integer_value(bv) : 0LL);
+                             "bench's batch sizes), found %s", rd->file, where, found_kind(bv));
     int B = mtp_cost_batch_sizes[bi], K = 0, T;
     struct b_rounds *br = &rd->r[bi];
     if (int_at(rd, c, where, "K", 0, MTP_COST_BATCH_MAX_K, &K))
@@ -196,6 +198,19 @@ static double median_ratio(const double *num, const double *den, int rounds)
     return m;
 }
 
+/* (p90 - p10) / median of V [N], nearest-rank percentiles (bench_timer.c's). */
+static double spread_of(const double *v, int n)
+{
+    double *x = mtp_xmalloc(sizeof(double) * (size_t)n);
+    memcpy(x, v, sizeof(double) * (size_t)n);
+    qsort(x, (size_t)n, sizeof *x, cmp_double);
+    int i10 = (int)ceil(0.10 * n) - 1, i90 = (int)ceil(0.90 * n) - 1;
+    double med = n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+    double s = (x[i90 < 0 ? 0 : i90] - x[i10 < 0 ? 0 : i10]) / med;
+    free(x);
+    return s;
+}
+
 /* Every B present has K = 0..3; B = 1 is present (the unit conversion). */
 static int check_complete(const struct reader *rd)
 {
@@ -219,6 +234,7 @@ static void summarise(struct reader *rd)
     struct mtp_cost_batch *b = rd->b;
     int R = b->rounds;
     b->singles_over_forward = NAN;
+    b->forward1_spread = spread_of(rd->r[0].fwd[0], R);
     for (int i = 0; i < MTP_COST_BATCH_N_B; i++) {
         struct b_rounds *br = &rd->r[i];
         if (!br->seen[0])

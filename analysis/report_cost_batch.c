@@ -128,7 +128,13 @@ static void title_and_note(struct mtp_report_table *t, const struct mtp_report_d
     mtp_report_table_section(t, "Prediction");
     free(bench);
     free(title);
-    char *w = mtp_report_cost_warnings(d, c);
+    char *w0 = mtp_report_cost_warnings(d, c), *w = w0;
+    if (mtp_cost_batch_noisy(c->batch)) {
+        w = mtp_report_xprintf("%s%sWARNING: NOISY BATCH CURVE: F(1,0) varies by %.0f%% "
+                               "(p10..p90) over its %d rounds.", w0 ? w0 : "", w0 ? " " : "",
+                               100 * c->batch->forward1_spread, c->batch->rounds);
+        free(w0);
+    }
     char singles[160] = "";
     if (!isnan(c->batch->singles_over_forward))
         snprintf(singles, sizeof singles, " The batch curve's 8 single decodes cost %.3f of "

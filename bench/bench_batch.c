@@ -30,7 +30,6 @@
 
 enum { BB_MAX_SEQS = 32, BB_MAX_K = MTP_BENCH_BATCH_MAX_K, BB_N_B = MTP_BENCH_BATCH_N_B,
        BB_SINGLES = MTP_BENCH_BATCH_SINGLES, BB_ROWS = BB_MAX_K + 1 };
-#define batch_sizes mtp_bench_batch_sizes
 
 struct bb {
     struct mtp_engine *e;
@@ -89,7 +88,7 @@ static void fill_segments(struct bb *b, int B, int K, int k_mod, struct mtp_segm
 /* One main-model case: B sequences, K+1 tokens each. */
 static int run_case(struct bb *b, int bi, int K, int round)
 {
-    int B = batch_sizes[bi];
+    int B = mtp_bench_batch_sizes[bi];
     struct mtp_segment segs[BB_MAX_SEQS];
     fill_segments(b, B, K, 0, segs);
     uint64_t t0 = now_ns();
@@ -106,7 +105,7 @@ static int run_case(struct bb *b, int bi, int K, int round)
  * a drafting pass does (engine/decode_batch.c). */
 static int run_module_case(struct bb *b, int bi, int K, int k_mod, int round)
 {
-    int B = batch_sizes[bi];
+    int B = mtp_bench_batch_sizes[bi];
     struct mtp_segment segs[BB_MAX_SEQS];
     fill_segments(b, B, K, k_mod, segs);
     for (int s = 0; s < B; s++)
@@ -167,7 +166,7 @@ static double median_ms(const double *v, int n)
 
 static void print_row(const struct mtp_bench_batch_curve *c, int bi, int K)
 {
-    int B = batch_sizes[bi], T = B * (K + 1);
+    int B = mtp_bench_batch_sizes[bi], T = B * (K + 1);
     double ms = median_ms(c->ns + mtp_bench_batch_at(c, bi, K, 0), c->rounds);
     printf("  %3d %2d %4d %10.3f %14.4f %13.4f %14.2f", B, K, T, ms, ms / B, ms / T,
            c->experts[bi][K]);
@@ -193,7 +192,7 @@ static void print_table(const struct bb *b)
     for (int bi = 0; bi < BB_N_B; bi++)
         for (int K = 0; K <= BB_MAX_K; K++)
             print_row(c, bi, K);
-    int b8 = 3; /* batch_sizes[3] == BB_SINGLES */
+    int b8 = 3; /* mtp_bench_batch_sizes[3] == BB_SINGLES */
     double single_ms = median_ms(c->ns + mtp_bench_batch_at(c, b8, 0, 0), c->rounds);
     double singles = median_ms(c->single_ns, c->rounds);
     printf("  forward of %d single-token sequences / %d single decodes: time %.3f / %.3f ms = "

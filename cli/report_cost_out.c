@@ -133,6 +133,9 @@ int mtp_report_cost_batch_output(FILE *f, const struct mtp_report_data *d,
         rc = mtp_report_table_cost_batch(d, opt, &costs, &t);
     if (rc == MTP_OK)
         warn(d, &costs);
+    if (rc == MTP_OK && mtp_cost_batch_noisy(costs.batch))
+        fprintf(stderr, "mtpbench: report: cost-batch: WARNING: NOISY BATCH CURVE: F(1,0) varies "
+                "by %.0f%% over its rounds\n", 100 * costs.batch->forward1_spread);
     struct mtp_report_meta meta = {d, opt};
     if (rc == MTP_OK)
         rc = mtp_report_write(f, &t, fmt, &meta);

@@ -169,6 +169,10 @@ static void test_fixture_loads(void **state)
     assert_float_equal(b->experts[3][2],
                        json_number_value(json_object_get(k2, "experts_per_layer")), 1e-12);
     assert_false(isnan(b->singles_over_forward));
+    /* Two rounds: p10 and p90 are the two samples. */
+    json_t *f1 = bcase(root, 1, 0);
+    double lo = fmin(sample(f1, 0), sample(f1, 1)), hi = fmax(sample(f1, 0), sample(f1, 1));
+    assert_float_equal(b->forward1_spread, (hi - lo) / (0.5 * (lo + hi)), 1e-12);
     json_decref(root);
     mtp_costs_free(&c);
     /* A file without the section (no --batch, an older bench) loads without it. */
@@ -206,6 +210,8 @@ static void test_ratio_per_round(void **state)
 
 static void batch_not_object(json_t *r) { json_object_set_new(r, "batch", json_array()); }
 static void b_three(json_t *r) { json_object_set_new(bcase(r, 2, 1), "B", json_integer(3)); }
+static void b_string(json_t *r) { json_object_set_new(bcase(r, 2, 1), "B", json_string("2")); }
+static void case_not_object(json_t *r) { json_array_set_new(bcases(r), 2, json_integer(7)); }
 static void k_four(json_t *r) { json_object_set_new(bcase(r, 2, 1), "K", json_integer(4)); }
 static void t_wrong(json_t *r) { json_object_set_new(bcase(r, 4, 1), "T", json_integer(9)); }
 static void duplicate(json_t *r)
@@ -306,6 +312,8 @@ static void test_hostile_batch_sections(void **state)
     expect_refused(batch_not_object, "key 'batch'", "expected an object");
     expect_refused(b_three, "key 'batch.cases[", "1, 2, 4, 8, 16, 32");
     expect_refused(b_three, ".B'", "found 3");
+    expect_refused(b_string, ".B'", "found another type");
+    expect_refused(case_not_object, "key 'batch.cases[2]'", "expected an object");
     expect_refused(k_four, ".K'", "0..3");
     expect_refused(t_wrong, ".T'", "expected an integer in 8..8");
     expect_refused(duplicate, "a second case for B 1, K 0", "one per B and K");

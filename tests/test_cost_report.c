@@ -526,7 +526,8 @@ static void test_batch_view(void **state)
     struct mtp_report_table bt;
     make_costs(&c, 1, 3, NULL);
     attach_batch(&c, &b);
-    c.verify1_spread = 0.5; /* a noisy bench: the note must say so */
+    c.verify1_spread = 0.5; /* a noisy bench and batch curve: the note must say so */
+    b.forward1_spread = 0.2;
     load(&t.d);
     assert_int_equal(build(&t, &c), MTP_OK);
     assert_int_equal(build_batch(&t, &c, &bt), MTP_OK);
@@ -560,6 +561,7 @@ static void test_batch_view(void **state)
     assert_int_equal(cell(&bt, v, "k_star")->kind, MTP_REPORT_CELL_EMPTY);
     assert_non_null(strstr(cell(&bt, v, "note")->text, "full draft head"));
     assert_non_null(strstr(bt.note, "NOISY BENCH"));
+    assert_non_null(strstr(bt.note, "NOISY BATCH CURVE: F(1,0) varies by 20%"));
     mtp_report_table_free(&bt);
     /* No batch curve: an error naming the file and how to get one. */
     c.batch = NULL;
