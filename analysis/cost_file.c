@@ -19,6 +19,8 @@
 #include <stdlib.h>  /* defines: free, qsort */
 #include <string.h>  /* defines: strcmp, memset */
 
+#include "cost_batch.h"
+#include "cost_file.h"
 #include "cost_model.h"
 #include "core/error.h"
 #include "engine/input_file.h" /* defines: mtp_input_load_json */
@@ -63,11 +65,7 @@ static const char *ratio_expected(enum case_kind kind)
                                 : "a finite number >= 0 and <= 1e6 (decodes)";
 }
 
-/* The summary object SUM of case NAME (key KEY: "ratio" or "ns"): its
- * present members in the order min <= p10 <= median <= p90 <= max, each
- * finite and >= 0. */
-static int check_summary(const struct mtp_costs *out, const char *name, const char *key,
-                         json_t *sum)
+int mtp_costs_check_summary(const char *file, const char *where, const char *key, json_t *sum)
 {
     static const char *const order[] = {"min", "p10", "median", "p90", "max"};
     double prev = 0;
@@ -78,17 +76,26 @@ static int check_summary(const struct mtp_costs *out, const char *name, const ch
             continue;
         double x = json_number_value(v);
         if (!json_is_number(v) || !isfinite(x) || x < 0)
-            return mtp_error_set("COSTS %s: case '%s': key '%s.%s': expected a finite number "
-                                 ">= 0, found %s%g", out->file, name, key, order[i],
+            return mtp_error_set("COSTS %s: %s: key '%s.%s': expected a finite number >= 0, "
+                                 "found %s%g", file, where, key, order[i],
                                  json_is_number(v) ? "" : "a non-number ", x);
         if (prev_key && x < prev)
-            return mtp_error_set("COSTS %s: case '%s': key '%s.%s' = %g is below '%s.%s' = %g "
-                                 "(expected min <= p10 <= median <= p90 <= max)", out->file,
-                                 name, key, order[i], x, key, prev_key, prev);
+            return mtp_error_set("COSTS %s: %s: key '%s.%s' = %g is below '%s.%s' = %g "
+                                 "(expected min <= p10 <= median <= p90 <= max)", file, where,
+                                 key, order[i], x, key, prev_key, prev);
         prev = x;
         prev_key = order[i];
     }
     return MTP_OK;
+}
+
+/* The summary object SUM of case NAME (key KEY: "ratio" or "ns"). */
+static int check_summary(const struct mtp_costs *out, const char *name, const char *key,
+                         json_t *sum)
+{
+    char where[96];
+    snprintf(where, sizeof where, "case '%s'", name);
+    return mtp_costs_check_summary(out->file, where, key, sum);
 }
 
 /* The median and its samples agree: the median lies inside their range. */
@@ -315,7 +322,7 @@ static int read_root(struct mtp_costs *out, json_t *root)
     if (rc == MTP_OK)
         rebase(out, decode);
     free(decode);
-    return rc;
+    return rc == MTP_OK ? mtp_cost_batch_read(out, root) : rc;
 }
 
 int mtp_costs_from_json(const char *name, json_t *root, struct mtp_costs *out)
@@ -347,5 +354,6 @@ void mtp_costs_free(struct mtp_costs *c)
     free(c->backend);
     free(c->model_dir);
     free(c->round);
+    mtp_cost_batch_free(c->batch);
     memset(c, 0, sizeof *c);
 }

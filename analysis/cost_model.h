@@ -60,6 +60,7 @@ struct mtp_costs {
     double load_start[3], load_end[3]; /* getloadavg at the bench's start and end; NaN: not
                                         * recorded (older files) */
     int cpus;                     /* CPUs online on the bench machine; 0: not recorded */
+    struct mtp_cost_batch *batch; /* the batch curve (cost_batch.h); NULL: the file has none */
 };
 
 /* Whether the bench looks noisy: its verify/n=1 spread over rounds exceeds
@@ -67,13 +68,16 @@ struct mtp_costs {
  * (load average > cpus - threads). *WHY gets a short reason (static). */
 bool mtp_costs_noisy(const struct mtp_costs *c, const char **why);
 
+struct mtp_cost_batch;
+
 /* Read a cost file (opened as every user input is: regular files only, no
  * blocking on a FIFO). Every value is checked: ratios finite, > 0 for
  * forwards and >= 0 for the per-row and per-step overheads, at most
  * MTP_COST_MAX_RATIO; each case's ratio summary ordered (min <= p10 <=
  * median <= p90 <= max) and its median inside its samples' range; counts
- * in range. Errors name the file and the case or key, with what was expected
- * and found. Free with mtp_costs_free (also after a failure). */
+ * in range; the optional batch curve as cost_batch.h says. Errors name the
+ * file and the case or key, with what was expected and found. Free with
+ * mtp_costs_free (also after a failure). */
 int mtp_costs_load(const char *path, struct mtp_costs *out);
 
 /* The same from a parsed document ROOT; NAME stands for the file in messages. */

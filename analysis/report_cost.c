@@ -87,7 +87,7 @@ static int module_of(const struct mtp_report_group *g)
     return m ? atoi(m + 2) : 1;
 }
 
-static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g)
+struct mtp_cost_decoder mtp_report_cost_decoder(const struct mtp_report_group *g)
 {
     return (struct mtp_cost_decoder){.drafting = g->drafting,
                                      .adaptive = g->mode == MTP_SPEC_DECODER_ADAPTIVE,
@@ -96,8 +96,8 @@ static struct mtp_cost_decoder decoder_of(const struct mtp_report_group *g)
                                      .draft_vocab = g->draft_vocab};
 }
 
-/* alpha_1..alpha_K of metric vector V (undefined -> 0: nothing reached it). */
-static void alphas(const struct mtp_report_group *g, const double *v, int K, double *alpha)
+void mtp_report_cost_alphas(const struct mtp_report_group *g, const double *v, int K,
+                            double *alpha)
 {
     for (int j = 1; j <= K; j++) {
         int i = mtp_report_alpha_index(g, j);
@@ -116,14 +116,14 @@ static double predict(const struct mtp_report_group *g, const struct mtp_costs *
                       const struct mtp_cost_point *c, const double *v, const struct log_terms *lt,
                       struct mtp_cost_terms *t, double *tokens)
 {
-    struct mtp_cost_decoder dec = decoder_of(g);
+    struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
     int K = g->depth; /* priceable: checked by the caller (mtp_report_cost_unpriced) */
     double alpha[MTP_COST_MAX_N];
     if (dec.adaptive) {
         mtp_cost_step_mix(c, &dec, lt->p_drafted, lt->p_prev, K, t);
         *tokens = lt->tokens;
     } else {
-        alphas(g, v, K, alpha);
+        mtp_report_cost_alphas(g, v, K, alpha);
         mtp_cost_step(c, &dec, alpha, K, t);
         *tokens = mtp_cost_tokens(alpha, K);
     }
@@ -251,7 +251,7 @@ static void pred_row(struct mtp_report_table *t, int row, const struct mtp_repor
                      const struct mtp_report_group *g, const struct mtp_costs *c, bool projection)
 {
     pred_keys(t, row, r, g);
-    struct mtp_cost_decoder dec = decoder_of(g);
+    struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
     char *refused = mtp_report_cost_unpriced(r->data, g, c, &dec);
     if (refused) {
         mtp_report_put_text(t, row, PC_NOTE, refused);
@@ -331,7 +331,7 @@ static bool same_family(const struct mtp_report_group *a, const struct mtp_repor
            same_str(a->wiring, b->wiring);
 }
 
-static char *family_label(const struct mtp_report_group *g)
+char *mtp_report_cost_family(const struct mtp_report_group *g)
 {
     char vocab[32] = "";
     if (g->draft_vocab > 0)
@@ -344,7 +344,7 @@ static char *family_label(const struct mtp_report_group *g)
 /* The deepest decoder of G's family and setting: its alpha_j serve every
  * K <= its depth (a position's drafts do not depend on K). Decoders of equal
  * depth each get a row (named in "alpha from"), so no row is picked by order. */
-static bool is_deepest(const struct mtp_report *r, const struct mtp_report_group *g)
+bool mtp_report_cost_is_deepest(const struct mtp_report *r, const struct mtp_report_group *g)
 {
     if (!in_families(r, g))
         return false;
@@ -361,8 +361,8 @@ static int kstar_of(const struct mtp_report_group *g, const struct mtp_cost_poin
                     const double *v, int kmax, double *best)
 {
     double alpha[MTP_COST_MAX_N];
-    struct mtp_cost_decoder dec = decoder_of(g);
-    alphas(g, v, kmax, alpha);
+    struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
+    mtp_report_cost_alphas(g, v, kmax, alpha);
     return mtp_cost_best_depth(cp, &dec, alpha, kmax, best);
 }
 
@@ -370,7 +370,7 @@ static int kstar_of(const struct mtp_report_group *g, const struct mtp_cost_poin
  * at the modules it times). */
 static int priceable_kmax(const struct mtp_report_group *g, const struct mtp_costs *c)
 {
-    struct mtp_cost_decoder dec = decoder_of(g);
+    struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
     int k = g->depth < COST_KMAX ? g->depth : COST_KMAX;
     while (k > 0 && mtp_cost_unpriceable(c, &dec, k))
         k--;
@@ -398,7 +398,7 @@ static int best_measured(const struct mtp_report *r, const struct mtp_report_gro
 
 static void depth_keys(struct mtp_report_table *t, int row, const struct mtp_report_group *g)
 {
-    char *family = family_label(g);
+    char *family = mtp_report_cost_family(g);
     mtp_report_put_text(t, row, DC_DRAFTING, mtp_spec_drafting_name(g->drafting));
     mtp_report_put_text(t, row, DC_FAMILY, family);
     mtp_report_put_text(t, row, DC_WIRING, g->wiring ? g->wiring : "-");
@@ -414,7 +414,7 @@ static void depth_row(struct mtp_report_table *t, int row, const struct mtp_repo
     depth_keys(t, row, g);
     int kmax = priceable_kmax(g, c);
     if (kmax < g->depth) {
-        struct mtp_cost_decoder dec = decoder_of(g);
+        struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
         char *why = mtp_report_xprintf("K max %d, not %d: %s", kmax, g->depth,
                                        mtp_cost_unpriceable(c, &dec, kmax + 1));
         mtp_report_put_text(t, row, DC_NOTE, why);
@@ -424,8 +424,8 @@ static void depth_row(struct mtp_report_table *t, int row, const struct mtp_repo
     for (int m = 0; m < g->n_metrics; m++)
         v[m] = g->metrics[m].value;
     int kstar = kstar_of(g, &c->median, v, kmax, &best);
-    struct mtp_cost_decoder dec = decoder_of(g);
-    alphas(g, v, kmax, alpha);
+    struct mtp_cost_decoder dec = mtp_report_cost_decoder(g);
+    mtp_report_cost_alphas(g, v, kmax, alpha);
     char curve[512];
     size_t n = 0;
     for (int K = 0; K <= kmax && n < sizeof curve; K++)
@@ -491,7 +491,7 @@ static int count_rows(const struct mtp_report *reps, bool depth)
     int n = 0;
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < reps[k].n_groups; i++)
-            n += depth ? is_deepest(&reps[k], &reps[k].groups[i])
+            n += depth ? mtp_report_cost_is_deepest(&reps[k], &reps[k].groups[i])
                        : reps[k].groups[i].mode != MTP_SPEC_DECODER_BASELINE;
     return n;
 }
@@ -507,7 +507,7 @@ static void fill_tables(const struct mtp_report *reps, const struct mtp_costs *c
             const struct mtp_report_group *g = &reps[k].groups[i];
             if (g->mode != MTP_SPEC_DECODER_BASELINE)
                 pred_row(pred, rp++, &reps[k], g, c, projection);
-            if (is_deepest(&reps[k], g))
+            if (mtp_report_cost_is_deepest(&reps[k], g))
                 depth_row(depth, rd++, &reps[k], g, c);
         }
 }
@@ -553,26 +553,31 @@ static void titles(struct mtp_report_table *pred, struct mtp_report_table *depth
     free(w);
 }
 
+int mtp_report_cost_build(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                          bool by_category, struct mtp_report *out)
+{
+    struct mtp_report_options o = *opt;
+    enum mtp_report_key keys[] = {MTP_REPORT_KEY_DECODER, MTP_REPORT_KEY_TEMPERATURE,
+                                  MTP_REPORT_KEY_WIRING, MTP_REPORT_KEY_CATEGORY};
+    o.n_by = by_category ? 4 : 3;
+    memcpy(o.by, keys, sizeof keys);
+    o.latency = false;
+    return mtp_report_build(d, &o, out);
+}
+
 int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_report_options *opt,
                           const struct mtp_costs *costs, struct mtp_report_table *pred,
                           struct mtp_report_table *depth)
 {
     if (mtp_report_cost_check_records(d))
         return MTP_ERR;
-    struct mtp_report_options o[2] = {*opt, *opt};
-    enum mtp_report_key keys[] = {MTP_REPORT_KEY_DECODER, MTP_REPORT_KEY_TEMPERATURE,
-                                  MTP_REPORT_KEY_WIRING, MTP_REPORT_KEY_CATEGORY};
     struct mtp_report reps[2] = {{0}, {0}};
-    for (int k = 0; k < 2; k++) {
-        o[k].n_by = 3 + k;
-        memcpy(o[k].by, keys, sizeof keys);
-        o[k].latency = false;
-        if (mtp_report_build(d, &o[k], &reps[k])) {
+    for (int k = 0; k < 2; k++)
+        if (mtp_report_cost_build(d, opt, k == 1, &reps[k])) {
             if (k)
                 mtp_report_free(&reps[0]);
             return MTP_ERR;
         }
-    }
     bool projection = mtp_report_cost_is_projection(d, costs);
     char *warnings = mtp_report_cost_warnings(d, costs);
     titles(pred, depth, costs, projection, opt, warnings);

@@ -49,6 +49,23 @@ int mtp_report_table_cost(const struct mtp_report_data *d, const struct mtp_repo
                           const struct mtp_costs *costs, struct mtp_report_table *pred,
                           struct mtp_report_table *depth);
 
+/* D grouped as the cost tables group it: decoder, temperature, wiring, and
+ * with BY_CATEGORY category too ("all" rows first); latency off. */
+int mtp_report_cost_build(const struct mtp_report_data *d, const struct mtp_report_options *opt,
+                          bool by_category, struct mtp_report *out);
+
+/* What the cost views share (report_cost_batch.h prices the same decoders):
+ * G as the cost model sees it (the chain module from its name's "-m<N>"); the
+ * alpha_1..alpha_K of its metric vector V (undefined -> 0); whether G is the
+ * deepest fixed-K decoder of its family (drafting, chain module, draft
+ * vocabulary, wiring) at its setting, whose alpha_j serve every K <= its
+ * depth; and the family's label ("chain m1 v1024"; owned). */
+struct mtp_cost_decoder mtp_report_cost_decoder(const struct mtp_report_group *g);
+void mtp_report_cost_alphas(const struct mtp_report_group *g, const double *v, int K,
+                            double *alpha);
+bool mtp_report_cost_is_deepest(const struct mtp_report *r, const struct mtp_report_group *g);
+char *mtp_report_cost_family(const struct mtp_report_group *g);
+
 /* Whether COSTS were measured on another machine or backend than D's runs. */
 bool mtp_report_cost_is_projection(const struct mtp_report_data *d, const struct mtp_costs *costs);
 

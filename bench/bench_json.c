@@ -118,7 +118,7 @@ static json_t *machine_json(const struct mtp_bench_provenance *pv)
 int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv,
                          const struct mtp_bench_ctx *ctx, const struct mtp_bench_case *cases,
                          const struct mtp_bench_result *res,
-                         const struct mtp_bench_section *sec, int n_sec)
+                         const struct mtp_bench_section *sec, int n_sec, json_t *batch)
 {
     const struct mtp_config *c = ctx->c;
     struct timespec ts;
@@ -138,10 +138,14 @@ int mtp_bench_write_json(const char *path, const struct mtp_bench_provenance *pv
     json_t *sections = json_object();
     for (int i = 0; i < n_sec; i++)
         json_object_set_new(sections, sec[i].name, section_json(&sec[i]));
-    if (root)
+    if (root) {
         json_object_set_new(root, "sections", sections);
-    else
+        if (batch)
+            json_object_set_new(root, "batch", batch);
+    } else {
         json_decref(sections);
+        json_decref(batch);
+    }
     int rc = root && json_dump_file(root, path, JSON_INDENT(1)) == 0
                  ? MTP_OK
                  : mtp_error_set("bench: cannot write %s", path);

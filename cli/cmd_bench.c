@@ -25,8 +25,9 @@
  * once, the fastest of 3 back-to-back runs), after one warm-up round; each
  * figure is printed as median / mean over --repeats rounds with its spread
  * [p10, p90], and its ratio to the decode of the same round. --json FILE
- * writes the whole curve and the sections (bench_json.h) for
- * `mtpbench report --table cost-model --costs FILE`.
+ * writes the whole curve and the sections (bench_json.h), and with --batch
+ * the batch curve, after every part has run, for `mtpbench report --table
+ * cost-model --costs FILE` (and cost-batch with the batch curve).
  *
  *   mtpbench bench --model DIR [--threads N] [--backend cpu] [--context 128] [--repeats 5]
  *                  [--json FILE] [--text DATASET.jsonl] [--windows 32] [--contended]
@@ -95,8 +96,10 @@ static void bench_usage(FILE *f)
                "--text: also the routed experts per MoE layer that a verification of n real\n"
                "tokens of DATASET reads (W forwards per n), against independent routing.\n"
                "--batch: also the cost and experts touched of one forward over B = 1..32\n"
-               "sequences of K+1 = 1..4 tokens of the --text DATASET each, and the ratio of\n"
-               "a forward of 8 single-token sequences to 8 single decodes (needs --text).\n");
+               "sequences of K+1 = 1..4 tokens of the --text DATASET each, the cost of each\n"
+               "MTP module (up to 3) over the same rows, and the ratio of a forward of 8\n"
+               "single-token sequences to 8 single decodes (needs --text); with --json, into\n"
+               "the file's \"batch\" section, for `mtpbench report --table cost-batch`.\n");
 }
 
 static int bench_parse(int argc, char **argv, struct bench_args *a)
@@ -306,40 +309,57 @@ static int bench_curve(const struct bench_args *a, struct mtp_bench_ctx *x, doub
     return MTP_OK;
 }
 
-static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
-                         struct mtp_model *model, double bw, double peak)
+/* What the JSON file holds, gathered until every part has run. */
+struct bench_out {
+    struct mtp_bench_case *cases;
+    struct mtp_bench_result res;
+    struct mtp_bench_section sec[3];
+    int n_sec;
+    struct mtp_bench_batch_curve batch; /* rounds 0: --batch not run */
+};
+
+static void bench_out_free(struct bench_out *o)
 {
-    struct mtp_bench_case *cases = NULL;
-    struct mtp_bench_result res = {0};
-    struct mtp_bench_section sec[3] = {{0}};
-    int n_sec = 0;
+    for (int i = 0; i < o->n_sec; i++)
+        mtp_bench_section_free(&o->sec[i]);
+    mtp_bench_result_free(&o->res);
+    mtp_bench_batch_free(&o->batch);
+    free(o->cases);
+}
+
+static int bench_measure(const struct bench_args *a, struct mtp_bench_ctx *x,
+                         struct mtp_model *model, double bw, double peak, struct bench_out *o)
+{
     struct mtp_bench_setup su = {.model = model, .backend = a->backend,
                                  .threads = mtp_backend_cpu_threads(a->threads),
                                  .context = a->context, .repeats = a->repeats,
                                  .warmup = BENCH_WARMUP_ROUNDS, .inner = BENCH_INNER, .main = x};
-    int rc = bench_curve(a, x, bw, peak, &cases, &res);
+    int rc = bench_curve(a, x, bw, peak, &o->cases, &o->res);
     if (!rc)
-        rc = mtp_bench_overheads(&su, &sec[n_sec++]);
+        rc = mtp_bench_overheads(&su, &o->sec[o->n_sec++]);
     if (!rc && a->contended)
-        rc = mtp_bench_threads(&su, &sec[n_sec++]);
+        rc = mtp_bench_threads(&su, &o->sec[o->n_sec++]);
     if (!rc && a->ops)
-        rc = mtp_bench_ops(&su, &sec[n_sec++]);
-    if (!rc && a->json) {
-        struct mtp_bench_provenance pv = {.model_dir = a->model_dir, .backend = a->backend,
-                                          .threads = su.threads, .context = a->context,
-                                          .warmup = BENCH_WARMUP_ROUNDS,
-                                          .inner = BENCH_INNER};
-        memcpy(pv.load_start, a->load_start, sizeof pv.load_start);
-        mtp_bench_load_average(pv.load_end);
-        rc = mtp_bench_write_json(a->json, &pv, x, cases, &res, sec, n_sec);
-        if (!rc)
-            printf("cost curve: %s (%d threads; load average %.2f at the start, %.2f at the "
-                   "end)\n", a->json, pv.threads, pv.load_start[0], pv.load_end[0]);
-    }
-    for (int i = 0; i < n_sec; i++)
-        mtp_bench_section_free(&sec[i]);
-    mtp_bench_result_free(&res);
-    free(cases);
+        rc = mtp_bench_ops(&su, &o->sec[o->n_sec++]);
+    return rc;
+}
+
+/* The cost file, after every part (the load average at its end is the bench's end). */
+static int bench_write(const struct bench_args *a, const struct mtp_bench_ctx *x,
+                       struct bench_out *o)
+{
+    struct mtp_bench_provenance pv = {.model_dir = a->model_dir, .backend = a->backend,
+                                      .threads = mtp_backend_cpu_threads(a->threads),
+                                      .context = a->context, .warmup = BENCH_WARMUP_ROUNDS,
+                                      .inner = BENCH_INNER};
+    memcpy(pv.load_start, a->load_start, sizeof pv.load_start);
+    mtp_bench_load_average(pv.load_end);
+    int rc = mtp_bench_write_json(a->json, &pv, x, o->cases, &o->res, o->sec, o->n_sec,
+                                  o->batch.rounds ? mtp_bench_batch_json(&o->batch) : NULL);
+    if (!rc)
+        printf("cost curve: %s (%d threads; load average %.2f at the start, %.2f at the "
+               "end%s)\n", a->json, pv.threads, pv.load_start[0], pv.load_end[0],
+               o->batch.rounds ? "; with the batch curve" : "");
     return rc;
 }
 
@@ -347,19 +367,24 @@ static int bench_run(const struct bench_args *a, struct mtp_engine *e, struct mt
                      struct mtp_backend *be)
 {
     struct mtp_bench_ctx x = {0};
+    struct bench_out o = {0};
     double bw, peak;
     print_machine(a, &bw, &peak);
     /* Prefill is timed on a context built like the cases' one. */
     int rc = mtp_bench_ctx_init(&x, e, a->context);
     if (!rc)
-        rc = bench_measure(a, &x, model, bw, peak);
-    mtp_bench_ctx_free(&x);
+        rc = bench_measure(a, &x, model, bw, peak, &o);
     if (!rc) /* tree-shaped verification against chains (bench_tree.c) */
         rc = mtp_bench_tree(e, a->context, a->repeats);
     if (!rc && a->text)
         rc = mtp_bench_expert_sharing(e, a->model_dir, a->text, a->context, a->windows);
     if (!rc && a->batch)
-        rc = mtp_bench_batch(model, be, a->model_dir, a->text, a->context, a->repeats);
+        rc = mtp_bench_batch(model, be, a->model_dir, a->text, a->context, a->repeats,
+                             &o.batch);
+    if (!rc && a->json)
+        rc = bench_write(a, &x, &o);
+    bench_out_free(&o);
+    mtp_bench_ctx_free(&x);
     return rc;
 }
 

@@ -8,6 +8,7 @@
  *   mtpbench report a.msgpack b.msgpack --by decoder,category --format csv --out t.csv
  *   mtpbench report runs/default --table cost-model --costs bench.json
  *   mtpbench report runs/batch --table batch
+ *   mtpbench report runs/default --table cost-batch --costs bench.json
  *
  * A directory argument stands for every *.msgpack file in it (sorted).
  */
@@ -27,14 +28,18 @@
 
 enum report_view {
     VIEW_FULL, VIEW_ACCEPTANCE, VIEW_ABLATION, VIEW_COST, VIEW_TREE, VIEW_POSITION, VIEW_BATCH,
+    VIEW_COST_BATCH,
 };
+
+/* The views priced with --costs. */
+static bool needs_costs(enum report_view v) { return v == VIEW_COST || v == VIEW_COST_BATCH; }
 
 struct report_args {
     struct mtp_report_options opt;
     enum mtp_report_format format;
     enum report_view view;
     const char *out;
-    const char *costs; /* --costs: bench cost file (cost-model view) */
+    const char *costs; /* --costs: bench cost file (cost-model and cost-batch views) */
     bool skip_damaged; /* --skip-damaged */
     bool strict;        /* --strict: any gap in the inputs is an error */
     bool allow_partial; /* --allow-partial: report a run with missing rank logs */
@@ -48,7 +53,7 @@ static void report_usage(FILE *f)
             "usage: mtpbench report LOG... [--by KEYS] [--table VIEW]\n"
             "                       [--format md|csv|tex|json] [--bootstrap N] [--seed S]\n"
             "                       [--out FILE] [--skip-damaged] [--strict] [--allow-partial]\n"
-            "       mtpbench report LOG... --table cost-model --costs BENCH.json [...]\n"
+            "       mtpbench report LOG... --table cost-model|cost-batch --costs BENCH.json [...]\n"
             "\n"
             "Tables from MessagePack logs of 'mtpbench run' (several logs are merged; a\n"
             "directory means every *.msgpack in it). Every metric of spec/metrics.md with a\n"
@@ -65,6 +70,8 @@ static void report_usage(FILE *f)
             "                   ablation: exact vs chained drafting per depth;\n"
             "                   cost-model: predicted vs measured speedup and the best\n"
             "                   depth K* per category, from the costs of --costs;\n"
+            "                   cost-batch: predicted speedup and K* per batch size\n"
+            "                   B = 1..32 from the batch curve of --costs (bench --batch);\n"
             "                   tree: tau and speedup against tokens verified per step\n"
             "                   for chains, static and dynamic trees;\n"
             "                   position: tau and alpha_j by context length and by\n"
@@ -93,14 +100,14 @@ static void report_usage(FILE *f)
 static int report_parse_view(const char *s, enum report_view *v)
 {
     static const char *const names[] = {"full", "acceptance", "ablation", "cost-model",
-                                         "tree", "position",   "batch"};
-    for (int i = 0; i < 7; i++)
+                                         "tree", "position",   "batch",      "cost-batch"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strcmp(s, names[i]) == 0) {
             *v = (enum report_view)i;
             return 0;
         }
     fprintf(stderr, "mtpbench: error: option --table: expected full, acceptance, ablation, "
-                    "cost-model, tree, position or batch, found '%s'\n", s);
+                    "cost-model, cost-batch, tree, position or batch, found '%s'\n", s);
     return -1;
 }
 
@@ -174,10 +181,10 @@ static int report_parse(int argc, char **argv, struct report_args *a)
     }
     a->n_logs = argc - optind;
     a->logs = argv + optind;
-    if ((a->view == VIEW_COST) != (a->costs != NULL)) {
+    if (needs_costs(a->view) != (a->costs != NULL)) {
         fprintf(stderr, "mtpbench: error: %s\n", a->costs ? "option --costs: only with --table "
-                        "cost-model" : "option --table cost-model: needs --costs BENCH.json "
-                        "(from `mtpbench bench --json`)");
+                        "cost-model or cost-batch" : "option --table cost-model/cost-batch: "
+                        "needs --costs BENCH.json (from `mtpbench bench --json`)");
         return 2;
     }
     if (a->n_logs == 0) {
@@ -291,7 +298,9 @@ static int report_output(const struct mtp_report_data *d, const struct report_ar
                              strerror(errno));
     struct mtp_report_meta meta = {d, &a->opt};
     int rc = a->view == VIEW_COST ? mtp_report_cost_output(f, d, &a->opt, a->costs, a->format)
-                                  : mtp_report_write(f, t, a->format, &meta);
+             : a->view == VIEW_COST_BATCH
+                 ? mtp_report_cost_batch_output(f, d, &a->opt, a->costs, a->format)
+                 : mtp_report_write(f, t, a->format, &meta);
     if (a->out && fclose(f) != 0 && rc == MTP_OK)
         rc = mtp_error_set("REPORT --out %s: write failed: %s", a->out, strerror(errno));
     return rc;
@@ -312,7 +321,7 @@ int mtp_cmd_report(int argc, char **argv)
     }
     if (status == MTP_OK)
         report_batch_key(&d, &a);
-    if (status == MTP_OK && a.view != VIEW_COST)
+    if (status == MTP_OK && !needs_costs(a.view))
         status = report_make_table(&d, &a, &t);
     if (status == MTP_OK)
         status = report_output(&d, &a, &t);

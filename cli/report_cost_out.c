@@ -8,6 +8,7 @@
 #include <stdlib.h>  /* defines: free */
 
 #include "analysis/report_cost.h"
+#include "analysis/report_cost_batch.h"
 #include "analysis/report_cost_check.h"
 #include "core/error.h"
 
@@ -117,6 +118,28 @@ int mtp_report_cost_output(FILE *f, const struct mtp_report_data *d,
     }
     mtp_report_table_free(&pred);
     mtp_report_table_free(&depth);
+    mtp_costs_free(&costs);
+    return rc;
+}
+
+int mtp_report_cost_batch_output(FILE *f, const struct mtp_report_data *d,
+                                 const struct mtp_report_options *opt, const char *costs_path,
+                                 enum mtp_report_format fmt)
+{
+    struct mtp_costs costs;
+    struct mtp_report_table t = {0};
+    int rc = mtp_costs_load(costs_path, &costs);
+    if (rc == MTP_OK)
+        rc = mtp_report_table_cost_batch(d, opt, &costs, &t);
+    if (rc == MTP_OK)
+        warn(d, &costs);
+    if (rc == MTP_OK && mtp_cost_batch_noisy(costs.batch))
+        fprintf(stderr, "mtpbench: report: cost-batch: WARNING: NOISY BATCH CURVE: F(1,0) varies "
+                "by %.0f%% over its rounds\n", 100 * costs.batch->forward1_spread);
+    struct mtp_report_meta meta = {d, opt};
+    if (rc == MTP_OK)
+        rc = mtp_report_write(f, &t, fmt, &meta);
+    mtp_report_table_free(&t);
     mtp_costs_free(&costs);
     return rc;
 }

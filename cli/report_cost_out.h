@@ -1,6 +1,7 @@
 /*
  * report_cost_out.h - writing the two cost-model tables of `mtpbench report
- * --table cost-model` (analysis/report_cost.h) in one output.
+ * --table cost-model` (analysis/report_cost.h) in one output, and the batch
+ * table of --table cost-batch (analysis/report_cost_batch.h).
  */
 #ifndef MTP_REPORT_COST_OUT_H
 #define MTP_REPORT_COST_OUT_H
@@ -20,5 +21,12 @@
 int mtp_report_cost_output(FILE *f, const struct mtp_report_data *d,
                            const struct mtp_report_options *opt, const char *costs_path,
                            enum mtp_report_format fmt);
+
+/* Load COSTS_PATH and write the batch table (analysis/report_cost_batch.h)
+ * from D to F in FMT, as any other table (json: mtp_report_write_json's
+ * object). The same warnings go to stderr. */
+int mtp_report_cost_batch_output(FILE *f, const struct mtp_report_data *d,
+                                 const struct mtp_report_options *opt, const char *costs_path,
+                                 enum mtp_report_format fmt);
 
 #endif

@@ -10,7 +10,11 @@
  *   issue 28 case 7: a tree decoder is not priced as a chain of its depth;
  *   issue 26:        K* per decoder family and wiring (never an arbitrary
  *                    row), intervals that carry the bench's spread, and
- *                    warnings when the bench's threads or CPU differ.
+ *                    warnings when the bench's threads or CPU differ;
+ *   issue 25:        the batch view (report_cost_batch.h): at B = 1 with the
+ *                    batch-1 costs it gives the cost-depth curve (the same
+ *                    alpha_j), K* per B, what it refuses to price, and the
+ *                    committed bench file's batch curve end to end.
  *
  * Costs: verify(n) = 1 + 0.1 (n - 1), module k over n rows 0.1 + 0.01 (n - 1),
  * choices and rollback 0.001 (in verify/n=1 units), host "testhost", 1 thread.
@@ -30,6 +34,7 @@
 #include "analysis/cost_model.h"
 #include "analysis/report.h"
 #include "analysis/report_cost.h"
+#include "analysis/report_cost_batch.h"
 #include "core/error.h"
 #include "experiments/log.h"
 
@@ -466,6 +471,137 @@ static void test_other_model_is_projection(void **state)
     mtp_costs_free(&c);
 }
 
+/* ---- issue 25: the cost model at batch size B ------------------------------ */
+
+/* A batch curve on C: B = 1 is the batch-1 median point itself (unit 1), B = 8
+ * verifies at K+1 forwards' cost (compute bound), so K* = 0 there. Experts
+ * 2, 3, 4, 5 per layer for K = 0..3. */
+static void attach_batch(struct mtp_costs *c, struct mtp_cost_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    b->n_b = 2;
+    b->B[0] = 1;
+    b->B[1] = 8;
+    b->modules = 3;
+    b->context = 128;
+    b->rounds = 1;
+    b->unit[0] = 1;
+    b->unit[1] = 0.25;
+    b->singles_over_forward = NAN;
+    for (int K = 0; K <= MTP_COST_BATCH_MAX_K; K++) {
+        b->verify[0][K] = c->median.verify[K + 1];
+        b->verify[1][K] = K + 1;
+        b->experts[0][K] = b->experts[1][K] = 2 + K;
+        for (int k = 1; k <= 3; k++)
+            b->draft[0][K][k - 1] = b->draft[1][K][k - 1] = c->median.draft[k][K + 1];
+    }
+    c->batch = b;
+}
+
+/* The row of DECODER at batch B in the batch table; fails if none. */
+static int batch_row_of(const struct mtp_report_table *t, const char *decoder, int B)
+{
+    for (int r = 0; r < t->n_rows; r++)
+        if (!strcmp(cell(t, r, "decoder")->text, decoder) && cell(t, r, "batch")->i == B)
+            return r;
+    fail_msg("no batch row for %s at B %d", decoder, B);
+    return -1;
+}
+
+static int build_batch(struct tables *t, const struct mtp_costs *c, struct mtp_report_table *bt)
+{
+    struct mtp_report_options opt;
+    mtp_report_options_default(&opt);
+    opt.bootstrap = 0;
+    memset(bt, 0, sizeof *bt);
+    return mtp_report_table_cost_batch(&t->d, &opt, c, bt);
+}
+
+static void test_batch_view(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    struct mtp_cost_batch b;
+    struct mtp_report_table bt;
+    make_costs(&c, 1, 3, NULL);
+    attach_batch(&c, &b);
+    c.verify1_spread = 0.5; /* a noisy bench and batch curve: the note must say so */
+    b.forward1_spread = 0.2;
+    load(&t.d);
+    assert_int_equal(build(&t, &c), MTP_OK);
+    assert_int_equal(build_batch(&t, &c, &bt), MTP_OK);
+    assert_int_equal(bt.n_rows, 4 * 2); /* the cost-depth table's 4 families x 2 batch sizes */
+    /* B = 1 with the batch-1 costs is the cost-depth curve: the same alpha_j. */
+    static const char *const fams[] = {"mtp-exact-k3", "mtp-chain-k2", "mtp-chain-k3-before"};
+    for (int f = 0; f < 3; f++) {
+        int dr = row_of(&t.depth, "decoder", fams[f]), br = batch_row_of(&bt, fams[f], 1);
+        const char *curve = cell(&t.depth, dr, "speedup_pred_by_k")->text;
+        double want[4];
+        int n = sscanf(curve, "%lf, %lf, %lf, %lf", &want[0], &want[1], &want[2], &want[3]);
+        char key[32];
+        for (int K = 1; K < n && K <= 3; K++) {
+            snprintf(key, sizeof key, "speedup_pred_k%d", K);
+            assert_float_equal(cell(&bt, br, key)->stat.value, want[K], 0.0051);
+        }
+        if (n < 4) { /* the family's deepest decoder drafts 2: no alpha_3, no K = 3 */
+            assert_int_equal(cell(&bt, br, "speedup_pred_k3")->kind, MTP_REPORT_CELL_EMPTY);
+            assert_non_null(strstr(cell(&bt, br, "note")->text, "K 3..3 not priced"));
+        }
+        assert_int_equal(cell(&bt, br, "k_star")->i, cell(&t.depth, dr, "k_star")->i);
+        /* B = 8: verification costs K+1 forwards, drafting on top: no K pays. */
+        int b8 = batch_row_of(&bt, fams[f], 8);
+        assert_int_equal(cell(&bt, b8, "k_star")->i, 0);
+        assert_float_equal(cell(&bt, b8, "verify_ratio_k2")->stat.value, 3, 1e-12);
+        assert_float_equal(cell(&bt, b8, "experts_ratio_k2")->stat.value, 2, 1e-12);
+    }
+    /* A draft vocabulary: the batch curve times the full head only. */
+    int v = batch_row_of(&bt, "mtp-exact-k2-v1024", 8);
+    assert_int_equal(cell(&bt, v, "speedup_pred_k1")->kind, MTP_REPORT_CELL_EMPTY);
+    assert_int_equal(cell(&bt, v, "k_star")->kind, MTP_REPORT_CELL_EMPTY);
+    assert_non_null(strstr(cell(&bt, v, "note")->text, "full draft head"));
+    assert_non_null(strstr(bt.note, "NOISY BENCH"));
+    assert_non_null(strstr(bt.note, "NOISY BATCH CURVE: F(1,0) varies by 20%"));
+    mtp_report_table_free(&bt);
+    /* No batch curve: an error naming the file and how to get one. */
+    c.batch = NULL;
+    assert_int_equal(build_batch(&t, &c, &bt), MTP_ERR);
+    assert_non_null(strstr(mtp_error_message(), "mem.json: no batch curve"));
+    mtp_report_table_free(&bt);
+    release(&t);
+    mtp_costs_free(&c);
+}
+
+/* The committed `bench --batch --json` file through the view. */
+static void test_batch_view_fixture(void **state)
+{
+    (void)state;
+    struct tables t;
+    struct mtp_costs c;
+    struct mtp_report_table bt;
+    assert_int_equal(mtp_costs_load(MTP_SOURCE_DIR "/tests/fixtures/costs/bench-mtp-mini-batch.json",
+                                    &c), MTP_OK);
+    memset(&t, 0, sizeof t); /* only the batch table is built */
+    load(&t.d);
+    assert_int_equal(build_batch(&t, &c, &bt), MTP_OK);
+    assert_int_equal(bt.n_rows, 4 * 6);
+    int r = batch_row_of(&bt, "mtp-exact-k3", 32);
+    assert_float_equal(cell(&bt, r, "verify_ratio_k3")->stat.value, c.batch->verify[5][3], 1e-12);
+    double s = cell(&bt, r, "speedup_pred_k1")->stat.value;
+    assert_true(isfinite(s) && s > 0);
+    assert_non_null(strstr(bt.title, "PROJECTION")); /* host "fixture", not the log's */
+    FILE *f = tmpfile();
+    struct mtp_report_options opt;
+    mtp_report_options_default(&opt);
+    struct mtp_report_meta meta = {&t.d, &opt};
+    for (int fmt = MTP_REPORT_FORMAT_MD; fmt <= MTP_REPORT_FORMAT_JSON; fmt++)
+        assert_int_equal(mtp_report_write(f, &bt, (enum mtp_report_format)fmt, &meta), MTP_OK);
+    fclose(f);
+    mtp_report_table_free(&bt);
+    release(&t);
+    mtp_costs_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +613,8 @@ int main(void)
         cmocka_unit_test(test_point_is_a_round),
         cmocka_unit_test(test_bench_mismatch_warned),
         cmocka_unit_test(test_other_model_is_projection),
+        cmocka_unit_test(test_batch_view),
+        cmocka_unit_test(test_batch_view_fixture),
     };
     return cmocka_run_group_tests(tests, write_log, remove_log);
 }

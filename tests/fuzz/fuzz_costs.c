@@ -1,7 +1,8 @@
 /*
  * fuzz_costs.c - libFuzzer target: a cost file (`mtpbench bench --json`,
  * mtpbench-costs/1) through mtp_costs_load, then the cost model on every
- * decoder it accepts as priceable, with the median point and each round.
+ * decoder it accepts as priceable, with the median point and each round,
+ * and the batch cost model (cost_batch.h) at every batch size of the file.
  *
  * Beyond crashes and sanitizer reports, a finding is a number the report
  * would print without being able to stand behind it: a file the loader
@@ -12,6 +13,7 @@
 #include <math.h>   /* defines: isfinite */
 #include <stdlib.h> /* defines: abort, free */
 
+#include "analysis/cost_batch.h"
 #include "analysis/cost_model.h"
 #include "analysis/report_cost_check.h" /* defines: mtp_report_cost_bench_label */
 #include "fuzz.h"
@@ -45,6 +47,27 @@ static void check_point(const struct mtp_costs *c, const struct mtp_cost_point *
         abort();
 }
 
+/* The batch curve: every priceable (B, K) finite and > 0, K* finite. */
+static void check_batch(const struct mtp_costs *c, const struct mtp_cost_decoder *d)
+{
+    for (int bi = 0; c->batch && bi < c->batch->n_b; bi++) {
+        int kmax = 0; /* K = 0 (no speculation) is always priced */
+        for (int K = 1; K <= MTP_COST_BATCH_MAX_K && !mtp_cost_batch_unpriceable(c, d, K); K++)
+            kmax = K;
+        for (int a = 0; a < 4; a++) {
+            for (int K = 0; K <= kmax; K++) {
+                double s = mtp_cost_batch_speedup(c, bi, d, curves[a], K);
+                if (!isfinite(s) || !(s > 0))
+                    abort(); /* the batch table would print it */
+            }
+            double best;
+            (void)mtp_cost_batch_best_depth(c, bi, d, curves[a], kmax, &best);
+            if (!isfinite(best))
+                abort();
+        }
+    }
+}
+
 static void exercise(const struct mtp_costs *c)
 {
     const char *why;
@@ -58,6 +81,7 @@ static void exercise(const struct mtp_costs *c)
                     .adaptive = m == 1 && g, .module = m, .greedy = g,
                     .draft_vocab = v ? 1024 : 0};
                 check_point(c, &c->median, &d);
+                check_batch(c, &d);
                 for (int r = 0; r < c->rounds && r < 4; r++)
                     check_point(c, &c->round[r], &d);
             }
