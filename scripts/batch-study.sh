@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 echo "== build (scripts/build.sh)" >&2
-scripts/build.sh
+scripts/build.sh >&2
 
 study() { # NAME MODEL_DIR: one spec, its tables, cost curve and plot
   local name=$1 model=$2 out="runs/$1" log="runs/$1/$1.msgpack"
