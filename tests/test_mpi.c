@@ -1,9 +1,9 @@
 /*
  * test_mpi.c - `mpirun -n N mtpbench run` end to end on the small fixture
  * study (tests/support/rank_logs.h):
- *   - -n 2 and -n 3: the union of the rank logs has exactly the requests of a
- *     single-process run, identical tokens and accepted counts, none
- *     duplicated; rank 0 alone prints the whole job's progress, and the same
+ *   - -n 2 and -n 3 (the study has batch sizes 1 and 2): the union of the rank
+ *     logs has exactly the requests of a single-process run, identical tokens
+ *     and accepted counts, none duplicated; rank 0 alone prints the whole job's progress, and the same
  *     table as the single-process run (timings aside); the report sees one run;
  *   - a run stopped mid-way under -n 2, one rank log cut inside its last
  *     record (a kill while writing), resumed with -n 3: nothing lost or
@@ -62,7 +62,8 @@ static void check_ranks(int n)
     test_requests_assert_same(&single, &u);
     test_requests_free(&u);
     /* One progress display for the whole job (plain lines: stderr is a file). */
-    assert_int_equal(test_sh("test \"$(grep -c '\\[48/48\\]' '%s/%s.err')\" = 1", tmp, out), 0);
+    assert_int_equal(test_sh("test \"$(grep -c '\\[%d/%d\\]' '%s/%s.err')\" = 1",
+                             TEST_STUDY_REQUESTS, TEST_STUDY_REQUESTS, tmp, out), 0);
     assert_int_equal(test_sh("%s '%s/single.table' >'%s/a.txt' && %s '%s/%s.table' >'%s/b.txt' "
                              "&& grep -q mtp-exact-k2 '%s/a.txt' && cmp '%s/a.txt' '%s/b.txt'",
                              strip_timing, tmp, tmp, strip_timing, tmp, out, tmp, tmp, tmp, tmp),
@@ -135,7 +136,7 @@ static int setup(void **state)
                 mtpbench, tmp, tmp, tmp) != 0)
         return -1;
     load(&single, "single");
-    return single.n == 48 ? 0 : -1;
+    return single.n == TEST_STUDY_REQUESTS ? 0 : -1;
 }
 
 static int teardown(void **state)

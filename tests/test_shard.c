@@ -140,7 +140,7 @@ static void test_shards_union(void **state)
     test_requests_load(&a, dir, "study");
     snprintf(dir, sizeof dir, "%s/sh3", tmp);
     test_requests_load(&b, dir, "study");
-    assert_int_equal(a.n, 48);
+    assert_int_equal(a.n, TEST_STUDY_REQUESTS);
     assert_int_equal(b.n_files, 3);
     test_requests_assert_same(&a, &b);
     test_requests_free(&b);
@@ -156,7 +156,7 @@ static void test_shards_union(void **state)
     assert_int_equal(ftell(warn), 0);
     fclose(warn);
     assert_int_equal(d.n_runs, 1);
-    assert_int_equal(d.n_requests, 48);
+    assert_int_equal(d.n_requests, TEST_STUDY_REQUESTS);
     mtp_report_data_free(&d);
 
     /* Task 1 of 2 stops after 3 requests, then resumes: nothing lost or repeated. */

@@ -35,8 +35,8 @@ static int find(const struct test_request_set *s, const char *key)
 static void add(struct test_request_set *s, const struct mtp_request_record *rec)
 {
     char key[512];
-    snprintf(key, sizeof key, "%s|%d|%s|%s|%d", rec->decoder, rec->sampling_index, rec->dataset,
-             rec->prompt_id, rec->repeat);
+    snprintf(key, sizeof key, "%s|%d|%s|%s|%d|B%d", rec->decoder, rec->sampling_index,
+             rec->dataset, rec->prompt_id, rec->repeat, rec->batch_size);
     if (find(s, key) >= 0) {
         s->n_duplicates++;
         return;
@@ -151,7 +151,8 @@ void test_write_small_study(const char *dir)
     test_write_file(dir, "study.json",
         "{\"name\": \"study\", \"model\": \"model\", \"threads\": 1,"
         " \"datasets\": [\"code.jsonl\", \"prose.jsonl\"], \"max_new_tokens\": 10,"
-        " \"warmup\": 1, \"seed\": 11, \"sampling\": [{\"temperature\": 0}, {\"temperature\": 1}],"
+        " \"warmup\": 1, \"seed\": 11, \"batch_size\": [1, 2],"
+        " \"sampling\": [{\"temperature\": 0}, {\"temperature\": 1}],"
         " \"decoders\": [{\"type\": \"baseline\"},"
         " {\"type\": \"mtp\", \"depth\": 2, \"drafting\": \"exact\"},"
         " {\"type\": \"mtp\", \"depth\": 3, \"drafting\": \"chain\"}],"

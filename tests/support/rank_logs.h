@@ -35,8 +35,10 @@ void test_requests_free(struct test_request_set *s);
 
 /* A small study in DIR (which must exist): the fixture model tests/fixtures/v3-f32
  * (D = 2) with a byte tokenizer, two datasets of four short prompts, T = 0 and
- * 1, baseline / exact K = 2 / chain K = 3, 10 new tokens: 48 requests in a few
- * seconds. The spec is DIR/study.json, its name "study", output DIR/unused. */
+ * 1, batch sizes 1 and 2, baseline / exact K = 2 / chain K = 3, 10 new tokens:
+ * TEST_STUDY_REQUESTS requests in a few seconds. The spec is DIR/study.json,
+ * its name "study", output DIR/unused. */
+enum { TEST_STUDY_REQUESTS = 8 * 2 * 2 * 3 }; /* prompts x sampling x batch sizes x decoders */
 void test_write_small_study(const char *dir);
 
 /* sh -c CMD (printed first); returns the exit status. */
