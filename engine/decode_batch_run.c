@@ -199,11 +199,20 @@ static int run(struct batch *b, const struct mtp_decode_params *p,
         log->n_moe_layers = b->slot[0]->n_moe;
     }
     for (;;) {
+        bool waiting[MTP_DECODE_MAX_BATCH];
+        for (int i = 0; i < b->B; i++)
+            waiting[i] = b->req_of_slot[i] >= 0;
         uint64_t t0 = mtp_decode_now_ns();
         if (admit(b))
             return MTP_ERR;
+        uint64_t admit_ns = mtp_decode_now_ns() - t0;
+        /* A request in flight waits while newcomers are prefilled (they
+         * are not chunked into the steps): that is part of its latency. */
+        for (int i = 0; i < b->B; i++)
+            if (waiting[i] && b->req_of_slot[i] >= 0)
+                b->slot[i]->r.total_ns += admit_ns;
         int n;
-        if (step(b, log, mtp_decode_now_ns() - t0, &n))
+        if (step(b, log, admit_ns, &n))
             return MTP_ERR;
         if (n == 0)
             return MTP_OK;
