@@ -47,10 +47,6 @@ struct mtp_decode_batch_log {
 };
 void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log);
 
-/* The engine options a batch needs: max_seqs >= B and max_batch >= B * (K+1)
- * (chain or exact depth; baseline K = 0; a tree: its drafted nodes). */
-int mtp_decode_batch_max_tokens(const struct mtp_decode_params *p, int batch_size);
-
 /* What a caller may observe of a batch run while it goes (all optional):
  * DONE is called as each request retires, with its index and its result
  * (the caller may log it; the run still owns RESULTS); a non-zero return
@@ -65,7 +61,8 @@ struct mtp_decode_batch_hooks {
 };
 
 /* Decode REQS[0..n_reqs) at BATCH_SIZE (1..MTP_DECODE_MAX_BATCH, at most the
- * engine's max_seqs) with parameters P (chain, exact or tree drafting, fixed or
+ * engine's max_seqs, its max_batch at least BATCH_SIZE x the tokens one step
+ * verifies) with parameters P (chain, exact or tree drafting, fixed or
  * adaptive depth, or baseline; P->rng is ignored: each request brings its
  * own). Trees: each session drafts its own tree, and one main forward
  * verifies every session's tree as a tree-shaped segment. RESULTS

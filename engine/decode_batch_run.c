@@ -29,14 +29,6 @@ void mtp_decode_batch_log_free(struct mtp_decode_batch_log *log)
     memset(log, 0, sizeof *log);
 }
 
-int mtp_decode_batch_max_tokens(const struct mtp_decode_params *p, int batch_size)
-{
-    int K = p->tree.kind != MTP_TREE_NONE               ? mtp_tree_max_drafts(&p->tree)
-            : p->drafting == MTP_DECODE_DRAFTING_NONE ? 0
-                                                      : p->depth;
-    return batch_size * (K + 1);
-}
-
 static void *grow(void *p, int cap, size_t elem) { return mtp_xrealloc(p, (size_t)cap * elem); }
 
 /* Append a step record of the N sessions S (their requests REQ_OF_SLOT). */

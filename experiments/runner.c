@@ -19,7 +19,7 @@
 
 static volatile sig_atomic_t interrupted;
 
-static uint64_t now_ns(void)
+uint64_t mtp_runner_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -424,7 +424,7 @@ int mtp_runner_log_request(struct mtp_runner *r, int dec, int samp,
     return MTP_OK;
 }
 
-static bool should_stop(const struct mtp_runner *r)
+bool mtp_runner_should_stop(const struct mtp_runner *r)
 {
     return interrupted || (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests);
 }
@@ -447,7 +447,7 @@ static int run_single(struct mtp_runner *r, int samp)
                     break; /* the unit is another shard's: all its decoders */
                 if (mtp_runner_conversation_done(r, dec, samp, p, rep))
                     continue;
-                if (should_stop(r))
+                if (mtp_runner_should_stop(r))
                     return MTP_OK;
                 /* Every turn of the prompt, each logged as a request. */
                 if (mtp_runner_run_conversation(r, dec, samp, p, rep))
@@ -460,8 +460,8 @@ static int run_single(struct mtp_runner *r, int samp)
 static int run_all(struct mtp_runner *r)
 {
     const struct mtp_spec *s = &r->spec;
-    for (int samp = 0; samp < s->n_sampling && !should_stop(r); samp++)
-        for (int bi = 0; bi < s->n_batch_sizes && !should_stop(r); bi++) {
+    for (int samp = 0; samp < s->n_sampling && !mtp_runner_should_stop(r); samp++)
+        for (int bi = 0; bi < s->n_batch_sizes && !mtp_runner_should_stop(r); bi++) {
             int B = s->batch_sizes[bi];
             if (B == 1 ? run_single(r, samp) : mtp_runner_run_batches(r, samp, B))
                 return MTP_ERR;
@@ -483,7 +483,7 @@ static void install_signals(struct sigaction *old_int, struct sigaction *old_ter
 /* Decode everything not yet in the log, then the summary record. */
 static int run_body(struct mtp_runner *r)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = mtp_runner_now_ns();
     r->total = r->plan.requests; /* every planned turn of every prompt */
     r->done = mtp_log_keyset_size(r->finished);
     int64_t shown_total = r->total, shown_done = r->done;
@@ -506,7 +506,7 @@ static int run_body(struct mtp_runner *r)
     if (rc)
         return rc;
     struct mtp_log_summary sum = {
-        .wall_ns = now_ns() - t0,
+        .wall_ns = mtp_runner_now_ns() - t0,
         .finished = in_logs == r->total,
     };
     /* A log that says finished takes nothing after its summary. */

@@ -16,7 +16,6 @@
  */
 #include <stdlib.h> /* defines: free */
 #include <string.h> /* defines: memset */
-#include <time.h>   /* defines: clock_gettime */
 
 #include "../core/error.h"
 #include "../engine/decode_batch.h"
@@ -42,13 +41,6 @@ struct batch_run {
     bool *logged;                         /* [total] retired and logged */
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int on_done(void *ctx, int i, const struct mtp_decode_result *res)
 {
     struct batch_run *b = ctx;
@@ -67,9 +59,7 @@ static int on_done(void *ctx, int i, const struct mtp_decode_result *res)
 static bool on_stop(void *ctx)
 {
     const struct batch_run *b = ctx;
-    const struct mtp_runner *r = b->r;
-    return mtp_runner_interrupted() ||
-           (r->opt->max_requests > 0 && r->logged >= r->opt->max_requests);
+    return mtp_runner_should_stop(b->r);
 }
 
 /* The planned (prompt, repeat) pairs this process owns and the log lacks. */
@@ -151,9 +141,9 @@ static int run_requests(struct batch_run *b)
     struct mtp_decode_batch_log log;
     memset(&log, 0, sizeof log);
     struct mtp_decode_batch_hooks hooks = {.ctx = b, .done = on_done, .stop = on_stop};
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = mtp_runner_now_ns();
     int rc = mtp_decode_batch_run(r->engine, &dp, b->B, reqs, b->n, res, &log, &hooks);
-    uint64_t wall = mono_ns() - t0;
+    uint64_t wall = mtp_runner_now_ns() - t0;
     if (rc)
         rc = mtp_error_wrap("%s at batch size %d, sampling %d: ",
                             r->spec.decoders[b->dec].name, b->B, b->samp);

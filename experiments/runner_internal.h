@@ -70,6 +70,11 @@ int mtp_runner_load_templates(struct mtp_runner *r);
 struct mtp_decode_params mtp_runner_decode_params(const struct mtp_runner *r, int dec, int samp,
                                                   const struct mtp_run_prompt *p, int repeat);
 bool mtp_runner_interrupted(void);
+/* Whether the request loop takes no more work: SIGINT/SIGTERM arrived, or
+ * max_requests requests are logged by this process. */
+bool mtp_runner_should_stop(const struct mtp_runner *r);
+/* CLOCK_MONOTONIC in nanoseconds (wall times of runs and batch runs). */
+uint64_t mtp_runner_now_ns(void);
 
 /* One decoded turn, as the request record gives it. */
 struct mtp_runner_turn {
