@@ -6,14 +6,21 @@ repository), side by side, and writes <model_dir>/README.md with: architecture, 
 per token (FP8 as stored), corpus, training curve (table + training_curve.png), expert load balance per
 layer on held-out text, held-out loss / MTP agreement for FP8 and BF16, and their logit differences.
 
-Usage (after training/train.py --config v3 and training/export.py --fp8):
+With --extension (three training/eval_long.py outputs) and --before (the weights before the context
+extension), the card also gets the extension's section (training/card_extension.py): loss and agreement
+at 512 tokens before and after, loss and agreement against position up to 4096, retrieval.
+
+Usage (after training/train.py and training/export.py --fp8):
   .venv/bin/python training/export.py training/checkpoints/mtp-v3/final.pt training/checkpoints/mtp-v3-bf16
   .venv/bin/python training/card_v3.py models/mtp-v3 --bf16 training/checkpoints/mtp-v3-bf16 \\
-      --log training/checkpoints/mtp-v3/train_log.jsonl
+      --log training/logs/mtp-v3/stretch-{1,2,3,4,5-context,7-long-distill,8-long-distill}.jsonl \\
+      --before /tmp/before/models/mtp-v3 --extension training/logs/mtp-v3/eval-long/{before-plain,before-under-yarn,extended}.json
+A stretch is numbered by its log's file name (stretch-N...); stretch 6 was a side branch, not shipped.
 """
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 
@@ -24,6 +31,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import evaluate as ev  # noqa: E402
+from card_extension import extension_section  # noqa: E402
 from train import fixed_windows, load_tokens  # noqa: E402
 
 DT_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "F8_E4M3": 1, "I32": 4}
@@ -116,20 +124,26 @@ def stretch_totals(recs):
     return dict(steps=0, tokens=0, elapsed_s=0.0, args=args, tok_s=(0, 0, 0))
 
 
-def join_stretches(stretches):
+def stretch_number(path, i):
+    """A stretch's number from its log's name (stretch-5-context.jsonl is 5), else its place in the list."""
+    m = re.match(r"stretch-(\d+)", os.path.basename(path))
+    return int(m.group(1)) if m else i + 1
+
+
+def join_stretches(stretches, numbers):
     """One log with cumulative steps and tokens (each record gains "stretch"), and per-stretch totals."""
     out, totals = [], []
     step0 = tok0 = 0
-    for i, recs in enumerate(stretches):
+    for n, recs in zip(numbers, stretches):
         tot = stretch_totals(recs)
         for r in recs:
-            r = dict(r, stretch=i + 1)
+            r = dict(r, stretch=n)
             if "step" in r:
                 r["step"] += step0
             if "tokens" in r:
                 r["tokens"] += tok0
             out.append(r)
-        tot.update(stretch=i + 1, step0=step0, tok0=tok0)
+        tot.update(stretch=n, step0=step0, tok0=tok0)
         totals.append(tot)
         step0 += tot["steps"]
         tok0 += tot["tokens"]
@@ -174,7 +188,13 @@ def main():
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.path.join(ROOT, "training/checkpoints/eval_mtp-v3"))
+    ap.add_argument("--extension", nargs=3, metavar=("BEFORE_PLAIN", "BEFORE_YARN", "EXTENDED"),
+                    help="training/eval_long.py outputs: the weights before the context extension under their "
+                         "own config and under the extended one, and the extended model (this one)")
+    ap.add_argument("--before", help="the model directory before the context extension (with --extension)")
     args = ap.parse_args()
+    if bool(args.extension) != bool(args.before):
+        ap.error("--extension and --before go together")
 
     res = {}
     for tag, d in (("fp8", args.model_dir), ("bf16", args.bf16)):
@@ -194,13 +214,17 @@ def main():
     with open(args.out + ".json", "w") as f:
         json.dump(res, f, indent=1, default=str)
     stretches = [ev.read_log(p) for p in args.log]
-    log, totals = join_stretches(stretches)
+    log, totals = join_stretches(stretches, [stretch_number(p, i) for i, p in enumerate(args.log)])
     png = curve_png(log, os.path.join(args.model_dir, "training_curve.png"))
-    write(args.model_dir, cfg, res, log, totals, meta, png, args.status)
+    ext = None
+    if args.extension:
+        ext, rise = extension_section(args.model_dir, args.before, args.extension, args.data)
+        print("context extension: validation loss at 512 %+.2f%%" % rise)
+    write(args.model_dir, cfg, res, log, totals, meta, png, args.status, ext)
     print("wrote", os.path.join(args.model_dir, "README.md"))
 
 
-def write(model_dir, cfg, res, log, totals, meta, png, status=""):
+def write(model_dir, cfg, res, log, totals, meta, png, status="", extension=None):
     D = cfg.num_nextn_predict_layers
     by = res["bytes"]
     size = os.path.getsize(os.path.join(model_dir, "model.safetensors"))
@@ -214,9 +238,11 @@ def write(model_dir, cfg, res, log, totals, meta, png, status=""):
       "DeepSeek-V3 ships them: F8_E4M3 projection matrices with F32 `weight_scale_inv` per 128x128 block "
       "and a `quantization_config` in config.json; embeddings, lm_head, eh_proj, the router, norms and "
       "biases in BF16/F32. %.1f MB. Trained from scratch on 2 shared CPU cores by `training/train.py "
-      "--config v3`; the BF16 master stays out of the repository.\n"
+      "--config v3`; the BF16 master stays out of the repository.%s\n"
       % (cfg.num_hidden_layers, cfg.n_routed_experts, cfg.num_experts_per_tok, cfg.n_group, cfg.topk_group,
-         cfg.routed_scaling_factor, D, size / 1e6))
+         cfg.routed_scaling_factor, D, size / 1e6,
+         " Trained at 512 positions, then extended to %d with YaRN (section \"Context extension\")."
+         % cfg.max_position_embeddings if cfg.rope_scaling else ""))
     if status:
         A(status + "\n")
     L.extend(ev.architecture_lines(cfg, "shared with the main model (no `embed_tokens` / "
@@ -234,6 +260,8 @@ def write(model_dir, cfg, res, log, totals, meta, png, status=""):
          by["main_excl_head"] / by["module"]))
     L.extend(ev.corpus_lines(meta, cfg))
     training_section(L, log, totals, meta, png)
+    if extension:
+        L.extend(extension)
     A("## Expert load balance on held-out text\n")
     A("Routed-token counts per expert over 16 held-out windows of 512 tokens (4 per category), final model "
       "(FP8). A perfectly balanced layer has max/mean = min/mean = 1.\n")
@@ -262,14 +290,17 @@ def write(model_dir, cfg, res, log, totals, meta, png, status=""):
 
 def stretch_objective(args):
     """What a stretch optimised, from its logged arguments."""
+    context = (", context: a %s-token window every %s steps" % (args.get("long_seq"), args.get("long_every"))
+               if args.get("long_every") else "")
     if args.get("mtp_distill"):
-        return "MTP distillation (main frozen), lr %s" % args.get("lr")
-    return "joint, MTP lambda %s, lr %s" % (args.get("mtp_lambda"), args.get("lr"))
+        return "MTP distillation (main frozen), lr %s%s" % (args.get("lr"), context)
+    return "joint, MTP lambda %s, lr %s%s" % (args.get("mtp_lambda"), args.get("lr"), context)
 
 
 def training_section(L, log, totals, meta, png):
     A = L.append
-    joint = [t["args"] for t in totals if t["args"] and not t["args"].get("mtp_distill")]
+    joint = [t["args"] for t in totals
+             if t["args"] and not t["args"].get("mtp_distill") and not t["args"].get("long_every")]
     distill = [t for t in totals if t["args"].get("mtp_distill")]
     args = joint[-1] if joint else totals[-1]["args"]
     vals = [r for r in log if r.get("event") == "val"]
@@ -285,8 +316,8 @@ def training_section(L, log, totals, meta, png):
          args.get("gate_lr_mult"), args.get("time_budget_min"), args.get("batch"), args.get("seq"),
          args.get("lr"), args.get("mtp_lambda")))
     A("Training runs in stretches on a 2-core machine shared with other jobs; each stretch after the first "
-      "starts from the shipped weights (`--init-from models/mtp-v3`, fresh optimizer and schedule). Logs: "
-      "`training/logs/mtp-v3/`.\n")
+      "starts from the weights the stretch before it exported (`--init-from DIR`, fresh optimizer and "
+      "schedule). Logs: `training/logs/mtp-v3/` (stretch 6 was a side branch that was not kept).\n")
     if distill:
         A("Stretch%s %s trained only the MTP modules (`--mtp-distill`): the main model, its embedding and the "
           "shared output head are frozen, so every baseline token is the one of the joint model, and each "
@@ -295,7 +326,7 @@ def training_section(L, log, totals, meta, png):
           "(greedy: argmax agreement; lossless sampling: sum min(p, q)); EAGLE and Medusa-2 train their "
           "draft heads this way. DeepSeek-V3 trains its MTP module only jointly; the joint stretches are "
           "that recipe.\n"
-          % ("s" if len(distill) > 1 else "", ", ".join(str(t["stretch"]) for t in distill)))
+          % ("es" if len(distill) > 1 else "", ", ".join(str(t["stretch"]) for t in distill)))
     A("| stretch | objective | steps | tokens | wall (min) | tok/s median (min-max) |\n|---|---|---|---|---|---|")
     for t in totals:
         A("| %d | %s | %d | %s | %.1f | %.0f (%.0f-%.0f) |"
