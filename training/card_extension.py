@@ -45,6 +45,19 @@ def position_table(evals):
     return "\n".join(rows)
 
 
+def module_table(ev):
+    """Every module's teacher-forced agreement with the main model, and its loss, against position."""
+    bp = ev["by_position"]
+    edges, agree, loss = bp["bucket_edges"], bp["agreement_by_bucket"], bp["loss_mtp_by_bucket"]
+    depths = range(1, len(agree) + 1)
+    rows = ["| positions | " + " | ".join("agreement module %d" % k for k in depths) + " | " +
+            " | ".join("CE module %d" % k for k in depths) + " |", "|---" * (1 + 2 * len(agree)) + "|"]
+    for b, (lo, hi) in enumerate(zip(edges, edges[1:])):
+        rows.append("| %d-%d | %s | %s |" % (lo, hi - 1, " | ".join("%.3f" % a[b] for a in agree),
+                                            " | ".join("%.3f" % c[b] for c in loss)))
+    return "\n".join(rows)
+
+
 def retrieval_table(evals):
     dists = list(evals[0]["retrieval"])
     rows = ["| distance (tokens) | " + " | ".join(COLUMNS) + " |", "|---" * (1 + len(COLUMNS)) + "|"]
@@ -104,6 +117,9 @@ def extension_section(model_dir, before_dir, eval_paths, data, val_windows=32):
               " share of positions where module 1's argmax equals the main model's (teacher-forced; what"
               " greedy acceptance measures)." % (evals[0]["seq"], evals[0]["by_position"]["windows"]), "",
               position_table(evals), "",
+              "Every module of the extended model against position (module k drafts token k; the CE is"
+              " to the text at offset k + 1):", "",
+              module_table(evals[-1]), "",
               "### Retrieval", "",
               "A 24-token passage placed early is repeated at the end after D tokens of held-out prose; the"
               " cell is the teacher-forced top-1 accuracy on the passage's last 16 tokens, with the accuracy"
