@@ -740,6 +740,7 @@ row_tile(const struct mtp_weight *w, int r, const float *row, const float *x, in
  * store, so the results are bitwise those of row_tile.
  */
 enum wdirect { WD_F32, WD_BF16, WD_FP8 };
+enum { BF16_PREFETCH_BYTES = 512 };
 
 /*
  * FP8 at 32 columns a time, for blocks whose width is a multiple of 32 (every
@@ -920,6 +921,13 @@ row_tile_direct(const struct mtp_weight *w, enum wdirect k, int r, const float *
             sc = _mm256_set1_ps(scales[c / bc]);
     }
     for (; c + 32 <= nv; c += 32) {
+        /* BF16 streams at 13-14 GB/s on its own against 20 for a plain read of
+         * the same memory: the hardware prefetcher does not run far enough ahead
+         * of a loop this fast. 512 bytes ahead: 15.5-17 GB/s (1024 was no better). */
+        if (k == WD_BF16)
+            _mm_prefetch((const char *)((const uint16_t *)w->data + base + (size_t)c) +
+                             BF16_PREFETCH_BYTES,
+                         _MM_HINT_T0);
         DIRECT_CHUNK(c, 0);
         DIRECT_CHUNK(c + 8, 1);
         DIRECT_CHUNK(c + 16, 2);
