@@ -393,6 +393,83 @@ static void test_matmul_canonical_bitwise(void **state)
                                500 + 31 * d + i);
 }
 
+/*
+ * FP8 at the widths and 128-column blocks of the released checkpoints, where
+ * the AVX2 kernel widens whole rows of normal E4M3 bytes with the block scale
+ * times 2^120 (cpu_matmul.c, fp8x8_folded), bitwise against the canonical
+ * order, at 1, 2 and 3 threads and n = 1..6. Rows of normal bytes take that
+ * path; rows with one zero or subnormal byte, or a NaN code, and blocks
+ * whose scale is too large to fold (2^7, 2^20) or small enough to make
+ * subnormal products (1e-38), must give the same bits through the other path.
+ */
+static uint8_t random_fp8_normal(uint64_t *s)
+{
+    uint8_t b;
+    do
+        b = random_fp8(s);
+    while ((b & 0x78) == 0); /* exponent field 0: zero or subnormal */
+    return b;
+}
+
+static void fp8_wide_case_run(int rows, int cols, int bc, uint64_t seed)
+{
+    uint64_t s = seed;
+    int nbr = (rows + 127) / 128, nbc = (cols + bc - 1) / bc;
+    uint8_t *data = malloc((size_t)rows * (size_t)cols);
+    float *sc = malloc((size_t)nbr * (size_t)nbc * sizeof(float));
+    const float odd_scales[] = {0x1p7f, 0x1p20f, 1e-38f, 0x1.fffffep6f};
+    for (int i = 0; i < nbr * nbc; i++)
+        sc[i] = i % 7 == 3 ? odd_scales[(i / 7) % 4] : ldexpf(1.0f + rng_float(&s), -(int)(rng_next(&s) % 17));
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++)
+            data[(size_t)r * cols + c] = random_fp8_normal(&s);
+        if (r % 5 == 1) /* one zero or subnormal somewhere in the row */
+            data[(size_t)r * cols + (int)(rng_next(&s) % (uint64_t)cols)] =
+                (uint8_t)(rng_next(&s) % 8 | (r % 2 ? 0x80 : 0));
+        if (r % 11 == 4) /* a NaN code: the row's outputs are NaN */
+            data[(size_t)r * cols + (int)(rng_next(&s) % (uint64_t)cols)] = r % 2 ? 0xFF : 0x7F;
+    }
+    struct mtp_weight w = {.dtype = MTP_DTYPE_F8_E4M3, .rows = rows, .cols = cols, .data = data,
+                           .scale_inv = sc, .block_rows = 128, .block_cols = bc, .name = "w"};
+    const int nmax = 6, xs = cols + 3, ys = rows + 1;
+    float *x = wide_floats((size_t)nmax * xs, &s);
+    float *ref = calloc((size_t)nmax * ys, sizeof(float));
+    float *y = calloc((size_t)nmax * ys, sizeof(float));
+    mtp_cpu_matmul_canonical(&w, x, xs, nmax, ref, ys);
+    for (int th = 1; th <= 3; th++) {
+        struct mtp_backend *be = backend_threads(th);
+        for (int n = 1; n <= nmax; n++) {
+            be->iface->matmul(be->ctx, &w, x, xs, n, y, ys);
+            for (int t = 0; t < n; t++)
+                for (int r = 0; r < rows; r++)
+                    if (memcmp(&y[(size_t)t * ys + r], &ref[(size_t)t * ys + r], sizeof(float))) {
+                        print_message("FP8 [%d, %d] block %d, n %d, %d threads: token %d row %d: "
+                                      "%a, canonical %a\n",
+                                      rows, cols, bc, n, th, t, r, (double)y[(size_t)t * ys + r],
+                                      (double)ref[(size_t)t * ys + r]);
+                        fail();
+                    }
+        }
+        mtp_backend_free(be);
+    }
+    free(data);
+    free(sc);
+    free(x);
+    free(ref);
+    free(y);
+}
+
+static void test_matmul_fp8_wide_bitwise(void **state)
+{
+    (void)state;
+    /* Widths: one block, many blocks (DeepSeek-V3's 7168), a partial last block, chunks and a
+     * tail past the last 32-column group; 32- and 64-wide blocks too. */
+    const int cases[][3] = {{50, 128, 128}, {30, 7168, 128}, {27, 1000, 128},
+                            {26, 1061, 128}, {49, 320, 32}, {25, 200, 64}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        fp8_wide_case_run(cases[i][0], cases[i][1], cases[i][2], 4242 + i);
+}
+
 /* mtp_cpu_dot_rows (attention's scores and W_UV) is the canonical dot too. */
 static void test_dot_rows_bitwise(void **state)
 {
@@ -716,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_matmul_fp8_hand),
         cmocka_unit_test(test_fp8_decode_all_bytes),
         cmocka_unit_test(test_matmul_canonical_bitwise),
+        cmocka_unit_test(test_matmul_fp8_wide_bitwise),
         cmocka_unit_test(test_dot_rows_bitwise),
         cmocka_unit_test(test_axpy_rows_bitwise),
         cmocka_unit_test(test_silu_prefill_accuracy),

@@ -158,6 +158,33 @@ static void test_slow_item(void **state)
     }
 }
 
+/*
+ * The straggler rule (mtp_cpu_pool_stalled): a caller that waited for the last
+ * item of a job whose items are long was not held up by a preempted worker,
+ * and must not send the next hundreds of jobs to the caller alone; a wait of a
+ * time slice for short items still is a stall.
+ */
+static void test_stall_rule(void **state)
+{
+    (void)state;
+    const long long us = 1000, ms = 1000000;
+    /* Real-dimension FP8 matmul at 2 threads: 30 us items, the caller waited for one. */
+    assert_false(mtp_cpu_pool_stalled(90 * us, 30 * us, 30 * us));
+    /* Three 300 us items, the caller waited a whole item: half the job. */
+    assert_false(mtp_cpu_pool_stalled(600 * us, 300 * us, 300 * us));
+    /* A worker preempted for a time slice while items take microseconds. */
+    assert_true(mtp_cpu_pool_stalled(5 * ms, 4 * ms, 10 * us));
+    /* Small-model ops, worker preempted: 2 us items, 1.5 ms waited out of 2. */
+    assert_true(mtp_cpu_pool_stalled(2 * ms, 1500 * us, 2 * us));
+    /* A worker's page fault on a first touch: 6 us items, 60 us waited out of 150. */
+    assert_false(mtp_cpu_pool_stalled(150 * us, 60 * us, 6 * us));
+    /* Under 200 us, or under a quarter of the job, is never a stall. */
+    assert_false(mtp_cpu_pool_stalled(300 * us, 190 * us, 1 * us));
+    assert_false(mtp_cpu_pool_stalled(4 * ms, 900 * us, 1 * us));
+    /* The caller ran no item (item time unknown, 0): the other two rules decide. */
+    assert_true(mtp_cpu_pool_stalled(1 * ms, 500 * us, 0));
+}
+
 /* Threads of this process, from /proc/self/status; -1 if unreadable. */
 static int process_threads(void)
 {
@@ -252,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_back_to_back),
         cmocka_unit_test(test_nested),
         cmocka_unit_test(test_slow_item),
+        cmocka_unit_test(test_stall_rule),
         cmocka_unit_test(test_free_joins),
         cmocka_unit_test(test_small_work_in_caller),
         cmocka_unit_test(test_default_threads_follow_affinity),

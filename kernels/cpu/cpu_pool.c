@@ -96,7 +96,8 @@ struct mtp_cpu_pool {
 enum {
     POOL_WINDOW = 64,          /* parallel jobs per straggler check */
     POOL_WAIT_SHARE = 5,       /* back off when waiting > 1/5 of the window's time */
-    POOL_STALL_NS = 20000,     /* or when one job waited this long, and over a quarter of it */
+    POOL_STALL_NS = 200000,    /* or when one job waited this long, over a quarter of it, */
+    POOL_STALL_ITEMS = 4,      /* and over this many of the caller's items (mtp_cpu_pool_stalled) */
     POOL_BACKOFF_MIN = 256,    /* jobs: a few tokens of a small model */
     POOL_BACKOFF_MAX = 16384,  /* jobs: the probe never stops entirely */
 };
@@ -316,19 +317,25 @@ static void wait_done(struct mtp_cpu_pool *p, uint32_t n)
  * descheduled in the middle of an item (its core taken by another process)
  * makes the caller wait for the scheduler to give it back, up to a time
  * slice of milliseconds; when that waiting is more than a fifth of the
- * window's time, or one job waited over 20 us and over a quarter of its
- * time, the next BACKOFF jobs run in the caller alone (the workers
+ * window's time, or one job was a stall (mtp_cpu_pool_stalled), the next
+ * BACKOFF jobs run in the caller alone (the workers
  * sleep), then a window in parallel probes again, the stretch doubling each
  * time the probe fails; while backing off, idle workers do not spin either
  * (a preempted worker shares its CPU, perhaps with the caller, whose time
  * any spinning would take), and a clean window restores both. Results are
  * the same either way: an item is still computed by one thread. */
-static void account_job(struct mtp_cpu_pool *p, long long job_ns, long long wait_ns)
+int mtp_cpu_pool_stalled(long long job_ns, long long wait_ns, long long item_ns)
+{
+    return wait_ns > POOL_STALL_NS && 4 * wait_ns > job_ns && wait_ns > POOL_STALL_ITEMS * item_ns;
+}
+
+static void account_job(struct mtp_cpu_pool *p, long long job_ns, long long wait_ns,
+                        long long item_ns)
 {
     p->win_job_ns += job_ns;
     p->win_wait_ns += wait_ns;
     /* One stall is already a preempted worker: do not wait for the window. */
-    int stalled = wait_ns > POOL_STALL_NS && 4 * wait_ns > job_ns;
+    int stalled = mtp_cpu_pool_stalled(job_ns, wait_ns, item_ns);
     if (++p->win_jobs < POOL_WINDOW && !stalled)
         return;
     if (stalled || p->win_wait_ns * POOL_WAIT_SHARE > p->win_job_ns) {
@@ -380,12 +387,12 @@ void mtp_cpu_pool_run(struct mtp_cpu_pool *p, int n_items, mtp_cpu_task_fn fn, v
     if (atomic_load(&p->sleepers) > 0)
         futex_wake(&p->job, p->n_threads - 1);
 
-    work_on(p, job, 0);
+    int ran = work_on(p, job, 0);
     long long t1 = now_ns();
     wait_done(p, (uint32_t)n_items);
     long long t2 = now_ns();
-    if (p->backoff_on)
-        account_job(p, t2 - t0, t2 - t1);
+    if (p->backoff_on) /* the caller's mean item: what one claimed item should take */
+        account_job(p, t2 - t0, t2 - t1, ran > 0 ? (t1 - t0) / ran : 0);
 
     tls_pool = outer_pool;
     tls_thread = outer_thread;

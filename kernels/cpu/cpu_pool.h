@@ -78,6 +78,18 @@ int mtp_cpu_pool_threads(const struct mtp_cpu_pool *pool);
  * measures the mechanism itself). */
 void mtp_cpu_pool_set_backoff(struct mtp_cpu_pool *pool, int on);
 
+/* Whether one job was a stall, a worker descheduled in the middle of an item:
+ * the caller waited WAIT_NS of the job's JOB_NS for items other threads had
+ * claimed, over 200 us, over a quarter of the job, and over 4 times ITEM_NS,
+ * the caller's own mean item in that job. A preempted worker holds its item
+ * for a time slice (milliseconds); a worker's page fault on a weight touched
+ * for the first time (tens of microseconds) or the last item of a job whose
+ * items are long (24 rows of a real-dimension FP8 weight: 25-40 us) is not
+ * one. With 20 us and no item rule, such waits sent a real-dimension decode
+ * on two idle CPUs into the caller alone for most of its ops (RESULTS.md
+ * "At real dimensions"). */
+int mtp_cpu_pool_stalled(long long job_ns, long long wait_ns, long long item_ns);
+
 /* The parallel for on POOL (mtp_cpu_parallel_for). Runs on one pool must not
  * overlap, except nested ones from inside an item. */
 void mtp_cpu_pool_run(struct mtp_cpu_pool *pool, int n_items, mtp_cpu_task_fn fn, void *arg);
